@@ -1,0 +1,298 @@
+/**
+ * The tape. Every differentiable op that runs while grad mode is on records a Node; `backward` walks the
+ * nodes reachable from the output newest-first (their ids are the tape order), calls each node's backward
+ * and accumulates the results. The engine knows no maths beyond one step: gradients are summed back to
+ * their input's shape here, and only here, when an op broadcast its inputs.
+ */
+import { AnomalyError, GraphError, ShapeError, fmtShape } from "./errors.ts";
+import { sameShape } from "./shape.ts";
+import type { Tensor } from "./tensor.ts";
+
+export type BackwardFn = (grad: Tensor) => (Tensor | null | undefined)[];
+
+let nextNodeId = 0;
+
+/** One recorded op: its inputs and how to turn the output's gradient into the inputs' gradients. */
+export class Node {
+  readonly id = nextNodeId++;
+  /** Where in user code the op was created; captured only under detectAnomaly. */
+  stack: string | undefined;
+  freed = false;
+
+  constructor(
+    readonly op: string,
+    public inputs: Tensor[],
+    public backward: BackwardFn | null,
+    readonly outShape: readonly number[],
+  ) {}
+}
+
+// ---------------------------------------------------------------- grad mode and anomaly mode
+
+let gradEnabled = true;
+let anomalyEnabled = false;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = enabled;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Runs `fn` without recording anything on the tape (torch.no_grad). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
+/** Runs `fn` with recording on, even inside noGrad (torch.enable_grad). */
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}
+
+export function isAnomalyEnabled(): boolean {
+  return anomalyEnabled;
+}
+
+/**
+ * Runs `fn` with NaN/Inf checks on every op's forward output and every backward gradient: the first op
+ * that produces one throws an AnomalyError naming the op and where in user code it was created.
+ * @example detectAnomaly(() => loss.backward())
+ */
+export function detectAnomaly<T>(fn: () => T): T {
+  const prev = anomalyEnabled;
+  anomalyEnabled = true;
+  try {
+    return fn();
+  } finally {
+    anomalyEnabled = prev;
+  }
+}
+
+function firstNonFinite(t: Tensor): number {
+  const d = t.data;
+  for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return i;
+  return -1;
+}
+
+function userFrame(stack: string | undefined): string {
+  if (!stack) return "";
+  const lines = stack.split("\n").slice(1).map((l) => l.trim());
+  const user = lines.find((l) => !/[\\/]packages[\\/]autograd[\\/]src[\\/]/.test(l) && !l.includes("node:internal"));
+  return user ? `\n  created ${user}` : "";
+}
+
+/** Anomaly check of an op's forward output (called by ops while detectAnomaly is on). */
+export function checkForward(op: string, out: Tensor): void {
+  const i = firstNonFinite(out);
+  if (i >= 0) {
+    throw new AnomalyError(
+      `${op}: forward produced ${out.data[i]} at flat index ${i} of output ${fmtShape(out.shape)}${userFrame(new Error().stack)}`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------- recording
+
+/**
+ * Records `out = op(inputs)` on the tape when grad mode is on and an input requires grad.
+ * Returns `out`, now carrying its node.
+ */
+export function record(op: string, inputs: Tensor[], out: Tensor, backward: BackwardFn): Tensor {
+  if (anomalyEnabled) checkForward(op, out);
+  if (!gradEnabled) return out;
+  let any = false;
+  for (const x of inputs) if (x.requiresGrad) { any = true; break; }
+  if (!any) return out;
+  const node = new Node(op, inputs, backward, out.shape);
+  if (anomalyEnabled) node.stack = new Error().stack;
+  out.gradFn = node;
+  out.requiresGrad = true;
+  return out;
+}
+
+// ---------------------------------------------------------------- the walk
+
+export interface BackwardOptions {
+  retainGraph?: boolean;
+  createGraph?: boolean;
+}
+
+/** Helpers the engine needs from the ops layer, injected once at start-up to keep the layers apart. */
+export interface EngineOps {
+  sumTo(g: Tensor, shape: readonly number[]): Tensor;
+  add(a: Tensor, b: Tensor): Tensor;
+  cast(g: Tensor, dtype: Tensor["dtype"]): Tensor;
+  detachedCopy(g: Tensor): Tensor;
+  addInPlace(target: Tensor, g: Tensor): void;
+}
+
+let ops: EngineOps | null = null;
+export function installEngineOps(o: EngineOps): void {
+  ops = o;
+}
+
+/** Nodes reachable from `roots`, newest first. Iterative: a 100k-op chain cannot overflow the stack. */
+function collect(roots: Tensor[]): Node[] {
+  const seen = new Set<Node>();
+  const stack: Node[] = [];
+  for (const r of roots) if (r.gradFn && !seen.has(r.gradFn)) { seen.add(r.gradFn); stack.push(r.gradFn); }
+  const out: Node[] = [];
+  while (stack.length) {
+    const node = stack.pop()!;
+    if (node.freed) {
+      throw new GraphError(
+        `backward: trying to backward through the graph a second time (op ${node.op} was freed by an earlier backward); ` +
+          "pass { retainGraph: true } to the first backward if you need to backward twice",
+      );
+    }
+    out.push(node);
+    for (const x of node.inputs) {
+      const n = x.gradFn;
+      if (n && !seen.has(n)) { seen.add(n); stack.push(n); }
+    }
+  }
+  return out.sort((a, b) => b.id - a.id);
+}
+
+/**
+ * Runs reverse mode from `outputs` seeded with `gradOutputs`. With `targets`, returns their gradients
+ * (torch.autograd.grad) and touches no `.grad`; without, accumulates into the `.grad` of every leaf.
+ */
+export function runBackward(
+  outputs: Tensor[],
+  gradOutputs: Tensor[],
+  options: BackwardOptions & { targets?: Tensor[]; allowUnused?: boolean },
+): (Tensor | null)[] {
+  if (!ops) throw new Error("tapegrad engine used before the ops were installed");
+  const E = ops;
+  const createGraph = options.createGraph ?? false;
+  const retainGraph = options.retainGraph ?? createGraph;
+  const targets = options.targets;
+  const nodes = collect(outputs);
+
+  // With targets, skip every node that leads to none of them (ascending id order is topological).
+  let needed: Set<Node> | null = null;
+  const targetLeaves = new Map<Tensor, number>();
+  const targetNodes = new Map<Node, number>();
+  const results: (Tensor | null)[] = [];
+  if (targets) {
+    targets.forEach((t, i) => {
+      if (!t.requiresGrad) throw new GraphError(`grad: input ${i} ${fmtShape(t.shape)} does not require grad`);
+      if (t.gradFn) targetNodes.set(t.gradFn, i);
+      else targetLeaves.set(t, i);
+      results.push(null);
+    });
+    needed = new Set();
+    for (let k = nodes.length - 1; k >= 0; k--) {
+      const node = nodes[k];
+      if (targetNodes.has(node) || node.inputs.some((x) => targetLeaves.has(x) || (x.gradFn !== null && needed!.has(x.gradFn)))) {
+        needed.add(node);
+      }
+    }
+  }
+
+  const grads = new Map<Node, Tensor>();
+  const deliverLeaf = (x: Tensor, g: Tensor): void => {
+    if (targets) {
+      const i = targetLeaves.get(x);
+      if (i === undefined) return;
+      results[i] = results[i] ? E.add(results[i]!, g) : g;
+    } else if (createGraph) {
+      x.grad = x.grad ? E.add(x.grad, g) : g;
+    } else if (x.grad) {
+      E.addInPlace(x.grad, g);
+    } else {
+      x.grad = E.detachedCopy(g);
+    }
+  };
+
+  const run = (): void => {
+    outputs.forEach((o, i) => {
+      const g = gradOutputs[i];
+      if (o.gradFn) grads.set(o.gradFn, grads.has(o.gradFn) ? E.add(grads.get(o.gradFn)!, g) : g);
+      else if (o.requiresGrad) deliverLeaf(o, g);
+    });
+    for (const node of nodes) {
+      const g = grads.get(node);
+      if (!g) continue;
+      grads.delete(node);
+      if (targets) {
+        const ti = targetNodes.get(node);
+        if (ti !== undefined) results[ti] = g;
+        if (!needed!.has(node)) continue;
+      }
+      const backward = node.backward!;
+      const inputGrads = backward(g);
+      node.inputs.forEach((x, i) => {
+        let gi = inputGrads[i];
+        if (!gi || !x.requiresGrad) return;
+        if (needed && !(targetLeaves.has(x) || (x.gradFn && needed.has(x.gradFn)))) return;
+        gi = reduceToInput(E, node, i, gi, x);
+        if (anomalyEnabled) {
+          const bad = firstNonFinite(gi);
+          if (bad >= 0) {
+            throw new AnomalyError(
+              `${node.op}: backward produced ${gi.data[bad]} in the gradient of input ${i} ${fmtShape(x.shape)} at flat index ${bad}` +
+                userFrame(node.stack),
+            );
+          }
+        }
+        if (x.gradFn) {
+          const prev = grads.get(x.gradFn);
+          grads.set(x.gradFn, prev ? E.add(prev, gi) : gi);
+        } else deliverLeaf(x, gi);
+      });
+    }
+  };
+
+  try {
+    withGradMode(createGraph, run);
+  } finally {
+    if (!retainGraph) {
+      for (const node of nodes) {
+        node.freed = true;
+        node.backward = null;
+        node.inputs = [];
+      }
+    }
+  }
+
+  if (targets) {
+    results.forEach((r, i) => {
+      if (r === null && !options.allowUnused) {
+        throw new GraphError(
+          `grad: input ${i} ${fmtShape(targets[i].shape)} was not used to compute the output; pass { allowUnused: true } to get null for it`,
+        );
+      }
+    });
+  }
+  return results;
+}
+
+/** The one place where broadcast gradients are summed back to their input's shape and checked. */
+function reduceToInput(E: EngineOps, node: Node, i: number, g: Tensor, x: Tensor): Tensor {
+  if (!sameShape(g.shape, x.shape)) {
+    if (!broadcastsTo(x.shape, g.shape)) {
+      throw new ShapeError(
+        `${node.op}: backward returned a gradient of shape ${fmtShape(g.shape)} for input ${i} of shape ${fmtShape(x.shape)}`,
+      );
+    }
+    g = E.sumTo(g, x.shape);
+  }
+  if (g.dtype !== x.dtype) g = E.cast(g, x.dtype);
+  return g;
+}
+
+function broadcastsTo(from: readonly number[], to: readonly number[]): boolean {
+  if (from.length > to.length) return false;
+  const off = to.length - from.length;
+  for (let i = 0; i < from.length; i++) if (from[i] !== 1 && from[i] !== to[i + off]) return false;
+  return true;
+}

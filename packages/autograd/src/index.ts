@@ -1,0 +1,19 @@
+export { Tensor, tensor } from "./tensor.ts";
+export type { NestedArray, Axis, TensorOptions, TensorLikeInput, IndexInput } from "./tensor.ts";
+export type { DType, FloatArray } from "./dtype.ts";
+export { noGrad, enableGrad, isGradEnabled, detectAnomaly, isAnomalyEnabled } from "./engine.ts";
+export { grad, type GradOptions } from "./autograd.ts";
+export { manualSeed, Generator, defaultGenerator } from "./random.ts";
+export {
+  zeros, ones, full, zerosLike, onesLike, fullLike, randn, rand, arange, eye,
+  type FactoryOptions, type RandomOptions,
+} from "./ops/factories.ts";
+export {
+  add, sub, mul, div, pow, maximum, minimum, neg, exp, log, relu, tanh, sigmoid, sqrt, abs,
+  matmul, sum, mean, max, min, argmax, logsumexp, pick, reshape, flatten, transpose, permute,
+  broadcastTo, sumTo, unsqueeze, squeeze, cast, clone, logSoftmax, softmax,
+} from "./ops/index.ts";
+export {
+  TapegradError, ShapeError, AxisError, IndexError, GraphError, AnomalyError, ValueError,
+} from "./errors.ts";
+export { broadcastShapes } from "./shape.ts";

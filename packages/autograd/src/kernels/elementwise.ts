@@ -1,0 +1,200 @@
+/**
+ * Elementwise kernels over typed arrays: broadcasting binary ops, unary maps, broadcastTo, permute.
+ * They know nothing of tensors or the tape: plain loops with explicit sizes and strides.
+ */
+import type { FloatArray } from "../dtype.ts";
+
+export type BinaryKind = "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum" | "eq" | "ne" | "gt" | "ge" | "lt" | "le";
+
+/** Strides of `shape` read as broadcast to `outShape`: 0 along broadcast dimensions. */
+export function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
+  const n = outShape.length;
+  const off = n - shape.length;
+  const s = new Array<number>(n).fill(0);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i + off] = shape[i] === 1 ? 0 : acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+/** out[i] = a[ai] ∘ b[bi] for `len` elements with strides sa, sb (0 = broadcast). */
+function binaryRun(
+  kind: BinaryKind, a: FloatArray, ao: number, sa: number, b: FloatArray, bo: number, sb: number,
+  out: FloatArray, oo: number, len: number,
+): void {
+  switch (kind) {
+    case "add":
+      if (sa === 1 && sb === 1) for (let i = 0; i < len; i++) out[oo + i] = a[ao + i] + b[bo + i];
+      else if (sa === 1 && sb === 0) { const y = b[bo]; for (let i = 0; i < len; i++) out[oo + i] = a[ao + i] + y; }
+      else for (let i = 0; i < len; i++) out[oo + i] = a[ao + i * sa] + b[bo + i * sb];
+      return;
+    case "sub":
+      if (sa === 1 && sb === 1) for (let i = 0; i < len; i++) out[oo + i] = a[ao + i] - b[bo + i];
+      else if (sa === 1 && sb === 0) { const y = b[bo]; for (let i = 0; i < len; i++) out[oo + i] = a[ao + i] - y; }
+      else for (let i = 0; i < len; i++) out[oo + i] = a[ao + i * sa] - b[bo + i * sb];
+      return;
+    case "mul":
+      if (sa === 1 && sb === 1) for (let i = 0; i < len; i++) out[oo + i] = a[ao + i] * b[bo + i];
+      else if (sa === 1 && sb === 0) { const y = b[bo]; for (let i = 0; i < len; i++) out[oo + i] = a[ao + i] * y; }
+      else for (let i = 0; i < len; i++) out[oo + i] = a[ao + i * sa] * b[bo + i * sb];
+      return;
+    case "div":
+      if (sa === 1 && sb === 1) for (let i = 0; i < len; i++) out[oo + i] = a[ao + i] / b[bo + i];
+      else for (let i = 0; i < len; i++) out[oo + i] = a[ao + i * sa] / b[bo + i * sb];
+      return;
+    case "pow":
+      for (let i = 0; i < len; i++) out[oo + i] = Math.pow(a[ao + i * sa], b[bo + i * sb]);
+      return;
+    case "maximum":
+      for (let i = 0; i < len; i++) { const x = a[ao + i * sa], y = b[bo + i * sb]; out[oo + i] = x !== x || x > y ? x : y; }
+      return;
+    case "minimum":
+      for (let i = 0; i < len; i++) { const x = a[ao + i * sa], y = b[bo + i * sb]; out[oo + i] = x !== x || x < y ? x : y; }
+      return;
+    case "eq": for (let i = 0; i < len; i++) out[oo + i] = a[ao + i * sa] === b[bo + i * sb] ? 1 : 0; return;
+    case "ne": for (let i = 0; i < len; i++) out[oo + i] = a[ao + i * sa] !== b[bo + i * sb] ? 1 : 0; return;
+    case "gt": for (let i = 0; i < len; i++) out[oo + i] = a[ao + i * sa] > b[bo + i * sb] ? 1 : 0; return;
+    case "ge": for (let i = 0; i < len; i++) out[oo + i] = a[ao + i * sa] >= b[bo + i * sb] ? 1 : 0; return;
+    case "lt": for (let i = 0; i < len; i++) out[oo + i] = a[ao + i * sa] < b[bo + i * sb] ? 1 : 0; return;
+    case "le": for (let i = 0; i < len; i++) out[oo + i] = a[ao + i * sa] <= b[bo + i * sb] ? 1 : 0; return;
+  }
+}
+
+/**
+ * Broadcasting binary op. Fast paths: equal shapes, a scalar operand, a row vector against a matrix;
+ * otherwise a strided walk over the output whose innermost dimension is one contiguous run.
+ */
+export function binary(
+  kind: BinaryKind, a: FloatArray, aShape: readonly number[], b: FloatArray, bShape: readonly number[],
+  out: FloatArray, outShape: readonly number[],
+): void {
+  const n = out.length;
+  if (n === 0) return;
+  if (a.length === n && b.length === n) return binaryRun(kind, a, 0, 1, b, 0, 1, out, 0, n);
+  if (b.length === 1 && a.length === n) return binaryRun(kind, a, 0, 1, b, 0, 0, out, 0, n);
+  if (a.length === 1 && b.length === n) return binaryRun(kind, a, 0, 0, b, 0, 1, out, 0, n);
+  const rank = outShape.length;
+  const sa = broadcastStrides(aShape, outShape);
+  const sb = broadcastStrides(bShape, outShape);
+  const inner = outShape[rank - 1];
+  const ia = sa[rank - 1];
+  const ib = sb[rank - 1];
+  const idx = new Array<number>(rank).fill(0);
+  let ao = 0;
+  let bo = 0;
+  for (let oo = 0; oo < n; oo += inner) {
+    binaryRun(kind, a, ao, ia, b, bo, ib, out, oo, inner);
+    // advance the multi-index over all but the innermost dimension
+    for (let d = rank - 2; d >= 0; d--) {
+      idx[d]++;
+      ao += sa[d];
+      bo += sb[d];
+      if (idx[d] < outShape[d]) break;
+      ao -= sa[d] * idx[d];
+      bo -= sb[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/** out = x broadcast to outShape. */
+export function broadcastTo(x: FloatArray, xShape: readonly number[], out: FloatArray, outShape: readonly number[]): void {
+  const n = out.length;
+  if (n === 0) return;
+  if (x.length === n) { out.set(x); return; }
+  if (x.length === 1) { out.fill(x[0]); return; }
+  const rank = outShape.length;
+  const sx = broadcastStrides(xShape, outShape);
+  const inner = outShape[rank - 1];
+  const ix = sx[rank - 1];
+  const idx = new Array<number>(rank).fill(0);
+  let xo = 0;
+  for (let oo = 0; oo < n; oo += inner) {
+    if (ix === 1) out.set(x.subarray(xo, xo + inner), oo);
+    else out.fill(x[xo], oo, oo + inner);
+    for (let d = rank - 2; d >= 0; d--) {
+      idx[d]++;
+      xo += sx[d];
+      if (idx[d] < outShape[d]) break;
+      xo -= sx[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+export type UnaryKind = "neg" | "exp" | "log" | "relu" | "tanh" | "sigmoid" | "sqrt" | "abs" | "sign" | "step";
+
+/** out = f(x) elementwise; `step` is the 0/1 mask x > 0 that relu's backward multiplies by. */
+export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
+  const n = x.length;
+  switch (kind) {
+    case "neg": for (let i = 0; i < n; i++) out[i] = -x[i]; return;
+    case "exp": for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]); return;
+    case "log": for (let i = 0; i < n; i++) out[i] = Math.log(x[i]); return;
+    case "relu": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? v : v !== v ? v : 0; } return;
+    case "tanh": for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]); return;
+    case "sigmoid":
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        // NOTE: two branches keep exp from overflowing for large |v|.
+        if (v >= 0) out[i] = 1 / (1 + Math.exp(-v));
+        else { const e = Math.exp(v); out[i] = e / (1 + e); }
+      }
+      return;
+    case "sqrt": for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]); return;
+    case "abs": for (let i = 0; i < n; i++) out[i] = Math.abs(x[i]); return;
+    case "sign": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? 1 : v < 0 ? -1 : v; } return;
+    case "step": for (let i = 0; i < n; i++) out[i] = x[i] > 0 ? 1 : 0; return;
+  }
+}
+
+/** out = x with its axes permuted: out.shape[i] = shape[axes[i]]. */
+export function permute(x: FloatArray, shape: readonly number[], axes: readonly number[], out: FloatArray): void {
+  const rank = shape.length;
+  const n = x.length;
+  if (n === 0) return;
+  if (rank === 2 && axes[0] === 1) return transpose2d(x, 0, shape[0], shape[1], out, 0);
+  const inStrides = new Array<number>(rank);
+  let acc = 1;
+  for (let i = rank - 1; i >= 0; i--) { inStrides[i] = acc; acc *= shape[i]; }
+  const outShape = axes.map((a) => shape[a]);
+  const st = axes.map((a) => inStrides[a]);
+  // batched 2-D transposes (the common transpose() of the last two axes) take the blocked path
+  if (rank > 2 && axes[rank - 1] === rank - 2 && axes[rank - 2] === rank - 1 && axes.slice(0, rank - 2).every((a, i) => a === i)) {
+    const r = shape[rank - 2];
+    const c = shape[rank - 1];
+    for (let off = 0; off < n; off += r * c) transpose2d(x, off, r, c, out, off);
+    return;
+  }
+  const inner = outShape[rank - 1];
+  const is = st[rank - 1];
+  const idx = new Array<number>(rank).fill(0);
+  let xo = 0;
+  for (let oo = 0; oo < n; oo += inner) {
+    for (let i = 0; i < inner; i++) out[oo + i] = x[xo + i * is];
+    for (let d = rank - 2; d >= 0; d--) {
+      idx[d]++;
+      xo += st[d];
+      if (idx[d] < outShape[d]) break;
+      xo -= st[d] * idx[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/** Cache-blocked transpose of an r×c matrix at x[xo] into out[oo] (c×r). */
+export function transpose2d(x: FloatArray, xo: number, r: number, c: number, out: FloatArray, oo: number): void {
+  const B = 32;
+  for (let i0 = 0; i0 < r; i0 += B) {
+    const i1 = Math.min(i0 + B, r);
+    for (let j0 = 0; j0 < c; j0 += B) {
+      const j1 = Math.min(j0 + B, c);
+      for (let i = i0; i < i1; i++) {
+        const row = xo + i * c;
+        for (let j = j0; j < j1; j++) out[oo + j * r + i] = x[row + j];
+      }
+    }
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Reductions along one axis, with the tensor viewed as [outer, n, inner] (n = the reduced axis).
+ * Several contiguous axes merge into one n; the ops layer reduces non-contiguous axes one after another.
+ */
+import type { FloatArray } from "../dtype.ts";
+
+/** out[o, i] = Σ_j x[o, j, i]. Accumulates in double precision. */
+export function sumAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void {
+  if (inner === 1) {
+    for (let o = 0; o < outer; o++) {
+      let s = 0;
+      const base = o * n;
+      for (let j = 0; j < n; j++) s += x[base + j];
+      out[o] = s;
+    }
+    return;
+  }
+  const acc = new Float64Array(inner);
+  for (let o = 0; o < outer; o++) {
+    acc.fill(0);
+    let base = o * n * inner;
+    for (let j = 0; j < n; j++, base += inner) {
+      for (let i = 0; i < inner; i++) acc[i] += x[base + i];
+    }
+    const ob = o * inner;
+    for (let i = 0; i < inner; i++) out[ob + i] = acc[i];
+  }
+}
+
+/** out[o, i] = max_j x[o, j, i]; NaN propagates as in NumPy. n must be ≥ 1. */
+export function maxAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void {
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      let base = o * n * inner + i;
+      let m = x[base];
+      for (let j = 1; j < n && m === m; j++) {
+        base += inner;
+        const v = x[base];
+        if (v > m || v !== v) m = v;
+      }
+      out[o * inner + i] = m;
+    }
+  }
+}
+
+/** out[o, i] = argmax_j x[o, j, i] (the first maximum; a NaN counts as the maximum, as in NumPy). */
+export function argmaxAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void {
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      let base = o * n * inner + i;
+      let m = x[base];
+      let arg = 0;
+      for (let j = 1; j < n && m === m; j++) {
+        base += inner;
+        const v = x[base];
+        if (v > m || v !== v) { m = v; arg = j; }
+      }
+      out[o * inner + i] = arg;
+    }
+  }
+}
+
+/** out[o, i] = x[o, index[o, i], i] (MXNet's pick). Indices must be validated by the caller. */
+export function pickAxis(x: FloatArray, outer: number, n: number, inner: number, index: Int32Array, out: FloatArray): void {
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const k = o * inner + i;
+      out[k] = x[(o * n + index[k]) * inner + i];
+    }
+  }
+}
+
+/** out[o, index[o, i], i] += g[o, i]; out must be zeroed by the caller. Repeated indices accumulate. */
+export function scatterAddAxis(g: FloatArray, outer: number, n: number, inner: number, index: Int32Array, out: FloatArray): void {
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const k = o * inner + i;
+      out[(o * n + index[k]) * inner + i] += g[k];
+    }
+  }
+}
+
+/** Numerically stable log-softmax along the middle axis: x - max - log Σ exp(x - max). */
+export function logSoftmaxAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void {
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const base = o * n * inner + i;
+      let m = -Infinity;
+      for (let j = 0; j < n; j++) { const v = x[base + j * inner]; if (v > m || v !== v) m = v; }
+      if (m === -Infinity) m = 0; // every logit -inf: let the result be -inf/NaN like PyTorch, without inf - inf here
+      let s = 0;
+      for (let j = 0; j < n; j++) s += Math.exp(x[base + j * inner] - m);
+      const lse = m + Math.log(s);
+      for (let j = 0; j < n; j++) out[base + j * inner] = x[base + j * inner] - lse;
+    }
+  }
+}

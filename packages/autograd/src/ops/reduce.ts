@@ -1,0 +1,104 @@
+/** Reductions: sum and max are primitives; mean, min and logsumexp are composites. */
+import type { FloatArray } from "../dtype.ts";
+import { allocate } from "../dtype.ts";
+import { ShapeError, fmtShape } from "../errors.ts";
+import { noGrad, record } from "../engine.ts";
+import * as K from "../kernels/index.ts";
+import { normalizeAxes, normalizeAxis, reducedShape, sizeOf } from "../shape.ts";
+import { Tensor, type Axis } from "../tensor.ts";
+import { add, div, mul, sub, compare } from "./binary.ts";
+import { log, exp, neg } from "./unary.ts";
+import { broadcastTo, reshape } from "./shape.ts";
+
+type AxisKernel = (x: FloatArray, outer: number, n: number, inner: number, out: FloatArray) => void;
+
+/**
+ * Reduces `axes` (sorted) with `kernel`, one run of contiguous axes at a time, last run first.
+ * Returns the data and the keepdims shape.
+ */
+function reduceAxes(x: Tensor, axes: readonly number[], kernel: AxisKernel): { data: FloatArray; kept: number[] } {
+  const kept = [...x.shape];
+  let data = x.data;
+  let end = axes.length - 1;
+  while (end >= 0) {
+    let start = end;
+    while (start > 0 && axes[start - 1] === axes[start] - 1) start--;
+    const a0 = axes[start];
+    const a1 = axes[end];
+    const outer = sizeOf(kept.slice(0, a0));
+    const n = sizeOf(kept.slice(a0, a1 + 1));
+    const inner = sizeOf(kept.slice(a1 + 1));
+    const out = allocate(x.dtype, outer * inner);
+    kernel(data, outer, n, inner, out);
+    for (let i = a0; i <= a1; i++) kept[i] = 1;
+    data = out;
+    end = start - 1;
+  }
+  if (data === x.data) data = x.data.slice();
+  return { data, kept };
+}
+
+/** Sum over `axis` (all when undefined). @example x.sum(-1, true) */
+export function sum(x: Tensor, axis?: Axis, keepdims = false): Tensor {
+  const axes = normalizeAxes("sum", axis, x.ndim);
+  const { data, kept } = reduceAxes(x, axes, K.sumAxis);
+  const out = new Tensor(data, reducedShape(x.shape, axes, keepdims));
+  return record("sum", [x], out, (g) => [broadcastTo(reshape(g, kept), x.shape)]);
+}
+
+export function mean(x: Tensor, axis?: Axis, keepdims = false): Tensor {
+  const axes = normalizeAxes("mean", axis, x.ndim);
+  const n = sizeOf(axes.map((a) => x.shape[a]));
+  return div(sum(x, axes, keepdims), n);
+}
+
+/** Maximum over `axis`; the gradient is shared evenly between tied maxima (torch.amax). */
+export function max(x: Tensor, axis?: Axis, keepdims = false): Tensor {
+  const axes = normalizeAxes("max", axis, x.ndim);
+  for (const a of axes) {
+    if (x.shape[a] === 0) throw new ShapeError(`max: cannot reduce over axis ${a} of size 0 in shape ${fmtShape(x.shape)}`);
+  }
+  const { data, kept } = reduceAxes(x, axes, K.maxAxis);
+  const out = new Tensor(data, reducedShape(x.shape, axes, keepdims));
+  return record("max", [x], out, (g) => {
+    const share = noGrad(() => {
+      const hit = compare("eq", x, new Tensor(data, kept));
+      return div(hit, sum(hit, axes, true));
+    });
+    return [mul(reshape(g, kept), share)];
+  });
+}
+
+export function min(x: Tensor, axis?: Axis, keepdims = false): Tensor {
+  return neg(max(neg(x), axis, keepdims));
+}
+
+/** Index of the first maximum along `axis` (over the flattened tensor when undefined). Not differentiable. */
+export function argmax(x: Tensor, axis?: number, keepdims = false): Tensor {
+  if (axis === undefined) {
+    if (x.size === 0) throw new ShapeError(`argmax: empty tensor of shape ${fmtShape(x.shape)}`);
+    const out = new Tensor(allocate(x.dtype, 1), keepdims ? x.shape.map(() => 1) : []);
+    K.argmaxAxis(x.data, 1, x.size, 1, out.data);
+    return out;
+  }
+  const a = normalizeAxis("argmax", axis, x.ndim);
+  if (x.shape[a] === 0) throw new ShapeError(`argmax: cannot reduce over axis ${a} of size 0 in shape ${fmtShape(x.shape)}`);
+  const outer = sizeOf(x.shape.slice(0, a));
+  const inner = sizeOf(x.shape.slice(a + 1));
+  const out = new Tensor(allocate(x.dtype, outer * inner), reducedShape(x.shape, [a], keepdims));
+  K.argmaxAxis(x.data, outer, x.shape[a], inner, out.data);
+  return out;
+}
+
+/** log Σ exp(x) over `axis`, shifted by the (constant) maximum so it never overflows. */
+export function logsumexp(x: Tensor, axis?: Axis, keepdims = false): Tensor {
+  const axes = normalizeAxes("logsumexp", axis, x.ndim);
+  const shift = noGrad(() => {
+    const m = max(x, axes, true);
+    // NOTE: an all -inf (or +inf) slice would give inf - inf = NaN; shift those slices by 0 instead
+    for (let i = 0; i < m.data.length; i++) if (!Number.isFinite(m.data[i])) m.data[i] = 0;
+    return m;
+  });
+  const out = add(log(sum(exp(sub(x, shift)), axes, true)), shift);
+  return keepdims ? out : reshape(out, reducedShape(x.shape, axes, false));
+}

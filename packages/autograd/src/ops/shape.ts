@@ -1,0 +1,122 @@
+/** Shape ops: reshape, permute/transpose, broadcastTo and its adjoint sumTo, cast, clone. */
+import type { DType } from "../dtype.ts";
+import { allocate } from "../dtype.ts";
+import { AxisError, ShapeError, fmtShape } from "../errors.ts";
+import { record } from "../engine.ts";
+import * as K from "../kernels/index.ts";
+import { normalizeAxis, sameShape, sizeOf, broadcastShapes } from "../shape.ts";
+import { Tensor } from "../tensor.ts";
+import { sum } from "./reduce.ts";
+
+/** Same data, new shape; one dimension may be -1. Shares memory with `x`. */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const target = [...shape];
+  let infer = -1;
+  let known = 1;
+  for (let i = 0; i < target.length; i++) {
+    const d = target[i];
+    if (d === -1) {
+      if (infer >= 0) throw new ShapeError(`reshape: only one dimension can be -1, got ${fmtShape(shape)}`);
+      infer = i;
+    } else if (!Number.isInteger(d) || d < 0) {
+      throw new ShapeError(`reshape: invalid dimension ${d} in ${fmtShape(shape)}`);
+    } else known *= d;
+  }
+  if (infer >= 0) {
+    if (known === 0 || x.size % known !== 0) {
+      throw new ShapeError(`reshape: cannot reshape ${fmtShape(x.shape)} (${x.size} elements) into ${fmtShape(shape)}`);
+    }
+    target[infer] = x.size / known;
+  }
+  if (sizeOf(target) !== x.size) {
+    throw new ShapeError(`reshape: cannot reshape ${fmtShape(x.shape)} (${x.size} elements) into ${fmtShape(shape)} (${sizeOf(target)} elements)`);
+  }
+  if (sameShape(target, x.shape)) return x;
+  const out = new Tensor(x.data, target);
+  return record("reshape", [x], out, (g) => [reshape(g, x.shape)]);
+}
+
+export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
+  if (x.ndim === 0) return reshape(x, [1]);
+  const s = normalizeAxis("flatten", startDim, x.ndim);
+  const e = normalizeAxis("flatten", endDim, x.ndim);
+  if (s > e) throw new AxisError(`flatten: startDim ${startDim} comes after endDim ${endDim} for shape ${fmtShape(x.shape)}`);
+  return reshape(x, [...x.shape.slice(0, s), sizeOf(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)]);
+}
+
+export function unsqueeze(x: Tensor, axis: number): Tensor {
+  const a = normalizeAxis("unsqueeze", axis, x.ndim + 1);
+  return reshape(x, [...x.shape.slice(0, a), 1, ...x.shape.slice(a)]);
+}
+
+export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
+  if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
+  const axes = (typeof axis === "number" ? [axis] : axis).map((a) => normalizeAxis("squeeze", a, x.ndim));
+  for (const a of axes) {
+    if (x.shape[a] !== 1) throw new ShapeError(`squeeze: axis ${a} of shape ${fmtShape(x.shape)} has size ${x.shape[a]}, not 1`);
+  }
+  return reshape(x, x.shape.filter((_, i) => !axes.includes(i)));
+}
+
+/** Reorders the axes: out.shape[i] = x.shape[axes[i]]. */
+export function permute(x: Tensor, axes: readonly number[]): Tensor {
+  if (axes.length !== x.ndim) {
+    throw new AxisError(`permute: ${axes.length} axes given for a tensor of rank ${x.ndim} ${fmtShape(x.shape)}`);
+  }
+  const norm = axes.map((a) => normalizeAxis("permute", a, x.ndim));
+  if (new Set(norm).size !== norm.length) throw new AxisError(`permute: axes ${JSON.stringify(axes)} repeat an axis`);
+  if (norm.every((a, i) => a === i)) return x;
+  const outShape = norm.map((a) => x.shape[a]);
+  const out = new Tensor(allocate(x.dtype, x.size), outShape);
+  K.permute(x.data, x.shape, norm, out.data);
+  const inverse = new Array<number>(norm.length);
+  norm.forEach((a, i) => (inverse[a] = i));
+  return record("permute", [x], out, (g) => [permute(g, inverse)]);
+}
+
+/** Swaps the last two axes; tensors of rank < 2 come back unchanged. */
+export function transpose(x: Tensor): Tensor {
+  if (x.ndim < 2) return x;
+  const axes = x.shape.map((_, i) => i);
+  axes[x.ndim - 2] = x.ndim - 1;
+  axes[x.ndim - 1] = x.ndim - 2;
+  return permute(x, axes);
+}
+
+/** Broadcasts `x` to `shape` (NumPy rules); its gradient is summed back by the engine. */
+export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
+  const full = broadcastShapes("broadcastTo", x.shape, shape);
+  if (!sameShape(full, shape)) {
+    throw new ShapeError(`broadcastTo: cannot broadcast ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
+  }
+  if (sameShape(x.shape, shape)) return x;
+  const out = new Tensor(allocate(x.dtype, sizeOf(shape)), shape);
+  K.broadcastTo(x.data, x.shape, out.data, shape);
+  return record("broadcastTo", [x], out, (g) => [g]);
+}
+
+/** Sums `g` down to `shape` (the adjoint of broadcastTo): leading axes and axes where shape has 1. */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const lead = g.ndim - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.ndim; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  return reshape(sum(g, axes, true), shape);
+}
+
+/** Converts to `dtype`; the gradient is cast back to the input's dtype. */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x;
+  const data = allocate(dtype, x.size);
+  data.set(x.data);
+  const out = new Tensor(data, x.shape);
+  return record("cast", [x], out, (g) => [cast(g, x.dtype)]);
+}
+
+/** A copy of `x`'s data, recorded on the tape. */
+export function clone(x: Tensor): Tensor {
+  const out = new Tensor(x.data.slice(), x.shape);
+  return record("clone", [x], out, (g) => [g]);
+}

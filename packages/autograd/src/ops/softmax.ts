@@ -1,0 +1,26 @@
+/** The softmax family: a fused, stable logSoftmax primitive; softmax is its exp. */
+import { record } from "../engine.ts";
+import * as K from "../kernels/index.ts";
+import { normalizeAxis, sizeOf } from "../shape.ts";
+import type { Tensor } from "../tensor.ts";
+import { mul, sub } from "./binary.ts";
+import { sum } from "./reduce.ts";
+import { exp } from "./unary.ts";
+import { empty } from "./util.ts";
+
+/**
+ * log softmax along `axis`: x - max - log Σ exp(x - max), finite for logits of any size.
+ * NOTE: backward is g - softmax·Σg, with softmax = exp(output): no division, no overflow.
+ */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  if (x.ndim === 0) return record("logSoftmax", [x], empty(x.dtype, []), (g) => [mul(g, 0)]);
+  const a = normalizeAxis("logSoftmax", axis, x.ndim);
+  const out = empty(x.dtype, x.shape);
+  K.logSoftmaxAxis(x.data, sizeOf(x.shape.slice(0, a)), x.shape[a], sizeOf(x.shape.slice(a + 1)), out.data);
+  return record("logSoftmax", [x], out, (g) => [sub(g, mul(exp(out), sum(g, a, true)))]);
+}
+
+/** softmax along `axis`; exp of the stable logSoftmax, so its gradient comes for free. */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return exp(logSoftmax(x, axis));
+}

@@ -1,0 +1,36 @@
+import type { DType } from "../dtype.ts";
+import { allocate, promoteTypes } from "../dtype.ts";
+import { ValueError } from "../errors.ts";
+import { sizeOf } from "../shape.ts";
+import { Tensor, type TensorLikeInput } from "../tensor.ts";
+import { cast } from "./shape.ts";
+
+/** A fresh zero-filled tensor to write an op's result into. */
+export function empty(dtype: DType, shape: readonly number[]): Tensor {
+  return new Tensor(allocate(dtype, sizeOf(shape)), shape);
+}
+
+/** A number becomes a 0-d tensor of `like`'s dtype (a plain number does not promote, as in PyTorch). */
+export function lift(op: string, x: TensorLikeInput, like: Tensor | DType): Tensor {
+  if (x instanceof Tensor) return x;
+  if (typeof x !== "number") throw new ValueError(`${op}: expected a Tensor or a number, got ${typeof x}`);
+  const dtype = typeof like === "string" ? like : like.dtype;
+  const t = empty(dtype, []);
+  t.data[0] = x;
+  return t;
+}
+
+/** Both operands as tensors of one dtype; float32 with float64 promotes to float64 (recorded cast). */
+export function operands(op: string, a: TensorLikeInput, b: TensorLikeInput): [Tensor, Tensor] {
+  let A = a instanceof Tensor ? a : null;
+  let B = b instanceof Tensor ? b : null;
+  if (!A && !B) throw new ValueError(`${op}: at least one operand must be a Tensor`);
+  A ??= lift(op, a, B!);
+  B ??= lift(op, b, A);
+  if (A.dtype !== B.dtype) {
+    const dt = promoteTypes(A.dtype, B.dtype);
+    A = A.dtype === dt ? A : cast(A, dt);
+    B = B.dtype === dt ? B : cast(B, dt);
+  }
+  return [A, B];
+}
