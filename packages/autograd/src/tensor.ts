@@ -8,7 +8,7 @@ import * as ops from "./ops/index.ts";
 export type NestedArray = number | NestedArray[];
 export type Axis = number | readonly number[] | undefined;
 export type TensorLikeInput = Tensor | number;
-export type IndexInput = Tensor | Int32Array | readonly number[] | ArrayLike<number>;
+export type IndexInput = Tensor | Int32Array | readonly number[] | NestedArray[] | ArrayLike<number>;
 
 export interface TensorOptions {
   shape?: readonly number[];

@@ -3,7 +3,7 @@ import { IndexError, ShapeError, fmtShape } from "../errors.ts";
 import { record } from "../engine.ts";
 import * as K from "../kernels/index.ts";
 import { normalizeAxis, sizeOf } from "../shape.ts";
-import { Tensor, type IndexInput } from "../tensor.ts";
+import { Tensor, tensor, type IndexInput, type NestedArray } from "../tensor.ts";
 import { reshape } from "./shape.ts";
 import { empty } from "./util.ts";
 
@@ -14,6 +14,10 @@ function toIndex(op: string, index: IndexInput, expected: number[], n: number, x
   if (index instanceof Tensor) {
     values = index.data;
     shape = index.shape;
+  } else if (Array.isArray(index) && index.some((v) => Array.isArray(v))) {
+    const t = tensor(index as NestedArray, { dtype: "float64" });
+    values = t.data;
+    shape = t.shape;
   } else values = index;
   const count = sizeOf(expected);
   if (values.length !== count) {
