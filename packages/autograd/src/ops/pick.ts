@@ -18,7 +18,7 @@ function toIndex(op: string, index: IndexInput, expected: number[], n: number, x
     const t = tensor(index as NestedArray, { dtype: "float64" });
     values = t.data;
     shape = t.shape;
-  } else values = index;
+  } else values = index as ArrayLike<number>;
   const count = sizeOf(expected);
   if (values.length !== count) {
     throw new ShapeError(

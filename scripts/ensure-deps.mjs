@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// Lets `npm start` and `npm test` work on a fresh clone: installs the pinned pnpm's dependencies from the
+// lockfile when node_modules is missing or older than the lockfile. Plain Node, no dependencies.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const marker = join(root, "node_modules", ".modules.yaml");
+const lock = join(root, "pnpm-lock.yaml");
+const fresh = existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs;
+if (!fresh) {
+  const pm = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).packageManager; // "pnpm@x.y.z"
+  console.error(`tapegrad: installing dependencies with ${pm} (first run only)`);
+  const npx = process.platform === "win32" ? "npx.cmd" : "npx";
+  execFileSync(npx, ["--yes", pm, "install", "--frozen-lockfile"], { cwd: root, stdio: "inherit" });
+}
