@@ -8,7 +8,8 @@ import { AnomalyError, GraphError, ShapeError, fmtShape } from "./errors.ts";
 import { sameShape } from "./shape.ts";
 import type { Tensor } from "./tensor.ts";
 
-export type BackwardFn = (grad: Tensor) => (Tensor | null | undefined)[];
+/** Turns the output's gradient into the inputs' gradients; `node` gives access to its inputs and saved values. */
+export type BackwardFn = (grad: Tensor, node: Node) => (Tensor | null | undefined)[];
 
 let nextNodeId = 0;
 
@@ -18,6 +19,8 @@ export class Node {
   /** Where in user code the op was created; captured only under detectAnomaly. */
   stack: string | undefined;
   freed = false;
+  /** Whatever the op keeps for its backward (released with the graph). */
+  saved: unknown;
 
   constructor(
     readonly op: string,
@@ -104,13 +107,14 @@ export function checkForward(op: string, out: Tensor): void {
  * Records `out = op(inputs)` on the tape when grad mode is on and an input requires grad.
  * Returns `out`, now carrying its node.
  */
-export function record(op: string, inputs: Tensor[], out: Tensor, backward: BackwardFn): Tensor {
+export function record(op: string, inputs: Tensor[], out: Tensor, backward: BackwardFn, saved?: unknown): Tensor {
   if (anomalyEnabled) checkForward(op, out);
   if (!gradEnabled) return out;
   let any = false;
   for (const x of inputs) if (x.requiresGrad) { any = true; break; }
   if (!any) return out;
   const node = new Node(op, inputs, backward, out.shape);
+  node.saved = saved;
   if (anomalyEnabled) node.stack = new Error().stack;
   out.gradFn = node;
   out.requiresGrad = true;
@@ -199,26 +203,19 @@ export function runBackward(
   }
 
   const grads = new Map<Node, Tensor>();
-  const deliverLeaf = (x: Tensor, g: Tensor): void => {
-    if (targets) {
-      const i = targetLeaves.get(x);
-      if (i === undefined) return;
-      results[i] = results[i] ? E.add(results[i]!, g) : g;
-    } else if (createGraph) {
-      x.grad = x.grad ? E.add(x.grad, g) : g;
-    } else if (x.grad) {
-      E.addInPlace(x.grad, g);
-    } else {
-      x.grad = E.detachedCopy(g);
-    }
-  };
-
-  const run = (): void => {
-    outputs.forEach((o, i) => {
+  const ctx: LeafContext = { E, targets: targets ? targetLeaves : null, results, createGraph };
+  // NOTE: no closures are created per call here: tsx/esbuild's keepNames makes each one cost ~0.4 µs.
+  const prevMode = gradEnabled;
+  gradEnabled = createGraph;
+  try {
+    for (let i = 0; i < outputs.length; i++) {
+      const o = outputs[i];
       const g = gradOutputs[i];
-      if (o.gradFn) grads.set(o.gradFn, grads.has(o.gradFn) ? E.add(grads.get(o.gradFn)!, g) : g);
-      else if (o.requiresGrad) deliverLeaf(o, g);
-    });
+      if (o.gradFn) {
+        const prev = grads.get(o.gradFn);
+        grads.set(o.gradFn, prev ? E.add(prev, g) : g);
+      } else if (o.requiresGrad) deliverLeaf(ctx, o, g);
+    }
     for (const node of nodes) {
       const g = grads.get(node);
       if (!g) continue;
@@ -228,38 +225,29 @@ export function runBackward(
         if (ti !== undefined) results[ti] = g;
         if (!needed!.has(node)) continue;
       }
-      const backward = node.backward!;
-      const inputGrads = backward(g);
-      node.inputs.forEach((x, i) => {
+      const inputGrads = node.backward!(g, node);
+      const inputs = node.inputs;
+      for (let i = 0; i < inputs.length; i++) {
+        const x = inputs[i];
         let gi = inputGrads[i];
-        if (!gi || !x.requiresGrad) return;
-        if (needed && !(targetLeaves.has(x) || (x.gradFn && needed.has(x.gradFn)))) return;
+        if (!gi || !x.requiresGrad) continue;
+        if (needed && !(targetLeaves.has(x) || (x.gradFn && needed.has(x.gradFn)))) continue;
         gi = reduceToInput(E, node, i, gi, x);
-        if (anomalyEnabled) {
-          const bad = firstNonFinite(gi);
-          if (bad >= 0) {
-            throw new AnomalyError(
-              `${node.op}: backward produced ${gi.data[bad]} in the gradient of input ${i} ${fmtShape(x.shape)} at flat index ${bad}` +
-                userFrame(node.stack),
-            );
-          }
-        }
+        if (anomalyEnabled) checkBackward(node, i, gi, x);
         if (x.gradFn) {
           const prev = grads.get(x.gradFn);
           grads.set(x.gradFn, prev ? E.add(prev, gi) : gi);
-        } else deliverLeaf(x, gi);
-      });
+        } else deliverLeaf(ctx, x, gi);
+      }
     }
-  };
-
-  try {
-    withGradMode(createGraph, run);
   } finally {
+    gradEnabled = prevMode;
     if (!retainGraph) {
       for (const node of nodes) {
         node.freed = true;
         node.backward = null;
         node.inputs = [];
+        node.saved = undefined;
       }
     }
   }
@@ -274,6 +262,39 @@ export function runBackward(
     });
   }
   return results;
+}
+
+interface LeafContext {
+  E: EngineOps;
+  targets: Map<Tensor, number> | null;
+  results: (Tensor | null)[];
+  createGraph: boolean;
+}
+
+/** A leaf's gradient goes to grad()'s results, or accumulates into its `.grad`. */
+function deliverLeaf(ctx: LeafContext, x: Tensor, g: Tensor): void {
+  if (ctx.targets) {
+    const i = ctx.targets.get(x);
+    if (i === undefined) return;
+    const prev = ctx.results[i];
+    ctx.results[i] = prev ? ctx.E.add(prev, g) : g;
+  } else if (ctx.createGraph) {
+    x.grad = x.grad ? ctx.E.add(x.grad, g) : g;
+  } else if (x.grad) {
+    ctx.E.addInPlace(x.grad, g);
+  } else {
+    x.grad = ctx.E.detachedCopy(g);
+  }
+}
+
+function checkBackward(node: Node, i: number, g: Tensor, x: Tensor): void {
+  const bad = firstNonFinite(g);
+  if (bad >= 0) {
+    throw new AnomalyError(
+      `${node.op}: backward produced ${g.data[bad]} in the gradient of input ${i} ${fmtShape(x.shape)} at flat index ${bad}` +
+        userFrame(node.stack),
+    );
+  }
 }
 
 /** The one place where broadcast gradients are summed back to their input's shape and checked. */
