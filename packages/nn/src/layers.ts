@@ -1,0 +1,196 @@
+/** Layers: Linear, activations, Flatten, Dropout, and the containers Sequential and ModuleList. */
+import { Tensor, ValueError, zeros, type DType } from "@tapegrad/autograd";
+import * as F from "./functional.ts";
+import { kaimingUniform_, uniform_, calculateFans } from "./init.ts";
+import { Module, Parameter } from "./module.ts";
+
+export interface LinearOptions {
+  /** Add a learnable bias (default true). */
+  bias?: boolean;
+  /** Parameter dtype (default float32). */
+  dtype?: DType;
+}
+
+/**
+ * y = x @ weightᵀ + bias with weight [out, in], initialised as PyTorch does: weight and bias both
+ * U(-1/√in, 1/√in) (kaiming_uniform with a = √5).
+ * @example new Linear(784, 128).forward(x) // [N, 784] -> [N, 128]
+ */
+export class Linear extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  weight: Parameter;
+  bias: Parameter | null;
+
+  constructor(inFeatures: number, outFeatures: number, options: LinearOptions = {}) {
+    super();
+    for (const [name, v] of [["inFeatures", inFeatures], ["outFeatures", outFeatures]] as const) {
+      if (!Number.isInteger(v) || v < 0) throw new ValueError(`Linear: ${name} must be a non-negative integer, got ${v}`);
+    }
+    this.inFeatures = inFeatures;
+    this.outFeatures = outFeatures;
+    const dtype = options.dtype ?? "float32";
+    this.weight = new Parameter(zeros([outFeatures, inFeatures], { dtype }));
+    this.bias = (options.bias ?? true) ? new Parameter(zeros([outFeatures], { dtype })) : null;
+    this.resetParameters();
+  }
+
+  /** Re-draws weight and bias from PyTorch's default distribution. */
+  resetParameters(): void {
+    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
+    if (this.bias) {
+      const { fanIn } = calculateFans(this.weight);
+      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+      uniform_(this.bias, -bound, bound);
+    }
+  }
+
+  override forward(x: Tensor): Tensor {
+    return F.linear(x, this.weight, this.bias);
+  }
+
+  override extraRepr(): string {
+    return `inFeatures=${this.inFeatures}, outFeatures=${this.outFeatures}, bias=${this.bias !== null}`;
+  }
+}
+
+export class ReLU extends Module {
+  override forward(x: Tensor): Tensor {
+    return x.relu();
+  }
+}
+
+export class Tanh extends Module {
+  override forward(x: Tensor): Tensor {
+    return x.tanh();
+  }
+}
+
+export class Sigmoid extends Module {
+  override forward(x: Tensor): Tensor {
+    return x.sigmoid();
+  }
+}
+
+export class Identity extends Module {
+  override forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+/** softmax along `axis` as a layer. */
+export class Softmax extends Module {
+  constructor(readonly axis = -1) {
+    super();
+  }
+  override forward(x: Tensor): Tensor {
+    return F.softmax(x, this.axis);
+  }
+}
+
+export class LogSoftmax extends Module {
+  constructor(readonly axis = -1) {
+    super();
+  }
+  override forward(x: Tensor): Tensor {
+    return F.logSoftmax(x, this.axis);
+  }
+}
+
+/** Flattens axes startDim..endDim (default: all but the batch axis), e.g. [N, 28, 28] -> [N, 784]. */
+export class Flatten extends Module {
+  constructor(readonly startDim = 1, readonly endDim = -1) {
+    super();
+  }
+  override forward(x: Tensor): Tensor {
+    return x.flatten(this.startDim, this.endDim);
+  }
+  override extraRepr(): string {
+    return `startDim=${this.startDim}, endDim=${this.endDim}`;
+  }
+}
+
+/** Zeroes activations with probability p in training mode (scaling the rest by 1/(1-p)); identity in eval. */
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+    if (!(p >= 0 && p <= 1)) throw new ValueError(`Dropout: probability must be in [0, 1], got ${p}`);
+  }
+  override forward(x: Tensor): Tensor {
+    return F.dropout(x, this.p, this.training);
+  }
+  override extraRepr(): string {
+    return `p=${this.p}`;
+  }
+}
+
+/**
+ * Applies its modules in order; they are named "0", "1", ... in parameter names.
+ * @example new Sequential(new Linear(784, 128), new ReLU(), new Linear(128, 10))
+ */
+export class Sequential extends Module {
+  readonly #layers: Module[] = [];
+
+  constructor(...modules: Module[]) {
+    super();
+    for (const m of modules) this.append(m);
+  }
+
+  /** Adds a module at the end. */
+  append(module: Module): this {
+    if (!(module instanceof Module)) throw new ValueError(`Sequential: expected a Module at position ${this.#layers.length}, got ${String(module)}`);
+    this.registerModule(String(this.#layers.length), module);
+    this.#layers.push(module);
+    return this;
+  }
+
+  /** The i-th module (negative counts from the end). */
+  at(i: number): Module {
+    const m = this.#layers.at(i);
+    if (!m) throw new ValueError(`Sequential: index ${i} is out of range for ${this.#layers.length} modules`);
+    return m;
+  }
+
+  get length(): number {
+    return this.#layers.length;
+  }
+
+  [Symbol.iterator](): Iterator<Module> {
+    return this.#layers[Symbol.iterator]();
+  }
+
+  override forward(x: Tensor): Tensor {
+    for (const m of this.#layers) x = m.forward(x);
+    return x;
+  }
+}
+
+/** A list of modules, registered as "0", "1", ...; it has no forward of its own. */
+export class ModuleList extends Module {
+  readonly #items: Module[] = [];
+
+  constructor(modules: Iterable<Module> = []) {
+    super();
+    for (const m of modules) this.append(m);
+  }
+
+  append(module: Module): this {
+    this.registerModule(String(this.#items.length), module);
+    this.#items.push(module);
+    return this;
+  }
+
+  at(i: number): Module {
+    const m = this.#items.at(i);
+    if (!m) throw new ValueError(`ModuleList: index ${i} is out of range for ${this.#items.length} modules`);
+    return m;
+  }
+
+  get length(): number {
+    return this.#items.length;
+  }
+
+  [Symbol.iterator](): Iterator<Module> {
+    return this.#items[Symbol.iterator]();
+  }
+}
