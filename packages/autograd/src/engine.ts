@@ -87,14 +87,33 @@ function firstNonFinite(t: Tensor): number {
 function userFrame(stack: string | undefined): string {
   if (!stack) return "";
   const lines = stack.split("\n").slice(1).map((l) => l.trim());
-  const user = lines.find((l) => !/[\\/]packages[\\/]autograd[\\/]src[\\/]/.test(l) && !l.includes("node:internal"));
+  const user = lines.find((l) => !/[\\/](packages|@tapegrad)[\\/]autograd[\\/]src[\\/]/.test(l) && !l.includes("node:internal"));
   return user ? `\n  created ${user}` : "";
+}
+
+/** Under detectAnomaly, the node whose backward is running: a NaN/Inf made inside it is blamed on it. */
+let backwardNode: Node | null = null;
+
+function backwardBlamed(node: Node, g: Tensor): (Tensor | null | undefined)[] {
+  const outer = backwardNode;
+  backwardNode = node;
+  try {
+    return node.backward!(g, node);
+  } finally {
+    backwardNode = outer;
+  }
 }
 
 /** Anomaly check of an op's forward output (called by ops while detectAnomaly is on). */
 export function checkForward(op: string, out: Tensor): void {
   const i = firstNonFinite(out);
   if (i >= 0) {
+    if (backwardNode) {
+      throw new AnomalyError(
+        `${backwardNode.op}: backward produced ${out.data[i]} (in its ${op}) at flat index ${i} of a gradient of shape ${fmtShape(out.shape)}` +
+          userFrame(backwardNode.stack),
+      );
+    }
     throw new AnomalyError(
       `${op}: forward produced ${out.data[i]} at flat index ${i} of output ${fmtShape(out.shape)}${userFrame(new Error().stack)}`,
     );
@@ -225,7 +244,7 @@ export function runBackward(
         if (ti !== undefined) results[ti] = g;
         if (!needed!.has(node)) continue;
       }
-      const inputGrads = node.backward!(g, node);
+      const inputGrads = anomalyEnabled ? backwardBlamed(node, g) : node.backward!(g, node);
       const inputs = node.inputs;
       for (let i = 0; i < inputs.length; i++) {
         const x = inputs[i];
