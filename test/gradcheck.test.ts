@@ -151,10 +151,10 @@ describe("gradcheck: bad arguments", () => {
   });
 });
 
-describe("docs/gradcheck.md", () => {
+describe("README: Check your gradients", () => {
   it("docs: the README example is the tested script, and it runs", async () => {
     const { readFileSync } = await import("node:fs");
-    const doc = readFileSync(new URL("../docs/gradcheck.md", import.meta.url), "utf8");
+    const doc = readFileSync(new URL("../README.md", import.meta.url), "utf8");
     const script = readFileSync(new URL("./gradcheck-readme-example.ts", import.meta.url), "utf8");
     expect(doc).toContain("```ts\n" + script + "```");
     const logs: string[] = [];
