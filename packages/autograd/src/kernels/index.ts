@@ -1,4 +1,4 @@
 /** The kernel interface: raw typed-array loops that know nothing of tensors or the tape. */
-export { gemm, gemmReference } from "./gemm.ts";
+export { gemm, gemmReference, gemmBackend, gemmJs, gemmWasm } from "./gemm.ts";
 export * from "./elementwise.ts";
 export * from "./reduce.ts";

@@ -1,0 +1,97 @@
+import { gemm, gemmBackend, gemmJs, gemmReference, gemmWasm, wasmGemmAvailable, type FloatArray }
+  from "../../packages/autograd/src/kernels/gemm.ts";
+import { filledArray, measure, type Timing } from "../measure.ts";
+import { heWeights, synthetic } from "../synthetic.ts";
+import type { EpochWorkload, MatmulWorkload, TinyAddWorkload, Workload } from "../workloads.ts";
+import type { MissingTool, Tool, ToolGroup } from "./types.ts";
+
+type Gemm = typeof gemm;
+type Autograd = typeof import("../../packages/autograd/src/index.ts");
+
+/** The naive loop is O(mnk) at a fraction of a GFLOP/s: beyond this many multiply-adds it would dominate the run. */
+const NAIVE_MAX_WORK = 2 ** 25;
+
+function matmulRunner(kernel: Gemm, w: MatmulWorkload): () => void {
+  const Type = w.dtype === "float64" ? Float64Array : Float32Array;
+  const a: FloatArray = filledArray(new Type(w.m * w.k), 1);
+  const b: FloatArray = filledArray(new Type(w.k * w.n), 2);
+  const c: FloatArray = new Type(w.m * w.n);
+  const lda = w.transA ? w.m : w.k;
+  const ldb = w.transB ? w.k : w.n;
+  return () => kernel(w.transA, w.transB, w.m, w.n, w.k, a, 0, lda, b, 0, ldb, c, 0, w.n, 0);
+}
+
+function kernelTool(name: string, kernel: Gemm, maxWork = Infinity): Tool {
+  return {
+    name,
+    async run(w) {
+      if (w.kind !== "matmul" || w.m * w.n * w.k > maxWork) return undefined;
+      return measure(matmulRunner(kernel, w), w);
+    },
+  };
+}
+
+async function tinyAdd(api: Autograd, w: TinyAddWorkload): Promise<Timing> {
+  const a = api.tensor(new Float32Array(w.size).fill(1), { requiresGrad: true });
+  const b = api.tensor(new Float32Array(w.size).fill(2), { requiresGrad: true });
+  const timing = await measure(() => {
+    for (let i = 0; i < w.repeat; i++) a.add(b);
+  }, w);
+  return { medianMs: timing.medianMs / w.repeat, runs: timing.runs };
+}
+
+/** One SGD epoch written against the public API, as a user would: forward, loss, backward, update. */
+async function epoch(api: Autograd, w: EpochWorkload): Promise<Timing> {
+  const { x, y, features } = synthetic(w.samples, w.layers[0], w.layers[w.layers.length - 1]);
+  const params = w.layers.slice(1).flatMap((fanOut, i) => [
+    api.tensor(heWeights(w.layers[i], fanOut, 10 + i), { shape: [w.layers[i], fanOut], requiresGrad: true }),
+    api.tensor(new Float32Array(fanOut), { shape: [fanOut], requiresGrad: true }),
+  ]);
+  const lr = w.lr;
+  const run = (): void => {
+    for (let start = 0; start < w.samples; start += w.batch) {
+      const end = Math.min(w.samples, start + w.batch);
+      let h = api.tensor(x.subarray(start * features, end * features), { shape: [end - start, features] });
+      for (let layer = 0; layer < params.length / 2; layer++) {
+        h = h.matmul(params[2 * layer]).add(params[2 * layer + 1]);
+        if (layer < params.length / 2 - 1) h = h.relu();
+      }
+      const loss = h.logSoftmax().pick(y.subarray(start, end)).mean().neg();
+      loss.backward();
+      api.noGrad(() => {
+        for (const p of params) {
+          const g = p.grad!.data;
+          const d = p.data;
+          for (let i = 0; i < d.length; i++) d[i] -= lr * g[i];
+          p.grad = null;
+        }
+      });
+    }
+  };
+  return measure(run, w);
+}
+
+/** The tapegrad tools: the dispatching kernel (and the Tensor API where the core loads), each backend, the naive loop. */
+export async function tapegradTools(): Promise<ToolGroup> {
+  const missing: MissingTool[] = [];
+  const notes = [`gemm backend: ${gemmBackend()}${process.env.TAPEGRAD_BACKEND ? ` (TAPEGRAD_BACKEND=${process.env.TAPEGRAD_BACKEND})` : ""}`];
+  let api: Autograd | undefined;
+  try {
+    api = await import("../../packages/autograd/src/index.ts");
+  } catch (error) {
+    notes.push(`tapegrad Tensor API did not load, Tensor workloads skipped: ${(error as Error).message}`);
+  }
+  const main: Tool = {
+    name: "tapegrad",
+    async run(w: Workload) {
+      if (w.kind === "matmul") return measure(matmulRunner(gemm, w), w);
+      if (!api) return undefined;
+      return w.kind === "tinyAdd" ? tinyAdd(api, w) : epoch(api, w);
+    },
+  };
+  const tools = [main, kernelTool("tapegrad js", gemmJs)];
+  if (wasmGemmAvailable()) tools.push(kernelTool("tapegrad wasm", gemmWasm));
+  else missing.push({ name: "tapegrad wasm", reason: "WebAssembly SIMD is not available in this runtime" });
+  tools.push(kernelTool("naive loop", gemmReference, NAIVE_MAX_WORK));
+  return { tools, missing, notes: () => notes };
+}

@@ -1,0 +1,71 @@
+/** What `pnpm bench` measures. Every tool runs the same list; sizes shrink with --quick. */
+
+export type DTypeName = "float32" | "float64";
+
+interface WorkloadBase {
+  id: string;
+  title: string;
+  warmup: number;
+  minRuns: number;
+  minTimeMs: number;
+}
+
+export interface MatmulWorkload extends WorkloadBase {
+  kind: "matmul";
+  m: number; n: number; k: number;
+  transA: boolean; transB: boolean;
+  dtype: DTypeName;
+}
+
+/** Per-op overhead: one small add with gradient recording, `repeat` times per timed call. */
+export interface TinyAddWorkload extends WorkloadBase {
+  kind: "tinyAdd";
+  size: number;
+  repeat: number;
+}
+
+/** One training epoch of an MLP (or, with two layer sizes, softmax regression) with plain SGD. */
+export interface EpochWorkload extends WorkloadBase {
+  kind: "epoch";
+  layers: number[];
+  samples: number;
+  batch: number;
+  lr: number;
+}
+
+export type Workload = MatmulWorkload | TinyAddWorkload | EpochWorkload;
+
+export function flopsOf(w: Workload): number | undefined {
+  return w.kind === "matmul" ? 2 * w.m * w.n * w.k : undefined;
+}
+
+export function buildWorkloads(quick: boolean): Workload[] {
+  const timed = { warmup: 2, minRuns: quick ? 3 : 7, minTimeMs: quick ? 100 : 400 };
+  const list: Workload[] = [];
+  const matmul = (title: string, m: number, n: number, k: number, transA = false, transB = false,
+    dtype: DTypeName = "float32"): void => {
+    const id = `matmul ${m}x${k}${transA ? "ᵀ" : ""} @ ${k}x${n}${transB ? "ᵀ" : ""} ${dtype}`;
+    list.push({ id, title, kind: "matmul", m, n, k, transA, transB, dtype, ...timed });
+  };
+  for (const size of [64, 128, 256, 512, 1024]) matmul(`square ${size}`, size, size, size);
+  matmul("square 256 float64", 256, 256, 256, false, false, "float64");
+  for (const batch of [128, 32]) {
+    matmul(`MLP b${batch} forward x@W1`, batch, 128, 784);
+    matmul(`MLP b${batch} dW1 = xᵀ@g`, 784, 128, batch, true, false);
+    matmul(`MLP b${batch} dX = g@W1ᵀ`, batch, 784, 128, false, true);
+    matmul(`MLP b${batch} forward h@W2`, batch, 10, 128);
+  }
+  matmul("tiny 8x8", 8, 8, 8);
+  list.push({ id: "tiny add [16] x1000", title: "tiny op: add of two [16] tensors with grad (per op)",
+    kind: "tinyAdd", size: 16, repeat: 1000, ...timed });
+  const samples = quick ? 6000 : 60000;
+  // An epoch is hundreds of steps, long enough to warm a JIT up inside the first run.
+  const epoch = { warmup: 0, minRuns: quick ? 1 : 3, minTimeMs: 0, samples, lr: 0.1 };
+  for (const batch of [128, 32]) {
+    list.push({ id: `MLP epoch b${batch}`, title: `MLP 784-128-10 epoch, ${samples}×784, batch ${batch}`,
+      kind: "epoch", layers: [784, 128, 10], batch, ...epoch });
+  }
+  list.push({ id: "softmax regression epoch b256", title: `softmax regression 784-10 epoch, ${samples}×784, batch 256`,
+    kind: "epoch", layers: [784, 10], batch: 256, ...epoch });
+  return list;
+}

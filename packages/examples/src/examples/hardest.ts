@@ -1,0 +1,138 @@
+/**
+ * The hardest test images for a trained MLP: every test image's cross-entropy loss (reduction "none"),
+ * sorted; prints the 16 hardest and writes PNG grids of the hardest and the easiest G×G images.
+ */
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { F, deserialize } from "@tapegrad/nn";
+import { type ParsedValues, commonOptions, intOption, stringOption, withDefaults } from "../lib/cli.ts";
+import { loadSplit } from "../lib/data.ts";
+import { defineExample, type RunOptions, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
+import { GREEN, RED, imageAt, imageGridPng } from "../lib/images.ts";
+import { repoRoot, userPath } from "../lib/paths.ts";
+import { predict } from "../lib/train.ts";
+import { buildMlp, run as trainMlp } from "./mlp.ts";
+
+export interface HardestOptions extends RunOptions {
+  /** A model.safetensors written by the mlp example; default: the newest runs/mlp-*\/model.safetensors. */
+  checkpoint?: string;
+  /** Side of the image grids (default 4: 16 images each). */
+  grid?: number;
+  /** How many of the hardest to print (default 16). */
+  show?: number;
+  /** Where to look for mlp runs when no checkpoint is given (default runs/ in the repository). */
+  runsDir?: string;
+}
+
+/** The newest runs/mlp-*\/model.safetensors trained on `dataset`, if any. */
+export function latestMlpCheckpoint(dataset: string, runsDir = join(repoRoot, "runs")): string | undefined {
+  if (!existsSync(runsDir)) return undefined;
+  const found = readdirSync(runsDir)
+    .filter((d) => d.startsWith("mlp-"))
+    .map((d) => join(runsDir, d, "model.safetensors"))
+    .filter((p) => existsSync(p))
+    .map((p) => ({ p, mtime: statSync(p).mtimeMs, meta: safeMetadata(p) }))
+    .filter((c) => c.meta !== undefined && (c.meta.dataset ?? "fashion-mnist") === dataset)
+    .sort((a, b) => b.mtime - a.mtime);
+  return found[0]?.p;
+}
+
+/** Tensors and metadata of a checkpoint (deserialize keeps the metadata that loadSync drops). */
+function readCheckpoint(path: string): ReturnType<typeof deserialize> {
+  return deserialize(readFileSync(path), path);
+}
+
+function safeMetadata(path: string): Record<string, string> | undefined {
+  try {
+    return readCheckpoint(path).metadata;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function run(options: HardestOptions) {
+  const log = options.log ?? console.log;
+  const grid = options.grid ?? 4;
+  const show = options.show ?? 16;
+  const { output, started } = startRun("hardest", options);
+
+  let checkpoint = options.checkpoint !== undefined ? userPath(options.checkpoint) : latestMlpCheckpoint(options.dataset, options.runsDir);
+  let trainedHere = false;
+  if (checkpoint === undefined) {
+    log(`no --checkpoint given and no runs/mlp-*/model.safetensors for ${options.dataset}: training an MLP first (${options.epochs} epochs)`);
+    const trained = await trainMlp({ ...options, out: join(output.dir, "mlp") });
+    checkpoint = trained.checkpoint as string;
+    trainedHere = true;
+  }
+  log(`checkpoint ${checkpoint}`);
+  const { tensors, metadata } = readCheckpoint(checkpoint);
+  const weight0 = tensors["0.weight"] as (typeof tensors)[string] | undefined;
+  if (!weight0 || !tensors["2.weight"]) {
+    throw new Error(`${checkpoint}: not an mlp example checkpoint (expected "0.weight" and "2.weight", found ${Object.keys(tensors).join(", ")})`);
+  }
+  if (metadata.dataset !== undefined && metadata.dataset !== options.dataset) {
+    log(`warning: the checkpoint was trained on ${metadata.dataset}, evaluating on ${options.dataset}`);
+  }
+  const [hidden, inputs] = weight0.shape;
+  const classes = tensors["2.weight"].shape[0];
+  const model = buildMlp(inputs, hidden, classes, tensors["0.bias"] !== undefined);
+  model.loadStateDict(tensors);
+
+  const test = await loadSplit(options, "test");
+  log(`${test.name}: ${test.n} test images from ${test.source}`);
+  const { predictions, losses, accuracy } = predict(
+    { forward: (x) => model.forward(x), lossPerSample: (logits, y) => F.crossEntropy(logits, y, { reduction: "none" }), zeroGrad() {}, step() {} },
+    test,
+  );
+  const order = Array.from(losses.keys()).sort((a, b) => losses[b] - losses[a]);
+  log(`test accuracy ${accuracy.toFixed(4)}; the ${Math.min(show, test.n)} hardest test images:`);
+  const rows = ["rank,index,loss,true,predicted"];
+  const line = (rank: number, i: number) =>
+    `${String(rank).padStart(4)}  #${String(i).padEnd(6)} loss ${losses[i].toFixed(3).padStart(7)}  true ${test.classes[test.labels[i]].padEnd(12)} predicted ${test.classes[predictions[i]]}`;
+  for (let r = 0; r < Math.min(show, test.n); r++) log(line(r + 1, order[r]));
+  order.forEach((i, r) => rows.push(`${r + 1},${i},${losses[i]},${JSON.stringify(test.classes[test.labels[i]])},${JSON.stringify(test.classes[predictions[i]])}`));
+  output.write("losses.csv", `${rows.join("\n")}\n`);
+
+  const size = test.rows * test.cols;
+  const cells = Math.min(grid * grid, test.n);
+  const gridPng = (indices: number[]) =>
+    imageGridPng(
+      indices.map((i) => imageAt(test.images, i, size)),
+      { rows: grid, cols: grid, height: test.rows, width: test.cols, frames: indices.map((i) => (predictions[i] === test.labels[i] ? GREEN : RED)) },
+    );
+  const hardest = order.slice(0, cells);
+  const easiest = order.slice(-cells).reverse();
+  output.write("hardest.png", gridPng(hardest));
+  output.write("easiest.png", gridPng(easiest));
+  const describe = (indices: number[]) =>
+    indices.map((i) => ({ index: i, loss: losses[i], true: test.classes[test.labels[i]], predicted: test.classes[predictions[i]] }));
+  output.writeJson("grids.json", { layout: `${grid}×${grid}, row by row; frame green = right, red = wrong`, hardest: describe(hardest), easiest: describe(easiest) });
+
+  return finishRun(output, started, {
+    example: "hardest",
+    dataset: test.name,
+    dataSource: test.source,
+    isSample: test.isSample,
+    checkpoint,
+    trainedHere,
+    testAccuracy: accuracy,
+    hardestLoss: losses[order[0]],
+    easiestLoss: losses[order[order.length - 1]],
+  });
+}
+
+export const hardest = defineExample({
+  name: "hardest",
+  summary: "Ranks test images by the trained MLP's loss; prints the 16 hardest, writes hardest.png and easiest.png.",
+  options: {
+    checkpoint: { type: "string", valueName: "FILE", description: "model.safetensors from the mlp example (default: the newest runs/mlp-*/model.safetensors; else one is trained)" },
+    grid: { type: "string", valueName: "G", default: "4", description: "grids of G×G images" },
+    ...withDefaults(commonOptions, { epochs: "3", "batch-size": "64", lr: "0.1" }),
+  },
+  parse: (values: ParsedValues) => ({
+    ...runOptionsFrom(values),
+    checkpoint: stringOption(values, "checkpoint"),
+    grid: intOption(values, "grid"),
+  }),
+  run,
+});

@@ -1,0 +1,167 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import fc from "fast-check";
+import {
+  gemm, gemmJs, gemmReference, gemmWasm, wasmGemmAvailable, type FloatArray,
+} from "../packages/autograd/src/kernels/gemm.ts";
+
+type Gemm = typeof gemmReference;
+type FloatArrayConstructor = Float32ArrayConstructor | Float64ArrayConstructor;
+
+/** Deterministic values in [-1, 1) so a failing case replays from its seed. */
+function filled(Type: FloatArrayConstructor, length: number, seed: number): FloatArray {
+  const out = new Type(length);
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    out[i] = (s / 2 ** 31) - 1;
+  }
+  return out;
+}
+
+interface Case {
+  transA: boolean; transB: boolean; m: number; n: number; k: number;
+  aOffset: number; bOffset: number; cOffset: number;
+  aPad: number; bPad: number; cPad: number; beta: 0 | 1; float64: boolean; seed: number;
+}
+
+/** Runs `impl` and the reference on the same operands and compares every element of C, padding included. */
+function checkAgainstReference(impl: Gemm, t: Case): void {
+  const Type = t.float64 ? Float64Array : Float32Array;
+  const [aRows, aCols] = t.transA ? [t.k, t.m] : [t.m, t.k];
+  const [bRows, bCols] = t.transB ? [t.n, t.k] : [t.k, t.n];
+  const lda = aCols + t.aPad, ldb = bCols + t.bPad, ldc = t.n + t.cPad;
+  const a = filled(Type, t.aOffset + aRows * lda + 3, t.seed);
+  const b = filled(Type, t.bOffset + bRows * ldb + 3, t.seed + 1);
+  const expected = filled(Type, t.cOffset + t.m * ldc + 3, t.seed + 2);
+  if (t.beta === 0) {
+    // beta 0 must not read C: poison the output region.
+    for (let i = 0; i < t.m; i++) expected.fill(NaN, t.cOffset + i * ldc, t.cOffset + i * ldc + t.n);
+  }
+  const actual = expected.slice();
+  impl(t.transA, t.transB, t.m, t.n, t.k, a, t.aOffset, lda, b, t.bOffset, ldb, actual, t.cOffset, ldc, t.beta);
+  gemmReference(t.transA, t.transB, t.m, t.n, t.k, a, t.aOffset, lda, b, t.bOffset, ldb, expected, t.cOffset, ldc, t.beta);
+  // Operands lie in [-1, 1], so each output's rounding error grows at most linearly with k.
+  const tolerance = (t.float64 ? 1e-13 : 2e-6) * (t.k + 1);
+  for (let i = 0; i < actual.length; i++) {
+    const ok = Object.is(actual[i], expected[i]) || Math.abs(actual[i] - expected[i]) <= tolerance;
+    if (!ok) {
+      expect.fail(`C[${i}] = ${actual[i]}, reference ${expected[i]} (tolerance ${tolerance}) for ${JSON.stringify(t)}`);
+    }
+  }
+}
+
+const size = (max: number) => fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max }));
+const caseArbitrary = (maxRows: number, maxDepth: number): fc.Arbitrary<Case> => fc.record({
+  transA: fc.boolean(), transB: fc.boolean(),
+  m: size(maxRows), n: size(maxRows), k: size(maxDepth),
+  aOffset: fc.integer({ min: 0, max: 5 }), bOffset: fc.integer({ min: 0, max: 5 }), cOffset: fc.integer({ min: 0, max: 5 }),
+  aPad: fc.integer({ min: 0, max: 3 }), bPad: fc.integer({ min: 0, max: 3 }), cPad: fc.integer({ min: 0, max: 3 }),
+  beta: fc.constantFrom<0 | 1>(0, 1), float64: fc.boolean(), seed: fc.nat(),
+});
+
+const flagCombos = [[false, false], [true, false], [false, true], [true, true]] as const;
+
+describe("gemmReference", () => {
+  it("gemmReference: multiplies a 2×3 by a 3×2 under every transpose combination", () => {
+    const a = [1, 2, 3, 4, 5, 6]; // [[1,2,3],[4,5,6]]
+    const b = [7, 8, 9, 10, 11, 12]; // [[7,8],[9,10],[11,12]]
+    const aT = [1, 4, 2, 5, 3, 6];
+    const bT = [7, 9, 11, 8, 10, 12];
+    for (const [transA, transB] of flagCombos) {
+      const c = new Float64Array(4);
+      gemmReference(transA, transB, 2, 2, 3, Float64Array.from(transA ? aT : a), 0, transA ? 2 : 3,
+        Float64Array.from(transB ? bT : b), 0, transB ? 3 : 2, c, 0, 2, 0);
+      expect(Array.from(c)).toEqual([58, 64, 139, 154]);
+    }
+  });
+
+  it("gemmReference: beta 1 accumulates into C", () => {
+    const c = Float32Array.from([1, 1, 1, 1]);
+    gemmReference(false, false, 2, 2, 1, Float32Array.from([1, 2]), 0, 1, Float32Array.from([3, 4]), 0, 2, c, 0, 2, 1);
+    expect(Array.from(c)).toEqual([4, 5, 7, 9]);
+  });
+});
+
+const implementations: [string, Gemm, boolean][] = [
+  ["gemmJs", gemmJs, true],
+  ["gemmWasm", gemmWasm, wasmGemmAvailable()],
+  ["gemm", gemm, true],
+];
+
+for (const [name, impl, available] of implementations) {
+  describe.skipIf(!available)(name, () => {
+    it(`${name}: matches the reference on random shapes, strides, offsets, flags, beta and dtypes`, () => {
+      fc.assert(fc.property(caseArbitrary(70, 300), (t) => checkAgainstReference(impl, t)), { numRuns: 150 });
+    });
+
+    it(`${name}: matches the reference across cache-block boundaries`, () => {
+      for (const [transA, transB] of flagCombos) {
+        for (const float64 of [false, true]) {
+          checkAgainstReference(impl, {
+            transA, transB, m: 133, n: 37, k: 517, aOffset: 1, bOffset: 2, cOffset: 3,
+            aPad: 1, bPad: 0, cPad: 2, beta: 1, float64, seed: 7,
+          });
+        }
+      }
+    });
+
+    it(`${name}: handles 1-wide edges (vectors and outer products)`, () => {
+      for (const [m, n, k] of [[1, 1, 1], [1, 37, 19], [37, 1, 19], [23, 29, 1], [1, 1, 300], [1, 300, 1]]) {
+        for (const [transA, transB] of flagCombos) {
+          checkAgainstReference(impl, {
+            transA, transB, m, n, k, aOffset: 0, bOffset: 0, cOffset: 0,
+            aPad: 0, bPad: 0, cPad: 0, beta: 0, float64: false, seed: m * 1000 + n * 10 + k,
+          });
+        }
+      }
+    });
+
+    it(`${name}: writes C back correctly for whole-tile, wide and narrow rows, packed or strided`, () => {
+      for (const [n, cPad] of [[64, 0], [64, 1], [72, 2], [10, 0], [8, 0]]) {
+        for (const beta of [0, 1] as const) {
+          for (const float64 of [false, true]) {
+            checkAgainstReference(impl, { transA: false, transB: false, m: 9, n, k: 33, aOffset: 0, bOffset: 0,
+              cOffset: 1, aPad: 0, bPad: 0, cPad, beta, float64, seed: n + cPad });
+          }
+        }
+      }
+    });
+
+    it(`${name}: an empty depth (k = 0) zeroes C for beta 0 and keeps it for beta 1`, () => {
+      for (const beta of [0, 1] as const) {
+        const c = Float32Array.from([5, 6, 7, 8, 9]);
+        impl(false, false, 2, 2, 0, new Float32Array(0), 0, 0, new Float32Array(0), 0, 2, c, 0, 2, beta);
+        expect(Array.from(c)).toEqual(beta === 0 ? [0, 0, 0, 0, 9] : [5, 6, 7, 8, 9]);
+      }
+    });
+
+    it(`${name}: results are reproducible when the kernel is reused with smaller shapes`, () => {
+      // Scratch buffers are module-level: a large call followed by a small one must not leak stale data.
+      checkAgainstReference(impl, { transA: false, transB: false, m: 200, n: 90, k: 300, aOffset: 0, bOffset: 0,
+        cOffset: 0, aPad: 0, bPad: 0, cPad: 0, beta: 0, float64: false, seed: 11 });
+      checkAgainstReference(impl, { transA: true, transB: true, m: 5, n: 3, k: 7, aOffset: 0, bOffset: 0,
+        cOffset: 0, aPad: 0, bPad: 0, cPad: 0, beta: 0, float64: false, seed: 12 });
+    });
+  });
+}
+
+describe("gemm backend selection", () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  it("gemm: TAPEGRAD_BACKEND=js forces the pure TypeScript kernels", async () => {
+    vi.stubEnv("TAPEGRAD_BACKEND", "js");
+    vi.resetModules();
+    const fresh = await import("../packages/autograd/src/kernels/gemm.ts");
+    expect(fresh.gemmBackend()).toBe("js");
+  });
+
+  it("gemm: uses WebAssembly where the runtime supports SIMD", async () => {
+    vi.stubEnv("TAPEGRAD_BACKEND", "");
+    vi.resetModules();
+    const fresh = await import("../packages/autograd/src/kernels/gemm.ts");
+    expect(fresh.gemmBackend()).toBe(wasmGemmAvailable() ? "wasm" : "js");
+  });
+});
