@@ -17,7 +17,7 @@ export {
   TapegradError, ShapeError, AxisError, IndexError, GraphError, AnomalyError, ValueError,
 } from "./errors.ts";
 export { broadcastShapes } from "./shape.ts";
-export { mm } from "./ops/matmul.ts";
+export { mm, linear } from "./ops/matmul.ts";
 export { record, type BackwardFn } from "./engine.ts";
 export { gradcheck, gradgradcheck, GradcheckError, type GradcheckOptions, type GradcheckFn } from "./gradcheck.ts";
 export { defineOp, type OpDefinition, type OpContext } from "./custom.ts";

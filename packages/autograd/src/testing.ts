@@ -182,6 +182,13 @@ function opSample(info: OpInfo, options: ShapeOptions = {}): fc.Arbitrary<OpSamp
         const sb = bVector ? [k] : [...batch[1], k, n];
         return fc.tuple(tensorIn(info, 0, sa), tensorIn(info, 1, sb));
       }).map(([a, b]) => ({ inputs: [a, b], args: {} }));
+    case "linear":
+      return fc.record({
+        inF: fc.integer({ min: 1, max: 4 }), outF: fc.integer({ min: 1, max: 4 }),
+        lead: fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 2 }),
+      }).chain(({ inF, outF, lead }) =>
+        fc.tuple(tensorIn(info, 0, [...lead, inF]), tensorIn(info, 1, [outF, inF]), tensorIn(info, 2, [outF])),
+      ).map(([x, w, b]) => ({ inputs: [x, w, b], args: {} }));
     case "pick":
       return sh({ minRank: 1 }).chain((s) =>
         axis(s.length).chain((ax) => {

@@ -3,8 +3,8 @@
  * softmax, the backward is (softmax − onehot)·g in one pass.
  */
 import {
-  Tensor, IndexError, ShapeError, ValueError, cast, isGradEnabled, logSoftmax as coreLogSoftmax, mm, noGrad,
-  record, softmax as coreSoftmax, defaultGenerator, type Generator,
+  Tensor, IndexError, ShapeError, ValueError, isGradEnabled, logSoftmax as coreLogSoftmax, noGrad,
+  record, softmax as coreSoftmax, linear as coreLinear, defaultGenerator, type Generator,
 } from "@tapegrad/autograd";
 
 export type Reduction = "mean" | "sum" | "none";
@@ -44,23 +44,7 @@ export function sigmoid(x: Tensor): Tensor {
  * @example F.linear(x, w, b)
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  if (weight.ndim !== 2) throw new ShapeError(`linear: weight must be 2-D [out, in], got ${fmt(weight.shape)}`);
-  const inF = weight.shape[1];
-  if (x.ndim === 0 || x.shape[x.ndim - 1] !== inF) {
-    throw new ShapeError(`linear: input ${fmt(x.shape)} does not match weight ${fmt(weight.shape)}: the last dimension must be ${inF}`);
-  }
-  if (bias && (bias.ndim !== 1 || bias.shape[0] !== weight.shape[0])) {
-    throw new ShapeError(`linear: bias ${fmt(bias.shape)} does not match weight ${fmt(weight.shape)}: expected [${weight.shape[0]}]`);
-  }
-  if (x.dtype !== weight.dtype) {
-    // NOTE: mixed float32/float64 promotes to float64, as everywhere in tapegrad (mm itself does not promote)
-    x = x.dtype === "float64" ? x : cast(x, "float64");
-    weight = weight.dtype === "float64" ? weight : cast(weight, "float64");
-  }
-  const x2 = x.ndim === 1 ? x.reshape([1, inF]) : x;
-  let y = mm(x2, weight, false, true);
-  if (x.ndim === 1) y = y.reshape([weight.shape[0]]);
-  return bias ? y.add(bias) : y;
+  return coreLinear(x, weight, bias);
 }
 
 /** Zeroes each element with probability p in training and scales the rest by 1/(1-p); identity otherwise. */

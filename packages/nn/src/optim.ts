@@ -187,6 +187,11 @@ export class SGD extends Optimizer<SGDResolved> {
   protected update(p: Float32Array | Float64Array, grad: Float32Array | Float64Array, state: ParamState, o: SGDResolved): void {
     const { lr, momentum: mu, dampening, nesterov, weightDecay: wd, maximize } = o;
     const n = p.length;
+    if (mu === 0 && wd === 0 && !maximize) {
+      // NOTE: plain SGD is most training loops' hot path: one branch-free pass
+      for (let i = 0; i < n; i++) p[i] -= lr * grad[i];
+      return;
+    }
     let buf = state.momentumBuffer as Float64Array | undefined;
     const first = buf === undefined;
     if (mu !== 0 && first) {

@@ -198,3 +198,14 @@ export function transpose2d(x: FloatArray, xo: number, r: number, c: number, out
     }
   }
 }
+
+/** relu's backward in one pass: out[i] = x[i] > 0 ? g[i] : 0. */
+export function reluBackward(g: FloatArray, x: FloatArray, out: FloatArray): void {
+  const n = out.length;
+  for (let i = 0; i < n; i++) out[i] = x[i] > 0 ? g[i] : 0;
+}
+
+/** Writes `row` (length n) into each of the m rows of out (row-major m×n). */
+export function fillRows(row: FloatArray, m: number, n: number, out: FloatArray): void {
+  for (let r = 0; r < m; r++) out.set(row, r * n);
+}

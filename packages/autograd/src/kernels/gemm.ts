@@ -1,27 +1,49 @@
 import type { FloatArray } from "./gemm-reference.ts";
 import { gemmJs } from "./gemm-js.ts";
+import { gemmNative, nativeGemmAvailable, nativeGemmInfo } from "./gemm-native.ts";
 import { gemmWasm, wasmGemmAvailable } from "./gemm-wasm.ts";
 
 export type { FloatArray } from "./gemm-reference.ts";
 export { gemmReference } from "./gemm-reference.ts";
 export { gemmJs } from "./gemm-js.ts";
 export { gemmWasm, wasmGemmAvailable } from "./gemm-wasm.ts";
+export { gemmNative, nativeGemmAvailable, nativeGemmInfo } from "./gemm-native.ts";
 
-export type GemmBackend = "wasm" | "js";
+export type GemmBackend = "native" | "wasm" | "js";
+const BACKENDS: readonly GemmBackend[] = ["native", "wasm", "js"];
 
 /** Below this many multiply-adds the JS loops win: packing into wasm memory and copying back costs more. */
 const WASM_MIN_WORK = 8 * 8 * 8;
 
+/** Below this many multiply-adds the wasm kernel beats the BLAS call (argument marshalling and
+ *  OpenBLAS's own dispatch cost about a microsecond); measured crossover on the bench machine. */
+const NATIVE_MIN_WORK = 16 * 16 * 16;
+
 function chooseBackend(): GemmBackend {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  if (env?.TAPEGRAD_BACKEND === "js") return "js";
-  return wasmGemmAvailable() ? "wasm" : "js";
+  const requested = env?.TAPEGRAD_BACKEND ?? "";
+  if (requested === "") {
+    if (nativeGemmAvailable()) return "native";
+    return wasmGemmAvailable() ? "wasm" : "js";
+  }
+  if (!(BACKENDS as readonly string[]).includes(requested)) {
+    throw new Error(`TAPEGRAD_BACKEND=${requested} is not a gemm backend; use one of ${BACKENDS.join(", ")}`);
+  }
+  if (requested === "native" && !nativeGemmAvailable()) {
+    throw new Error(`TAPEGRAD_BACKEND=native, but the native BLAS gemm is ${nativeGemmInfo()}; `
+      + "run `pnpm build:native` (needs a C compiler and OpenBLAS), or unset TAPEGRAD_BACKEND");
+  }
+  if (requested === "wasm" && !wasmGemmAvailable()) {
+    throw new Error("TAPEGRAD_BACKEND=wasm, but this runtime has no WebAssembly SIMD; unset TAPEGRAD_BACKEND");
+  }
+  return requested as GemmBackend;
 }
 
 let backend: GemmBackend | undefined;
 
-/** The kernel family `gemm` dispatches to: "wasm" (SIMD) where available, "js" otherwise or when
- *  the environment sets TAPEGRAD_BACKEND=js. Decided once per process. */
+/** The kernel family `gemm` dispatches to, decided once per process: "native" (the machine's BLAS)
+ *  where `pnpm build:native` built it and it loads, else "wasm" (SIMD) where available, else "js".
+ *  TAPEGRAD_BACKEND=native|wasm|js forces one and throws if it cannot run. */
 export function gemmBackend(): GemmBackend {
   backend ??= chooseBackend();
   return backend;
@@ -40,7 +62,11 @@ export function gemm(
   c: FloatArray, cOffset: number, ldc: number,
   beta: 0 | 1,
 ): void {
-  if (gemmBackend() === "wasm" && m * n * k >= WASM_MIN_WORK) {
+  const chosen = gemmBackend();
+  const work = m * n * k;
+  if (chosen === "native" && work >= NATIVE_MIN_WORK) {
+    gemmNative(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, beta);
+  } else if (chosen !== "js" && work >= WASM_MIN_WORK && wasmGemmAvailable()) {
     gemmWasm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, beta);
   } else {
     gemmJs(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, beta);

@@ -1,10 +1,11 @@
 /** Matrix products. One primitive, mm(a, b, transA, transB), whose backward is mm again with other flags. */
 import { ShapeError, fmtShape } from "../errors.ts";
-import { record } from "../engine.ts";
+import { record, type Node } from "../engine.ts";
 import * as K from "../kernels/index.ts";
 import { broadcastShapes, sizeOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
 import { reshape, cast } from "./shape.ts";
+import { sum } from "./reduce.ts";
 import { empty } from "./util.ts";
 
 /**
@@ -86,4 +87,45 @@ export function mm(a: Tensor, b: Tensor, ta: boolean, tb: boolean, what?: string
     a.requiresGrad ? (ta ? mm(b, g, tb, true) : mm(g, b, false, !tb)) : null,
     b.requiresGrad ? (tb ? mm(g, a, true, ta) : mm(a, g, !ta, false)) : null,
   ]);
+}
+
+/**
+ * x @ wᵀ + b with w stored [out, in] (PyTorch's Linear layout); x may have leading batch axes.
+ * NOTE: fused: the bias is written into the output rows and the gemm accumulates onto it (beta = 1).
+ * @example linear(x, w, b) // [N, in] → [N, out]
+ */
+export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
+  if (w.ndim !== 2) throw new ShapeError(`linear: weight must be 2-D [out, in], got ${fmtShape(w.shape)}`);
+  const [outF, inF] = w.shape;
+  if (x.ndim === 0 || x.shape[x.ndim - 1] !== inF) {
+    throw new ShapeError(`linear: input ${fmtShape(x.shape)} does not match weight ${fmtShape(w.shape)}: the last dimension must be ${inF}`);
+  }
+  if (b && (b.ndim !== 1 || b.shape[0] !== outF)) {
+    throw new ShapeError(`linear: bias ${fmtShape(b.shape)} does not match weight ${fmtShape(w.shape)}: expected [${outF}]`);
+  }
+  if (x.dtype !== w.dtype || (b && b.dtype !== w.dtype)) {
+    const dt = "float64";
+    x = cast(x, dt);
+    w = cast(w, dt);
+    if (b) b = cast(b, dt);
+  }
+  const rows = x.size / inF;
+  const out = empty(x.dtype, [...x.shape.slice(0, -1), outF]);
+  if (b) K.fillRows(b.data, rows, outF, out.data);
+  if (rows > 0 && inF > 0 && outF > 0) K.gemm(false, true, rows, outF, inF, x.data, 0, inF, w.data, 0, inF, out.data, 0, outF, b ? 1 : 0);
+  const inputs = b ? [x, w, b] : [x, w];
+  return record("linear", inputs, out, linearBackward);
+}
+
+function linearBackward(g: Tensor, node: Node): (Tensor | null)[] {
+  const [x, w, b] = node.inputs;
+  const [outF, inF] = w.shape;
+  const g2 = g.ndim === 2 ? g : reshape(g, [-1, outF]);
+  const x2 = x.ndim === 2 ? x : reshape(x, [-1, inF]);
+  const gx = x.requiresGrad ? mm(g2, w, false, false) : null;
+  return [
+    gx && x.ndim !== 2 ? reshape(gx, x.shape) : gx,
+    w.requiresGrad ? mm(g2, x2, true, false) : null,
+    b && b.requiresGrad ? sum(g2, 0) : null,
+  ];
 }

@@ -13,11 +13,12 @@ import * as ops from "./index.ts";
  * - reduction: one tensor, an axis (undefined, one axis or a list) and keepdims
  * - axis: one tensor of rank ≥ 1 and one axis (softmax, logSoftmax)
  * - matmul: NumPy matmul shapes (1-D, 2-D, batched with broadcast batch axes)
+ * - linear: x [..., in], weight [out, in] and a bias [out] (arity 3)
  * - pick: a tensor, an axis, one index per row (repeats allowed) and keepdims
  * - reshape / flatten / permute / unsqueeze / squeeze / broadcastTo / sumTo: a tensor and a target of that kind
  */
 export type SampleKind =
-  | "unary" | "binary" | "reduction" | "axis" | "matmul" | "pick"
+  | "unary" | "binary" | "reduction" | "axis" | "matmul" | "linear" | "pick"
   | "reshape" | "flatten" | "permute" | "unsqueeze" | "squeeze" | "broadcastTo" | "sumTo";
 
 /** Arguments other than the tensors, drawn by the sample generator for the op's kind. */
@@ -96,6 +97,9 @@ export const opTable: readonly OpInfo[] = [
   unary("transpose", ops.transpose),
   {
     name: "matmul", arity: 2, kind: "matmul", call: ([a, b]) => ops.matmul(a, b), twiceDifferentiable: true,
+  },
+  {
+    name: "linear", arity: 3, kind: "linear", call: ([x, w, b]) => ops.linear(x, w, b), twiceDifferentiable: true,
   },
   reduction("sum", ops.sum),
   reduction("mean", ops.mean),

@@ -1,5 +1,5 @@
 /** Elementwise unary ops; each backward is written with ops so it can be recorded again. */
-import { noGrad, record } from "../engine.ts";
+import { isGradEnabled, noGrad, record, type Node } from "../engine.ts";
 import * as K from "../kernels/index.ts";
 import type { Tensor } from "../tensor.ts";
 import { mul, div, sub } from "./binary.ts";
@@ -26,7 +26,16 @@ export function log(x: Tensor): Tensor {
 
 /** max(x, 0); the gradient at 0 is 0, as in PyTorch. */
 export function relu(x: Tensor): Tensor {
-  return record("relu", [x], map("relu", x), (g) => [mul(g, noGrad(() => map("step", x)))]);
+  return record("relu", [x], map("relu", x), reluBackward);
+}
+
+function reluBackward(g: Tensor, node: Node): Tensor[] {
+  const x = node.inputs[0];
+  // NOTE: recorded (createGraph) backward stays made of ops; otherwise one fused pass, no mask tensor
+  if (isGradEnabled()) return [mul(g, noGrad(() => map("step", x)))];
+  const out = empty(g.dtype, g.shape);
+  K.reluBackward(g.data, x.data, out.data);
+  return [out];
 }
 
 export function tanh(x: Tensor): Tensor {

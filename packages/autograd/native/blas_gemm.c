@@ -1,0 +1,220 @@
+/*
+ * tapegrad's optional native gemm: a Node-API addon that forwards to the machine's CBLAS
+ * (OpenBLAS, or Apple's Accelerate). The BLAS library is opened with dlopen at load time, so
+ * building needs only a C compiler and Node's headers: no BLAS headers, no link-time dependency.
+ *
+ * Exports (all synchronous):
+ *   gemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, beta)
+ *     C = beta*C + op(A) @ op(B), row-major, A/B/C all Float32Array or all Float64Array, beta 0 or 1.
+ *     Every operand span is bounds-checked against its typed array before BLAS touches memory.
+ *   setThreads(n)  openblas_set_num_threads where the library has it (no-op otherwise)
+ *   threads()      openblas_get_num_threads, or 0 when unknown
+ *   library        the path or name that dlopen accepted
+ *   config         openblas_get_config() or ""
+ */
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <node_api.h>
+
+/* CBLAS enum values are fixed by the CBLAS standard; declared here so no cblas.h is needed. */
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+
+/* NOTE: OpenBLAS is built with 32-bit integers (blasint = int) unless INTERFACE64; Debian's and
+ * Homebrew's are. The loader's probe against the reference kernel catches a 64-bit-int build. */
+typedef void (*sgemm_fn)(int order, int transA, int transB, int m, int n, int k, float alpha,
+                         const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+typedef void (*dgemm_fn)(int order, int transA, int transB, int m, int n, int k, double alpha,
+                         const double *a, int lda, const double *b, int ldb, double beta, double *c, int ldc);
+typedef void (*set_threads_fn)(int);
+typedef int (*get_threads_fn)(void);
+typedef char *(*get_config_fn)(void);
+
+static sgemm_fn blas_sgemm;
+static dgemm_fn blas_dgemm;
+static set_threads_fn blas_set_threads;
+static get_threads_fn blas_get_threads;
+static get_config_fn blas_get_config;
+static const char *blas_library;
+
+static const char *const candidates[] = {
+#ifdef __APPLE__
+  "/System/Library/Frameworks/Accelerate.framework/Accelerate",
+  "libopenblas.dylib",
+  "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+  "/usr/local/opt/openblas/lib/libopenblas.dylib",
+#else
+  "libopenblas.so.0",
+  "libopenblas.so",
+  "libopenblasp.so.0",
+  "libblas.so.3", /* Debian's alternative: OpenBLAS's has cblas_*, the reference BLAS does not */
+  "libcblas.so.3",
+#endif
+  NULL,
+};
+
+/* Opens the first library that has both cblas_sgemm and cblas_dgemm; TAPEGRAD_BLAS_LIB overrides the list. */
+static int open_blas(void) {
+  if (blas_sgemm) return 1;
+  const char *override = getenv("TAPEGRAD_BLAS_LIB");
+  const char *one[] = { override, NULL };
+  const char *const *names = (override && *override) ? one : candidates;
+  for (; *names; names++) {
+    void *handle = dlopen(*names, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) continue;
+    sgemm_fn s = (sgemm_fn)dlsym(handle, "cblas_sgemm");
+    dgemm_fn d = (dgemm_fn)dlsym(handle, "cblas_dgemm");
+    if (!s || !d) {
+      dlclose(handle);
+      continue;
+    }
+    blas_sgemm = s;
+    blas_dgemm = d;
+    blas_set_threads = (set_threads_fn)dlsym(handle, "openblas_set_num_threads");
+    blas_get_threads = (get_threads_fn)dlsym(handle, "openblas_get_num_threads");
+    blas_get_config = (get_config_fn)dlsym(handle, "openblas_get_config");
+    blas_library = *names;
+    return 1;
+  }
+  return 0;
+}
+
+#define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "tapegrad native gemm: bad arguments"); return NULL; } } while (0)
+
+static int get_int(napi_env env, napi_value v, int64_t *out) {
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+/* Pointer to element `offset` of a typed array after checking that `span` elements from there fit. */
+static void *typed_span(napi_env env, napi_value v, napi_typedarray_type want, int64_t offset, int64_t span,
+                        const char *name) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) {
+    napi_throw_type_error(env, NULL, "tapegrad native gemm: operands must be typed arrays");
+    return NULL;
+  }
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok) return NULL;
+  if (type != want) {
+    napi_throw_type_error(env, NULL, "tapegrad native gemm: A, B and C must share one float type");
+    return NULL;
+  }
+  if (offset < 0 || span < 0 || (uint64_t)(offset + span) > (uint64_t)length) {
+    char message[96];
+    snprintf(message, sizeof message, "tapegrad native gemm: %s is too short for its offset, shape and stride", name);
+    napi_throw_range_error(env, NULL, message);
+    return NULL;
+  }
+  size_t bytes = type == napi_float32_array ? 4 : 8;
+  return (char *)data + (size_t)offset * bytes;
+}
+
+/* Elements one row-major matrix of `rows` rows and `cols` columns spans with row stride ld. */
+static int64_t span_of(int64_t rows, int64_t cols, int64_t ld) {
+  return rows <= 0 || cols <= 0 ? 0 : (rows - 1) * ld + cols;
+}
+
+static napi_value gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 15;
+  napi_value argv[15];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 15) {
+    napi_throw_type_error(env, NULL, "tapegrad native gemm: expected 15 arguments");
+    return NULL;
+  }
+  bool trans_a, trans_b;
+  int64_t m, n, k, a_off, lda, b_off, ldb, c_off, ldc, beta;
+  CHECK(napi_get_value_bool(env, argv[0], &trans_a));
+  CHECK(napi_get_value_bool(env, argv[1], &trans_b));
+  if (!get_int(env, argv[2], &m) || !get_int(env, argv[3], &n) || !get_int(env, argv[4], &k) ||
+      !get_int(env, argv[6], &a_off) || !get_int(env, argv[7], &lda) || !get_int(env, argv[9], &b_off) ||
+      !get_int(env, argv[10], &ldb) || !get_int(env, argv[12], &c_off) || !get_int(env, argv[13], &ldc) ||
+      !get_int(env, argv[14], &beta)) {
+    napi_throw_type_error(env, NULL, "tapegrad native gemm: sizes, offsets and strides must be numbers");
+    return NULL;
+  }
+  if (m <= 0 || n <= 0 || k <= 0) {
+    napi_throw_range_error(env, NULL, "tapegrad native gemm: m, n and k must be positive (the caller handles empty products)");
+    return NULL;
+  }
+  /* CBLAS's own argument check would print to stderr and return silently: reject here instead. */
+  int64_t a_cols = trans_a ? m : k, a_rows = trans_a ? k : m;
+  int64_t b_cols = trans_b ? k : n, b_rows = trans_b ? n : k;
+  if (lda < a_cols || ldb < b_cols || ldc < n || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX ||
+      lda > INT32_MAX || ldb > INT32_MAX || ldc > INT32_MAX) {
+    napi_throw_range_error(env, NULL, "tapegrad native gemm: a stride is smaller than its row or a size exceeds 2^31");
+    return NULL;
+  }
+  napi_typedarray_type type;
+  bool is_typed = false;
+  CHECK(napi_is_typedarray(env, argv[11], &is_typed));
+  if (!is_typed) {
+    napi_throw_type_error(env, NULL, "tapegrad native gemm: operands must be typed arrays");
+    return NULL;
+  }
+  CHECK(napi_get_typedarray_info(env, argv[11], &type, NULL, NULL, NULL, NULL));
+  if (type != napi_float32_array && type != napi_float64_array) {
+    napi_throw_type_error(env, NULL, "tapegrad native gemm: operands must be Float32Array or Float64Array");
+    return NULL;
+  }
+  void *a = typed_span(env, argv[5], type, a_off, span_of(a_rows, a_cols, lda), "A");
+  if (!a) return NULL;
+  void *b = typed_span(env, argv[8], type, b_off, span_of(b_rows, b_cols, ldb), "B");
+  if (!b) return NULL;
+  void *c = typed_span(env, argv[11], type, c_off, span_of(m, n, ldc), "C");
+  if (!c) return NULL;
+  int ta = trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS, tb = trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS;
+  /* NOTE: BLAS treats beta == 0 as "do not read C", so NaN garbage in C is overwritten, as the contract asks. */
+  if (type == napi_float32_array) {
+    blas_sgemm(CBLAS_ROW_MAJOR, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb,
+               beta ? 1.0f : 0.0f, c, (int)ldc);
+  } else {
+    blas_dgemm(CBLAS_ROW_MAJOR, ta, tb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb,
+               beta ? 1.0 : 0.0, c, (int)ldc);
+  }
+  return NULL;
+}
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t count = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &count) != napi_ok || count < 1) {
+    napi_throw_range_error(env, NULL, "tapegrad native gemm: setThreads takes a positive integer");
+    return NULL;
+  }
+  if (blas_set_threads) blas_set_threads(count);
+  return NULL;
+}
+
+static napi_value get_threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(napi_create_int32(env, blas_get_threads ? blas_get_threads() : 0, &out));
+  return out;
+}
+
+NAPI_MODULE_INIT() {
+  if (!open_blas()) {
+    napi_throw_error(env, NULL,
+      "tapegrad native gemm: no CBLAS library found (tried libopenblas.so.0, libblas.so.3 ...; set TAPEGRAD_BLAS_LIB)");
+    return NULL;
+  }
+  napi_value fn, text;
+  CHECK(napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, gemm, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "gemm", fn));
+  CHECK(napi_create_function(env, "setThreads", NAPI_AUTO_LENGTH, set_threads, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "setThreads", fn));
+  CHECK(napi_create_function(env, "threads", NAPI_AUTO_LENGTH, get_threads, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "threads", fn));
+  CHECK(napi_create_string_utf8(env, blas_library, NAPI_AUTO_LENGTH, &text));
+  CHECK(napi_set_named_property(env, exports, "library", text));
+  CHECK(napi_create_string_utf8(env, blas_get_config ? blas_get_config() : "", NAPI_AUTO_LENGTH, &text));
+  CHECK(napi_set_named_property(env, exports, "config", text));
+  return exports;
+}

@@ -1,0 +1,111 @@
+import { gemmJs } from "./gemm-js.ts";
+import { gemmReference, type FloatArray } from "./gemm-reference.ts";
+
+/**
+ * The optional native gemm: packages/autograd/native/blas_gemm.c, a Node-API addon that dlopens the
+ * machine's OpenBLAS (or Accelerate) and calls cblas_sgemm / cblas_dgemm. It exists only after
+ * `pnpm build:native`; without it (or outside Node, or without a BLAS) this module reports "unavailable"
+ * and never throws on load.
+ */
+
+interface NativeAddon {
+  gemm(transA: boolean, transB: boolean, m: number, n: number, k: number,
+    a: FloatArray, aOffset: number, lda: number, b: FloatArray, bOffset: number, ldb: number,
+    c: FloatArray, cOffset: number, ldc: number, beta: 0 | 1): void;
+  setThreads(count: number): void;
+  threads(): number;
+  library: string;
+  config: string;
+}
+
+/** OpenBLAS threads when OPENBLAS_NUM_THREADS is unset. NOTE: on the 2-core bench machine two threads
+ *  won only on large squares (1024²: 1.6×) and lost on the MLP shapes and epochs, where the products are
+ *  small and the spinning second thread competes with the elementwise JS between gemm calls. */
+const DEFAULT_THREADS = 1;
+
+/** Where scripts/build-native.mjs puts the addon, relative to this file. */
+const ADDON_URL = new URL("../../native/build/tapegrad_blas.node", import.meta.url);
+
+let addon: NativeAddon | null | undefined;
+let unavailableReason = "";
+
+/** Checks a few small products (every transpose, offsets, strides, beta 1, both dtypes) against the oracle,
+ *  so a BLAS with a different integer width or a broken build is rejected instead of giving wrong answers. */
+function probe(candidate: NativeAddon): boolean {
+  const flags = [[false, false], [true, false], [false, true], [true, true]] as const;
+  for (const Type of [Float32Array, Float64Array]) {
+    for (const [transA, transB] of flags) {
+      const m = 5, n = 6, k = 7, lda = (transA ? m : k) + 1, ldb = (transB ? k : n) + 2, ldc = n + 1;
+      const a = Type.from({ length: 2 + k * lda + m * lda }, (_, i) => ((i * 7) % 11) - 5);
+      const b = Type.from({ length: 1 + k * ldb + n * ldb }, (_, i) => ((i * 5) % 13) - 6);
+      const expected = Type.from({ length: 3 + m * ldc }, (_, i) => i % 3);
+      const actual = expected.slice();
+      candidate.gemm(transA, transB, m, n, k, a, 2, lda, b, 1, ldb, actual, 3, ldc, 1);
+      gemmReference(transA, transB, m, n, k, a, 2, lda, b, 1, ldb, expected, 3, ldc, 1);
+      // Small integers: every product and sum is exact in float32, so equality is the test.
+      for (let i = 0; i < expected.length; i++) if (actual[i] !== expected[i]) return false;
+    }
+  }
+  return true;
+}
+
+function loadAddon(): NativeAddon | null {
+  if (addon !== undefined) return addon;
+  addon = null;
+  // NOTE: no static node: imports, so this module (and gemm.ts) still loads in browsers and bundlers.
+  const proc = (globalThis as { process?: NodeJS.Process }).process;
+  const builtin = proc?.getBuiltinModule;
+  if (!proc || typeof builtin !== "function") {
+    unavailableReason = "native addons need Node.js ≥ 20.16";
+    return addon;
+  }
+  try {
+    const { existsSync } = proc.getBuiltinModule("node:fs");
+    const { createRequire } = proc.getBuiltinModule("node:module");
+    const { fileURLToPath } = proc.getBuiltinModule("node:url");
+    const path = fileURLToPath(ADDON_URL);
+    if (!existsSync(path)) {
+      unavailableReason = `the addon is not built (${path} is missing)`;
+      return addon;
+    }
+    const candidate = createRequire(import.meta.url)(path) as NativeAddon;
+    if (!proc.env.OPENBLAS_NUM_THREADS) candidate.setThreads(DEFAULT_THREADS);
+    if (!probe(candidate)) {
+      unavailableReason = `${candidate.library} gives wrong products (a 64-bit-integer BLAS?)`;
+      return addon;
+    }
+    addon = candidate;
+  } catch (error) {
+    unavailableReason = `the addon does not load: ${(error as Error).message}`;
+  }
+  return addon;
+}
+
+/** True when the native BLAS gemm is built, loads, and passes its probe in this process. */
+export function nativeGemmAvailable(): boolean {
+  return loadAddon() !== null;
+}
+
+/** One line about the native backend: the BLAS library, its config and threads, or why it is unavailable. */
+export function nativeGemmInfo(): string {
+  const loaded = loadAddon();
+  if (!loaded) return `unavailable: ${unavailableReason}`;
+  return `${loaded.library}${loaded.config ? ` (${loaded.config})` : ""}, ${loaded.threads()} thread(s)`;
+}
+
+/** C = beta*C + op(A) @ op(B) through the machine's BLAS; same contract as gemmReference.
+ *  Throws where the addon is unavailable (check nativeGemmAvailable first). */
+export function gemmNative(transA: boolean, transB: boolean, m: number, n: number, k: number,
+  a: FloatArray, aOffset: number, lda: number, b: FloatArray, bOffset: number, ldb: number,
+  c: FloatArray, cOffset: number, ldc: number, beta: 0 | 1): void {
+  const loaded = loadAddon();
+  if (!loaded) throw new Error(`gemmNative: ${unavailableReason}; run \`pnpm build:native\``);
+  if (m <= 0 || n <= 0) return;
+  // BLAS rejects a stride narrower than its row (legal here when the rows overlap, or k = 0 with lda 0):
+  // those rare shapes, and empty depths, take the TypeScript kernel.
+  if (k <= 0 || lda < (transA ? m : k) || ldb < (transB ? k : n) || ldc < n) {
+    gemmJs(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, beta);
+    return;
+  }
+  loaded.gemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, beta);
+}
