@@ -15,4 +15,10 @@ if (!fresh) {
   console.error(`tapegrad: installing dependencies with ${pm} (first run only)`);
   const npx = process.platform === "win32" ? "npx.cmd" : "npx";
   execFileSync(npx, ["--yes", pm, "install", "--frozen-lockfile"], { cwd: root, stdio: "inherit" });
+  // Best effort: the optional OpenBLAS gemm backend. Without a C compiler or OpenBLAS, tapegrad uses WASM.
+  try {
+    execFileSync(process.execPath, [join(root, "scripts", "build-native.mjs"), "--optional"], { cwd: root, stdio: "inherit" });
+  } catch {
+    // the WASM and TypeScript kernels need nothing built
+  }
 }

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import fc from "fast-check";
 import {
-  gemm, gemmJs, gemmReference, gemmWasm, wasmGemmAvailable, type FloatArray,
+  gemm, gemmJs, gemmNative, gemmReference, gemmWasm, nativeGemmAvailable, nativeGemmInfo, wasmGemmAvailable,
+  type FloatArray,
 } from "../packages/autograd/src/kernels/gemm.ts";
 
 type Gemm = typeof gemmReference;
@@ -85,8 +86,13 @@ describe("gemmReference", () => {
 const implementations: [string, Gemm, boolean][] = [
   ["gemmJs", gemmJs, true],
   ["gemmWasm", gemmWasm, wasmGemmAvailable()],
+  ["gemmNative", gemmNative, nativeGemmAvailable()],
   ["gemm", gemm, true],
 ];
+
+if (!nativeGemmAvailable()) {
+  console.info(`kernels-gemm: skipping gemmNative, the optional BLAS backend is ${nativeGemmInfo()} (pnpm build:native)`);
+}
 
 for (const [name, impl, available] of implementations) {
   describe.skipIf(!available)(name, () => {
@@ -145,6 +151,31 @@ for (const [name, impl, available] of implementations) {
   });
 }
 
+describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
+  it("gemmNative: rejects operands too short for their offset, shape and stride instead of reading past them", () => {
+    const c = new Float32Array(4);
+    expect(() => gemmNative(false, false, 2, 2, 3, new Float32Array(5), 0, 3, new Float32Array(6), 0, 2, c, 0, 2, 0))
+      .toThrow(/A is too short/);
+    expect(() => gemmNative(false, false, 2, 2, 3, new Float32Array(6), 0, 3, new Float32Array(6), 1, 2, c, 0, 2, 0))
+      .toThrow(/B is too short/);
+    expect(() => gemmNative(false, false, 2, 2, 3, new Float32Array(6), 0, 3, new Float32Array(6), 0, 2, c, 1, 2, 0))
+      .toThrow(/C is too short/);
+  });
+
+  it("gemmNative: rejects mixed float32 and float64 operands", () => {
+    expect(() => gemmNative(false, false, 2, 2, 3, new Float64Array(6), 0, 3, new Float32Array(6), 0, 2,
+      new Float32Array(4), 0, 2, 0)).toThrow(/share one float type/);
+  });
+
+  it("gemmNative: a stride narrower than its row (overlapping rows) still matches the reference", () => {
+    const a = filled(Float64Array, 20, 3), b = filled(Float64Array, 20, 4);
+    const actual = new Float64Array(9), expected = new Float64Array(9);
+    gemmNative(false, false, 3, 3, 4, a, 0, 2, b, 0, 3, actual, 0, 3, 0);
+    gemmReference(false, false, 3, 3, 4, a, 0, 2, b, 0, 3, expected, 0, 3, 0);
+    expect(Array.from(actual)).toEqual(Array.from(expected));
+  });
+});
+
 describe("gemm backend selection", () => {
   afterEach(() => {
     vi.unstubAllEnvs();
@@ -158,10 +189,33 @@ describe("gemm backend selection", () => {
     expect(fresh.gemmBackend()).toBe("js");
   });
 
-  it("gemm: uses WebAssembly where the runtime supports SIMD", async () => {
+  it("gemm: defaults to the native BLAS when built, else WebAssembly where the runtime supports SIMD, else js", async () => {
     vi.stubEnv("TAPEGRAD_BACKEND", "");
     vi.resetModules();
     const fresh = await import("../packages/autograd/src/kernels/gemm.ts");
-    expect(fresh.gemmBackend()).toBe(wasmGemmAvailable() ? "wasm" : "js");
+    expect(fresh.gemmBackend()).toBe(nativeGemmAvailable() ? "native" : wasmGemmAvailable() ? "wasm" : "js");
+  });
+
+  it("gemm: TAPEGRAD_BACKEND=wasm forces WebAssembly even when the native BLAS is built", async () => {
+    vi.stubEnv("TAPEGRAD_BACKEND", "wasm");
+    vi.resetModules();
+    const fresh = await import("../packages/autograd/src/kernels/gemm.ts");
+    if (wasmGemmAvailable()) expect(fresh.gemmBackend()).toBe("wasm");
+    else expect(() => fresh.gemmBackend()).toThrow(/no WebAssembly SIMD/);
+  });
+
+  it("gemm: TAPEGRAD_BACKEND=native uses the BLAS, or says to run build:native when it is not built", async () => {
+    vi.stubEnv("TAPEGRAD_BACKEND", "native");
+    vi.resetModules();
+    const fresh = await import("../packages/autograd/src/kernels/gemm.ts");
+    if (nativeGemmAvailable()) expect(fresh.gemmBackend()).toBe("native");
+    else expect(() => fresh.gemmBackend()).toThrow(/pnpm build:native/);
+  });
+
+  it("gemm: an unknown TAPEGRAD_BACKEND names the valid ones", async () => {
+    vi.stubEnv("TAPEGRAD_BACKEND", "cuda");
+    vi.resetModules();
+    const fresh = await import("../packages/autograd/src/kernels/gemm.ts");
+    expect(() => fresh.gemmBackend()).toThrow("TAPEGRAD_BACKEND=cuda is not a gemm backend; use one of native, wasm, js");
   });
 });

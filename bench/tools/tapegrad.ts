@@ -1,5 +1,7 @@
-import { gemm, gemmBackend, gemmJs, gemmReference, gemmWasm, wasmGemmAvailable, type FloatArray }
-  from "../../packages/autograd/src/kernels/gemm.ts";
+import {
+  gemm, gemmBackend, gemmJs, gemmNative, gemmReference, gemmWasm, nativeGemmAvailable, nativeGemmInfo,
+  wasmGemmAvailable, type FloatArray,
+} from "../../packages/autograd/src/kernels/gemm.ts";
 import { filledArray, measure, type Timing } from "../measure.ts";
 import { heWeights, synthetic } from "../synthetic.ts";
 import type { EpochWorkload, MatmulWorkload, TinyAddWorkload, Workload } from "../workloads.ts";
@@ -74,7 +76,8 @@ async function epoch(api: Autograd, w: EpochWorkload): Promise<Timing> {
 /** The tapegrad tools: the dispatching kernel (and the Tensor API where the core loads), each backend, the naive loop. */
 export async function tapegradTools(): Promise<ToolGroup> {
   const missing: MissingTool[] = [];
-  const notes = [`gemm backend: ${gemmBackend()}${process.env.TAPEGRAD_BACKEND ? ` (TAPEGRAD_BACKEND=${process.env.TAPEGRAD_BACKEND})` : ""}`];
+  const notes = [`gemm backend: ${gemmBackend()}${process.env.TAPEGRAD_BACKEND ? ` (TAPEGRAD_BACKEND=${process.env.TAPEGRAD_BACKEND})` : ""}`,
+    `native BLAS: ${nativeGemmInfo()}`];
   let api: Autograd | undefined;
   try {
     api = await import("../../packages/autograd/src/index.ts");
@@ -92,6 +95,8 @@ export async function tapegradTools(): Promise<ToolGroup> {
   const tools = [main, kernelTool("tapegrad js", gemmJs)];
   if (wasmGemmAvailable()) tools.push(kernelTool("tapegrad wasm", gemmWasm));
   else missing.push({ name: "tapegrad wasm", reason: "WebAssembly SIMD is not available in this runtime" });
+  if (nativeGemmAvailable()) tools.push(kernelTool("tapegrad native", gemmNative));
+  else missing.push({ name: "tapegrad native", reason: `${nativeGemmInfo()}; run \`pnpm build:native\`` });
   tools.push(kernelTool("naive loop", gemmReference, NAIVE_MAX_WORK));
   return { tools, missing, notes: () => notes };
 }

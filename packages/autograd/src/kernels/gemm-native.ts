@@ -19,8 +19,9 @@ interface NativeAddon {
 }
 
 /** OpenBLAS threads when OPENBLAS_NUM_THREADS is unset. NOTE: on the 2-core bench machine two threads
- *  won only on large squares (1024²: 1.6×) and lost on the MLP shapes and epochs, where the products are
- *  small and the spinning second thread competes with the elementwise JS between gemm calls. */
+ *  win on isolated large products (512²: 176 vs 84 GFLOP/s) but lose every epoch (quick MLP b32: 230–260
+ *  vs 285–305 ms; softmax regression: 18–22 vs 37–45 ms): the products are small and OpenBLAS's spinning
+ *  second thread takes the core the elementwise JS between gemm calls needs. */
 const DEFAULT_THREADS = 1;
 
 /** Where scripts/build-native.mjs puts the addon, relative to this file. */
@@ -33,16 +34,21 @@ let unavailableReason = "";
  *  so a BLAS with a different integer width or a broken build is rejected instead of giving wrong answers. */
 function probe(candidate: NativeAddon): boolean {
   const flags = [[false, false], [true, false], [false, true], [true, true]] as const;
-  for (const Type of [Float32Array, Float64Array]) {
+  for (const float64 of [false, true]) {
+    // Small integers: every product and sum is exact in float32, so equality is the test.
+    const ints = (length: number, step: number, modulus: number): FloatArray => {
+      const out = float64 ? new Float64Array(length) : new Float32Array(length);
+      for (let i = 0; i < length; i++) out[i] = ((i * step) % modulus) - (modulus >> 1);
+      return out;
+    };
     for (const [transA, transB] of flags) {
       const m = 5, n = 6, k = 7, lda = (transA ? m : k) + 1, ldb = (transB ? k : n) + 2, ldc = n + 1;
-      const a = Type.from({ length: 2 + k * lda + m * lda }, (_, i) => ((i * 7) % 11) - 5);
-      const b = Type.from({ length: 1 + k * ldb + n * ldb }, (_, i) => ((i * 5) % 13) - 6);
-      const expected = Type.from({ length: 3 + m * ldc }, (_, i) => i % 3);
+      const a = ints(2 + (transA ? k : m) * lda, 7, 11);
+      const b = ints(1 + (transB ? n : k) * ldb, 5, 13);
+      const expected = ints(3 + m * ldc, 1, 3);
       const actual = expected.slice();
       candidate.gemm(transA, transB, m, n, k, a, 2, lda, b, 1, ldb, actual, 3, ldc, 1);
       gemmReference(transA, transB, m, n, k, a, 2, lda, b, 1, ldb, expected, 3, ldc, 1);
-      // Small integers: every product and sum is exact in float32, so equality is the test.
       for (let i = 0; i < expected.length; i++) if (actual[i] !== expected[i]) return false;
     }
   }

@@ -15,9 +15,10 @@ const BACKENDS: readonly GemmBackend[] = ["native", "wasm", "js"];
 /** Below this many multiply-adds the JS loops win: packing into wasm memory and copying back costs more. */
 const WASM_MIN_WORK = 8 * 8 * 8;
 
-/** Below this many multiply-adds the wasm kernel beats the BLAS call (argument marshalling and
- *  OpenBLAS's own dispatch cost about a microsecond); measured crossover on the bench machine. */
-const NATIVE_MIN_WORK = 16 * 16 * 16;
+/** Below this many multiply-adds the JS loops beat the BLAS call (about 0.5 µs of Node-API marshalling
+ *  and OpenBLAS dispatch). Measured: 4³ js 0.4 µs vs native 0.8; 6³ js 1.2 vs native 0.6; from 8³ up
+ *  native matches or beats wasm (32³: 2.1 vs 3.4 µs), so the native backend never calls wasm. */
+const NATIVE_MIN_WORK = 6 * 6 * 6;
 
 function chooseBackend(): GemmBackend {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
@@ -66,7 +67,7 @@ export function gemm(
   const work = m * n * k;
   if (chosen === "native" && work >= NATIVE_MIN_WORK) {
     gemmNative(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, beta);
-  } else if (chosen !== "js" && work >= WASM_MIN_WORK && wasmGemmAvailable()) {
+  } else if (chosen === "wasm" && work >= WASM_MIN_WORK) {
     gemmWasm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, beta);
   } else {
     gemmJs(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, beta);
