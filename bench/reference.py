@@ -71,6 +71,8 @@ def torch_matmul(w):
 
 
 def numpy_tiny_add(w):
+    if w.get("backward"):
+        return None  # NumPy has no autograd
     a = np.ones(w["size"], np.float32)
     b = np.ones(w["size"], np.float32)
     return lambda: a + b
@@ -79,7 +81,16 @@ def numpy_tiny_add(w):
 def torch_tiny_add(w):
     a = torch.ones(w["size"], requires_grad=True)
     b = torch.ones(w["size"], requires_grad=True)
-    return lambda: a + b
+    if not w.get("backward"):
+        return lambda: a + b
+    g = torch.ones(w["size"])
+
+    def step():
+        (a * b).backward(g)
+        a.grad = None
+        b.grad = None
+
+    return step
 
 
 def synthetic(samples, features, classes):
@@ -175,6 +186,8 @@ for workload in spec["workloads"]:
         if tool == "torch" and workload["kind"] == "epoch" and np is None:
             continue
         fn = build(workload)
+        if fn is None:
+            continue
         median, runs = measure(fn, workload["minRuns"], workload["minTimeMs"], workload["warmup"])
         results.append({"id": workload["id"], "tool": tool, "medianMs": median, "runs": runs})
 

@@ -17,11 +17,15 @@ export interface MatmulWorkload extends WorkloadBase {
   dtype: DTypeName;
 }
 
-/** Per-op overhead: one small add with gradient recording, `repeat` times per timed call. */
+/**
+ * Per-op overhead: one small op with gradient recording, `repeat` times per timed call; with `backward`,
+ * y = a·b then y.backward() (forward + backward of one op, grads cleared each time).
+ */
 export interface TinyAddWorkload extends WorkloadBase {
   kind: "tinyAdd";
   size: number;
   repeat: number;
+  backward?: boolean;
 }
 
 /** One training epoch of an MLP (or, with two layer sizes, softmax regression) with plain SGD. */
@@ -58,6 +62,8 @@ export function buildWorkloads(quick: boolean): Workload[] {
   matmul("tiny 8x8", 8, 8, 8);
   list.push({ id: "tiny add [16] x1000", title: "tiny op: add of two [16] tensors with grad (per op)",
     kind: "tinyAdd", size: 16, repeat: 1000, ...timed });
+  list.push({ id: "tiny mul fwd+bwd [1] x1000", title: "tiny op forward + backward: y = a·b on 1-element tensors, y.backward() (per op)",
+    kind: "tinyAdd", size: 1, repeat: 1000, backward: true, ...timed });
   const samples = quick ? 6000 : 60000;
   // An epoch is hundreds of steps, long enough to warm a JIT up inside the first run.
   const epoch = { warmup: 0, minRuns: quick ? 1 : 3, minTimeMs: 0, samples, lr: 0.1 };

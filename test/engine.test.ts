@@ -59,6 +59,24 @@ describe("backward", () => {
     expect(arr(b.grad)).toEqual([1, 1]);
   });
 
+  it("backward: no two leaves, and no tensor of the user's, share a gradient buffer", () => {
+    const a = tensor([1, 2], { requiresGrad: true });
+    const b = tensor([3, 4], { requiresGrad: true });
+    const seed = tensor([1, 1]);
+    a.add(b).backward(seed);
+    expect(a.grad!.data.buffer).not.toBe(b.grad!.data.buffer);
+    expect(a.grad!.data.buffer).not.toBe(seed.data.buffer);
+    a.grad!.data[0] = 100; // in-place edits (gradient clipping) stay local
+    expect(arr(b.grad)).toEqual([1, 1]);
+    expect(arr(seed)).toEqual([1, 1]);
+    const c = tensor([1, 2], { requiresGrad: true });
+    const r = c.reshape([2, 1]);
+    r.reshape([2]).add(c).sum().backward(); // two contributions, one a view of the other's buffer
+    expect(arr(c.grad)).toEqual([2, 2]);
+    c.mul(3).sum().backward(); // accumulates into the adopted buffer
+    expect(arr(c.grad)).toEqual([5, 5]);
+  });
+
   it("backward: pick gradient accumulates repeated indices", () => {
     const x = tensor([[1, 2, 3], [4, 5, 6]], { requiresGrad: true });
     x.pick([1, 1], -1).sum().backward();

@@ -36,17 +36,31 @@ function kernelTool(name: string, kernel: Gemm, maxWork = Infinity): Tool {
 async function tinyAdd(api: Autograd, w: TinyAddWorkload): Promise<Timing> {
   const a = api.tensor(new Float32Array(w.size).fill(1), { requiresGrad: true });
   const b = api.tensor(new Float32Array(w.size).fill(2), { requiresGrad: true });
-  const timing = await measure(() => {
-    for (let i = 0; i < w.repeat; i++) a.add(b);
-  }, w);
+  const g = api.onesLike(a);
+  const timing = await measure(w.backward
+    ? () => {
+      for (let i = 0; i < w.repeat; i++) {
+        a.mul(b).backward(g);
+        a.grad = null;
+        b.grad = null;
+      }
+    }
+    : () => {
+      for (let i = 0; i < w.repeat; i++) a.add(b);
+    }, w);
   return { medianMs: timing.medianMs / w.repeat, runs: timing.runs };
 }
 
-/** One SGD epoch written against the public API, as a user would: forward, loss, backward, update. */
+/**
+ * One SGD epoch written against the public API, as a user would: forward, loss, backward, update.
+ * Layers use the fused `linear` op (weights stored [out, in], as nn.Linear does; PyTorch's nn.Linear
+ * likewise runs one addmm); the loss is logSoftmax + pick + mean, the same ops as the references.
+ */
 async function epoch(api: Autograd, w: EpochWorkload): Promise<Timing> {
   const { x, y, features } = synthetic(w.samples, w.layers[0], w.layers[w.layers.length - 1]);
   const params = w.layers.slice(1).flatMap((fanOut, i) => [
-    api.tensor(heWeights(w.layers[i], fanOut, 10 + i), { shape: [w.layers[i], fanOut], requiresGrad: true }),
+    // the same numbers as the references' [in, out] matrices, laid out [out, in]
+    api.tensor(heWeights(w.layers[i], fanOut, 10 + i), { shape: [w.layers[i], fanOut] }).transpose().detach().requiresGrad_(),
     api.tensor(new Float32Array(fanOut), { shape: [fanOut], requiresGrad: true }),
   ]);
   const lr = w.lr;
@@ -55,7 +69,7 @@ async function epoch(api: Autograd, w: EpochWorkload): Promise<Timing> {
       const end = Math.min(w.samples, start + w.batch);
       let h = api.tensor(x.subarray(start * features, end * features), { shape: [end - start, features] });
       for (let layer = 0; layer < params.length / 2; layer++) {
-        h = h.matmul(params[2 * layer]).add(params[2 * layer + 1]);
+        h = api.linear(h, params[2 * layer], params[2 * layer + 1]);
         if (layer < params.length / 2 - 1) h = h.relu();
       }
       const loss = h.logSoftmax().pick(y.subarray(start, end)).mean().neg();

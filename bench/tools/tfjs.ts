@@ -23,7 +23,8 @@ async function matmul(tf: Tf, w: MatmulWorkload): Promise<Timing> {
   return timing;
 }
 
-async function tinyAdd(tf: Tf, w: TinyAddWorkload): Promise<Timing> {
+async function tinyAdd(tf: Tf, w: TinyAddWorkload): Promise<Timing | undefined> {
+  if (w.backward) return undefined; // tfjs-core's Node bundle registers no gradients
   const a = tf.ones([w.size]);
   const b = tf.ones([w.size]);
   const timing = await measure(() => {

@@ -8,8 +8,20 @@ export function isDType(x: unknown): x is DType {
   return x === "float32" || x === "float64";
 }
 
+/**
+ * Buffers allocated while a backward pass runs, so the engine can hand a leaf a gradient it alone owns
+ * instead of copying it (see engine.ts, settleLeaves). Null outside backward.
+ */
+let freshBuffers: WeakSet<ArrayBufferLike> | null = null;
+
+export function trackFreshBuffers(set: WeakSet<ArrayBufferLike> | null): void {
+  freshBuffers = set;
+}
+
 export function allocate(dtype: DType, size: number): FloatArray {
-  return dtype === "float64" ? new Float64Array(size) : new Float32Array(size);
+  const a = dtype === "float64" ? new Float64Array(size) : new Float32Array(size);
+  if (freshBuffers) freshBuffers.add(a.buffer);
+  return a;
 }
 
 export function dtypeOf(a: FloatArray): DType {

@@ -6,7 +6,8 @@
  */
 import { AnomalyError, GraphError, ShapeError, fmtShape } from "./errors.ts";
 import { sameShape } from "./shape.ts";
-import type { Tensor } from "./tensor.ts";
+import { trackFreshBuffers } from "./dtype.ts";
+import { Tensor } from "./tensor.ts";
 
 /** Turns the output's gradient into the inputs' gradients; `node` gives access to its inputs and saved values. */
 export type BackwardFn = (grad: Tensor, node: Node) => (Tensor | null | undefined)[];
@@ -222,7 +223,14 @@ export function runBackward(
   }
 
   const grads = new Map<Node, Tensor>();
-  const ctx: LeafContext = { E, targets: targets ? targetLeaves : null, results, createGraph };
+  // NOTE: a plain backward defers leaf gradients to the end of the pass (settleLeaves), so a gradient
+  // buffer made during the pass and delivered to one leaf only can become its .grad without a copy.
+  const ctx: LeafContext = {
+    E, targets: targets ? targetLeaves : null, results, createGraph,
+    pending: !targets && !createGraph ? new Map() : null,
+    fresh: !targets && !createGraph ? new WeakSet() : null,
+  };
+  trackFreshBuffers(ctx.fresh);
   // NOTE: no closures are created per call here: tsx/esbuild's keepNames makes each one cost ~0.4 µs.
   const prevMode = gradEnabled;
   gradEnabled = createGraph;
@@ -259,8 +267,10 @@ export function runBackward(
         } else deliverLeaf(ctx, x, gi);
       }
     }
+    if (ctx.pending) settleLeaves(ctx.E, ctx.pending, ctx.fresh!);
   } finally {
     gradEnabled = prevMode;
+    trackFreshBuffers(null);
     if (!retainGraph) {
       for (const node of nodes) {
         node.freed = true;
@@ -288,6 +298,9 @@ interface LeafContext {
   targets: Map<Tensor, number> | null;
   results: (Tensor | null)[];
   createGraph: boolean;
+  /** Plain backward: each leaf's gradient contributions, accumulated at the end of the pass. */
+  pending: Map<Tensor, Tensor[]> | null;
+  fresh: WeakSet<ArrayBufferLike> | null;
 }
 
 /** A leaf's gradient goes to grad()'s results, or accumulates into its `.grad`. */
@@ -299,10 +312,32 @@ function deliverLeaf(ctx: LeafContext, x: Tensor, g: Tensor): void {
     ctx.results[i] = prev ? ctx.E.add(prev, g) : g;
   } else if (ctx.createGraph) {
     x.grad = x.grad ? ctx.E.add(x.grad, g) : g;
-  } else if (x.grad) {
-    ctx.E.addInPlace(x.grad, g);
   } else {
-    x.grad = ctx.E.detachedCopy(g);
+    const list = ctx.pending!.get(x);
+    if (list) list.push(g);
+    else ctx.pending!.set(x, [g]);
+  }
+}
+
+/**
+ * Accumulates the pass's leaf gradients into `.grad`. A contribution is adopted as a leaf's new `.grad`
+ * only when its buffer was allocated during this pass, is not a view, and no other contribution shares
+ * it (add's backward hands the same tensor to both inputs); anything else is copied, so no two leaves,
+ * and no tensor of the user's, ever share a gradient buffer.
+ */
+function settleLeaves(E: EngineOps, pending: Map<Tensor, Tensor[]>, fresh: WeakSet<ArrayBufferLike>): void {
+  const uses = new Map<ArrayBufferLike, number>();
+  for (const list of pending.values()) for (const g of list) uses.set(g.data.buffer, (uses.get(g.data.buffer) ?? 0) + 1);
+  for (const [x, list] of pending) {
+    let start = 0;
+    if (!x.grad) {
+      const g = list[0];
+      const buf = g.data.buffer;
+      const own = fresh.has(buf) && uses.get(buf) === 1 && g.data.byteOffset === 0 && g.data.byteLength === buf.byteLength;
+      x.grad = own ? new Tensor(g.data, g.shape) : E.detachedCopy(g);
+      start = 1;
+    }
+    for (let i = start; i < list.length; i++) E.addInPlace(x.grad, list[i]);
   }
 }
 
