@@ -256,7 +256,8 @@ export function tensor(data: NestedArray | ArrayLike<number>, options: TensorOpt
     if (flat.length !== sizeOf(shape)) {
       throw new ShapeError(`tensor: ${flat.length} values do not fit shape ${fmtShape(shape)} (${sizeOf(shape)} elements)`);
     }
-    arr = arrayTypes[dtype].from(flat);
+    // NOTE: the typed-array constructor copies (and converts) in one native pass; .from iterates
+    arr = ArrayBuffer.isView(flat) ? new arrayTypes[dtype](flat as unknown as ArrayLike<number>) : arrayTypes[dtype].from(flat);
   } else {
     const nested = data as NestedArray;
     shape = inferShape(nested);
