@@ -56,6 +56,10 @@ describe("binary ops and broadcasting", () => {
     const y = tensor([0.5, 0.25], { dtype: "float64" });
     expect(x.add(y).dtype).toBe("float64");
     expect(x.add(0.1).dtype).toBe("float32");
+    // as in PyTorch, a 0-d tensor does not promote a dimensioned one; two 0-d tensors do promote
+    expect(x.mul(tensor(2, { dtype: "float64" })).dtype).toBe("float32");
+    expect(tensor(2, { dtype: "float64" }).sub(x).dtype).toBe("float32");
+    expect(tensor(1).add(tensor(2, { dtype: "float64" })).dtype).toBe("float64");
   });
   it("pow, maximum, minimum and comparisons", () => {
     expect(tensor([1, 2, 3]).pow(2).toArray()).toEqual([1, 4, 9]);

@@ -20,7 +20,7 @@ export function lift(op: string, x: TensorLikeInput, like: Tensor | DType): Tens
   return t;
 }
 
-/** Both operands as tensors of one dtype; float32 with float64 promotes to float64 (recorded cast). */
+/** Both operands as tensors of one dtype, PyTorch's promotion (recorded casts). */
 export function operands(op: string, a: TensorLikeInput, b: TensorLikeInput): [Tensor, Tensor] {
   let A = a instanceof Tensor ? a : null;
   let B = b instanceof Tensor ? b : null;
@@ -28,7 +28,9 @@ export function operands(op: string, a: TensorLikeInput, b: TensorLikeInput): [T
   A ??= lift(op, a, B!);
   B ??= lift(op, b, A);
   if (A.dtype !== B.dtype) {
-    const dt = promoteTypes(A.dtype, B.dtype);
+    // NOTE: PyTorch's rule: a 0-d tensor does not promote a dimensioned one of the same kind (all ours
+    // are floating point), so float32 [n] with float64 [] stays float32; otherwise float64 wins.
+    const dt = A.ndim === 0 && B.ndim > 0 ? B.dtype : B.ndim === 0 && A.ndim > 0 ? A.dtype : promoteTypes(A.dtype, B.dtype);
     A = A.dtype === dt ? A : cast(A, dt);
     B = B.dtype === dt ? B : cast(B, dt);
   }
