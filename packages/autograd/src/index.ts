@@ -14,7 +14,7 @@ export {
   broadcastTo, sumTo, unsqueeze, squeeze, cast, clone, logSoftmax, softmax,
 } from "./ops/index.ts";
 export {
-  TapegradError, ShapeError, AxisError, IndexError, GraphError, AnomalyError, ValueError,
+  TapegradError, ShapeError, AxisError, IndexError, GraphError, AnomalyError, ValueError, fmtShape,
 } from "./errors.ts";
 export { broadcastShapes } from "./shape.ts";
 export { mm, linear } from "./ops/matmul.ts";

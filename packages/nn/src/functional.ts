@@ -3,7 +3,7 @@
  * softmax, the backward is (softmax − onehot)·g in one pass.
  */
 import {
-  Tensor, IndexError, ShapeError, ValueError, isGradEnabled, logSoftmax as coreLogSoftmax, noGrad,
+  Tensor, IndexError, ShapeError, ValueError, fmtShape, isGradEnabled, logSoftmax as coreLogSoftmax, noGrad,
   record, softmax as coreSoftmax, linear as coreLinear, defaultGenerator, type Generator,
 } from "@tapegrad/autograd";
 
@@ -15,7 +15,7 @@ export interface LossOptions {
   reduction?: Reduction;
 }
 
-const fmt = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
+const fmt = fmtShape;
 
 /** softmax along `axis` (default last), stable for any logits. */
 export function softmax(x: Tensor, axis = -1): Tensor {

@@ -3,7 +3,7 @@
  * module's own fields (assignment order, like PyTorch's __setattr__ registration) plus anything registered
  * explicitly with registerParameter / registerModule / registerBuffer (Sequential uses this for "0", "1", ...).
  */
-import { Tensor, TapegradError, type DType } from "@tapegrad/autograd";
+import { Tensor, TapegradError, fmtShape, type DType } from "@tapegrad/autograd";
 
 /** A leaf tensor that a Module owns and an optimizer updates: requiresGrad is on. */
 export class Parameter extends Tensor {
@@ -44,7 +44,7 @@ function registryOf(m: Module): Registry {
   return r;
 }
 
-const fmt = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
+const fmt = fmtShape;
 
 /** A slot holding a parameter or module: where it lives, so `to()` can replace it. */
 interface Slot {
