@@ -1,7 +1,7 @@
 import type { DType, FloatArray } from "./dtype.ts";
 import { allocate, arrayTypes, dtypeOf, isDType } from "./dtype.ts";
 import { GraphError, ShapeError, ValueError, fmtShape } from "./errors.ts";
-import { checkShape, sizeOf } from "./shape.ts";
+import { checkShape, sameShape, sizeOf } from "./shape.ts";
 import { runBackward, type Node } from "./engine.ts";
 import * as ops from "./ops/index.ts";
 
@@ -98,7 +98,7 @@ export class Tensor {
       }
       g = ops.onesLike(this);
     } else {
-      if (fmtShape(gradient.shape) !== fmtShape(this.shape)) {
+      if (!sameShape(gradient.shape, this.shape)) {
         throw new ShapeError(`backward: gradient of shape ${fmtShape(gradient.shape)} does not match output shape ${fmtShape(this.shape)}`);
       }
       g = gradient.dtype === this.dtype ? gradient : ops.cast(gradient, this.dtype);

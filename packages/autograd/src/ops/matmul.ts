@@ -18,8 +18,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     throw new ShapeError(`matmul: both arguments need at least 1 dimension, got ${fmtShape(a.shape)} @ ${fmtShape(b.shape)}`);
   }
   if (a.dtype !== b.dtype) {
-    a = a.dtype === "float64" ? a : cast(a, "float64");
-    b = b.dtype === "float64" ? b : cast(b, "float64");
+    // cast returns a tensor already of that dtype unchanged
+    a = cast(a, "float64");
+    b = cast(b, "float64");
   }
   const ka = a.shape[a.ndim - 1];
   const kb = b.ndim === 1 ? b.shape[0] : b.shape[b.ndim - 2];
@@ -104,10 +105,9 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
     throw new ShapeError(`linear: bias ${fmtShape(b.shape)} does not match weight ${fmtShape(w.shape)}: expected [${outF}]`);
   }
   if (x.dtype !== w.dtype || (b && b.dtype !== w.dtype)) {
-    const dt = "float64";
-    x = cast(x, dt);
-    w = cast(w, dt);
-    if (b) b = cast(b, dt);
+    x = cast(x, "float64");
+    w = cast(w, "float64");
+    if (b) b = cast(b, "float64");
   }
   const rows = x.size / inF;
   const out = empty(x.dtype, [...x.shape.slice(0, -1), outF]);
