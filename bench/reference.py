@@ -1,8 +1,13 @@
 """Reference timings for `pnpm bench`: NumPy (hand-written forward/backward) and PyTorch.
 
 Reads a JSON spec on stdin ({"threads": int|null, "workloads": [...]}) and prints one JSON object with
-the median time of every workload for every tool it can import. Run by bench/run.ts; it is not meant
-to be called by hand, but `echo '{"workloads": []}' | python3 bench/reference.py` shows what it finds.
+the median time of every workload for every tool it can import. Run by bench/run.ts, once per thread
+setting; it is not meant to be called by hand, but `echo '{"workloads": []}' | python3 bench/reference.py`
+shows what it finds.
+
+BLAS and OpenMP read their thread counts from the environment when they load, so bench/tools/python.ts
+sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS (and OMP_WAIT_POLICY=PASSIVE above one
+thread) in this process's environment; "threads" in the spec only goes to torch.set_num_threads.
 """
 import json
 import os
@@ -10,12 +15,10 @@ import resource
 import sys
 import time
 
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+
 spec = json.load(sys.stdin)
 threads = spec.get("threads")
-if threads:
-    # NOTE: must be set before NumPy loads its BLAS, or the thread pool is already sized.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
 
 tools = {}
 try:
@@ -194,4 +197,5 @@ for workload in spec["workloads"]:
 # ru_maxrss is in KiB on Linux.
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"python": sys.version.split()[0], "executable": sys.executable, "tools": tools,
+                  "env": {var: os.environ[var] for var in THREAD_VARS if var in os.environ},
                   "results": results, "peakRssMb": peak_mb}))

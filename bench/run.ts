@@ -3,7 +3,9 @@
  * table to bench/results/latest.md (and .json). Options:
  *   --quick          fewer repetitions and a 6k-sample epoch (a smoke run)
  *   --filter=TEXT    only workloads whose id or title contains TEXT
- *   --threads=N      threads for the Python references (default 1, as tapegrad is single-threaded; 0 = their default)
+ *   --threads=N[,M]  thread settings for the Python references, one process and one set of rows each
+ *                    (`numpy 1t`, `torch 2t`, ...). Default 1,2: tapegrad is single-threaded, the targets
+ *                    use each library's best. Above 1 thread OMP_WAIT_POLICY=PASSIVE; 0 = their default
  *   --no-python, --no-tfjs   skip those references
  *   --tfjs-epochs    also time TF.js epochs (minutes each: its wasm backend's transposed matmuls are slow)
  * Ratios are tapegrad's median time divided by the tool's: above 1 means tapegrad is slower.
@@ -12,7 +14,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import type { Timing } from "./measure.ts";
-import { pythonTools } from "./tools/python.ts";
+import { pythonTools, type ReferenceThreads } from "./tools/python.ts";
 import { tapegradTools } from "./tools/tapegrad.ts";
 import { tfjsTools } from "./tools/tfjs.ts";
 import type { MissingTool, ToolGroup } from "./tools/types.ts";
@@ -28,13 +30,21 @@ interface Row {
   ratio?: number;
 }
 
+/** `--threads=1,2` → [1, 2]; 0 stands for the libraries' own default. */
+function referenceThreads(arg: string): ReferenceThreads[] {
+  return arg.split(",").map((part) => {
+    const n = Number(part);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--threads: expected whole numbers (0 = the libraries' default), got "${arg}"`);
+    return n || null;
+  });
+}
+
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined =>
   args.find((a) => a === `--${name}` || a.startsWith(`--${name}=`))?.split("=").slice(1).join("=") ?? (args.includes(`--${name}`) ? "" : undefined);
 const quick = flag("quick") !== undefined;
 const filter = flag("filter");
-const threadsArg = flag("threads");
-const threads = threadsArg === undefined || threadsArg === "" ? 1 : Number(threadsArg) || null;
+const threads = referenceThreads(flag("threads") || "1,2");
 
 const workloads = buildWorkloads(quick).filter((w) => !filter || w.id.includes(filter) || w.title.includes(filter));
 const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
@@ -81,7 +91,7 @@ async function main(): Promise<void> {
     if (tfjs.tools.length) memory.push(`node peak RSS after TF.js too: ${peakRssMb().toFixed(0)} MB`);
   }
   if (flag("no-python") === undefined) {
-    process.stderr.write("  numpy/torch    (one Python process, all workloads) ...\n");
+    process.stderr.write("  numpy/torch    (one Python process per thread setting, all workloads) ...\n");
     const python = pythonTools(workloads, threads);
     groups.push(python);
     try {
@@ -112,7 +122,7 @@ async function main(): Promise<void> {
     machine: `${cpus[0]?.model ?? "unknown CPU"}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`,
     node: process.version,
     quick,
-    referenceThreads: threads ?? "default",
+    referenceThreads: threads.map((t) => t ?? "default"),
     notes: [...groups.flatMap((g) => g.notes()), ...memory],
     skipped: missing.map((m) => `${m.name}: ${m.reason}`),
   };
@@ -126,13 +136,13 @@ async function main(): Promise<void> {
 }
 
 function renderMarkdown(header: { date: string; machine: string; node: string; quick: boolean;
-  referenceThreads: number | string; notes: string[]; skipped: string[] }, rows: Row[]): string {
+  referenceThreads: (number | string)[]; notes: string[]; skipped: string[] }, rows: Row[]): string {
   const lines = [
     `# tapegrad benchmark`,
     ``,
     `- date: ${header.date}${header.quick ? " (--quick)" : ""}`,
     `- machine: ${header.machine}`,
-    `- node ${header.node}; tapegrad is single-threaded; Python reference threads: ${header.referenceThreads}`,
+    `- node ${header.node}; tapegrad is single-threaded; Python reference threads: ${header.referenceThreads.join(", ")}`,
     ...header.notes.map((n) => `- ${n}`),
     ...header.skipped.map((s) => `- skipped ${s}`),
     ``,

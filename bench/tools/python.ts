@@ -7,6 +7,15 @@ import type { MissingTool, Tool, ToolGroup } from "./types.ts";
 const SCRIPT = fileURLToPath(new URL("../reference.py", import.meta.url));
 const INSTALL_NUMPY = "apt-get install python3-numpy (or pip install numpy)";
 const INSTALL_TORCH = "apt-get install python3-torch libopenblas0-pthread (or pip install torch)";
+const LIBRARIES = ["numpy", "torch"] as const;
+type Library = (typeof LIBRARIES)[number];
+
+/** A thread count for the Python references, or null for the libraries' own default. */
+export type ReferenceThreads = number | null;
+
+/** `numpy 2t` for a thread count, plain `numpy` for the libraries' default. */
+const toolName = (library: Library, threads: ReferenceThreads): string =>
+  threads === null ? library : `${library} ${threads}t`;
 
 interface ProbeResult { numpy: boolean; torch: boolean }
 
@@ -22,17 +31,81 @@ interface ReferenceOutput {
   python: string;
   executable: string;
   tools: Record<string, { version?: string; threads?: number; missing?: string }>;
+  /** The thread variables the process started with. */
+  env: Record<string, string>;
   results: { id: string; tool: string; medianMs: number; runs: number }[];
   peakRssMb: number;
 }
 
 /**
- * NumPy and PyTorch run in one Python process over all workloads (bench/reference.py), after the
- * Node tools, so they never compete for cores. The interpreter is $BENCH_PYTHON, else the first of
- * python3 and /usr/bin/python3 that has torch, else the first with numpy (Debian's python3-torch
- * lives in the system interpreter, which a pyenv shim may hide).
+ * The child's environment for one thread setting. BLAS and OpenMP size their pools when the library
+ * loads, so the counts go in the environment rather than being set from inside Python.
  */
-export function pythonTools(workloads: Workload[], threads: number | null): ToolGroup {
+function threadEnv(threads: ReferenceThreads): NodeJS.ProcessEnv {
+  if (threads === null) return process.env;
+  const n = String(threads);
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
+  // NOTE: OpenMP's idle threads spin by default; with as many threads as cores they steal the core the
+  // working thread needs (torch's MLP epoch on 2 cores: 1.9 s with 2 spinning threads, 0.64 s with 1).
+  if (threads > 1) env.OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY ?? "PASSIVE";
+  return env;
+}
+
+/** One reference.py process at one thread setting, started on first use; its output (or failure) is kept. */
+class ReferenceRun {
+  private result: ReferenceOutput | Error | undefined;
+
+  constructor(private readonly python: string, private readonly workloads: Workload[],
+    readonly threads: ReferenceThreads) {}
+
+  load(): ReferenceOutput {
+    if (this.result === undefined) {
+      const run = spawnSync(this.python, [SCRIPT], {
+        input: JSON.stringify({ threads: this.threads, workloads: this.workloads }),
+        env: threadEnv(this.threads), encoding: "utf8", maxBuffer: 64 << 20,
+      });
+      this.result = run.status === 0
+        ? JSON.parse(run.stdout) as ReferenceOutput
+        : new Error(`${this.python} ${SCRIPT}${this.threads === null ? "" : ` (${this.threads} threads)`} failed:\n${run.stderr}`);
+    }
+    if (this.result instanceof Error) throw this.result;
+    return this.result;
+  }
+
+  /** The output if the process ran and succeeded, without starting it. */
+  get output(): ReferenceOutput | undefined {
+    return this.result instanceof Error ? undefined : this.result;
+  }
+}
+
+/** Which thread setting was fastest for each library on each epoch workload, or undefined with one setting. */
+function fastestOnEpochs(workloads: Workload[], runs: ReferenceRun[]): string | undefined {
+  const epochs = workloads.filter((w) => w.kind === "epoch");
+  const ran = runs.filter((run) => run.output);
+  if (ran.length < 2 || !epochs.length) return undefined;
+  const perLibrary = LIBRARIES.flatMap((library) => {
+    const wins = new Map<string, string[]>();
+    for (const w of epochs) {
+      let best: { name: string; ms: number } | undefined;
+      for (const run of ran) {
+        const hit = run.output!.results.find((r) => r.id === w.id && r.tool === library);
+        if (hit && (!best || hit.medianMs < best.ms)) best = { name: toolName(library, run.threads), ms: hit.medianMs };
+      }
+      if (best) wins.set(best.name, [...(wins.get(best.name) ?? []), w.id]);
+    }
+    return [...wins].map(([name, ids]) => `${name} on ${ids.length === epochs.length ? `all ${ids.length} epochs` : ids.join(", ")}`);
+  });
+  return perLibrary.length ? `fastest Python thread setting on the epochs: ${perLibrary.join("; ")}` : undefined;
+}
+
+/**
+ * NumPy and PyTorch run in one Python process per thread setting over all workloads
+ * (bench/reference.py), after the Node tools, so they never compete for cores. Each setting is its own
+ * pair of tools (`numpy 1t`, `torch 1t`, `numpy 2t`, ...). The interpreter is $BENCH_PYTHON, else the
+ * first of python3 and /usr/bin/python3 that has torch, else the first with numpy (Debian's
+ * python3-torch lives in the system interpreter, which a pyenv shim may hide).
+ */
+export function pythonTools(workloads: Workload[], settings: ReferenceThreads[]): ToolGroup {
   const candidates = process.env.BENCH_PYTHON ? [process.env.BENCH_PYTHON] : ["python3", "/usr/bin/python3"];
   const probed = candidates.map((python) => ({ python, found: probe(python) }));
   const chosen = probed.find((p) => p.found?.torch) ?? probed.find((p) => p.found?.numpy);
@@ -42,35 +115,39 @@ export function pythonTools(workloads: Workload[], threads: number | null): Tool
       { name: "torch", reason: `no python3 with torch found; install with: ${INSTALL_TORCH}` },
     ] };
   }
-  let output: ReferenceOutput | undefined;
-  const load = (): ReferenceOutput => {
-    if (output) return output;
-    const run = spawnSync(chosen.python, [SCRIPT], {
-      input: JSON.stringify({ threads, workloads }), encoding: "utf8", maxBuffer: 64 << 20,
-    });
-    if (run.status !== 0) throw new Error(`${chosen.python} ${SCRIPT} failed:\n${run.stderr}`);
-    output = JSON.parse(run.stdout) as ReferenceOutput;
-    return output;
-  };
-  const tool = (name: string): Tool => ({
-    name,
+  const runs = settings.map((threads) => new ReferenceRun(chosen.python, workloads, threads));
+  const tool = (library: Library, run: ReferenceRun): Tool => ({
+    name: toolName(library, run.threads),
     async run(w: Workload): Promise<Timing | undefined> {
-      const hit = load().results.find((r) => r.id === w.id && r.tool === name);
+      const hit = run.load().results.find((r) => r.id === w.id && r.tool === library);
       return hit && { medianMs: hit.medianMs, runs: hit.runs };
     },
   });
   const tools: Tool[] = [];
   const missing: MissingTool[] = [];
-  if (chosen.found!.numpy) tools.push(tool("numpy"));
-  else missing.push({ name: "numpy", reason: `not installed for ${chosen.python}; install with: ${INSTALL_NUMPY}` });
-  if (chosen.found!.torch) tools.push(tool("torch"));
-  else missing.push({ name: "torch", reason: `not installed for ${candidates.join(" or ")}; install with: ${INSTALL_TORCH}` });
+  for (const library of LIBRARIES) {
+    if (chosen.found![library]) tools.push(...runs.map((run) => tool(library, run)));
+    else if (library === "numpy") missing.push({ name: "numpy", reason: `not installed for ${chosen.python}; install with: ${INSTALL_NUMPY}` });
+    else missing.push({ name: "torch", reason: `not installed for ${candidates.join(" or ")}; install with: ${INSTALL_TORCH}` });
+  }
   const notes = (): string[] => {
-    const out = load();
-    const versions = Object.entries(out.tools)
+    const ran = runs.filter((run) => run.output);
+    if (!ran.length) return [];
+    const first = ran[0].output!;
+    const versions = Object.entries(first.tools)
       .filter(([, info]) => info.version)
-      .map(([name, info]) => `${name} ${info.version}${info.threads ? ` (${info.threads} thread${info.threads > 1 ? "s" : ""})` : ""}`);
-    return [`Python ${out.python} (${out.executable}): ${versions.join(", ")}; peak RSS ${out.peakRssMb.toFixed(0)} MB`];
+      .map(([name, info]) => `${name} ${info.version}`);
+    const perRun = ran.map(({ threads, output }) => {
+      const env = Object.entries(output!.env).map(([name, value]) => `${name}=${value}`).join(" ");
+      const torchThreads = output!.tools.torch?.threads;
+      return `${threads === null ? "default threads" : `${threads}t`}: ${env || "no thread variables set"}`
+        + `${torchThreads ? `, torch ${torchThreads} thread${torchThreads > 1 ? "s" : ""}` : ""}, peak RSS ${output!.peakRssMb.toFixed(0)} MB`;
+    });
+    const fastest = fastestOnEpochs(workloads, runs);
+    return [
+      `Python ${first.python} (${first.executable}): ${versions.join(", ")}; one process per thread setting: ${perRun.join("; ")}`,
+      ...(fastest ? [fastest] : []),
+    ];
   };
-  return { tools, missing, notes: () => (output ? notes() : []) };
+  return { tools, missing, notes };
 }
