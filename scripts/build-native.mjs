@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the optional native gemm (packages/autograd/native/blas_gemm.c) into
+// Builds the optional native backend (packages/autograd/native/*.c: the BLAS gemm and the elementwise loops) into
 // packages/autograd/native/build/tapegrad_blas.node with the system C compiler and Node's own headers.
 // Best effort and never part of `pnpm install`: when it cannot build, it says why and tapegrad keeps its
 // portable WebAssembly / TypeScript kernels. The addon dlopens OpenBLAS (or Accelerate) at load time, so
@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const nativeDir = join(root, "packages", "autograd", "native");
-const source = join(nativeDir, "blas_gemm.c");
+const sources = ["blas_gemm.c", "elementwise.c"].map((file) => join(nativeDir, file));
 const outDir = join(nativeDir, "build");
 const target = join(outDir, "tapegrad_blas.node");
 const optional = process.argv.includes("--optional");
@@ -50,7 +50,9 @@ const platformFlags = process.platform === "darwin" ? ["-bundle", "-undefined", 
 const temp = `${target}.tmp-${process.pid}`;
 mkdirSync(outDir, { recursive: true });
 try {
-  execFileSync(cc, ["-O2", "-fPIC", "-std=c11", "-Wall", "-I", headers, source, "-o", temp, ...platformFlags],
+  // NOTE: -ffp-contract=off keeps a*x + y unfused, so the loops round exactly as the TypeScript kernels do.
+  execFileSync(cc, ["-O3", "-fPIC", "-std=c11", "-ffp-contract=off", "-Wall", "-I", headers, "-I", nativeDir, ...sources,
+    "-o", temp, ...platformFlags, "-lm"],
     { stdio: ["ignore", "inherit", "inherit"] });
 } catch (error) {
   rmSync(temp, { force: true });
@@ -68,7 +70,8 @@ try {
   if (c.join() !== "58,64,139,154") throw new Error(`wrong product ${c.join()}`);
   console.log(`build:native: built ${target}`);
   console.log(`build:native: BLAS ${addon.library}${addon.config ? ` (${addon.config})` : ""}`);
-  console.log("build:native: gemm now uses it by default; TAPEGRAD_BACKEND=wasm or js opts out.");
+  if (typeof addon.axpy !== "function") throw new Error("the elementwise kernels are missing");
+  console.log("build:native: gemm and the large elementwise loops now use it by default; TAPEGRAD_BACKEND=wasm or js opts out.");
 } catch (error) {
   rmSync(target, { force: true });
   fail(`built, but it does not load: ${error.message} — install OpenBLAS (Debian: apt-get install libopenblas0-pthread)`);

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <node_api.h>
 
+#include "native.h"
+
 /* CBLAS enum values are fixed by the CBLAS standard; declared here so no cblas.h is needed. */
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
 
@@ -216,5 +218,9 @@ NAPI_MODULE_INIT() {
   CHECK(napi_set_named_property(env, exports, "library", text));
   CHECK(napi_create_string_utf8(env, blas_get_config ? blas_get_config() : "", NAPI_AUTO_LENGTH, &text));
   CHECK(napi_set_named_property(env, exports, "config", text));
+  if (!register_elementwise(env, exports)) {
+    napi_throw_error(env, NULL, "tapegrad native: registering the elementwise kernels failed");
+    return NULL;
+  }
   return exports;
 }

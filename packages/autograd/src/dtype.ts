@@ -24,6 +24,27 @@ export function allocate(dtype: DType, size: number): FloatArray {
   return a;
 }
 
+/** Node's Buffer, where there is one: its allocUnsafeSlow hands out memory without the zero fill. */
+const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(size: number): Uint8Array } }).Buffer;
+
+/** Below this many bytes the zero fill costs less than the Buffer object allocUnsafeSlow creates. */
+const UNFILLED_MIN_BYTES = 16384;
+
+/**
+ * Like allocate, but for a result the caller overwrites entirely: large buffers skip the zero fill.
+ * NOTE: measured on the bench machine, a zeroed 400 KB Float32Array costs 45–80 µs to allocate, an
+ * unfilled one 4–9 µs; the MLP allocates one per layer per step. The array owns its ArrayBuffer
+ * (byteOffset 0, full length), as allocate's do, so the engine may adopt it as a gradient.
+ */
+export function allocateUnfilled(dtype: DType, size: number): FloatArray {
+  const width = dtype === "float64" ? 8 : 4;
+  if (!NodeBuffer || size * width < UNFILLED_MIN_BYTES) return allocate(dtype, size);
+  const { buffer } = NodeBuffer.allocUnsafeSlow(size * width);
+  const a = dtype === "float64" ? new Float64Array(buffer, 0, size) : new Float32Array(buffer, 0, size);
+  if (freshBuffers) freshBuffers.add(a.buffer);
+  return a;
+}
+
 export function dtypeOf(a: FloatArray): DType {
   return a instanceof Float64Array ? "float64" : "float32";
 }

@@ -3,6 +3,7 @@
  * updates `p.data` in place with plain loops; the maths runs in float64 and state buffers are Float64Array.
  */
 import { TapegradError, ValueError, type Tensor } from "@tapegrad/autograd";
+import { axpy } from "@tapegrad/autograd/kernels";
 
 /** A group of parameters sharing hyperparameters; `lr` may differ per group. */
 export interface ParamGroup<O> {
@@ -188,8 +189,8 @@ export class SGD extends Optimizer<SGDResolved> {
     const { lr, momentum: mu, dampening, nesterov, weightDecay: wd, maximize } = o;
     const n = p.length;
     if (mu === 0 && wd === 0 && !maximize) {
-      // NOTE: plain SGD is most training loops' hot path: one branch-free pass
-      for (let i = 0; i < n; i++) p[i] -= lr * grad[i];
+      // NOTE: plain SGD is most training loops' hot path: one pass, native where the backend has it
+      axpy(-lr, grad, 0, p, 0, n);
       return;
     }
     let buf = state.momentumBuffer as Float64Array | undefined;

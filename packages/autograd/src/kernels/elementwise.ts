@@ -3,6 +3,7 @@
  * They know nothing of tensors or the tape: plain loops with explicit sizes and strides.
  */
 import type { FloatArray } from "../dtype.ts";
+import { NATIVE_MIN_ELEMENTS, nativeLoops, sameArrayType } from "./native-loops.ts";
 
 export type BinaryKind = "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum" | "eq" | "ne" | "gt" | "ge" | "lt" | "le";
 
@@ -19,11 +20,22 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
   return s;
 }
 
+/** The native binary loop's op codes (native/elementwise.c); the other kinds stay in TypeScript. */
+const NATIVE_BINARY: Partial<Record<BinaryKind, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
+
 /** out[i] = a[ai] ∘ b[bi] for `len` elements with strides sa, sb (0 = broadcast). */
 function binaryRun(
   kind: BinaryKind, a: FloatArray, ao: number, sa: number, b: FloatArray, bo: number, sb: number,
   out: FloatArray, oo: number, len: number,
 ): void {
+  if (len >= NATIVE_MIN_ELEMENTS && sa <= 1 && sb <= 1) {
+    const native = nativeLoops();
+    const op = NATIVE_BINARY[kind];
+    if (native && op !== undefined && sameArrayType(a, b, out)) {
+      native.binary(op, a, ao, sa, b, bo, sb, out, oo, len);
+      return;
+    }
+  }
   switch (kind) {
     case "add":
       if (sa === 1 && sb === 1) for (let i = 0; i < len; i++) out[oo + i] = a[ao + i] + b[bo + i];
@@ -126,9 +138,21 @@ export function broadcastTo(x: FloatArray, xShape: readonly number[], out: Float
 
 export type UnaryKind = "neg" | "exp" | "log" | "relu" | "tanh" | "sigmoid" | "sqrt" | "abs" | "sign" | "step";
 
+/** The native unary loop's op codes; exp, log, tanh and sigmoid stay in TypeScript, whose Math.exp
+ *  and friends may differ from the C library's in the last bit. */
+const NATIVE_UNARY: Partial<Record<UnaryKind, number>> = { neg: 0, relu: 1, abs: 2, sign: 3, step: 4, sqrt: 5 };
+
 /** out = f(x) elementwise; `step` is the 0/1 mask x > 0 that relu's backward multiplies by. */
 export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
   const n = x.length;
+  if (n >= NATIVE_MIN_ELEMENTS) {
+    const native = nativeLoops();
+    const op = NATIVE_UNARY[kind];
+    if (native && op !== undefined && sameArrayType(x, x, out)) {
+      native.unary(op, x, out, n);
+      return;
+    }
+  }
   switch (kind) {
     case "neg": for (let i = 0; i < n; i++) out[i] = -x[i]; return;
     case "exp": for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]); return;
@@ -202,10 +226,33 @@ export function transpose2d(x: FloatArray, xo: number, r: number, c: number, out
 /** relu's backward in one pass: out[i] = x[i] > 0 ? g[i] : 0. */
 export function reluBackward(g: FloatArray, x: FloatArray, out: FloatArray): void {
   const n = out.length;
+  if (n >= NATIVE_MIN_ELEMENTS) {
+    const native = nativeLoops();
+    if (native && sameArrayType(g, x, out)) {
+      native.reluBackward(g, x, out, n);
+      return;
+    }
+  }
   for (let i = 0; i < n; i++) out[i] = x[i] > 0 ? g[i] : 0;
 }
 
 /** Writes `row` (length n) into each of the m rows of out (row-major m×n). */
 export function fillRows(row: FloatArray, m: number, n: number, out: FloatArray): void {
   for (let r = 0; r < m; r++) out.set(row, r * n);
+}
+
+/**
+ * y[yOffset + i] += alpha * x[xOffset + i] for n elements, computed in double (SGD's update, gradient
+ * accumulation). x and y may be different float types.
+ * @example axpy(-lr, grad, 0, param, 0, param.length) // param -= lr * grad
+ */
+export function axpy(alpha: number, x: FloatArray, xOffset: number, y: FloatArray, yOffset: number, n: number): void {
+  if (n >= NATIVE_MIN_ELEMENTS) {
+    const native = nativeLoops();
+    if (native && sameArrayType(x, y, y)) {
+      native.axpy(alpha, x, xOffset, y, yOffset, n);
+      return;
+    }
+  }
+  for (let i = 0; i < n; i++) y[yOffset + i] += alpha * x[xOffset + i];
 }

@@ -2,13 +2,28 @@ import { gemmJs } from "./gemm-js.ts";
 import { gemmReference, type FloatArray } from "./gemm-reference.ts";
 
 /**
- * The optional native gemm: packages/autograd/native/blas_gemm.c, a Node-API addon that dlopens the
- * machine's OpenBLAS (or Accelerate) and calls cblas_sgemm / cblas_dgemm. It exists only after
+ * The optional native backend: packages/autograd/native/*.c, a Node-API addon that dlopens the
+ * machine's OpenBLAS (or Accelerate) and calls cblas_sgemm / cblas_dgemm, and carries compiled
+ * elementwise loops (see native-loops.ts). It exists only after
  * `pnpm build:native`; without it (or outside Node, or without a BLAS) this module reports "unavailable"
  * and never throws on load.
  */
 
-interface NativeAddon {
+/** The addon's elementwise loops (native/elementwise.c); an addon built before they existed lacks them. */
+export interface NativeLoops {
+  /** out[i] = a[aOffset + i*aStride] op b[bOffset + i*bStride]; op 0 add, 1 sub, 2 mul, 3 div, 4 maximum,
+   *  5 minimum; strides 0 or 1. */
+  binary(op: number, a: FloatArray, aOffset: number, aStride: number, b: FloatArray, bOffset: number, bStride: number,
+    out: FloatArray, outOffset: number, n: number): void;
+  /** out[i] = f(x[i]); op 0 neg, 1 relu, 2 abs, 3 sign, 4 step, 5 sqrt. */
+  unary(op: number, x: FloatArray, out: FloatArray, n: number): void;
+  reluBackward(g: FloatArray, x: FloatArray, out: FloatArray, n: number): void;
+  /** y[yOffset + i] += alpha * x[xOffset + i], computed in double. */
+  axpy(alpha: number, x: FloatArray, xOffset: number, y: FloatArray, yOffset: number, n: number): void;
+  sumAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void;
+}
+
+interface NativeAddon extends Partial<NativeLoops> {
   gemm(transA: boolean, transB: boolean, m: number, n: number, k: number,
     a: FloatArray, aOffset: number, lda: number, b: FloatArray, bOffset: number, ldb: number,
     c: FloatArray, cOffset: number, ldc: number, beta: 0 | 1): void;
@@ -85,6 +100,12 @@ function loadAddon(): NativeAddon | null {
     unavailableReason = `the addon does not load: ${(error as Error).message}`;
   }
   return addon;
+}
+
+/** The elementwise loops of the loaded addon, or null where it is unavailable or predates them. */
+export function nativeAddonLoops(): NativeLoops | null {
+  const loaded = loadAddon();
+  return loaded && typeof loaded.axpy === "function" && typeof loaded.sumAxis === "function" ? loaded as NativeLoops : null;
 }
 
 /** True when the native BLAS gemm is built, loads, and passes its probe in this process. */

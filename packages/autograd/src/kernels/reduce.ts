@@ -3,9 +3,17 @@
  * Several contiguous axes merge into one n; the ops layer reduces non-contiguous axes one after another.
  */
 import type { FloatArray } from "../dtype.ts";
+import { NATIVE_MIN_ELEMENTS, nativeLoops, sameArrayType } from "./native-loops.ts";
 
 /** out[o, i] = Σ_j x[o, j, i]. Accumulates in double precision. */
 export function sumAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void {
+  if (outer * n * inner >= NATIVE_MIN_ELEMENTS) {
+    const native = nativeLoops();
+    if (native && sameArrayType(x, x, out)) {
+      native.sumAxis(x, outer, n, inner, out);
+      return;
+    }
+  }
   if (inner === 1) {
     for (let o = 0; o < outer; o++) {
       let s = 0;

@@ -4,11 +4,11 @@ import * as K from "../kernels/index.ts";
 import { broadcastShapes } from "../shape.ts";
 import { Tensor, type TensorLikeInput } from "../tensor.ts";
 import { noGrad } from "../engine.ts";
-import { empty, operands } from "./util.ts";
+import { operands, unfilled } from "./util.ts";
 
 function forward(kind: K.BinaryKind, A: Tensor, B: Tensor): Tensor {
   const shape = broadcastShapes(kind, A.shape, B.shape);
-  const out = empty(A.dtype, shape);
+  const out = unfilled(A.dtype, shape);
   K.binary(kind, A.data, A.shape, B.data, B.shape, out.data, shape);
   return out;
 }

@@ -6,7 +6,7 @@ import { broadcastShapes, sizeOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
 import { reshape, cast } from "./shape.ts";
 import { sum } from "./reduce.ts";
-import { empty } from "./util.ts";
+import { empty, unfilled } from "./util.ts";
 
 /**
  * NumPy's matmul: 1-D operands are promoted to a row (left) or a column (right) and the added axis removed;
@@ -57,7 +57,8 @@ export function mm(a: Tensor, b: Tensor, ta: boolean, tb: boolean, what?: string
   const batchA = a.shape.slice(0, -2);
   const batchB = b.shape.slice(0, -2);
   const batch = broadcastShapes("matmul", batchA, batchB);
-  const out = empty(a.dtype, [...batch, m, n]);
+  // an empty inner dimension leaves the zeros of a filled buffer as the product
+  const out = (k === 0 ? empty : unfilled)(a.dtype, [...batch, m, n]);
   const nb = sizeOf(batch);
   if (nb > 0 && m > 0 && n > 0) {
     if (k === 0) {
@@ -110,7 +111,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
     if (b) b = cast(b, "float64");
   }
   const rows = x.size / inF;
-  const out = empty(x.dtype, [...x.shape.slice(0, -1), outF]);
+  const out = (b || inF > 0 ? unfilled : empty)(x.dtype, [...x.shape.slice(0, -1), outF]);
   if (b) K.fillRows(b.data, rows, outF, out.data);
   if (rows > 0 && inF > 0 && outF > 0) K.gemm(false, true, rows, outF, inF, x.data, 0, inF, w.data, 0, inF, out.data, 0, outF, b ? 1 : 0);
   const inputs = b ? [x, w, b] : [x, w];

@@ -5,7 +5,7 @@ import * as K from "../kernels/index.ts";
 import { normalizeAxis, sizeOf } from "../shape.ts";
 import { Tensor, tensor, type IndexInput, type NestedArray } from "../tensor.ts";
 import { reshape } from "./shape.ts";
-import { empty } from "./util.ts";
+import { empty, unfilled } from "./util.ts";
 
 /** Validates `index` (integers in [0, n)) and returns it as an Int32Array. */
 function toIndex(op: string, index: IndexInput, expected: number[], n: number, xShape: readonly number[], axis: number): Int32Array {
@@ -55,7 +55,7 @@ export function pick(x: Tensor, index: IndexInput, axis = -1, keepdims = false):
   const idx = toIndex("pick", index, outShape, n, x.shape, a);
   const outer = sizeOf(x.shape.slice(0, a));
   const inner = sizeOf(x.shape.slice(a + 1));
-  const out = empty(x.dtype, outShape);
+  const out = unfilled(x.dtype, outShape);
   K.pickAxis(x.data, outer, n, inner, idx, out.data);
   const picked = record("pick", [x], out, (g) => [unpick(g, idx, x.shape, a)]);
   return keepdims ? reshape(picked, x.shape.map((d, i) => (i === a ? 1 : d))) : picked;

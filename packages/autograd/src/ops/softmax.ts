@@ -6,7 +6,7 @@ import type { Tensor } from "../tensor.ts";
 import { mul, sub } from "./binary.ts";
 import { sum } from "./reduce.ts";
 import { exp } from "./unary.ts";
-import { empty } from "./util.ts";
+import { empty, unfilled } from "./util.ts";
 
 /**
  * log softmax along `axis`: x - max - log Σ exp(x - max), finite for logits of any size.
@@ -15,7 +15,7 @@ import { empty } from "./util.ts";
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   if (x.ndim === 0) return record("logSoftmax", [x], empty(x.dtype, []), (g) => [mul(g, 0)]);
   const a = normalizeAxis("logSoftmax", axis, x.ndim);
-  const out = empty(x.dtype, x.shape);
+  const out = unfilled(x.dtype, x.shape);
   K.logSoftmaxAxis(x.data, sizeOf(x.shape.slice(0, a)), x.shape[a], sizeOf(x.shape.slice(a + 1)), out.data);
   return record("logSoftmax", [x], out, (g) => [sub(g, mul(exp(out), sum(g, a, true)))]);
 }

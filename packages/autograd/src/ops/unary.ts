@@ -3,10 +3,10 @@ import { isGradEnabled, noGrad, record, type Node } from "../engine.ts";
 import * as K from "../kernels/index.ts";
 import type { Tensor } from "../tensor.ts";
 import { mul, div, sub } from "./binary.ts";
-import { empty } from "./util.ts";
+import { unfilled } from "./util.ts";
 
 function map(kind: K.UnaryKind, x: Tensor): Tensor {
-  const out = empty(x.dtype, x.shape);
+  const out = unfilled(x.dtype, x.shape);
   K.unary(kind, x.data, out.data);
   return out;
 }
@@ -33,7 +33,7 @@ function reluBackward(g: Tensor, node: Node): Tensor[] {
   const x = node.inputs[0];
   // NOTE: recorded (createGraph) backward stays made of ops; otherwise one fused pass, no mask tensor
   if (isGradEnabled()) return [mul(g, noGrad(() => map("step", x)))];
-  const out = empty(g.dtype, g.shape);
+  const out = unfilled(g.dtype, g.shape);
   K.reluBackward(g.data, x.data, out.data);
   return [out];
 }

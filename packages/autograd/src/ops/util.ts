@@ -1,5 +1,5 @@
 import type { DType } from "../dtype.ts";
-import { allocate, promoteTypes } from "../dtype.ts";
+import { allocate, allocateUnfilled, promoteTypes } from "../dtype.ts";
 import { ValueError } from "../errors.ts";
 import { sizeOf } from "../shape.ts";
 import { Tensor, type TensorLikeInput } from "../tensor.ts";
@@ -8,6 +8,11 @@ import { cast } from "./shape.ts";
 /** A fresh zero-filled tensor to write an op's result into. */
 export function empty(dtype: DType, shape: readonly number[]): Tensor {
   return new Tensor(allocate(dtype, sizeOf(shape)), shape);
+}
+
+/** A tensor for a result the op writes entirely: large ones skip the zero fill (see allocateUnfilled). */
+export function unfilled(dtype: DType, shape: readonly number[]): Tensor {
+  return new Tensor(allocateUnfilled(dtype, sizeOf(shape)), shape);
 }
 
 /** A number becomes a 0-d tensor of `like`'s dtype (a plain number does not promote, as in PyTorch). */

@@ -1,0 +1,271 @@
+/*
+ * tapegrad's native elementwise and reduction loops, in the same addon as the BLAS gemm.
+ *
+ * V8 runs a typed-array loop such as out[i] = a[i] - b[i] at 2–4 ns per element on the bench machine
+ * (relu's branch, 7 ns); these compiled loops take a small fraction of that. kernels/native.ts calls
+ * them only above a size where the Node-API call (a fraction of a microsecond) is repaid.
+ *
+ * Every result is bit-identical to the TypeScript kernel it replaces: +, -, *, / and sqrt of float32
+ * values give the same float whether computed in float or in double (the double rounding is
+ * innocuous), axpy computes in double as the JavaScript does, sums accumulate in double in the same
+ * order, and -ffp-contract=off keeps the compiler from fusing a multiply and an add.
+ *
+ * Exports (all synchronous; arrays are Float32Array or Float64Array, all of one type per call; every
+ * span is bounds-checked before it is touched):
+ *   binary(op, a, aOffset, aStride, b, bOffset, bStride, out, outOffset, n)
+ *       out[i] = a[i*sa] op b[i*sb]; op 0 add, 1 sub, 2 mul, 3 div, 4 maximum, 5 minimum; strides 0 or 1
+ *   unary(op, x, out, n)       op 0 neg, 1 relu, 2 abs, 3 sign, 4 step (x > 0), 5 sqrt
+ *   reluBackward(g, x, out, n) out[i] = x[i] > 0 ? g[i] : 0
+ *   axpy(alpha, x, xOffset, y, yOffset, n)   y[i] += alpha * x[i]
+ *   sumAxis(x, outer, n, inner, out)         out[o, i] = sum over j of x[o, j, i]
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <node_api.h>
+
+#include "native.h"
+
+enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAXIMUM, OP_MINIMUM };
+enum { OP_NEG, OP_RELU, OP_ABS, OP_SIGN, OP_STEP, OP_SQRT };
+
+#define ARGS(count)                                                                       \
+  size_t argc = count;                                                                    \
+  napi_value argv[count];                                                                 \
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) { \
+    napi_throw_type_error(env, NULL, "tapegrad native: expected " #count " arguments");   \
+    return NULL;                                                                          \
+  }
+
+static int get_i64(napi_env env, napi_value v, int64_t *out) {
+  if (napi_get_value_int64(env, v, out) == napi_ok) return 1;
+  napi_throw_type_error(env, NULL, "tapegrad native: sizes, offsets and strides must be numbers");
+  return 0;
+}
+
+/* The element type of a typed array, or -1 (with a TypeError thrown) when it is not a float array. */
+static int float_type(napi_env env, napi_value v) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  if (napi_is_typedarray(env, v, &is_typed) == napi_ok && is_typed &&
+      napi_get_typedarray_info(env, v, &type, NULL, NULL, NULL, NULL) == napi_ok &&
+      (type == napi_float32_array || type == napi_float64_array)) {
+    return (int)type;
+  }
+  napi_throw_type_error(env, NULL, "tapegrad native: operands must be Float32Array or Float64Array");
+  return -1;
+}
+
+/* Pointer to element `offset` of a float typed array of type `want`, after checking that the elements
+ * offset, offset + stride, ..., offset + (n-1)*stride lie inside it. */
+static void *span(napi_env env, napi_value v, int want, int64_t offset, int64_t stride, int64_t n, const char *name) {
+  if (float_type(env, v) < 0) return NULL;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok) return NULL;
+  if ((int)type != want) {
+    napi_throw_type_error(env, NULL, "tapegrad native: operands must share one float type");
+    return NULL;
+  }
+  int64_t last = n <= 0 ? offset : offset + (n - 1) * stride;
+  if (offset < 0 || stride < 0 || n < 0 || (n > 0 && (uint64_t)last >= (uint64_t)length)) {
+    char message[96];
+    snprintf(message, sizeof message, "tapegrad native: %s is too short for its offset, stride and size", name);
+    napi_throw_range_error(env, NULL, message);
+    return NULL;
+  }
+  return (char *)data + (size_t)offset * (type == napi_float32_array ? 4 : 8);
+}
+
+/* One contiguous/scalar loop per (op, stride pattern); T is float or double. */
+#define BINARY_LOOPS(T, NAME)                                                                        \
+  static void NAME(int op, const T *a, int64_t sa, const T *b, int64_t sb, T *out, int64_t n) {      \
+    switch (op) {                                                                                    \
+      case OP_ADD: BINARY_CASES(T, x + y) break;                                                     \
+      case OP_SUB: BINARY_CASES(T, x - y) break;                                                     \
+      case OP_MUL: BINARY_CASES(T, x * y) break;                                                     \
+      case OP_DIV: BINARY_CASES(T, x / y) break;                                                     \
+      case OP_MAXIMUM: BINARY_CASES(T, (x != x || x > y) ? x : y) break;                             \
+      case OP_MINIMUM: BINARY_CASES(T, (x != x || x < y) ? x : y) break;                             \
+    }                                                                                                \
+  }
+#define BINARY_CASES(T, EXPR)                                                                         \
+  if (sa && sb) { for (int64_t i = 0; i < n; i++) { T x = a[i], y = b[i]; out[i] = EXPR; } }          \
+  else if (sa) { const T y = b[0]; for (int64_t i = 0; i < n; i++) { T x = a[i]; out[i] = EXPR; } }   \
+  else if (sb) { const T x = a[0]; for (int64_t i = 0; i < n; i++) { T y = b[i]; out[i] = EXPR; } }   \
+  else { const T x = a[0], y = b[0]; const T v = EXPR; for (int64_t i = 0; i < n; i++) out[i] = v; }
+
+BINARY_LOOPS(float, binary_f32)
+BINARY_LOOPS(double, binary_f64)
+
+static napi_value binary(napi_env env, napi_callback_info info) {
+  ARGS(10)
+  int64_t op, a_off, sa, b_off, sb, o_off, n;
+  if (!get_i64(env, argv[0], &op) || !get_i64(env, argv[2], &a_off) || !get_i64(env, argv[3], &sa) ||
+      !get_i64(env, argv[5], &b_off) || !get_i64(env, argv[6], &sb) || !get_i64(env, argv[8], &o_off) ||
+      !get_i64(env, argv[9], &n)) return NULL;
+  if (op < OP_ADD || op > OP_MINIMUM || sa < 0 || sa > 1 || sb < 0 || sb > 1) {
+    napi_throw_range_error(env, NULL, "tapegrad native binary: unknown op, or a stride other than 0 or 1");
+    return NULL;
+  }
+  int type = float_type(env, argv[7]);
+  if (type < 0) return NULL;
+  void *a = span(env, argv[1], type, a_off, sa, n, "a");
+  if (!a) return NULL;
+  void *b = span(env, argv[4], type, b_off, sb, n, "b");
+  if (!b) return NULL;
+  void *out = span(env, argv[7], type, o_off, 1, n, "out");
+  if (!out) return NULL;
+  if (type == napi_float32_array) binary_f32((int)op, a, sa, b, sb, out, n);
+  else binary_f64((int)op, a, sa, b, sb, out, n);
+  return NULL;
+}
+
+#define UNARY_LOOPS(T, NAME, SQRT)                                                                   \
+  static void NAME(int op, const T *x, T *out, int64_t n) {                                          \
+    switch (op) {                                                                                    \
+      case OP_NEG: for (int64_t i = 0; i < n; i++) out[i] = -x[i]; break;                            \
+      /* NOTE: NaN passes through relu, as in PyTorch */                                             \
+      case OP_RELU: for (int64_t i = 0; i < n; i++) { T v = x[i]; out[i] = v > 0 ? v : (v != v ? v : 0); } break; \
+      case OP_ABS: for (int64_t i = 0; i < n; i++) { T v = x[i]; out[i] = v < 0 ? -v : (v == 0 ? 0 : v); } break; \
+      case OP_SIGN: for (int64_t i = 0; i < n; i++) { T v = x[i]; out[i] = v > 0 ? 1 : (v < 0 ? -1 : v); } break; \
+      case OP_STEP: for (int64_t i = 0; i < n; i++) out[i] = x[i] > 0 ? 1 : 0; break;                \
+      case OP_SQRT: for (int64_t i = 0; i < n; i++) out[i] = SQRT(x[i]); break;                      \
+    }                                                                                                \
+  }
+
+UNARY_LOOPS(float, unary_f32, sqrtf)
+UNARY_LOOPS(double, unary_f64, sqrt)
+
+static napi_value unary(napi_env env, napi_callback_info info) {
+  ARGS(4)
+  int64_t op, n;
+  if (!get_i64(env, argv[0], &op) || !get_i64(env, argv[3], &n)) return NULL;
+  if (op < OP_NEG || op > OP_SQRT) {
+    napi_throw_range_error(env, NULL, "tapegrad native unary: unknown op");
+    return NULL;
+  }
+  int type = float_type(env, argv[2]);
+  if (type < 0) return NULL;
+  void *x = span(env, argv[1], type, 0, 1, n, "x");
+  if (!x) return NULL;
+  void *out = span(env, argv[2], type, 0, 1, n, "out");
+  if (!out) return NULL;
+  if (type == napi_float32_array) unary_f32((int)op, x, out, n);
+  else unary_f64((int)op, x, out, n);
+  return NULL;
+}
+
+static napi_value relu_backward(napi_env env, napi_callback_info info) {
+  ARGS(4)
+  int64_t n;
+  if (!get_i64(env, argv[3], &n)) return NULL;
+  int type = float_type(env, argv[2]);
+  if (type < 0) return NULL;
+  void *g = span(env, argv[0], type, 0, 1, n, "g");
+  if (!g) return NULL;
+  void *x = span(env, argv[1], type, 0, 1, n, "x");
+  if (!x) return NULL;
+  void *out = span(env, argv[2], type, 0, 1, n, "out");
+  if (!out) return NULL;
+  if (type == napi_float32_array) {
+    const float *gs = g, *xs = x;
+    float *o = out;
+    for (int64_t i = 0; i < n; i++) o[i] = xs[i] > 0 ? gs[i] : 0;
+  } else {
+    const double *gs = g, *xs = x;
+    double *o = out;
+    for (int64_t i = 0; i < n; i++) o[i] = xs[i] > 0 ? gs[i] : 0;
+  }
+  return NULL;
+}
+
+static napi_value axpy(napi_env env, napi_callback_info info) {
+  ARGS(6)
+  double alpha;
+  int64_t x_off, y_off, n;
+  if (napi_get_value_double(env, argv[0], &alpha) != napi_ok) {
+    napi_throw_type_error(env, NULL, "tapegrad native axpy: alpha must be a number");
+    return NULL;
+  }
+  if (!get_i64(env, argv[2], &x_off) || !get_i64(env, argv[4], &y_off) || !get_i64(env, argv[5], &n)) return NULL;
+  int type = float_type(env, argv[3]);
+  if (type < 0) return NULL;
+  void *x = span(env, argv[1], type, x_off, 1, n, "x");
+  if (!x) return NULL;
+  void *y = span(env, argv[3], type, y_off, 1, n, "y");
+  if (!y) return NULL;
+  if (type == napi_float32_array) {
+    const float *xs = x;
+    float *ys = y;
+    /* NOTE: in double, as JavaScript computes y[i] + alpha * x[i] before the store rounds it */
+    for (int64_t i = 0; i < n; i++) ys[i] = (float)((double)ys[i] + alpha * (double)xs[i]);
+  } else {
+    const double *xs = x;
+    double *ys = y;
+    for (int64_t i = 0; i < n; i++) ys[i] = ys[i] + alpha * xs[i];
+  }
+  return NULL;
+}
+
+#define SUM_AXIS(T, NAME)                                                                  \
+  static int NAME(const T *x, int64_t outer, int64_t n, int64_t inner, T *out) {           \
+    if (inner == 1) {                                                                      \
+      for (int64_t o = 0; o < outer; o++) {                                                \
+        double s = 0;                                                                      \
+        const T *row = x + o * n;                                                          \
+        for (int64_t j = 0; j < n; j++) s += row[j];                                       \
+        out[o] = (T)s;                                                                     \
+      }                                                                                    \
+      return 1;                                                                            \
+    }                                                                                      \
+    double *acc = malloc((size_t)inner * sizeof(double));                                  \
+    if (!acc) return 0;                                                                    \
+    for (int64_t o = 0; o < outer; o++) {                                                  \
+      for (int64_t i = 0; i < inner; i++) acc[i] = 0;                                      \
+      const T *base = x + o * n * inner;                                                   \
+      for (int64_t j = 0; j < n; j++, base += inner) {                                     \
+        for (int64_t i = 0; i < inner; i++) acc[i] += base[i];                             \
+      }                                                                                    \
+      for (int64_t i = 0; i < inner; i++) out[o * inner + i] = (T)acc[i];                  \
+    }                                                                                      \
+    free(acc);                                                                             \
+    return 1;                                                                              \
+  }
+
+SUM_AXIS(float, sum_axis_f32)
+SUM_AXIS(double, sum_axis_f64)
+
+static napi_value sum_axis(napi_env env, napi_callback_info info) {
+  ARGS(5)
+  int64_t outer, n, inner;
+  if (!get_i64(env, argv[1], &outer) || !get_i64(env, argv[2], &n) || !get_i64(env, argv[3], &inner)) return NULL;
+  if (outer < 0 || n < 0 || inner < 0 || (inner > 0 && n > 0 && outer > INT64_MAX / n / inner)) {
+    napi_throw_range_error(env, NULL, "tapegrad native sumAxis: bad sizes");
+    return NULL;
+  }
+  int type = float_type(env, argv[4]);
+  if (type < 0) return NULL;
+  void *x = span(env, argv[0], type, 0, 1, outer * n * inner, "x");
+  if (!x) return NULL;
+  void *out = span(env, argv[4], type, 0, 1, outer * inner, "out");
+  if (!out) return NULL;
+  int ok = type == napi_float32_array ? sum_axis_f32(x, outer, n, inner, out) : sum_axis_f64(x, outer, n, inner, out);
+  if (!ok) napi_throw_error(env, NULL, "tapegrad native sumAxis: out of memory");
+  return NULL;
+}
+
+int register_elementwise(napi_env env, napi_value exports) {
+  static const struct { const char *name; napi_callback fn; } table[] = {
+    { "binary", binary }, { "unary", unary }, { "reluBackward", relu_backward },
+    { "axpy", axpy }, { "sumAxis", sum_axis },
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+    napi_value fn;
+    if (napi_create_function(env, table[i].name, NAPI_AUTO_LENGTH, table[i].fn, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, table[i].name, fn) != napi_ok) return 0;
+  }
+  return 1;
+}
