@@ -372,6 +372,10 @@ describe.skipIf(!nativeActive)("native addon: argument checks", () => {
     expectRejected(() => native.sumAxis(ten, 5, 1, 2, nine), RangeError, /\bout is too short/, [nine]);
     expectRejected(() => native.sumAxis(ten, -1, 2, 1, out), RangeError, /bad sizes/, [out]);
     expectRejected(() => native.sumAxis(ten, 2 ** 40, 2 ** 20, 2 ** 10, out), RangeError, /bad sizes/, [out]);
+    // with n = 0, outer * inner alone must not wrap around to a span that fits (this once wrote past out)
+    const four = filled(Float32Array, 4);
+    expectRejected(() => native.sumAxis(filled(Float32Array, 4), 2 ** 62, 0, 4, four), RangeError, /bad sizes/, [four]);
+    expectRejected(() => native.sumAxis(filled(Float32Array, 4), 2 ** 40, 0, 2 ** 24, four), RangeError, /bad sizes/, [four]);
   });
 
   it("every function: mixing Float32Array and Float64Array is a TypeError", () => {
@@ -619,9 +623,9 @@ describe("ops whose large results skip the zero fill write every element", () =>
       checkLinear([4096, 0], 3, false);
     });
 
-    // NOTE: known bug: linear computes rows = x.size / inF, NaN when inF = 0, so fillRows writes no row and
-    // the (now unfilled) output keeps whatever the memory held; PyTorch gives the bias in every row.
-    it.fails(`linear (${dtype}): with no input features, every row is the bias (known bug: rows = 0 / 0)`, () => {
+    // NOTE: a regression test: linear once computed rows = x.size / inF, NaN when inF = 0, so no row got the
+    // bias and the unfilled output kept whatever the memory held; PyTorch gives the bias in every row.
+    it(`linear (${dtype}): with no input features, every row is the bias`, () => {
       checkLinear([4096, 0], 3, true);
     });
 

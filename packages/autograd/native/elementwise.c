@@ -242,7 +242,10 @@ static napi_value sum_axis(napi_env env, napi_callback_info info) {
   ARGS(5)
   int64_t outer, n, inner;
   if (!get_i64(env, argv[1], &outer) || !get_i64(env, argv[2], &n) || !get_i64(env, argv[3], &inner)) return NULL;
-  if (outer < 0 || n < 0 || inner < 0 || (inner > 0 && n > 0 && outer > INT64_MAX / n / inner)) {
+  /* NOTE: outer * inner is checked on its own too: with n = 0 the product with n cannot overflow, but
+   * out's span, and acc's size, still can. */
+  if (outer < 0 || n < 0 || inner < 0 || (inner > 0 && outer > INT64_MAX / inner) ||
+      (inner > 0 && n > 0 && outer > INT64_MAX / n / inner) || inner > (int64_t)(SIZE_MAX / sizeof(double))) {
     napi_throw_range_error(env, NULL, "tapegrad native sumAxis: bad sizes");
     return NULL;
   }

@@ -1,5 +1,5 @@
 import type { DType, FloatArray } from "./dtype.ts";
-import { allocate, arrayTypes, dtypeOf, isDType } from "./dtype.ts";
+import { allocate, allocateUnfilled, arrayTypes, dtypeOf, isDType } from "./dtype.ts";
 import { GraphError, ShapeError, ValueError, fmtShape } from "./errors.ts";
 import { checkShape, sameShape, sizeOf } from "./shape.ts";
 import { runBackward, type Node } from "./engine.ts";
@@ -256,8 +256,13 @@ export function tensor(data: NestedArray | ArrayLike<number>, options: TensorOpt
     if (flat.length !== sizeOf(shape)) {
       throw new ShapeError(`tensor: ${flat.length} values do not fit shape ${fmtShape(shape)} (${sizeOf(shape)} elements)`);
     }
-    // NOTE: the typed-array constructor copies (and converts) in one native pass; .from iterates
-    arr = ArrayBuffer.isView(flat) ? new arrayTypes[dtype](flat as unknown as ArrayLike<number>) : arrayTypes[dtype].from(flat);
+    if (ArrayBuffer.isView(flat)) {
+      // NOTE: set copies (and converts) in one native pass into a buffer that skips the zero fill; .from iterates
+      arr = allocateUnfilled(dtype, flat.length);
+      arr.set(flat as unknown as ArrayLike<number>);
+    } else {
+      arr = arrayTypes[dtype].from(flat);
+    }
   } else {
     const nested = data as NestedArray;
     shape = inferShape(nested);

@@ -23,7 +23,8 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
 /** The native binary loop's op codes (native/elementwise.c); the other kinds stay in TypeScript. */
 const NATIVE_BINARY: Partial<Record<BinaryKind, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
 
-/** out[i] = a[ai] ∘ b[bi] for `len` elements with strides sa, sb (0 = broadcast). */
+/** out[i] = a[ai] ∘ b[bi] for `len` elements with strides sa, sb (0 = broadcast). out may be a or b
+ *  itself (in-place accumulation) but must not overlap a stride-0 operand: the native loop reads it once. */
 function binaryRun(
   kind: BinaryKind, a: FloatArray, ao: number, sa: number, b: FloatArray, bo: number, sb: number,
   out: FloatArray, oo: number, len: number,

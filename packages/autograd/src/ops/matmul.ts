@@ -110,7 +110,8 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
     w = cast(w, "float64");
     if (b) b = cast(b, "float64");
   }
-  const rows = x.size / inF;
+  // NOTE: not x.size / inF, which is NaN for inF = 0 (then every row is the bias, as in PyTorch)
+  const rows = sizeOf(x.shape.slice(0, -1));
   const out = (b || inF > 0 ? unfilled : empty)(x.dtype, [...x.shape.slice(0, -1), outF]);
   if (b) K.fillRows(b.data, rows, outF, out.data);
   if (rows > 0 && inF > 0 && outF > 0) K.gemm(false, true, rows, outF, inF, x.data, 0, inF, w.data, 0, inF, out.data, 0, outF, b ? 1 : 0);
