@@ -162,6 +162,20 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       .toThrow(/C is too short/);
   });
 
+  it("gemmNative: products above the threading threshold (2^24 multiply-adds) match the reference, then small ones again", () => {
+    // 320 x 256 x 208 = 17M multiply-adds: the threaded path where the machine has two cores or more
+    for (const [m, n, k] of [[320, 256, 208], [5, 7, 3], [256, 257, 256]]) {
+      const a = filled(Float64Array, m * k, 3), b = filled(Float64Array, k * n, 4);
+      const actual = new Float64Array(m * n), expected = new Float64Array(m * n);
+      gemmNative(false, true, m, n, k, a, 0, k, b, 0, k, actual, 0, n, 0);
+      gemmReference(false, true, m, n, k, a, 0, k, b, 0, k, expected, 0, n, 0);
+      // float64 sums of ≤ 256 terms in [-1, 1): only the summation order differs
+      let worst = 0;
+      for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+      expect(worst).toBeLessThan(1e-12);
+    }
+  });
+
   it("gemmNative: rejects mixed float32 and float64 operands", () => {
     expect(() => gemmNative(false, false, 2, 2, 3, new Float64Array(6), 0, 3, new Float32Array(6), 0, 2,
       new Float32Array(4), 0, 2, 0)).toThrow(/share one float type/);

@@ -52,18 +52,20 @@ async function tinyAdd(api: Autograd, w: TinyAddWorkload): Promise<Timing> {
 }
 
 /**
- * One SGD epoch written against the public API, as a user would: forward, loss, backward, update.
+ * One SGD epoch written against the public API, as a user would: forward, loss, backward, optimizer step.
  * Layers use the fused `linear` op (weights stored [out, in], as nn.Linear does; PyTorch's nn.Linear
  * likewise runs one addmm); the loss is logSoftmax + pick + mean, the same ops as the references.
  */
 async function epoch(api: Autograd, w: EpochWorkload): Promise<Timing> {
+  const { optim } = await import("../../packages/nn/src/index.ts");
   const { x, y, features } = synthetic(w.samples, w.layers[0], w.layers[w.layers.length - 1]);
   const params = w.layers.slice(1).flatMap((fanOut, i) => [
     // the same numbers as the references' [in, out] matrices, laid out [out, in]
     api.tensor(heWeights(w.layers[i], fanOut, 10 + i), { shape: [w.layers[i], fanOut] }).transpose().detach().requiresGrad_(),
     api.tensor(new Float32Array(fanOut), { shape: [fanOut], requiresGrad: true }),
   ]);
-  const lr = w.lr;
+  // the references update with `weight -= lr * weight.grad`; a tapegrad user calls the optimizer
+  const optimizer = new optim.SGD(params, { lr: w.lr });
   const run = (): void => {
     for (let start = 0; start < w.samples; start += w.batch) {
       const end = Math.min(w.samples, start + w.batch);
@@ -74,14 +76,8 @@ async function epoch(api: Autograd, w: EpochWorkload): Promise<Timing> {
       }
       const loss = h.logSoftmax().pick(y.subarray(start, end)).mean().neg();
       loss.backward();
-      api.noGrad(() => {
-        for (const p of params) {
-          const g = p.grad!.data;
-          const d = p.data;
-          for (let i = 0; i < d.length; i++) d[i] -= lr * g[i];
-          p.grad = null;
-        }
-      });
+      optimizer.step();
+      optimizer.zeroGrad();
     }
   };
   return measure(run, w);

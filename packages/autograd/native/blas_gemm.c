@@ -12,6 +12,7 @@
  *   library        the path or name that dlopen accepted
  *   config         openblas_get_config() or ""
  */
+#define _POSIX_C_SOURCE 200809L /* setenv under -std=c11 */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +21,10 @@
 #include <node_api.h>
 
 #include "native.h"
+
+#ifndef TAPEGRAD_THREAD_TIMEOUT
+#define TAPEGRAD_THREAD_TIMEOUT "4"
+#endif
 
 /* CBLAS enum values are fixed by the CBLAS standard; declared here so no cblas.h is needed. */
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
@@ -58,8 +63,22 @@ static const char *const candidates[] = {
 };
 
 /* Opens the first library that has both cblas_sgemm and cblas_dgemm; TAPEGRAD_BLAS_LIB overrides the list. */
+/* Threads a large product may use (setThreads), and the count OpenBLAS was last told. */
+static int max_threads = 1;
+static int current_threads = 0;
+
+/* Products below this many multiply-adds (256 x 256 x 256) run on one thread. NOTE: measured on the 2-core
+ * bench VM: two threads double a 512^2 or 1024^2 product, but the MLP's 128 x 784 x 128 products, though
+ * 1.8x faster alone, gave no faster epoch (the JavaScript between calls and the waking worker share two
+ * cores), and below about 2^22 the split costs more than it saves. */
+#define THREADED_MIN_WORK ((int64_t)1 << 24)
+
 static int open_blas(void) {
   if (blas_sgemm) return 1;
+  /* NOTE: OpenBLAS's idle workers spin for 2^28 cycles (about 0.1 s) after each threaded call before they
+   * sleep, taking the core the JavaScript between gemm calls runs on. 2^TIMEOUT cycles is read once, when
+   * the library loads; a user's own setting wins. */
+  setenv("OPENBLAS_THREAD_TIMEOUT", TAPEGRAD_THREAD_TIMEOUT, 0);
   const char *override = getenv("TAPEGRAD_BLAS_LIB");
   const char *one[] = { override, NULL };
   const char *const *names = (override && *override) ? one : candidates;
@@ -78,6 +97,7 @@ static int open_blas(void) {
     blas_get_threads = (get_threads_fn)dlsym(handle, "openblas_get_num_threads");
     blas_get_config = (get_config_fn)dlsym(handle, "openblas_get_config");
     blas_library = *names;
+    if (blas_get_threads) max_threads = blas_get_threads(); /* OPENBLAS_NUM_THREADS, or the core count */
     return 1;
   }
   return 0;
@@ -169,6 +189,11 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   if (!b) return NULL;
   void *c = typed_span(env, argv[11], type, c_off, span_of(m, n, ldc), "C");
   if (!c) return NULL;
+  int want = max_threads > 1 && m * n * k >= THREADED_MIN_WORK ? max_threads : 1;
+  if (blas_set_threads && want != current_threads) {
+    blas_set_threads(want);
+    current_threads = want;
+  }
   int ta = trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS, tb = trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS;
   /* NOTE: BLAS treats beta == 0 as "do not read C", so NaN garbage in C is overwritten, as the contract asks. */
   if (type == napi_float32_array) {
@@ -190,14 +215,15 @@ static napi_value set_threads(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "tapegrad native gemm: setThreads takes a positive integer");
     return NULL;
   }
-  if (blas_set_threads) blas_set_threads(count);
+  max_threads = count;
+  current_threads = 0; /* the next call sets the count it wants */
   return NULL;
 }
 
 static napi_value get_threads(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value out;
-  CHECK(napi_create_int32(env, blas_get_threads ? blas_get_threads() : 0, &out));
+  CHECK(napi_create_int32(env, blas_get_threads ? max_threads : 0, &out));
   return out;
 }
 

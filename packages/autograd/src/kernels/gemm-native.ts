@@ -33,11 +33,9 @@ interface NativeAddon extends Partial<NativeLoops> {
   config: string;
 }
 
-/** OpenBLAS threads when OPENBLAS_NUM_THREADS is unset. NOTE: on the 2-core bench machine two threads
- *  win on isolated large products (512²: 176 vs 84 GFLOP/s) but lose every epoch (quick MLP b32: 230–260
- *  vs 285–305 ms; softmax regression: 18–22 vs 37–45 ms): the products are small and OpenBLAS's spinning
- *  second thread takes the core the elementwise JS between gemm calls needs. */
-const DEFAULT_THREADS = 1;
+// NOTE: threads are the addon's policy (native/blas_gemm.c): products of at least 2^24 multiply-adds use
+// OpenBLAS's thread count (OPENBLAS_NUM_THREADS, else the cores), smaller ones one thread, and idle
+// workers sleep at once instead of spinning for 0.1 s on the core the JavaScript needs.
 
 /** Where scripts/build-native.mjs puts the addon, relative to this file. */
 const ADDON_URL = new URL("../../native/build/tapegrad_blas.node", import.meta.url);
@@ -90,7 +88,6 @@ function loadAddon(): NativeAddon | null {
       return addon;
     }
     const candidate = createRequire(import.meta.url)(path) as NativeAddon;
-    if (!proc.env.OPENBLAS_NUM_THREADS) candidate.setThreads(DEFAULT_THREADS);
     if (!probe(candidate)) {
       unavailableReason = `${candidate.library} gives wrong products (a 64-bit-integer BLAS?)`;
       return addon;
@@ -117,7 +114,9 @@ export function nativeGemmAvailable(): boolean {
 export function nativeGemmInfo(): string {
   const loaded = loadAddon();
   if (!loaded) return `unavailable: ${unavailableReason}`;
-  return `${loaded.library}${loaded.config ? ` (${loaded.config})` : ""}, ${loaded.threads()} thread(s)`;
+  const threads = loaded.threads();
+  return `${loaded.library}${loaded.config ? ` (${loaded.config})` : ""}, `
+    + (threads > 1 ? `${threads} threads for products of ≥ 2^24 multiply-adds, 1 below` : `${threads} thread`);
 }
 
 /** C = beta*C + op(A) @ op(B) through the machine's BLAS; same contract as gemmReference.
