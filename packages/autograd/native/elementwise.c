@@ -44,27 +44,33 @@ static int get_i64(napi_env env, napi_value v, int64_t *out) {
   return 0;
 }
 
-/* The element type of a typed array, or -1 (with a TypeError thrown) when it is not a float array. */
-static int float_type(napi_env env, napi_value v) {
+/* A float typed array's type, length and data; 0 (with a TypeError thrown) when v is anything else. */
+static int float_info(napi_env env, napi_value v, napi_typedarray_type *type, size_t *length, void **data) {
   bool is_typed = false;
-  napi_typedarray_type type;
   if (napi_is_typedarray(env, v, &is_typed) == napi_ok && is_typed &&
-      napi_get_typedarray_info(env, v, &type, NULL, NULL, NULL, NULL) == napi_ok &&
-      (type == napi_float32_array || type == napi_float64_array)) {
-    return (int)type;
+      napi_get_typedarray_info(env, v, type, length, data, NULL, NULL) == napi_ok &&
+      (*type == napi_float32_array || *type == napi_float64_array)) {
+    return 1;
   }
   napi_throw_type_error(env, NULL, "tapegrad native: operands must be Float32Array or Float64Array");
-  return -1;
+  return 0;
+}
+
+/* The element type of a float typed array, or -1 (with a TypeError thrown). */
+static int float_type(napi_env env, napi_value v) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  return float_info(env, v, &type, &length, &data) ? (int)type : -1;
 }
 
 /* Pointer to element `offset` of a float typed array of type `want`, after checking that the elements
  * offset, offset + stride, ..., offset + (n-1)*stride lie inside it. */
 static void *span(napi_env env, napi_value v, int want, int64_t offset, int64_t stride, int64_t n, const char *name) {
-  if (float_type(env, v) < 0) return NULL;
   napi_typedarray_type type;
   size_t length;
   void *data;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok) return NULL;
+  if (!float_info(env, v, &type, &length, &data)) return NULL;
   if ((int)type != want) {
     napi_throw_type_error(env, NULL, "tapegrad native: operands must share one float type");
     return NULL;
