@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const nativeDir = join(root, "packages", "autograd", "native");
-const sources = ["blas_gemm.c", "elementwise.c"].map((file) => join(nativeDir, file));
+const sources = ["blas_gemm.c", "elementwise.c", "helper.c"].map((file) => join(nativeDir, file));
 const outDir = join(nativeDir, "build");
 const target = join(outDir, "tapegrad_blas.node");
 const optional = process.argv.includes("--optional");
@@ -50,8 +50,9 @@ const platformFlags = process.platform === "darwin" ? ["-bundle", "-undefined", 
 const temp = `${target}.tmp-${process.pid}`;
 mkdirSync(outDir, { recursive: true });
 try {
-  // NOTE: -ffp-contract=off keeps a*x + y unfused, so the loops round exactly as the TypeScript kernels do.
-  execFileSync(cc, ["-O3", "-fPIC", "-std=c11", "-ffp-contract=off", "-Wall", "-I", headers, "-I", nativeDir, ...sources,
+  // NOTE: -ffp-contract=off keeps a*x + y unfused, so the loops round exactly as the TypeScript kernels do;
+  // -fno-math-errno lets sqrt vectorize (it changes no result, only errno).
+  execFileSync(cc, ["-O3", "-fPIC", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-pthread", "-Wall", "-I", headers, "-I", nativeDir, ...sources,
     "-o", temp, ...platformFlags, "-lm"],
     { stdio: ["ignore", "inherit", "inherit"] });
 } catch (error) {

@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import fc from "fast-check";
+import { Worker } from "node:worker_threads";
+import { fileURLToPath } from "node:url";
 import {
-  gemm, gemmJs, gemmNative, gemmReference, gemmWasm, nativeGemmAvailable, nativeGemmInfo, wasmGemmAvailable,
-  type FloatArray,
+  gemm, gemmJs, gemmNative, gemmReference, gemmWasm, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads,
+  wasmGemmAvailable, type FloatArray,
 } from "../packages/autograd/src/kernels/gemm.ts";
 
 type Gemm = typeof gemmReference;
@@ -174,6 +176,91 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
       expect(worst).toBeLessThan(1e-12);
     }
+  });
+
+  it("gemmNative: products split with the helper thread (2^20 to 2^24 multiply-adds) match the reference, every layout", () => {
+    const previous = nativeGemmThreads(2); // the split runs with 2 threads even on a 1-core machine
+    try {
+      fc.assert(fc.property(
+        fc.record({
+          transA: fc.boolean(), transB: fc.boolean(),
+          // m or n under 16 (two halves of 8, the split's alignment) forces the other dimension to be cut
+          m: fc.oneof(fc.integer({ min: 1, max: 15 }), fc.integer({ min: 16, max: 300 })),
+          n: fc.oneof(fc.integer({ min: 1, max: 15 }), fc.integer({ min: 16, max: 300 })),
+          k: fc.integer({ min: 200, max: 900 }),
+          aOffset: fc.integer({ min: 0, max: 3 }), bOffset: fc.integer({ min: 0, max: 3 }), cOffset: fc.integer({ min: 0, max: 3 }),
+          aPad: fc.integer({ min: 0, max: 2 }), bPad: fc.integer({ min: 0, max: 2 }), cPad: fc.integer({ min: 0, max: 2 }),
+          beta: fc.constantFrom<0 | 1>(0, 1), float64: fc.boolean(), seed: fc.integer({ min: 1, max: 1e6 }),
+        }).filter((t) => t.m * t.n * t.k >= 2 ** 20 && t.m * t.n * t.k < 2 ** 24),
+        (t) => checkAgainstReference(gemmNative, t),
+      ), { numRuns: 40 });
+    } finally {
+      nativeGemmThreads(previous);
+    }
+  });
+
+  it("gemmNative: the MLP's products give the same answer, to rounding, split in two or on one thread", () => {
+    const previous = nativeGemmThreads();
+    try {
+      for (const [transA, transB, m, n, k] of [[false, true, 128, 128, 784], [true, false, 128, 784, 128]] as const) {
+        const a = filled(Float32Array, m * k, 5), b = filled(Float32Array, k * n, 6);
+        const lda = transA ? m : k, ldb = transB ? k : n;
+        const one = new Float32Array(m * n), two = new Float32Array(m * n);
+        nativeGemmThreads(1);
+        gemmNative(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, one, 0, n, 0);
+        nativeGemmThreads(2);
+        gemmNative(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, two, 0, n, 0);
+        let worst = 0;
+        for (let i = 0; i < one.length; i++) worst = Math.max(worst, Math.abs(one[i] - two[i]));
+        // sums of ≤ 784 products in [-1, 1): float32 rounding of differently blocked sums only
+        expect(worst).toBeLessThan(1e-4);
+      }
+    } finally {
+      nativeGemmThreads(previous);
+    }
+  });
+
+  it("gemmNative: two Node threads multiplying at once both get right answers (one splits, the other runs whole)", async () => {
+    const addonPath = fileURLToPath(new URL("../packages/autograd/native/build/tapegrad_blas.node", import.meta.url));
+    // each worker loads the addon (sharing its helper thread) and checks 200 split-size products against a
+    // plain loop; run together, they contend for the helper
+    const source = `
+      const { parentPort, workerData } = require("node:worker_threads");
+      const addon = require(workerData.addonPath);
+      addon.setThreads(2);
+      const m = 64, n = 96, k = 200 + workerData.id;
+      const a = new Float64Array(m * k).map((_, i) => ((i * 7 + workerData.id) % 13) - 6);
+      const b = new Float64Array(k * n).map((_, i) => ((i * 5) % 11) - 5);
+      const want = new Float64Array(m * n);
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
+        want[i * n + j] = s;
+      }
+      let wrong = 0;
+      for (let r = 0; r < 200; r++) {
+        const c = new Float64Array(m * n).fill(NaN);
+        addon.gemm(false, false, m, n, k, a, 0, k, b, 0, n, c, 0, n, 0);
+        for (let i = 0; i < c.length; i++) if (c[i] !== want[i]) { wrong++; break; }
+      }
+      parentPort.postMessage(wrong);
+    `;
+    const run = (id: number) => new Promise<number>((resolve, reject) => {
+      const worker = new Worker(source, { eval: true, workerData: { addonPath, id } });
+      worker.once("message", resolve);
+      worker.once("error", reject);
+    });
+    // small integers: every sum is exact in float64, so any split or thread gives exactly the loop's answer
+    expect(await Promise.all([run(1), run(2), run(3)])).toEqual([0, 0, 0]);
+  });
+
+  it("nativeGemmThreads: reads and sets the thread count, and rejects a count below one", () => {
+    const previous = nativeGemmThreads();
+    expect(() => nativeGemmThreads(0)).toThrow(/positive integer/);
+    if (previous === 0) return; // a BLAS without a thread setting (Accelerate, reference BLAS): nothing to set
+    expect(nativeGemmThreads(1)).toBe(previous);
+    expect(nativeGemmThreads()).toBe(1);
+    expect(nativeGemmThreads(previous)).toBe(1);
   });
 
   it("gemmNative: rejects mixed float32 and float64 operands", () => {

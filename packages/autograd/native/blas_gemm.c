@@ -67,11 +67,21 @@ static const char *const candidates[] = {
 static int max_threads = 1;
 static int current_threads = 0;
 
-/* Products below this many multiply-adds (256 x 256 x 256) run on one thread. NOTE: measured on the 2-core
- * bench VM: two threads double a 512^2 or 1024^2 product, but the MLP's 128 x 784 x 128 products, though
- * 1.8x faster alone, gave no faster epoch (the JavaScript between calls and the waking worker share two
- * cores), and below about 2^22 the split costs more than it saves. */
+/* Threads per product, by its multiply-adds (m * n * k):
+ *   >= 2^24 (256 x 256 x 256): OpenBLAS's own threads, all max_threads of them;
+ *   >= SPLIT_MIN_WORK: split in two halves of C's rows or columns, one computed by helper.c's thread and
+ *     one by the caller, each by single-threaded BLAS, so each element is still one kernel's sum over the
+ *     whole depth;
+ *   smaller: one thread.
+ * NOTE: measured on the 2-core bench VM: OpenBLAS's threads double a 512^2 or 1024^2 product, but on the
+ * MLP's 128 x 784 x 128 products inside a training epoch they gained only 1.3x; the split with a helper
+ * that spins between the step's products is what pays there. TAPEGRAD_SPLIT_MIN_WORK overrides the
+ * lower bound. */
 #define THREADED_MIN_WORK ((int64_t)1 << 24)
+#define SPLIT_MIN_WORK ((int64_t)1 << 20)
+/* A half is a multiple of this many rows or columns: whole register tiles for BLAS. */
+#define SPLIT_ALIGN 8
+static int64_t split_min_work = -1;
 
 static int open_blas(void) {
   if (blas_sgemm) return 1;
@@ -140,6 +150,56 @@ static int64_t span_of(int64_t rows, int64_t cols, int64_t ld) {
   return rows <= 0 || cols <= 0 ? 0 : (rows - 1) * ld + cols;
 }
 
+/* One BLAS call: C = beta*C + op(A) @ op(B), row-major. */
+typedef struct {
+  int f64, ta, tb, m, n, k;
+  const void *a;
+  int lda;
+  const void *b;
+  int ldb;
+  int beta;
+  void *c;
+  int ldc;
+} part_t;
+
+static void run_part(const void *arg) {
+  const part_t *p = arg;
+  /* NOTE: BLAS treats beta == 0 as "do not read C", so NaN garbage in C is overwritten, as the contract asks. */
+  if (p->f64) {
+    blas_dgemm(CBLAS_ROW_MAJOR, p->ta, p->tb, p->m, p->n, p->k, 1.0, p->a, p->lda, p->b, p->ldb,
+               p->beta ? 1.0 : 0.0, p->c, p->ldc);
+  } else {
+    blas_sgemm(CBLAS_ROW_MAJOR, p->ta, p->tb, p->m, p->n, p->k, 1.0f, p->a, p->lda, p->b, p->ldb,
+               p->beta ? 1.0f : 0.0f, p->c, p->ldc);
+  }
+}
+
+/* Cuts a product into two halves of C's columns (both halves then pack all of op(A)) or of its rows (both
+ * pack all of op(B)), whichever duplicates less packing; 0 where neither dimension has two aligned halves. */
+static int split(const part_t *p, part_t out[2]) {
+  size_t width = p->f64 ? 8 : 4;
+  int by_cols = (int64_t)p->m * p->k <= (int64_t)p->k * p->n;
+  if (by_cols ? p->n < 2 * SPLIT_ALIGN : p->m < 2 * SPLIT_ALIGN) by_cols = !by_cols;
+  int size = by_cols ? p->n : p->m;
+  if (size < 2 * SPLIT_ALIGN) return 0;
+  int half = (size / 2 + SPLIT_ALIGN - 1) / SPLIT_ALIGN * SPLIT_ALIGN;
+  out[0] = *p;
+  out[1] = *p;
+  if (by_cols) {
+    out[0].n = half;
+    out[1].n = p->n - half;
+    /* op(B)'s column j is column j of B, or row j of a transposed B */
+    out[1].b = (const char *)p->b + width * (size_t)(p->tb == CBLAS_TRANS ? (size_t)half * p->ldb : (size_t)half);
+    out[1].c = (char *)p->c + width * (size_t)half;
+  } else {
+    out[0].m = half;
+    out[1].m = p->m - half;
+    out[1].a = (const char *)p->a + width * (p->ta == CBLAS_TRANS ? (size_t)half : (size_t)half * p->lda);
+    out[1].c = (char *)p->c + width * (size_t)half * p->ldc;
+  }
+  return 1;
+}
+
 static napi_value gemm(napi_env env, napi_callback_info info) {
   size_t argc = 15;
   napi_value argv[15];
@@ -189,20 +249,25 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   if (!b) return NULL;
   void *c = typed_span(env, argv[11], type, c_off, span_of(m, n, ldc), "C");
   if (!c) return NULL;
-  int want = max_threads > 1 && m * n * k >= THREADED_MIN_WORK ? max_threads : 1;
+  int64_t work = m * n * k;
+  int want = max_threads > 1 && work >= THREADED_MIN_WORK ? max_threads : 1;
   if (blas_set_threads && want != current_threads) {
     blas_set_threads(want);
     current_threads = want;
   }
-  int ta = trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS, tb = trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS;
-  /* NOTE: BLAS treats beta == 0 as "do not read C", so NaN garbage in C is overwritten, as the contract asks. */
-  if (type == napi_float32_array) {
-    blas_sgemm(CBLAS_ROW_MAJOR, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb,
-               beta ? 1.0f : 0.0f, c, (int)ldc);
-  } else {
-    blas_dgemm(CBLAS_ROW_MAJOR, ta, tb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb,
-               beta ? 1.0 : 0.0, c, (int)ldc);
+  part_t whole = { type == napi_float64_array, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS,
+                   trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)m, (int)n, (int)k, a, (int)lda, b, (int)ldb,
+                   (int)beta, c, (int)ldc };
+  if (split_min_work < 0) {
+    const char *env = getenv("TAPEGRAD_SPLIT_MIN_WORK");
+    split_min_work = env && *env ? atoll(env) : SPLIT_MIN_WORK;
   }
+  part_t halves[2];
+  if (want == 1 && max_threads > 1 && blas_set_threads && work >= split_min_work && split(&whole, halves) &&
+      helper_split(run_part, &halves[1], &halves[0])) {
+    return NULL;
+  }
+  run_part(&whole);
   return NULL;
 }
 

@@ -34,8 +34,10 @@ interface NativeAddon extends Partial<NativeLoops> {
 }
 
 // NOTE: threads are the addon's policy (native/blas_gemm.c): products of at least 2^24 multiply-adds use
-// OpenBLAS's thread count (OPENBLAS_NUM_THREADS, else the cores), smaller ones one thread, and idle
-// workers sleep at once instead of spinning for 0.1 s on the core the JavaScript needs.
+// OpenBLAS's thread count (OPENBLAS_NUM_THREADS, else the cores), whose idle workers sleep at once instead
+// of spinning for 0.1 s on the core the JavaScript needs; products of 2^20 up to that are split in two
+// halves of C, one computed by the addon's helper thread (native/helper.c); smaller ones run on one
+// thread. Results can differ in the last bits between thread counts, as with any threaded BLAS.
 
 /** Where scripts/build-native.mjs puts the addon, relative to this file. */
 const ADDON_URL = new URL("../../native/build/tapegrad_blas.node", import.meta.url);
@@ -110,13 +112,30 @@ export function nativeGemmAvailable(): boolean {
   return loadAddon() !== null;
 }
 
+/**
+ * Threads the native gemm may use: OpenBLAS's count when the addon loaded (OPENBLAS_NUM_THREADS, else the
+ * cores), 0 where the addon is unavailable or its BLAS cannot be told. With `count`, sets it for this
+ * process (1 keeps every product on the calling thread) and returns the previous value.
+ * @example nativeGemmThreads(1) // single-threaded gemm, as torch.set_num_threads(1)
+ */
+export function nativeGemmThreads(count?: number): number {
+  const loaded = loadAddon();
+  if (!loaded) return 0;
+  const previous = loaded.threads();
+  if (count !== undefined) {
+    if (!Number.isInteger(count) || count < 1) throw new RangeError(`nativeGemmThreads: expected a positive integer, got ${count}`);
+    if (previous > 0) loaded.setThreads(count);
+  }
+  return previous;
+}
+
 /** One line about the native backend: the BLAS library, its config and threads, or why it is unavailable. */
 export function nativeGemmInfo(): string {
   const loaded = loadAddon();
   if (!loaded) return `unavailable: ${unavailableReason}`;
   const threads = loaded.threads();
   return `${loaded.library}${loaded.config ? ` (${loaded.config})` : ""}, `
-    + (threads > 1 ? `${threads} threads for products of ≥ 2^24 multiply-adds, 1 below` : `${threads} thread`);
+    + (threads > 1 ? `${threads} threads for products of ≥ 2^24 multiply-adds, 2 (split with a helper thread) from 2^20, 1 below` : `${threads} thread`);
 }
 
 /** C = beta*C + op(A) @ op(B) through the machine's BLAS; same contract as gemmReference.

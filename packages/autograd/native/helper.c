@@ -1,0 +1,116 @@
+/*
+ * One helper thread for splitting a mid-size product in two: the caller posts one part, computes the other
+ * itself, and waits. After a part the helper spins for a short while (a training step's next product
+ * usually comes within a millisecond) and then sleeps on a condition variable, so an idle process costs no
+ * CPU. Only one split runs at a time: a second Node thread (worker_threads) that finds the helper busy
+ * computes its product unsplit.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "native.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+/* How long the helper spins for the next part before it sleeps; TAPEGRAD_HELPER_SPIN_US overrides. */
+#define DEFAULT_SPIN_US 1000
+
+static pthread_mutex_t owner = PTHREAD_MUTEX_INITIALIZER; /* held by the thread whose split is running */
+static pthread_mutex_t sleep_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sleep_cv = PTHREAD_COND_INITIALIZER;
+static int state; /* 0 not started, 1 running, -1 could not start; guarded by owner */
+static double spin_us = DEFAULT_SPIN_US;
+
+static helper_part_fn job_fn;
+static const void *job_arg;
+static atomic_uint posted; /* parts posted so far */
+static atomic_uint finished; /* parts the helper has finished */
+static atomic_int asleep;
+
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static void *helper_main(void *unused) {
+  (void)unused;
+  unsigned seen = 0;
+  for (;;) {
+    double start = now_us();
+    unsigned spins = 0, next;
+    while ((next = atomic_load(&posted)) == seen) {
+      CPU_RELAX();
+      if ((++spins & 63) != 0) continue;
+      if (now_us() - start < spin_us) {
+        /* NOTE: give the core away now and then: on a 2-core machine the engine's own background
+         * threads (garbage collector, compiler) need it too */
+        if ((spins & 4095) == 0) sched_yield();
+        continue;
+      }
+      pthread_mutex_lock(&sleep_mu);
+      atomic_store(&asleep, 1);
+      /* NOTE: posted is read after asleep is set, and the poster reads asleep after it bumps posted (both
+       * sequentially consistent), so a part posted in between is seen here or wakes the wait below. */
+      while (atomic_load(&posted) == seen) pthread_cond_wait(&sleep_cv, &sleep_mu);
+      atomic_store(&asleep, 0);
+      pthread_mutex_unlock(&sleep_mu);
+      start = now_us();
+    }
+    seen = next;
+    job_fn(job_arg);
+    atomic_store(&finished, seen);
+  }
+  return NULL;
+}
+
+static int start_helper(void) {
+  const char *env = getenv("TAPEGRAD_HELPER_SPIN_US");
+  if (env && *env) {
+    char *end;
+    double v = strtod(env, &end);
+    if (*end == '\0' && v >= 0) spin_us = v;
+  }
+  pthread_attr_t attr;
+  pthread_t thread;
+  if (pthread_attr_init(&attr) != 0) return -1;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int ok = pthread_create(&thread, &attr, helper_main, NULL) == 0;
+  pthread_attr_destroy(&attr);
+  return ok ? 1 : -1;
+}
+
+int helper_split(helper_part_fn fn, const void *theirs, const void *mine) {
+  if (pthread_mutex_trylock(&owner) != 0) return 0;
+  if (state == 0) state = start_helper();
+  if (state < 0) {
+    pthread_mutex_unlock(&owner);
+    return 0;
+  }
+  job_fn = fn;
+  job_arg = theirs;
+  unsigned ticket = atomic_load(&posted) + 1;
+  atomic_store(&posted, ticket);
+  if (atomic_load(&asleep)) {
+    pthread_mutex_lock(&sleep_mu);
+    pthread_cond_signal(&sleep_cv);
+    pthread_mutex_unlock(&sleep_mu);
+  }
+  fn(mine);
+  for (unsigned spins = 1; atomic_load(&finished) != ticket; spins++) {
+    CPU_RELAX();
+    if ((spins & 4095) == 0) sched_yield();
+  }
+  pthread_mutex_unlock(&owner);
+  return 1;
+}
