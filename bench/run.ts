@@ -8,7 +8,13 @@
  *                    use each library's best. Above 1 thread OMP_WAIT_POLICY=PASSIVE; 0 = their default
  *   --no-python, --no-tfjs   skip those references
  *   --tfjs-epochs    also time TF.js epochs (minutes each: its wasm backend's transposed matmuls are slow)
+ *   --rounds=N       rounds of the epoch workloads (default 3, 1 with --quick), see below
  * Ratios are tapegrad's median time divided by the tool's: above 1 means tapegrad is slower.
+ *
+ * The epochs, whose ratios are the targets, run in interleaved rounds: each round times one epoch of
+ * every epoch workload in tapegrad, then in each Python setting (a fresh process per round), each after
+ * one untimed warm-up epoch; the table gives each tool's median over the rounds. A shared machine's slow
+ * minutes then fall on every tool alike instead of on whichever ran during them.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -47,6 +53,10 @@ const filter = flag("filter");
 const threads = referenceThreads(flag("threads") || "1,2");
 
 const workloads = buildWorkloads(quick).filter((w) => !filter || w.id.includes(filter) || w.title.includes(filter));
+const rounds = Number(flag("rounds") || (quick ? 1 : 3));
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: expected a whole number ≥ 1, got "${flag("rounds")}"`);
+/** Epoch workloads as timed in one round: one warm-up epoch, then one timed epoch. */
+const roundEpochs = workloads.filter((w) => w.kind === "epoch").map((w) => ({ ...w, warmup: 1, minRuns: 1, minTimeMs: 0 }));
 const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
 
 function formatMs(ms: number): string {
@@ -56,9 +66,9 @@ function formatMs(ms: number): string {
   return `${(ms * 1000).toFixed(3)} µs`;
 }
 
-async function runGroup(group: ToolGroup, results: Map<string, Map<string, Timing>>): Promise<void> {
+async function runGroup(group: ToolGroup, list: Workload[], store: (w: Workload, tool: string, t: Timing) => void): Promise<void> {
   for (const tool of group.tools) {
-    for (const w of workloads) {
+    for (const w of list) {
       process.stderr.write(`  ${tool.name.padEnd(14)} ${w.id} ... `);
       let timing: Timing | undefined;
       try {
@@ -68,9 +78,25 @@ async function runGroup(group: ToolGroup, results: Map<string, Map<string, Timin
         continue;
       }
       process.stderr.write(timing ? `${formatMs(timing.medianMs)}\n` : "n/a\n");
-      if (timing) results.get(w.id)!.set(tool.name, timing);
+      if (timing) store(w, tool.name, timing);
     }
   }
+}
+
+/** Which thread setting (`numpy 1t`, `numpy 2t`, ...) was fastest for each library on each epoch. */
+function fastestSettings(results: Map<string, Map<string, Timing>>): string | undefined {
+  const epochs = workloads.filter((w) => w.kind === "epoch");
+  const parts = ["numpy", "torch"].flatMap((library) => {
+    const wins = new Map<string, string[]>();
+    for (const w of epochs) {
+      const settings = [...results.get(w.id)!].filter(([tool]) => tool.startsWith(`${library} `));
+      if (settings.length < 2) continue;
+      const [best] = settings.reduce((a, b) => (b[1].medianMs < a[1].medianMs ? b : a));
+      wins.set(best, [...(wins.get(best) ?? []), w.id]);
+    }
+    return [...wins].map(([tool, ids]) => `${tool} on ${ids.length === epochs.length ? `all ${ids.length} epochs` : ids.join(", ")}`);
+  });
+  return parts.length ? `fastest Python thread setting on the epochs: ${parts.join("; ")}` : undefined;
 }
 
 async function main(): Promise<void> {
@@ -79,27 +105,60 @@ async function main(): Promise<void> {
   const groups: ToolGroup[] = [];
   const memory: string[] = [];
 
+  const once = (w: Workload, tool: string, t: Timing): void => void results.get(w.id)!.set(tool, t);
+  const others = workloads.filter((w) => w.kind !== "epoch");
+  const python = flag("no-python") === undefined;
+
   const tapegrad = await tapegradTools();
   groups.push(tapegrad);
-  await runGroup(tapegrad, results);
-  memory.push(`node peak RSS after the tapegrad workloads: ${peakRssMb().toFixed(0)} MB`);
+  await runGroup(tapegrad, others, once);
 
   if (flag("no-tfjs") === undefined) {
     const tfjs = await tfjsTools({ epochs: flag("tfjs-epochs") !== undefined });
     groups.push(tfjs);
-    await runGroup(tfjs, results);
-    if (tfjs.tools.length) memory.push(`node peak RSS after TF.js too: ${peakRssMb().toFixed(0)} MB`);
+    // TF.js epochs (minutes each, only with --tfjs-epochs) run once, outside the rounds
+    await runGroup(tfjs, workloads, once);
+    if (tfjs.tools.length) memory.push(`node peak RSS after TF.js: ${peakRssMb().toFixed(0)} MB`);
   }
-  if (flag("no-python") === undefined) {
-    process.stderr.write("  numpy/torch    (one Python process per thread setting, all workloads) ...\n");
-    const python = pythonTools(workloads, threads);
-    groups.push(python);
+  if (python && others.length) {
+    process.stderr.write("  numpy/torch    (one Python process per thread setting, all workloads but the epochs) ...\n");
+    const group = pythonTools(others, threads);
+    groups.push(group);
     try {
-      await runGroup(python, results);
+      await runGroup(group, others, once);
     } catch (error) {
       missing.push({ name: "numpy/torch", reason: (error as Error).message });
     }
   }
+
+  // the epochs: interleaved rounds (see the top of this file)
+  const perRound = new Map<string, Map<string, number[]>>();
+  const collect = (w: Workload, tool: string, t: Timing): void => {
+    const byTool = perRound.get(w.id) ?? new Map<string, number[]>();
+    perRound.set(w.id, byTool);
+    byTool.set(tool, [...(byTool.get(tool) ?? []), t.medianMs]);
+  };
+  for (let round = 1; round <= rounds && roundEpochs.length; round++) {
+    process.stderr.write(`  epochs, round ${round} of ${rounds}\n`);
+    await runGroup(tapegrad, roundEpochs, collect);
+    if (!python) continue;
+    const group = pythonTools(roundEpochs, threads);
+    if (!others.length && round === 1) groups.push(group);
+    try {
+      await runGroup(group, roundEpochs, collect);
+    } catch (error) {
+      if (round === 1) missing.push({ name: "numpy/torch epochs", reason: (error as Error).message });
+    }
+  }
+  for (const [id, byTool] of perRound) {
+    for (const [tool, times] of byTool) {
+      const sorted = [...times].sort((a, b) => a - b);
+      results.get(id)!.set(tool, { medianMs: sorted[sorted.length >> 1], runs: sorted.length });
+    }
+  }
+  memory.unshift(`node peak RSS after the tapegrad workloads: ${peakRssMb().toFixed(0)} MB`);
+  const fastest = fastestSettings(results);
+  if (fastest) memory.unshift(fastest);
   for (const g of groups) missing.push(...g.missing);
 
   const rows: Row[] = [];
@@ -122,6 +181,7 @@ async function main(): Promise<void> {
     machine: `${cpus[0]?.model ?? "unknown CPU"}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}`,
     node: process.version,
     quick,
+    rounds,
     referenceThreads: threads.map((t) => t ?? "default"),
     notes: [...groups.flatMap((g) => g.notes()), ...memory],
     skipped: missing.map((m) => `${m.name}: ${m.reason}`),
@@ -135,14 +195,15 @@ async function main(): Promise<void> {
   process.stderr.write(`\nwrote bench/results/latest.md and latest.json\n`);
 }
 
-function renderMarkdown(header: { date: string; machine: string; node: string; quick: boolean;
+function renderMarkdown(header: { date: string; machine: string; node: string; quick: boolean; rounds: number;
   referenceThreads: (number | string)[]; notes: string[]; skipped: string[] }, rows: Row[]): string {
   const lines = [
     `# tapegrad benchmark`,
     ``,
     `- date: ${header.date}${header.quick ? " (--quick)" : ""}`,
     `- machine: ${header.machine}`,
-    `- node ${header.node}; tapegrad is single-threaded; Python reference threads: ${header.referenceThreads.join(", ")}`,
+    `- node ${header.node}; tapegrad runs JavaScript on one thread, its native gemm threads as noted below; Python reference threads: ${header.referenceThreads.join(", ")}`,
+    `- epochs: median of ${header.rounds} interleaved round${header.rounds > 1 ? "s" : ""} (each tool one warm-up and one timed epoch per round); other workloads: median of repeated runs in one process`,
     ...header.notes.map((n) => `- ${n}`),
     ...header.skipped.map((s) => `- skipped ${s}`),
     ``,

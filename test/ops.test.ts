@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tensor, zeros, arange, AxisError, IndexError, ShapeError, type NestedArray } from "@tapegrad/autograd";
+import { tensor, zeros, arange, randn, grad, noGrad, AxisError, IndexError, ShapeError, type NestedArray } from "@tapegrad/autograd";
 
 const close = (a: NestedArray, b: NestedArray, digits = 5): void => {
   if (typeof a === "number" || typeof b === "number") {
@@ -248,5 +248,22 @@ describe("softmax family", () => {
     expect(Array.from(s.data).every(Number.isFinite)).toBe(true);
     const f = tensor([[1e4, 0, -1e4]]).logSoftmax();
     expect(f.toArray()).toEqual([[0, -1e4, -2e4]]);
+  });
+  it("logSoftmax backward: the fused pass gives the same bits as the recorded ops g - exp(out)·Σg, any axis", () => {
+    for (const dtype of ["float32", "float64"] as const) {
+      for (const [shape, axis] of [[[128, 10], 1], [[64, 100], 0], [[2, 5, 7], 1], [[4, 3, 300], -1], [[3, 4096], 1]] as const) {
+        const x = randn([...shape], { dtype, requiresGrad: true });
+        const g = randn([...shape], { dtype });
+        const out = x.logSoftmax(axis);
+        out.backward(g);
+        const composed = noGrad(() => g.sub(out.detach().exp().mul(g.sum(axis, true))));
+        expect(x.grad!.dtype).toBe(dtype);
+        expect(Array.from(x.grad!.data)).toEqual(Array.from(composed.data));
+        // and the recorded backward (createGraph) is the same function
+        const y = x.detach().requiresGrad_();
+        const [gy] = grad(y.logSoftmax(axis), y, { gradOutput: g, createGraph: true });
+        expect(Array.from(gy.data)).toEqual(Array.from(composed.data));
+      }
+    }
   });
 });

@@ -78,26 +78,6 @@ class ReferenceRun {
   }
 }
 
-/** Which thread setting was fastest for each library on each epoch workload, or undefined with one setting. */
-function fastestOnEpochs(workloads: Workload[], runs: ReferenceRun[]): string | undefined {
-  const epochs = workloads.filter((w) => w.kind === "epoch");
-  const ran = runs.filter((run) => run.output);
-  if (ran.length < 2 || !epochs.length) return undefined;
-  const perLibrary = LIBRARIES.flatMap((library) => {
-    const wins = new Map<string, string[]>();
-    for (const w of epochs) {
-      let best: { name: string; ms: number } | undefined;
-      for (const run of ran) {
-        const hit = run.output!.results.find((r) => r.id === w.id && r.tool === library);
-        if (hit && (!best || hit.medianMs < best.ms)) best = { name: toolName(library, run.threads), ms: hit.medianMs };
-      }
-      if (best) wins.set(best.name, [...(wins.get(best.name) ?? []), w.id]);
-    }
-    return [...wins].map(([name, ids]) => `${name} on ${ids.length === epochs.length ? `all ${ids.length} epochs` : ids.join(", ")}`);
-  });
-  return perLibrary.length ? `fastest Python thread setting on the epochs: ${perLibrary.join("; ")}` : undefined;
-}
-
 /**
  * NumPy and PyTorch run in one Python process per thread setting over all workloads
  * (bench/reference.py), after the Node tools, so they never compete for cores. Each setting is its own
@@ -143,11 +123,7 @@ export function pythonTools(workloads: Workload[], settings: ReferenceThreads[])
       return `${threads === null ? "default threads" : `${threads}t`}: ${env || "no thread variables set"}`
         + `${torchThreads ? `, torch ${torchThreads} thread${torchThreads > 1 ? "s" : ""}` : ""}, peak RSS ${output!.peakRssMb.toFixed(0)} MB`;
     });
-    const fastest = fastestOnEpochs(workloads, runs);
-    return [
-      `Python ${first.python} (${first.executable}): ${versions.join(", ")}; one process per thread setting: ${perRun.join("; ")}`,
-      ...(fastest ? [fastest] : []),
-    ];
+    return [`Python ${first.python} (${first.executable}): ${versions.join(", ")}; one process per thread setting: ${perRun.join("; ")}`];
   };
   return { tools, missing, notes };
 }

@@ -88,6 +88,28 @@ export function scatterAddAxis(g: FloatArray, outer: number, n: number, inner: n
   }
 }
 
+/**
+ * logSoftmax's backward along the middle axis: gx = g - exp(out) * Σ_j g, in one pass per row.
+ * NOTE: every step rounds to gx's float type exactly where the composed ops (exp, sum with its double
+ * accumulation, mul, sub) round, so the fused and the recorded backward give the same bits.
+ */
+export function logSoftmaxBackwardAxis(g: FloatArray, out: FloatArray, outer: number, n: number, inner: number, gx: FloatArray): void {
+  const f32 = gx instanceof Float32Array;
+  for (let o = 0; o < outer; o++) {
+    for (let i = 0; i < inner; i++) {
+      const base = o * n * inner + i;
+      let acc = 0;
+      for (let j = 0; j < n; j++) acc += g[base + j * inner];
+      const s = f32 ? Math.fround(acc) : acc;
+      for (let j = 0; j < n; j++) {
+        const k = base + j * inner;
+        const e = f32 ? Math.fround(Math.exp(out[k])) : Math.exp(out[k]);
+        gx[k] = g[k] - (f32 ? Math.fround(e * s) : e * s);
+      }
+    }
+  }
+}
+
 /** Numerically stable log-softmax along the middle axis: x - max - log Σ exp(x - max). */
 export function logSoftmaxAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void {
   for (let o = 0; o < outer; o++) {

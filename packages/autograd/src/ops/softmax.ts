@@ -1,5 +1,5 @@
 /** The softmax family: a fused, stable logSoftmax primitive; softmax is its exp. */
-import { record } from "../engine.ts";
+import { isGradEnabled, record } from "../engine.ts";
 import * as K from "../kernels/index.ts";
 import { normalizeAxis, sizeOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
@@ -17,7 +17,13 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const a = normalizeAxis("logSoftmax", axis, x.ndim);
   const out = unfilled(x.dtype, x.shape);
   K.logSoftmaxAxis(x.data, sizeOf(x.shape.slice(0, a)), x.shape[a], sizeOf(x.shape.slice(a + 1)), out.data);
-  return record("logSoftmax", [x], out, (g) => [sub(g, mul(exp(out), sum(g, a, true)))]);
+  return record("logSoftmax", [x], out, (g) => {
+    // NOTE: a recorded (createGraph) backward stays made of ops; otherwise one fused pass, same bits
+    if (isGradEnabled() || g.dtype !== out.dtype) return [sub(g, mul(exp(out), sum(g, a, true)))];
+    const gx = unfilled(out.dtype, out.shape);
+    K.logSoftmaxBackwardAxis(g.data, out.data, sizeOf(out.shape.slice(0, a)), out.shape[a], sizeOf(out.shape.slice(a + 1)), gx.data);
+    return [gx];
+  });
 }
 
 /** softmax along `axis`; exp of the stable logSoftmax, so its gradient comes for free. */
