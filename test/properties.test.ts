@@ -17,7 +17,7 @@ describe("op table: first-order gradients match central differences", () => {
     expect(new Set(names).size).toBe(names.length);
     for (const op of ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "exp", "log", "relu", "tanh",
       "sigmoid", "sqrt", "abs", "matmul", "sum", "mean", "max", "min", "logsumexp", "pick", "reshape", "flatten",
-      "transpose", "permute", "broadcastTo", "sumTo", "unsqueeze", "squeeze", "logSoftmax", "softmax", "clone"]) {
+      "transpose", "permute", "broadcastTo", "sumTo", "unsqueeze", "squeeze", "logSoftmax", "softmax", "clone", "narrow"]) {
       expect(names).toContain(op);
     }
   });

@@ -11,7 +11,7 @@ export {
 export {
   add, sub, mul, div, pow, maximum, minimum, neg, exp, log, relu, tanh, sigmoid, sqrt, abs,
   matmul, sum, mean, max, min, argmax, logsumexp, pick, reshape, flatten, transpose, permute,
-  broadcastTo, sumTo, unsqueeze, squeeze, cast, clone, logSoftmax, softmax,
+  broadcastTo, sumTo, unsqueeze, squeeze, narrow, cast, clone, logSoftmax, softmax,
 } from "./ops/index.ts";
 export {
   TapegradError, ShapeError, AxisError, IndexError, GraphError, AnomalyError, ValueError, fmtShape,

@@ -194,6 +194,8 @@ export class Tensor {
   broadcastTo(shape: readonly number[]): Tensor { return ops.broadcastTo(this, shape); }
   unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }
   squeeze(axis?: number | readonly number[]): Tensor { return ops.squeeze(this, axis); }
+  /** The slice start..start+length-1 along `dim` (torch.narrow); shares memory when it is one contiguous block. */
+  narrow(dim: number, start: number, length: number): Tensor { return ops.narrow(this, dim, start, length); }
 
   // ------------------------------------------------------------ softmax family
 

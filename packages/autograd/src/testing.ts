@@ -239,6 +239,17 @@ function opSample(info: OpInfo, options: ShapeOptions = {}): fc.Arbitrary<OpSamp
           .map(([lead, widen]) => [...lead, ...small.map((d, i) => (d === 1 ? widen[i] : d))])
           .chain((big) => withArgs(big, fc.constant({ shape: small }))),
       );
+    case "narrow":
+      return sh({ minRank: 1 }).chain((s) =>
+        axis(s.length).chain((ax) => {
+          const n = s[ax < 0 ? ax + s.length : ax];
+          // a length, then a start that fits it, written from the end (negative) half of the time
+          const args = fc.integer({ min: 0, max: n }).chain((length) =>
+            fc.tuple(fc.integer({ min: 0, max: n - length }), fc.boolean())
+              .map(([start, fromEnd]): SampleArgs => ({ axis: ax, start: fromEnd ? start - n : start, length })));
+          return withArgs(s, args);
+        }),
+      );
   }
 }
 

@@ -1,12 +1,13 @@
-/** Shape ops: reshape, permute/transpose, broadcastTo and its adjoint sumTo, cast, clone. */
-import type { DType } from "../dtype.ts";
+/** Shape ops: reshape, permute/transpose, narrow, broadcastTo and its adjoint sumTo, cast, clone. */
+import type { DType, FloatArray } from "../dtype.ts";
 import { allocate } from "../dtype.ts";
-import { AxisError, ShapeError, fmtShape } from "../errors.ts";
+import { AxisError, IndexError, ShapeError, ValueError, fmtShape } from "../errors.ts";
 import { record } from "../engine.ts";
 import * as K from "../kernels/index.ts";
 import { normalizeAxis, sameShape, sizeOf, broadcastShapes } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { sum } from "./reduce.ts";
+import { empty, unfilled } from "./util.ts";
 
 /** Same data, new shape; one dimension may be -1. Shares memory with `x`. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -81,6 +82,63 @@ export function transpose(x: Tensor): Tensor {
   axes[x.ndim - 2] = x.ndim - 1;
   axes[x.ndim - 1] = x.ndim - 2;
   return permute(x, axes);
+}
+
+/**
+ * The slice `start .. start + length - 1` along `dim` (torch.narrow); `dim` and `start` may be negative.
+ * NOTE: like torch's view, the result shares memory with `x` when the slice is one contiguous block of
+ * its data (every axis before `dim` has size 1, so always for dim 0); along any other axis it is a copy.
+ * The whole axis gives `x` itself back, as reshape does for its own shape.
+ * @example narrow(x, 0, 1, 2) // rows 1 and 2 of x, sharing x's data
+ */
+export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
+  if (x.ndim === 0) throw new ShapeError("narrow: cannot be applied to a 0-d tensor");
+  const d = normalizeAxis("narrow", dim, x.ndim);
+  const n = x.shape[d];
+  if (!Number.isInteger(start) || start < -n || start > n) {
+    throw new IndexError(`narrow: start ${start} is out of range [${-n}, ${n}] for axis ${d} of shape ${fmtShape(x.shape)}`);
+  }
+  if (!Number.isInteger(length) || length < 0) {
+    throw new ValueError(`narrow: length must be a non-negative integer, got ${length}`);
+  }
+  const s = start < 0 ? start + n : start;
+  if (s + length > n) {
+    throw new ShapeError(`narrow: start ${start} + length ${length} exceeds size ${n} of axis ${d} of shape ${fmtShape(x.shape)}`);
+  }
+  if (length === n) return x;
+  const outShape = x.shape.map((v, i) => (i === d ? length : v));
+  const outer = sizeOf(x.shape.slice(0, d));
+  const inner = sizeOf(x.shape.slice(d + 1));
+  let out: Tensor;
+  if (outer === 1) out = new Tensor(x.data.subarray(s * inner, (s + length) * inner), outShape);
+  else {
+    out = unfilled(x.dtype, outShape);
+    copyBlocks(x.data, n * inner, s * inner, out.data, length * inner, 0, length * inner, outer);
+  }
+  // NOTE: the gradient is always a fresh full-size buffer, never g or a view of it (the engine adopts
+  // fresh buffers as a leaf's .grad), and it is itself an op whose backward is narrow again.
+  return record("narrow", [x], out, (g) => [narrowBackward(g, x.shape, d, s)]);
+}
+
+/** The adjoint of narrow (PyTorch's slice_backward): zeros of `shape` with `g` written at the slice. */
+function narrowBackward(g: Tensor, shape: readonly number[], dim: number, start: number): Tensor {
+  const n = shape[dim];
+  const length = g.shape[dim];
+  const inner = sizeOf(shape.slice(dim + 1));
+  const out = empty(g.dtype, shape);
+  copyBlocks(g.data, length * inner, 0, out.data, n * inner, start * inner, length * inner, sizeOf(shape.slice(0, dim)));
+  return record("narrowBackward", [g], out, (gg) => [narrow(gg, dim, start, length)]);
+}
+
+/** Copies `count` blocks of `block` elements from `src` to `dst`, each side with its own offset and stride. */
+function copyBlocks(
+  src: FloatArray, srcStride: number, srcOffset: number, dst: FloatArray, dstStride: number, dstOffset: number, block: number, count: number,
+): void {
+  if (block === 0) return;
+  for (let k = 0; k < count; k++) {
+    const from = srcOffset + k * srcStride;
+    dst.set(src.subarray(from, from + block), dstOffset + k * dstStride);
+  }
 }
 
 /** Broadcasts `x` to `shape` (NumPy rules); its gradient is summed back by the engine. */

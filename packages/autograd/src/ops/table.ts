@@ -16,10 +16,11 @@ import * as ops from "./index.ts";
  * - linear: x [..., in], weight [out, in] and a bias [out] (arity 3)
  * - pick: a tensor, an axis, one index per row (repeats allowed) and keepdims
  * - reshape / flatten / permute / unsqueeze / squeeze / broadcastTo / sumTo: a tensor and a target of that kind
+ * - narrow: a tensor of rank ≥ 1, an axis, a start (negative ones included) and a length that fit it
  */
 export type SampleKind =
   | "unary" | "binary" | "reduction" | "axis" | "matmul" | "linear" | "pick"
-  | "reshape" | "flatten" | "permute" | "unsqueeze" | "squeeze" | "broadcastTo" | "sumTo";
+  | "reshape" | "flatten" | "permute" | "unsqueeze" | "squeeze" | "broadcastTo" | "sumTo" | "narrow";
 
 /** Arguments other than the tensors, drawn by the sample generator for the op's kind. */
 export interface SampleArgs {
@@ -30,6 +31,8 @@ export interface SampleArgs {
   axes?: number[];
   startDim?: number;
   endDim?: number;
+  start?: number;
+  length?: number;
 }
 
 /** Where an input's values are drawn from. */
@@ -122,6 +125,7 @@ export const opTable: readonly OpInfo[] = [
   { name: "squeeze", arity: 1, kind: "squeeze", call: ([x], a) => ops.squeeze(x, a.axis), twiceDifferentiable: true },
   { name: "broadcastTo", arity: 1, kind: "broadcastTo", call: ([x], a) => ops.broadcastTo(x, a.shape!), twiceDifferentiable: true },
   { name: "sumTo", arity: 1, kind: "sumTo", call: ([x], a) => ops.sumTo(x, a.shape!), twiceDifferentiable: true },
+  { name: "narrow", arity: 1, kind: "narrow", call: ([x], a) => ops.narrow(x, a.axis as number, a.start!, a.length!), twiceDifferentiable: true },
 ];
 
 /** The entry of `name`; throws for an op that is not in the table. */
