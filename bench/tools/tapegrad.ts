@@ -66,10 +66,13 @@ async function epoch(api: Autograd, w: EpochWorkload): Promise<Timing> {
   ]);
   // the references update with `weight -= lr * weight.grad`; a tapegrad user calls the optimizer
   const optimizer = new optim.SGD(params, { lr: w.lr });
+  // the data set as one tensor over the same memory (as torch.from_numpy); each batch is a zero-copy
+  // narrow of it, as the references slice theirs
+  const inputs = new api.Tensor(x, [w.samples, features]);
   const run = (): void => {
     for (let start = 0; start < w.samples; start += w.batch) {
       const end = Math.min(w.samples, start + w.batch);
-      let h = api.tensor(x.subarray(start * features, end * features), { shape: [end - start, features] });
+      let h = inputs.narrow(0, start, end - start);
       for (let layer = 0; layer < params.length / 2; layer++) {
         h = api.linear(h, params[2 * layer], params[2 * layer + 1]);
         if (layer < params.length / 2 - 1) h = h.relu();
