@@ -252,25 +252,6 @@ describe.skipIf(!nativeActive)("native loops: bit-identical to the TypeScript lo
       }), { numRuns });
     });
 
-    it(`axpy (${dtype}): from 2^16 elements, split in halves over two threads, same bits, overlapping x and y too`, () => {
-      const previous = K.nativeGemmThreads(2); // the split path even on a 1-core machine
-      try {
-        for (const [n, xOffset, yOffset, alias] of [[65536, 0, 0, false], [100003, 3, 1, false], [70001, 0, 0, true],
-          [70001, 5, 0, true], [70001, 0, 5, true], [131072, 1, 1, true]] as const) {
-          const length = Math.max(xOffset, yOffset) + n + 2;
-          const x0 = awkward(Type, length, n), y0 = awkward(Type, length, n + 1);
-          const { native, ts } = nativeThenTypeScript(() => {
-            const y = y0.slice();
-            K.axpy(-0.1, alias ? y : x0, xOffset, y, yOffset, n);
-            return y;
-          });
-          expectSameBits(native, ts, `axpy n=${n} xOffset=${xOffset} yOffset=${yOffset} alias=${alias}`);
-        }
-      } finally {
-        K.nativeGemmThreads(previous);
-      }
-    });
-
     it(`sumAxis (${dtype}): inner = 1 and inner > 1 over several outer blocks, accumulated in double`, () => {
       const caseArbitrary = fc.record({
         outer: fc.integer({ min: 1, max: 5 }), inner: fc.oneof(fc.constant(1), fc.integer({ min: 2, max: 40 })),

@@ -285,10 +285,6 @@ static napi_value set_threads(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-int native_threads(void) {
-  return max_threads;
-}
-
 static napi_value get_threads(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value out;

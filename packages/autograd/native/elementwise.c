@@ -190,33 +190,6 @@ static napi_value relu_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* axpy over at least this many elements runs in two halves, one on helper.c's thread, where the gemm
- * thread count allows (NOTE: measured on the 2-core bench VM, SGD's update of a 784 x 128 weight is
- * bound by each core's cache bandwidth; the halves change no result, every element is computed alone) */
-#define PARALLEL_MIN_ELEMENTS ((int64_t)1 << 16)
-
-typedef struct {
-  double alpha;
-  const void *x;
-  void *y;
-  int f64;
-  int64_t n;
-} axpy_part;
-
-static void axpy_run(const void *arg) {
-  const axpy_part *p = arg;
-  if (!p->f64) {
-    const float *xs = p->x;
-    float *ys = p->y;
-    /* NOTE: in double, as JavaScript computes y[i] + alpha * x[i] before the store rounds it */
-    for (int64_t i = 0; i < p->n; i++) ys[i] = (float)((double)ys[i] + p->alpha * (double)xs[i]);
-  } else {
-    const double *xs = p->x;
-    double *ys = p->y;
-    for (int64_t i = 0; i < p->n; i++) ys[i] = ys[i] + p->alpha * xs[i];
-  }
-}
-
 static napi_value axpy(napi_env env, napi_callback_info info) {
   ARGS(6)
   double alpha;
@@ -232,21 +205,16 @@ static napi_value axpy(napi_env env, napi_callback_info info) {
   if (!x) return NULL;
   void *y = span(env, argv[3], type, y_off, 1, n, "y");
   if (!y) return NULL;
-  int f64 = type == napi_float64_array;
-  axpy_part whole = { alpha, x, y, f64, n };
-  /* NOTE: x overlapping y at another offset makes each element depend on earlier ones (the loop runs in
-   * order, like JavaScript's): such calls stay in one piece */
-  const char *xb = x, *yb = y;
-  size_t bytes = (size_t)n * (f64 ? 8 : 4);
-  int overlap = xb != yb && xb < yb + bytes && yb < xb + bytes;
-  if (n >= PARALLEL_MIN_ELEMENTS && !overlap && native_threads() > 1) {
-    size_t width = f64 ? 8 : 4;
-    int64_t half = (n / 2 + 15) & ~(int64_t)15; /* 64-byte aligned halves */
-    axpy_part parts[2] = { { alpha, x, y, f64, half },
-                           { alpha, (const char *)x + width * (size_t)half, (char *)y + width * (size_t)half, f64, n - half } };
-    if (helper_split(axpy_run, &parts[1], &parts[0])) return NULL;
+  if (type == napi_float32_array) {
+    const float *xs = x;
+    float *ys = y;
+    /* NOTE: in double, as JavaScript computes y[i] + alpha * x[i] before the store rounds it */
+    for (int64_t i = 0; i < n; i++) ys[i] = (float)((double)ys[i] + alpha * (double)xs[i]);
+  } else {
+    const double *xs = x;
+    double *ys = y;
+    for (int64_t i = 0; i < n; i++) ys[i] = ys[i] + alpha * xs[i];
   }
-  axpy_run(&whole);
   return NULL;
 }
 

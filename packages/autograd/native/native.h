@@ -6,9 +6,6 @@
 /* Adds binary, unary, reluBackward, axpy and sumAxis (elementwise.c) to exports; 0 on failure. */
 int register_elementwise(napi_env env, napi_value exports);
 
-/* Threads the addon may use (blas_gemm.c's setThreads; OpenBLAS's count at load). */
-int native_threads(void);
-
 /* helper.c: runs fn(theirs) on the helper thread while the caller runs fn(mine), and returns 1 when both
  * are done; returns 0 at once, running nothing, when the helper is busy with another thread's split or
  * could not be started. */
