@@ -156,7 +156,7 @@ async function main(): Promise<void> {
       results.get(id)!.set(tool, { medianMs: sorted[sorted.length >> 1], runs: sorted.length });
     }
   }
-  memory.unshift(`node peak RSS after the tapegrad workloads: ${peakRssMb().toFixed(0)} MB`);
+  memory.unshift(`peak RSS of the bench process (tapegrad's kernels, tiny ops, TF.js): ${peakRssMb().toFixed(0)} MB`);
   const fastest = fastestSettings(results);
   if (fastest) memory.unshift(fastest);
   for (const g of groups) missing.push(...g.missing);
