@@ -165,7 +165,8 @@ async function main(): Promise<void> {
   for (const w of workloads) {
     const byTool = results.get(w.id)!;
     const ours = byTool.get("tapegrad");
-    for (const [tool, t] of byTool) {
+    // tapegrad's row first, the others in the order they ran (a stable sort)
+    for (const [tool, t] of [...byTool].sort(([a], [b]) => Number(b === "tapegrad") - Number(a === "tapegrad"))) {
       const flops = flopsOf(w);
       rows.push({
         workload: w.id, title: w.title, tool, medianMs: t.medianMs, runs: t.runs,
