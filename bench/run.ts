@@ -11,10 +11,12 @@
  *   --rounds=N       rounds of the epoch workloads (default 3, 1 with --quick), see below
  * Ratios are tapegrad's median time divided by the tool's: above 1 means tapegrad is slower.
  *
- * The epochs, whose ratios are the targets, run in interleaved rounds: each round times one epoch of
- * every epoch workload in tapegrad, then in each Python setting (a fresh process per round), each after
- * one untimed warm-up epoch; the table gives each tool's median over the rounds. A shared machine's slow
- * minutes then fall on every tool alike instead of on whichever ran during them.
+ * The epochs, whose ratios are the targets, run in interleaved rounds: each round times every epoch
+ * workload in tapegrad, then in each Python setting, each tool in a fresh process per round, with one
+ * untimed warm-up epoch and then 3 timed ones (1 with --quick); the table gives each tool's median of its
+ * per-round medians. A shared machine's slow minutes then fall on every tool alike instead of on whichever
+ * ran during them, and the timed epochs are past the first ones (Node's garbage collector settles over
+ * a few epochs).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -55,8 +57,10 @@ const threads = referenceThreads(flag("threads") || "1,2");
 const workloads = buildWorkloads(quick).filter((w) => !filter || w.id.includes(filter) || w.title.includes(filter));
 const rounds = Number(flag("rounds") || (quick ? 1 : 3));
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: expected a whole number ≥ 1, got "${flag("rounds")}"`);
-/** Epoch workloads as timed in one round: one warm-up epoch, then one timed epoch. */
-const roundEpochs = workloads.filter((w) => w.kind === "epoch").map((w) => ({ ...w, warmup: 1, minRuns: 1, minTimeMs: 0 }));
+/** Timed epochs per tool in one round, after one warm-up epoch. */
+const epochsPerRound = quick ? 1 : 3;
+const roundEpochs = workloads.filter((w) => w.kind === "epoch")
+  .map((w) => ({ ...w, warmup: 1, minRuns: epochsPerRound, minTimeMs: 0 }));
 const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
 
 function formatMs(ms: number): string {
@@ -153,7 +157,7 @@ async function main(): Promise<void> {
   for (const [id, byTool] of perRound) {
     for (const [tool, times] of byTool) {
       const sorted = [...times].sort((a, b) => a - b);
-      results.get(id)!.set(tool, { medianMs: sorted[sorted.length >> 1], runs: sorted.length });
+      results.get(id)!.set(tool, { medianMs: sorted[sorted.length >> 1], runs: sorted.length * epochsPerRound });
     }
   }
   memory.unshift(`peak RSS of the bench process (tapegrad's kernels, tiny ops, TF.js): ${peakRssMb().toFixed(0)} MB`);
@@ -204,7 +208,7 @@ function renderMarkdown(header: { date: string; machine: string; node: string; q
     `- date: ${header.date}${header.quick ? " (--quick)" : ""}`,
     `- machine: ${header.machine}`,
     `- node ${header.node}; tapegrad runs JavaScript on one thread, its native gemm threads as noted below; Python reference threads: ${header.referenceThreads.join(", ")}`,
-    `- epochs: median of ${header.rounds} interleaved round${header.rounds > 1 ? "s" : ""} (each tool one warm-up and one timed epoch per round); other workloads: median of repeated runs in one process`,
+    `- epochs: median of ${header.rounds} interleaved round${header.rounds > 1 ? "s" : ""}' medians (each tool a fresh process per round: one warm-up epoch, then ${epochsPerRound} timed); other workloads: median of repeated runs in one process`,
     ...header.notes.map((n) => `- ${n}`),
     ...header.skipped.map((s) => `- skipped ${s}`),
     ``,
