@@ -123,9 +123,10 @@ export async function tapegradTools(): Promise<ToolGroup> {
 /**
  * Node flags for training, as package.json's start/example/bench scripts pass them: a 16 MB young
  * generation. NOTE: measured on the 2-core bench VM, Node's default (1 MB semi-spaces) ran about ten full
- * GCs per MLP epoch, each with ~15 ms of concurrent marking on the core the gemm helper thread needs;
- * with 16 MB there is one per run and the batch-128 epoch went from 450–570 ms to 320–440 ms (4 and 8 MB
- * did not help).
+ * GCs per MLP epoch from the second epoch on, each with ~15 ms of concurrent marking on the core the gemm
+ * helper thread needs; with 16 MB there is one per run, and over 5 epochs the batch-128 epoch went from
+ * 450–570 ms to 320–440 ms (4 and 8 MB did not help; the first epoch after a warm-up is the same either
+ * way).
  */
 export const TRAINING_FLAGS = ["--min-semi-space-size=16"];
 
