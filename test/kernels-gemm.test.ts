@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import fc from "fast-check";
+import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import {
@@ -252,6 +253,34 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
     });
     // small integers: every sum is exact in float64, so any split or thread gives exactly the loop's answer
     expect(await Promise.all([run(1), run(2), run(3)])).toEqual([0, 0, 0]);
+  });
+
+  it("gemmNative: with a helper that sleeps after every part (so the caller often takes its part back), every split is right", () => {
+    const addonPath = fileURLToPath(new URL("../packages/autograd/native/build/tapegrad_blas.node", import.meta.url));
+    // a fresh process: the spin time is read when the helper starts
+    const source = `
+      const addon = require(${JSON.stringify(addonPath)});
+      addon.setThreads(2);
+      let wrong = 0;
+      for (let r = 0; r < 300; r++) {
+        const m = 40 + (r % 7) * 8, n = 72 + (r % 5), k = 300 + r;
+        const a = new Float64Array(m * k).map((_, i) => ((i * 7 + r) % 13) - 6);
+        const b = new Float64Array(k * n).map((_, i) => ((i * 5) % 11) - 5);
+        const c = new Float64Array(m * n).fill(NaN);
+        addon.gemm(false, false, m, n, k, a, 0, k, b, 0, n, c, 0, n, 0);
+        for (let i = 0; i < m && !wrong; i++) for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
+          if (c[i * n + j] !== s) { wrong++; break; }
+        }
+      }
+      process.stdout.write(String(wrong));
+    `;
+    const run = spawnSync(process.execPath, ["-e", source], {
+      encoding: "utf8", env: { ...process.env, TAPEGRAD_HELPER_SPIN_US: "0" },
+    });
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toBe("0");
   });
 
   it("nativeGemmThreads: reads and sets the thread count, and rejects a count below one", () => {
