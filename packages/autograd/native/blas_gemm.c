@@ -9,6 +9,7 @@
  *     Every operand span is bounds-checked against its typed array before BLAS touches memory.
  *   setThreads(n)  openblas_set_num_threads where the library has it (no-op otherwise)
  *   threads()      openblas_get_num_threads, or 0 when unknown
+ *   threadedMinWork, splitMinWork   the thread policy's bounds, in multiply-adds (see below)
  *   library        the path or name that dlopen accepted
  *   config         openblas_get_config() or ""
  */
@@ -81,7 +82,7 @@ static int current_threads = 0;
 #define SPLIT_MIN_WORK ((int64_t)1 << 20)
 /* A half is a multiple of this many rows or columns: whole register tiles for BLAS. */
 #define SPLIT_ALIGN 8
-static int64_t split_min_work = -1;
+static int64_t split_min_work = SPLIT_MIN_WORK; /* TAPEGRAD_SPLIT_MIN_WORK, read at load */
 
 static int open_blas(void) {
   if (blas_sgemm) return 1;
@@ -117,32 +118,6 @@ static int open_blas(void) {
 
 static int get_int(napi_env env, napi_value v, int64_t *out) {
   return napi_get_value_int64(env, v, out) == napi_ok;
-}
-
-/* Pointer to element `offset` of a typed array after checking that `span` elements from there fit. */
-static void *typed_span(napi_env env, napi_value v, napi_typedarray_type want, int64_t offset, int64_t span,
-                        const char *name) {
-  bool is_typed = false;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) {
-    napi_throw_type_error(env, NULL, "tapegrad native gemm: operands must be typed arrays");
-    return NULL;
-  }
-  napi_typedarray_type type;
-  size_t length;
-  void *data;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok) return NULL;
-  if (type != want) {
-    napi_throw_type_error(env, NULL, "tapegrad native gemm: A, B and C must share one float type");
-    return NULL;
-  }
-  if (offset < 0 || span < 0 || (uint64_t)(offset + span) > (uint64_t)length) {
-    char message[96];
-    snprintf(message, sizeof message, "tapegrad native gemm: %s is too short for its offset, shape and stride", name);
-    napi_throw_range_error(env, NULL, message);
-    return NULL;
-  }
-  size_t bytes = type == napi_float32_array ? 4 : 8;
-  return (char *)data + (size_t)offset * bytes;
 }
 
 /* Elements one row-major matrix of `rows` rows and `cols` columns spans with row stride ld. */
@@ -231,23 +206,14 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "tapegrad native gemm: a stride is smaller than its row or a size exceeds 2^31");
     return NULL;
   }
-  napi_typedarray_type type;
-  bool is_typed = false;
-  CHECK(napi_is_typedarray(env, argv[11], &is_typed));
-  if (!is_typed) {
-    napi_throw_type_error(env, NULL, "tapegrad native gemm: operands must be typed arrays");
-    return NULL;
-  }
-  CHECK(napi_get_typedarray_info(env, argv[11], &type, NULL, NULL, NULL, NULL));
-  if (type != napi_float32_array && type != napi_float64_array) {
-    napi_throw_type_error(env, NULL, "tapegrad native gemm: operands must be Float32Array or Float64Array");
-    return NULL;
-  }
-  void *a = typed_span(env, argv[5], type, a_off, span_of(a_rows, a_cols, lda), "A");
+  static const char who[] = "tapegrad native gemm", what[] = "offset, shape and stride";
+  int type = float_operand_type(env, argv[11], who);
+  if (type < 0) return NULL;
+  void *a = float_operand(env, argv[5], type, a_off, span_of(a_rows, a_cols, lda), who, "A", what);
   if (!a) return NULL;
-  void *b = typed_span(env, argv[8], type, b_off, span_of(b_rows, b_cols, ldb), "B");
+  void *b = float_operand(env, argv[8], type, b_off, span_of(b_rows, b_cols, ldb), who, "B", what);
   if (!b) return NULL;
-  void *c = typed_span(env, argv[11], type, c_off, span_of(m, n, ldc), "C");
+  void *c = float_operand(env, argv[11], type, c_off, span_of(m, n, ldc), who, "C", what);
   if (!c) return NULL;
   int64_t work = m * n * k;
   int want = max_threads > 1 && work >= THREADED_MIN_WORK ? max_threads : 1;
@@ -258,10 +224,6 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   part_t whole = { type == napi_float64_array, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS,
                    trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)m, (int)n, (int)k, a, (int)lda, b, (int)ldb,
                    (int)beta, c, (int)ldc };
-  if (split_min_work < 0) {
-    const char *env = getenv("TAPEGRAD_SPLIT_MIN_WORK");
-    split_min_work = env && *env ? atoll(env) : SPLIT_MIN_WORK;
-  }
   part_t halves[2];
   if (want == 1 && max_threads > 1 && blas_set_threads && work >= split_min_work && split(&whole, halves) &&
       helper_split(run_part, &halves[1], &halves[0])) {
@@ -298,7 +260,13 @@ NAPI_MODULE_INIT() {
       "tapegrad native gemm: no CBLAS library found (tried libopenblas.so.0, libblas.so.3 ...; set TAPEGRAD_BLAS_LIB)");
     return NULL;
   }
-  napi_value fn, text;
+  napi_value fn, text, number;
+  const char *split_env = getenv("TAPEGRAD_SPLIT_MIN_WORK");
+  split_min_work = split_env && *split_env ? atoll(split_env) : SPLIT_MIN_WORK;
+  CHECK(napi_create_double(env, (double)THREADED_MIN_WORK, &number));
+  CHECK(napi_set_named_property(env, exports, "threadedMinWork", number));
+  CHECK(napi_create_double(env, (double)split_min_work, &number));
+  CHECK(napi_set_named_property(env, exports, "splitMinWork", number));
   CHECK(napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, gemm, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "gemm", fn));
   CHECK(napi_create_function(env, "setThreads", NAPI_AUTO_LENGTH, set_threads, NULL, &fn));

@@ -44,45 +44,63 @@ static int get_i64(napi_env env, napi_value v, int64_t *out) {
   return 0;
 }
 
-/* A float typed array's type, length and data; 0 (with a TypeError thrown) when v is anything else. */
-static int float_info(napi_env env, napi_value v, napi_typedarray_type *type, size_t *length, void **data) {
+/* A float typed array's type, length and data; 0 (with a TypeError naming `who` thrown) when v is anything
+ * else. */
+static int float_info(napi_env env, napi_value v, const char *who, napi_typedarray_type *type, size_t *length, void **data) {
   bool is_typed = false;
   if (napi_is_typedarray(env, v, &is_typed) == napi_ok && is_typed &&
       napi_get_typedarray_info(env, v, type, length, data, NULL, NULL) == napi_ok &&
       (*type == napi_float32_array || *type == napi_float64_array)) {
     return 1;
   }
-  napi_throw_type_error(env, NULL, "tapegrad native: operands must be Float32Array or Float64Array");
+  char message[96];
+  snprintf(message, sizeof message, "%s: operands must be Float32Array or Float64Array", who);
+  napi_throw_type_error(env, NULL, message);
   return 0;
 }
 
-/* The element type of a float typed array, or -1 (with a TypeError thrown). */
-static int float_type(napi_env env, napi_value v) {
+int float_operand_type(napi_env env, napi_value v, const char *who) {
   napi_typedarray_type type;
   size_t length;
   void *data;
-  return float_info(env, v, &type, &length, &data) ? (int)type : -1;
+  return float_info(env, v, who, &type, &length, &data) ? (int)type : -1;
+}
+
+void *float_operand(napi_env env, napi_value v, int want, int64_t offset, int64_t extent, const char *who,
+                    const char *name, const char *what) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (!float_info(env, v, who, &type, &length, &data)) return NULL;
+  char message[128];
+  if ((int)type != want) {
+    snprintf(message, sizeof message, "%s: operands must share one float type", who);
+    napi_throw_type_error(env, NULL, message);
+    return NULL;
+  }
+  if (offset < 0 || extent < 0 || (uint64_t)offset + (uint64_t)extent > (uint64_t)length) {
+    snprintf(message, sizeof message, "%s: %s is too short for its %s", who, name, what);
+    napi_throw_range_error(env, NULL, message);
+    return NULL;
+  }
+  return (char *)data + (size_t)offset * (type == napi_float32_array ? 4 : 8);
+}
+
+static int float_type(napi_env env, napi_value v) {
+  return float_operand_type(env, v, "tapegrad native");
 }
 
 /* Pointer to element `offset` of a float typed array of type `want`, after checking that the elements
  * offset, offset + stride, ..., offset + (n-1)*stride lie inside it. */
 static void *span(napi_env env, napi_value v, int want, int64_t offset, int64_t stride, int64_t n, const char *name) {
-  napi_typedarray_type type;
-  size_t length;
-  void *data;
-  if (!float_info(env, v, &type, &length, &data)) return NULL;
-  if ((int)type != want) {
-    napi_throw_type_error(env, NULL, "tapegrad native: operands must share one float type");
-    return NULL;
-  }
-  int64_t last = n <= 0 ? offset : offset + (n - 1) * stride;
-  if (offset < 0 || stride < 0 || n < 0 || (n > 0 && (uint64_t)last >= (uint64_t)length)) {
+  if (stride < 0 || n < 0) {
     char message[96];
     snprintf(message, sizeof message, "tapegrad native: %s is too short for its offset, stride and size", name);
     napi_throw_range_error(env, NULL, message);
     return NULL;
   }
-  return (char *)data + (size_t)offset * (type == napi_float32_array ? 4 : 8);
+  return float_operand(env, v, want, offset, n == 0 ? 0 : (n - 1) * stride + 1, "tapegrad native", name,
+                       "offset, stride and size");
 }
 
 /* One contiguous/scalar loop per (op, stride pattern); T is float or double. */

@@ -1,10 +1,20 @@
 /* Shared between the addon's source files: blas_gemm.c's module init registers the other files' exports. */
 #ifndef TAPEGRAD_NATIVE_H
 #define TAPEGRAD_NATIVE_H
+#include <stdint.h>
 #include <node_api.h>
 
 /* Adds binary, unary, reluBackward, axpy and sumAxis (elementwise.c) to exports; 0 on failure. */
 int register_elementwise(napi_env env, napi_value exports);
+
+/* elementwise.c: the operand checks every export shares. float_operand returns a pointer to element
+ * `offset` of the float typed array v after checking that it has type `want` (napi_float32_array or
+ * napi_float64_array) and that `extent` elements from there fit; otherwise NULL, with a JavaScript error
+ * that starts with `who`, names the operand `name` and says what its extent came from (`what`).
+ * float_operand_type returns v's float type, or -1 with a TypeError. */
+void *float_operand(napi_env env, napi_value v, int want, int64_t offset, int64_t extent, const char *who,
+                    const char *name, const char *what);
+int float_operand_type(napi_env env, napi_value v, const char *who);
 
 /* helper.c: runs fn(theirs) on the helper thread while the caller runs fn(mine), and returns 1 when both
  * are done; returns 0 at once, running nothing, when the helper is busy with another thread's split or

@@ -29,6 +29,9 @@ interface NativeAddon extends Partial<NativeLoops> {
     c: FloatArray, cOffset: number, ldc: number, beta: 0 | 1): void;
   setThreads(count: number): void;
   threads(): number;
+  /** The thread policy's bounds in multiply-adds: OpenBLAS's threads from the first, the helper split from the second. */
+  threadedMinWork?: number;
+  splitMinWork?: number;
   library: string;
   config: string;
 }
@@ -129,13 +132,20 @@ export function nativeGemmThreads(count?: number): number {
   return previous;
 }
 
+/** 2^24 for 16777216; other numbers as they are; "?" for an addon that does not say. */
+function power(n: number | undefined): string {
+  if (n === undefined) return "?";
+  const e = Math.log2(n);
+  return Number.isInteger(e) ? `2^${e}` : String(n);
+}
+
 /** One line about the native backend: the BLAS library, its config and threads, or why it is unavailable. */
 export function nativeGemmInfo(): string {
   const loaded = loadAddon();
   if (!loaded) return `unavailable: ${unavailableReason}`;
   const threads = loaded.threads();
   return `${loaded.library}${loaded.config ? ` (${loaded.config})` : ""}, `
-    + (threads > 1 ? `${threads} threads for products of ≥ 2^24 multiply-adds, 2 (split with a helper thread) from 2^20, 1 below` : `${threads} thread`);
+    + (threads > 1 ? `${threads} threads for products of ≥ ${power(loaded.threadedMinWork)} multiply-adds, 2 (split with a helper thread) from ${power(loaded.splitMinWork)}, 1 below` : `${threads} thread`);
 }
 
 /** C = beta*C + op(A) @ op(B) through the machine's BLAS; same contract as gemmReference.
