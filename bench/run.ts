@@ -208,7 +208,7 @@ function renderMarkdown(header: { date: string; machine: string; node: string; q
     `- date: ${header.date}${header.quick ? " (--quick)" : ""}`,
     `- machine: ${header.machine}`,
     `- node ${header.node}; tapegrad runs JavaScript on one thread, its native gemm threads as noted below; Python reference threads: ${header.referenceThreads.join(", ")}`,
-    `- epochs: median of ${header.rounds} interleaved round${header.rounds > 1 ? "s" : ""}' medians (each tool a fresh process per round: one warm-up epoch, then ${epochsPerRound} timed); other workloads: median of repeated runs in one process`,
+    `- epochs: median of ${header.rounds} interleaved round${header.rounds > 1 ? "s'" : "'s"} medians (each tool a fresh process per round: one warm-up epoch, then ${epochsPerRound} timed); other workloads: median of repeated runs in one process`,
     ...header.notes.map((n) => `- ${n}`),
     ...header.skipped.map((s) => `- skipped ${s}`),
     ``,

@@ -116,7 +116,7 @@ export async function tapegradTools(): Promise<ToolGroup> {
   tools.push(kernelTool("naive loop", gemmReference, NAIVE_MAX_WORK));
   notes.push(`epochs run in a child process per round, as the Python references do: \`tapegrad\` with node ${TRAINING_FLAGS.join(" ")} (as \`npm start\` and \`pnpm example\` run), \`tapegrad, node defaults\` without it`);
   tools.push(epochTool("tapegrad, node defaults", []));
-  const rss = (): string[] => (childPeakRssMb ? [`peak RSS of an epoch child process (its 60k×784 synthetic data set is 188 MB): ${childPeakRssMb.toFixed(0)} MB`] : []);
+  const rss = (): string[] => (childPeakRssMb ? [`peak RSS of an epoch child process (its float32 synthetic data set is ${childDataMb.toFixed(0)} MB): ${childPeakRssMb.toFixed(0)} MB`] : []);
   return { tools, missing, notes: () => [...notes, ...rss()] };
 }
 
@@ -130,8 +130,9 @@ export async function tapegradTools(): Promise<ToolGroup> {
  */
 export const TRAINING_FLAGS = ["--min-semi-space-size=16"];
 
-/** Largest peak RSS of any epoch child process, in MB. */
+/** Largest peak RSS of any epoch child process, and the largest synthetic data set one held, in MB. */
 let childPeakRssMb = 0;
+let childDataMb = 0;
 
 /** The epoch workloads in a fresh child Node process started with `flags` (and the TypeScript loader). */
 function epochTool(name: string, flags: string[]): Tool {
@@ -146,6 +147,7 @@ function epochTool(name: string, flags: string[]): Tool {
       if (run.status !== 0) throw new Error(`epoch child failed: ${run.stderr.trim().split("\n").slice(-3).join(" ")}`);
       const out = JSON.parse(run.stdout.trim().split("\n").pop()!) as Timing & { peakRssMb: number };
       childPeakRssMb = Math.max(childPeakRssMb, out.peakRssMb);
+      childDataMb = Math.max(childDataMb, (w.samples * w.layers[0] * 4) / 2 ** 20);
       return { medianMs: out.medianMs, runs: out.runs };
     },
   };
