@@ -93,14 +93,9 @@ static int float_type(napi_env env, napi_value v) {
 /* Pointer to element `offset` of a float typed array of type `want`, after checking that the elements
  * offset, offset + stride, ..., offset + (n-1)*stride lie inside it. */
 static void *span(napi_env env, napi_value v, int want, int64_t offset, int64_t stride, int64_t n, const char *name) {
-  if (stride < 0 || n < 0) {
-    char message[96];
-    snprintf(message, sizeof message, "tapegrad native: %s is too short for its offset, stride and size", name);
-    napi_throw_range_error(env, NULL, message);
-    return NULL;
-  }
-  return float_operand(env, v, want, offset, n == 0 ? 0 : (n - 1) * stride + 1, "tapegrad native", name,
-                       "offset, stride and size");
+  /* a negative stride or size is an extent of -1, which float_operand rejects with the same RangeError */
+  int64_t extent = stride < 0 || n < 0 ? -1 : n == 0 ? 0 : (n - 1) * stride + 1;
+  return float_operand(env, v, want, offset, extent, "tapegrad native", name, "offset, stride and size");
 }
 
 /* One contiguous/scalar loop per (op, stride pattern); T is float or double. */

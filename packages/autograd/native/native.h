@@ -17,7 +17,8 @@ void *float_operand(napi_env env, napi_value v, int want, int64_t offset, int64_
 int float_operand_type(napi_env env, napi_value v, const char *who);
 
 /* helper.c: runs fn(theirs) on the helper thread while the caller runs fn(mine), and returns 1 when both
- * are done; returns 0 at once, running nothing, when the helper is busy with another thread's split or
+ * are done; the caller runs fn(theirs) too when the helper has not started it by the time fn(mine)
+ * returns. Returns 0 at once, running nothing, when the helper is busy with another thread's split or
  * could not be started. */
 typedef void (*helper_part_fn)(const void *arg);
 int helper_split(helper_part_fn fn, const void *theirs, const void *mine);
