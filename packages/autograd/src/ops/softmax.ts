@@ -15,13 +15,14 @@ import { empty, unfilled } from "./util.ts";
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   if (x.ndim === 0) return record("logSoftmax", [x], empty(x.dtype, []), (g) => [mul(g, 0)]);
   const a = normalizeAxis("logSoftmax", axis, x.ndim);
+  const outer = sizeOf(x.shape.slice(0, a)), n = x.shape[a], inner = sizeOf(x.shape.slice(a + 1));
   const out = unfilled(x.dtype, x.shape);
-  K.logSoftmaxAxis(x.data, sizeOf(x.shape.slice(0, a)), x.shape[a], sizeOf(x.shape.slice(a + 1)), out.data);
+  K.logSoftmaxAxis(x.data, outer, n, inner, out.data);
   return record("logSoftmax", [x], out, (g) => {
     // NOTE: a recorded (createGraph) backward stays made of ops; otherwise one fused pass, same bits
     if (isGradEnabled() || g.dtype !== out.dtype) return [sub(g, mul(exp(out), sum(g, a, true)))];
     const gx = unfilled(out.dtype, out.shape);
-    K.logSoftmaxBackwardAxis(g.data, out.data, sizeOf(out.shape.slice(0, a)), out.shape[a], sizeOf(out.shape.slice(a + 1)), gx.data);
+    K.logSoftmaxBackwardAxis(g.data, out.data, outer, n, inner, gx.data);
     return [gx];
   });
 }
