@@ -122,7 +122,6 @@ async function main(): Promise<void> {
     groups.push(tfjs);
     // TF.js epochs (minutes each, only with --tfjs-epochs) run once, outside the rounds
     await runGroup(tfjs, workloads, once);
-    if (tfjs.tools.length) memory.push(`node peak RSS after TF.js: ${peakRssMb().toFixed(0)} MB`);
   }
   if (python && others.length) {
     process.stderr.write("  numpy/torch    (one Python process per thread setting, all workloads but the epochs) ...\n");

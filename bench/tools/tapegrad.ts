@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
   gemm, gemmBackend, gemmJs, gemmNative, gemmReference, gemmWasm, nativeGemmAvailable, nativeGemmInfo,
@@ -121,14 +122,19 @@ export async function tapegradTools(): Promise<ToolGroup> {
 }
 
 /**
- * Node flags for training, as package.json's start/example/bench scripts pass them: a 16 MB young
- * generation. NOTE: measured on the 2-core bench VM, Node's default (1 MB semi-spaces) ran about ten full
+ * Node flags for training: the ones package.json's `start` script passes to tsx (a 16 MB young
+ * generation), read from there so the bench times what `npm start` and `pnpm example` run. NOTE: measured on the 2-core bench VM, Node's default (1 MB semi-spaces) ran about ten full
  * GCs per MLP epoch from the second epoch on, each with ~15 ms of concurrent marking on the core the gemm
  * helper thread needs; with 16 MB there is one per run, and over 5 epochs the batch-128 epoch went from
  * 450–570 ms to 320–440 ms (4 and 8 MB did not help; the first epoch after a warm-up is the same either
  * way).
  */
-export const TRAINING_FLAGS = ["--min-semi-space-size=16"];
+export const TRAINING_FLAGS: string[] = (() => {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { scripts: { start: string } };
+  const flags = /\btsx((?: --\S+)*) /.exec(pkg.scripts.start);
+  if (!flags) throw new Error(`bench: package.json's start script does not run tsx: ${pkg.scripts.start}`);
+  return flags[1].trim().split(" ").filter(Boolean);
+})();
 
 /** Largest peak RSS of any epoch child process, and the largest synthetic data set one held, in MB. */
 let childPeakRssMb = 0;
