@@ -6,7 +6,7 @@
 import { type Tensor, noGrad, randn, zeros } from "@tapegrad/autograd";
 import { type ParsedValues, commonOptions, intOption, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
-import { defineExample, type RunOptions, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
+import { defineExample, type RunOptions, datasetFields, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
 import { fit } from "../lib/train.ts";
 
 export interface FromScratchOptions extends RunOptions {
@@ -75,9 +75,7 @@ export async function run(options: FromScratchOptions) {
   const last = history[history.length - 1];
   return finishRun(output, started, {
     example: "from-scratch",
-    dataset: train.name,
-    dataSource: train.source,
-    isSample: train.isSample,
+    ...datasetFields(train),
     epochs: options.epochs,
     hidden,
     trainLoss: last?.trainLoss,

@@ -7,7 +7,7 @@ import { type Tensor, noGrad, tensor } from "@tapegrad/autograd";
 import { F, nn } from "@tapegrad/nn";
 import { type ParsedValues, commonOptions, intOption, numberOption, stringOption } from "../lib/cli.ts";
 import { datasetName, loadSplit, type DataOptions } from "../lib/data.ts";
-import { defineExample, finishRun, startRun } from "../lib/example.ts";
+import { defineExample, datasetFields, finishRun, startRun } from "../lib/example.ts";
 import { countBar } from "../lib/progress.ts";
 
 export interface GradientCheckOptions extends DataOptions {
@@ -113,9 +113,7 @@ export async function run(options: GradientCheckOptions) {
   output.writeJson("gradient-check.json", { images: count, hidden, eps, checks });
   return finishRun(output, started, {
     example: "gradient-check",
-    dataset: train.name,
-    dataSource: train.source,
-    isSample: train.isSample,
+    ...datasetFields(train),
     ok,
     maxMeanAbsDiff: worst,
     checks: Object.fromEntries(checks.map((c) => [c.name, c.meanAbsDiff])),

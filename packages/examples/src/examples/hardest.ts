@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { F, deserialize } from "@tapegrad/nn";
 import { type ParsedValues, commonOptions, intOption, stringOption, withDefaults } from "../lib/cli.ts";
 import { loadSplit } from "../lib/data.ts";
-import { defineExample, type RunOptions, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
+import { defineExample, type RunOptions, datasetFields, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
 import { GREEN, RED, imageAt, imageGridPng } from "../lib/images.ts";
 import { repoRoot, userPath } from "../lib/paths.ts";
 import { predict } from "../lib/train.ts";
@@ -110,9 +110,7 @@ export async function run(options: HardestOptions) {
 
   return finishRun(output, started, {
     example: "hardest",
-    dataset: test.name,
-    dataSource: test.source,
-    isSample: test.isSample,
+    ...datasetFields(test),
     checkpoint,
     trainedHere,
     testAccuracy: accuracy,

@@ -6,7 +6,7 @@ import { type Tensor } from "@tapegrad/autograd";
 import { nn, optim, saveSync } from "@tapegrad/nn";
 import { type OptionTable, type ParsedValues, commonOptions, intOption, numberOption, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
-import { defineExample, type RunOptions, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
+import { defineExample, type RunOptions, datasetFields, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
 import { fit } from "../lib/train.ts";
 
 export interface MlpOptions extends RunOptions {
@@ -58,9 +58,7 @@ export async function run(options: MlpOptions) {
   });
   return finishRun(output, started, {
     example: "mlp",
-    dataset: train.name,
-    dataSource: train.source,
-    isSample: train.isSample,
+    ...datasetFields(train),
     epochs: options.epochs,
     hidden,
     bias,

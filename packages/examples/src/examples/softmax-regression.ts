@@ -6,7 +6,7 @@
 import { nn, optim, saveSync } from "@tapegrad/nn";
 import { commonOptions, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
-import { defineExample, type RunOptions, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
+import { defineExample, type RunOptions, datasetFields, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
 import { GREEN, RED, imageAt, imageGridPng } from "../lib/images.ts";
 import { fit, predict } from "../lib/train.ts";
 
@@ -52,9 +52,7 @@ export async function run(options: RunOptions) {
   const last = history[history.length - 1];
   return finishRun(output, started, {
     example: "softmax-regression",
-    dataset: train.name,
-    dataSource: train.source,
-    isSample: train.isSample,
+    ...datasetFields(train),
     epochs: options.epochs,
     trainLoss: last?.trainLoss,
     trainAccuracy: last?.trainAccuracy,

@@ -80,6 +80,11 @@ export function startRun(example: string, options: { out?: string; seed: number 
   return { output: new RunOutput(example, options.out), started: performance.now() };
 }
 
+/** The result fields that say which data set an example ran on, and where it came from. */
+export function datasetFields(data: { name: string; source: string; isSample: boolean }): Pick<ResultFields, "dataset" | "dataSource" | "isSample"> {
+  return { dataset: data.name, dataSource: data.source, isSample: data.isSample };
+}
+
 /** Writes result.json (and lists it among the files) and returns the result. */
 export function finishRun(output: RunOutput, started: number, result: ResultFields): RunResult {
   const full: RunResult = { ...result, outDir: output.dir, files: [], seconds: (performance.now() - started) / 1000 };
