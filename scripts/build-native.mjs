@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const nativeDir = join(root, "packages", "autograd", "native");
-const sources = ["blas_gemm.c", "elementwise.c", "helper.c"].map((file) => join(nativeDir, file));
+const sources = ["blas_gemm.c", "elementwise.c", "helper.c", "tile_gemm.c"].map((file) => join(nativeDir, file));
 const outDir = join(nativeDir, "build");
 const target = join(outDir, "tapegrad_blas.node");
 const optional = process.argv.includes("--optional");

@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import fc from "fast-check";
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import {
   gemm, gemmJs, gemmNative, gemmReference, gemmWasm, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads,
+  nativeGemmTiles,
   wasmGemmAvailable, type FloatArray,
 } from "../packages/autograd/src/kernels/gemm.ts";
 
@@ -230,9 +232,10 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       const addon = require(workerData.addonPath);
       addon.setThreads(2);
       const m = 64, n = 96, k = 200 + workerData.id;
-      const a = new Float64Array(m * k).map((_, i) => ((i * 7 + workerData.id) % 13) - 6);
-      const b = new Float64Array(k * n).map((_, i) => ((i * 5) % 11) - 5);
-      const want = new Float64Array(m * n);
+      const Type = workerData.id % 2 ? Float32Array : Float64Array; // float32: the AVX2 tiles' chunked split
+      const a = new Type(m * k).map((_, i) => ((i * 7 + workerData.id) % 13) - 6);
+      const b = new Type(k * n).map((_, i) => ((i * 5) % 11) - 5);
+      const want = new Type(m * n);
       for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
         let s = 0;
         for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
@@ -240,7 +243,7 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       }
       let wrong = 0;
       for (let r = 0; r < 200; r++) {
-        const c = new Float64Array(m * n).fill(NaN);
+        const c = new Type(m * n).fill(NaN);
         addon.gemm(false, false, m, n, k, a, 0, k, b, 0, n, c, 0, n, 0);
         for (let i = 0; i < c.length; i++) if (c[i] !== want[i]) { wrong++; break; }
       }
@@ -251,8 +254,9 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       worker.once("message", resolve);
       worker.once("error", reject);
     });
-    // small integers: every sum is exact in float64, so any split or thread gives exactly the loop's answer
-    expect(await Promise.all([run(1), run(2), run(3)])).toEqual([0, 0, 0]);
+    // small integers: every sum is exact in float32 and float64, so any split or thread gives exactly the
+    // loop's answer
+    expect(await Promise.all([run(1), run(2), run(3), run(4)])).toEqual([0, 0, 0, 0]);
   });
 
   it("gemmNative: with a helper that sleeps after every part (so the caller often takes its part back), every split is right", () => {
@@ -263,10 +267,12 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       addon.setThreads(2);
       let wrong = 0;
       for (let r = 0; r < 300; r++) {
+        // odd rounds in float32: the AVX2 tiles' chunked split (exact too: |sums| < 2^24)
+        const Type = r % 2 ? Float32Array : Float64Array;
         const m = 40 + (r % 7) * 8, n = 72 + (r % 5), k = 300 + r;
-        const a = new Float64Array(m * k).map((_, i) => ((i * 7 + r) % 13) - 6);
-        const b = new Float64Array(k * n).map((_, i) => ((i * 5) % 11) - 5);
-        const c = new Float64Array(m * n).fill(NaN);
+        const a = new Type(m * k).map((_, i) => ((i * 7 + r) % 13) - 6);
+        const b = new Type(k * n).map((_, i) => ((i * 5) % 11) - 5);
+        const c = new Type(m * n).fill(NaN);
         addon.gemm(false, false, m, n, k, a, 0, k, b, 0, n, c, 0, n, 0);
         for (let i = 0; i < m && !wrong; i++) for (let j = 0; j < n; j++) {
           let s = 0;
@@ -281,6 +287,78 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
     });
     expect(run.status, run.stderr).toBe(0);
     expect(run.stdout).toBe("0");
+  });
+
+  describe.skipIf(!nativeGemmTiles())("AVX2 tiles (native/tile_gemm.c)", () => {
+    const tileCase = (maxRows: number, maxDepth: number) => caseArbitrary(maxRows, maxDepth)
+      .map((t) => ({ ...t, float64: false }))
+      .filter((t) => !(t.transA && t.transB));
+
+    it("gemmNative: float32 NN, NT and TN products match the reference with the tiles on and with BLAS", () => {
+      // odd sizes cross every edge: rows not a multiple of the 3- or 4-row tiles, columns not a multiple of
+      // 4 or 24 (and of 8: masked stores), depths not a multiple of 8 (masked loads)
+      for (const on of [true, false]) {
+        const previous = nativeGemmTiles(on);
+        try {
+          fc.assert(fc.property(tileCase(70, 300), (t) => checkAgainstReference(gemmNative, t)), { numRuns: 120 });
+        } finally {
+          nativeGemmTiles(previous);
+        }
+      }
+    });
+
+    it("gemmNative: a product split in chunks between the caller and the helper equals the one-thread product bit for bit", () => {
+      const previous = nativeGemmThreads();
+      try {
+        fc.assert(fc.property(
+          fc.record({
+            transA: fc.boolean(), transB: fc.boolean(),
+            m: fc.integer({ min: 1, max: 300 }), n: fc.integer({ min: 2, max: 400 }), k: fc.integer({ min: 8, max: 512 }),
+            beta: fc.constantFrom<0 | 1>(0, 1), seed: fc.integer({ min: 1, max: 1e6 }),
+          }).filter((t) => !(t.transA && t.transB) && t.m * t.n * t.k >= 2 ** 20 && t.m * t.n * t.k < 2 ** 22
+            && (t.transB ? t.m * t.k <= 2 ** 17 : true)),
+          (t) => {
+            const { transA, transB, m, n, k } = t;
+            const lda = transA ? m : k, ldb = transB ? k : n;
+            const a = filled(Float32Array, m * k, t.seed), b = filled(Float32Array, k * n, t.seed + 1);
+            const c0 = filled(Float32Array, m * n, t.seed + 2);
+            const one = c0.slice(), two = c0.slice();
+            nativeGemmThreads(1);
+            gemmNative(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, one, 0, n, t.beta);
+            nativeGemmThreads(2);
+            gemmNative(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, two, 0, n, t.beta);
+            expect(two).toEqual(one);
+            checkAgainstReference(gemmNative, { ...t, aOffset: 0, bOffset: 0, cOffset: 0, aPad: 0, bPad: 0, cPad: 0, float64: false });
+          },
+        ), { numRuns: 20 });
+      } finally {
+        nativeGemmThreads(previous);
+      }
+    });
+
+    it("nativeGemmTiles: reads and sets the switch, and turning it off sends float32 products to BLAS", () => {
+      const previous = nativeGemmTiles();
+      expect(previous).toBe(true);
+      try {
+        // the two paths sum in different orders: a 128 x 128 x 784 product tells them apart in the last bits
+        const m = 128, n = 128, k = 784;
+        const a = filled(Float32Array, m * k, 8), b = filled(Float32Array, n * k, 9);
+        const run = () => {
+          const c = new Float32Array(m * n);
+          gemmNative(false, true, m, n, k, a, 0, k, b, 0, k, c, 0, n, 0);
+          return c;
+        };
+        const tiled = run();
+        expect(nativeGemmTiles(false)).toBe(true);
+        expect(nativeGemmTiles()).toBe(false);
+        const blas = run();
+        expect(blas).not.toEqual(tiled);
+        expect(nativeGemmTiles(true)).toBe(false);
+        expect(run()).toEqual(tiled);
+      } finally {
+        nativeGemmTiles(previous);
+      }
+    });
   });
 
   it("nativeGemmThreads: reads and sets the thread count, and rejects a count below one", () => {
@@ -317,6 +395,15 @@ describe("gemm backend selection", () => {
     vi.resetModules();
     const fresh = await import("../packages/autograd/src/kernels/gemm.ts");
     expect(fresh.gemmBackend()).toBe("js");
+  });
+
+  it("gemmNative: a built addon loads and passes its probe (a wrong kernel would otherwise fall back without a word)", () => {
+    const addonPath = fileURLToPath(new URL("../packages/autograd/native/build/tapegrad_blas.node", import.meta.url));
+    if (!existsSync(addonPath)) {
+      console.info("kernels-gemm: no native addon built here; nothing to check");
+      return;
+    }
+    expect(nativeGemmAvailable(), nativeGemmInfo()).toBe(true);
   });
 
   it("gemm: defaults to the native BLAS when built, else WebAssembly where the runtime supports SIMD, else js", async () => {

@@ -29,6 +29,9 @@ interface NativeAddon extends Partial<NativeLoops> {
     c: FloatArray, cOffset: number, ldc: number, beta: 0 | 1): void;
   setThreads(count: number): void;
   threads(): number;
+  /** tile_gemm.c's AVX2 kernels for mid-size float32 products: on/off, and whether they are in use. */
+  setTiles?(on: boolean): void;
+  tiles?(): boolean;
   /** The thread policy's bounds in multiply-adds: OpenBLAS's threads from the first, the helper split from the second. */
   threadedMinWork?: number;
   splitMinWork?: number;
@@ -41,6 +44,9 @@ interface NativeAddon extends Partial<NativeLoops> {
 // of spinning for 0.1 s on the core the JavaScript needs; products of 2^20 up to that are split in two
 // halves of C, one computed by the addon's helper thread (native/helper.c); smaller ones run on one
 // thread. Results can differ in the last bits between thread counts, as with any threaded BLAS.
+// Float32 NN, NT and TN products below 2^24 whose streamed operand fits the cache go to the addon's own
+// AVX2 + FMA register tiles (native/tile_gemm.c) instead of BLAS where the CPU has them: no packing, and
+// the split hands out small column chunks, so a split result equals the one-thread result bit for bit.
 
 /** Where scripts/build-native.mjs puts the addon, relative to this file. */
 const ADDON_URL = new URL("../../native/build/tapegrad_blas.node", import.meta.url);
@@ -132,6 +138,20 @@ export function nativeGemmThreads(count?: number): number {
   return previous;
 }
 
+/**
+ * Whether mid-size float32 products use the addon's AVX2 register tiles (native/tile_gemm.c) rather than
+ * BLAS: false where the addon is unavailable, predates them, or the CPU lacks AVX2 and FMA. With `on`, turns
+ * them on or off for this process and returns the previous value (for comparisons; on is the default).
+ * @example nativeGemmTiles(false) // every product through BLAS
+ */
+export function nativeGemmTiles(on?: boolean): boolean {
+  const loaded = loadAddon();
+  if (!loaded || !loaded.tiles || !loaded.setTiles) return false;
+  const previous = loaded.tiles();
+  if (on !== undefined) loaded.setTiles(on);
+  return previous;
+}
+
 /** 2^24 for 16777216; other numbers as they are; "?" for an addon that does not say. */
 function power(n: number | undefined): string {
   if (n === undefined) return "?";
@@ -145,7 +165,8 @@ export function nativeGemmInfo(): string {
   if (!loaded) return `unavailable: ${unavailableReason}`;
   const threads = loaded.threads();
   return `${loaded.library}${loaded.config ? ` (${loaded.config})` : ""}, `
-    + (threads > 1 ? `${threads} threads for products of ≥ ${power(loaded.threadedMinWork)} multiply-adds, 2 (split with a helper thread) from ${power(loaded.splitMinWork)}, 1 below` : `${threads} thread`);
+    + (threads > 1 ? `${threads} threads for products of ≥ ${power(loaded.threadedMinWork)} multiply-adds, 2 (split with a helper thread) from ${power(loaded.splitMinWork)}, 1 below` : `${threads} thread`)
+    + (loaded.tiles?.() ? `; AVX2 tiles for mid-size float32 products below ${power(loaded.threadedMinWork)}` : "");
 }
 
 /** C = beta*C + op(A) @ op(B) through the machine's BLAS; same contract as gemmReference.

@@ -1,0 +1,174 @@
+/*
+ * A float32 gemm for the mid-size products of training small networks (the MLP's 128 x 784 x 128), with
+ * register tiles in AVX2 + FMA and no packing. OpenBLAS packs both operands into panels before every
+ * call; at these sizes the packing costs as much as a third of the product (measured on the bench VM:
+ * 60-69 GFLOP/s single-threaded for OpenBLAS on the MLP shapes, against about 97 on a 2048^2 product).
+ * Without packing, the product can also be cut into many small column blocks at no extra cost, which the
+ * two threads of a split claim one by one (blas_gemm.c), so a helper that starts late or is descheduled
+ * costs one block instead of half the product.
+ *
+ * Layouts, with C m x n, row-major:
+ *   NT  C[i][j] = sum_p A[i][p] B[j][p]   (x @ W^T: linear's forward) -- dot products along rows of A and B
+ *   NN  C[i][j] = sum_p A[i][p] B[p][j]   (g @ W: linear's input gradient) -- broadcast A, rows of B
+ *   TN  C[i][j] = sum_p A[p][i] B[p][j]   (g^T @ x: linear's weight gradient) -- broadcast A, rows of B
+ * TT and float64 go to BLAS.
+ * NOTE: every element of C is computed by the same sequence of operations wherever its tile lies and
+ * however the columns are split between threads (NT: eight lane sums over p, then one fixed horizontal
+ * sum; NN/TN: one sequential sum over p), so split and unsplit results are identical.
+ */
+#include <stdint.h>
+
+#include "tile_gemm.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define TILE_TARGET __attribute__((target("avx2,fma")))
+#define INLINE static inline __attribute__((always_inline))
+
+int tile_gemm_available(void) {
+  static int cached = -1;
+  if (cached < 0) {
+    __builtin_cpu_init();
+    cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }
+  return cached;
+}
+
+/* Lanes [0, count) on, the rest off: the mask of a partial vector's loads and stores. */
+TILE_TARGET INLINE __m256i lane_mask(int count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* The fixed horizontal sum: halves, then pairs, then the last two. */
+TILE_TARGET INLINE float hsum(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+/* NT: an MR x NR tile of C from MR rows of A and NR rows of B, eight lanes along p, then hsum. */
+TILE_TARGET INLINE void nt_tile(const int MR, const int NR, int k, const float *a, int lda, const float *b,
+                                int ldb, float *c, int ldc, int beta) {
+  __m256 acc[3][4];
+  for (int r = 0; r < MR; r++)
+    for (int s = 0; s < NR; s++) acc[r][s] = _mm256_setzero_ps();
+  int p = 0;
+  for (; p + 8 <= k; p += 8) {
+    __m256 av[3];
+    for (int r = 0; r < MR; r++) av[r] = _mm256_loadu_ps(a + (int64_t)r * lda + p);
+    for (int s = 0; s < NR; s++) {
+      __m256 bv = _mm256_loadu_ps(b + (int64_t)s * ldb + p);
+      for (int r = 0; r < MR; r++) acc[r][s] = _mm256_fmadd_ps(av[r], bv, acc[r][s]);
+    }
+  }
+  if (p < k) {
+    /* masked-off lanes load as zeros and read no memory */
+    __m256i mask = lane_mask(k - p);
+    __m256 av[3];
+    for (int r = 0; r < MR; r++) av[r] = _mm256_maskload_ps(a + (int64_t)r * lda + p, mask);
+    for (int s = 0; s < NR; s++) {
+      __m256 bv = _mm256_maskload_ps(b + (int64_t)s * ldb + p, mask);
+      for (int r = 0; r < MR; r++) acc[r][s] = _mm256_fmadd_ps(av[r], bv, acc[r][s]);
+    }
+  }
+  for (int r = 0; r < MR; r++)
+    for (int s = 0; s < NR; s++) {
+      float *out = c + (int64_t)r * ldc + s;
+      float sum = hsum(acc[r][s]);
+      *out = beta ? *out + sum : sum; /* beta 0 never reads C: it may hold NaN garbage */
+    }
+}
+
+/* NN / TN: an MR x (8 NV) tile of C, A(i, p) = a[i * a_is + p * a_ps] broadcast against rows of B; the
+ * last vector covers `last` columns (1..8). */
+TILE_TARGET INLINE void bc_tile(const int MR, const int NV, int last, int k, const float *a, int64_t a_is,
+                                int64_t a_ps, const float *b, int ldb, float *c, int ldc, int beta) {
+  __m256 acc[4][3];
+  __m256i mask = lane_mask(last);
+  const int full = last == 8;
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) {
+      const float *src = c + (int64_t)r * ldc + 8 * v;
+      acc[r][v] = !beta ? _mm256_setzero_ps()
+                : (v < NV - 1 || full) ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, mask);
+    }
+  for (int p = 0; p < k; p++) {
+    const float *brow = b + (int64_t)p * ldb;
+    __m256 bv[3];
+    for (int v = 0; v < NV; v++)
+      bv[v] = (v < NV - 1 || full) ? _mm256_loadu_ps(brow + 8 * v) : _mm256_maskload_ps(brow + 8 * v, mask);
+    const float *acol = a + p * a_ps;
+    for (int r = 0; r < MR; r++) {
+      __m256 av = _mm256_broadcast_ss(acol + r * a_is);
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) {
+      float *dst = c + (int64_t)r * ldc + 8 * v;
+      if (v < NV - 1 || full) _mm256_storeu_ps(dst, acc[r][v]);
+      else _mm256_maskstore_ps(dst, mask, acc[r][v]);
+    }
+}
+
+#define NT_CASE(MR, NR) case MR * 8 + NR: nt_tile(MR, NR, k, ai, lda, bj, ldb, cij, ldc, beta); break;
+#define BC_CASE(MR, NV) case MR * 8 + NV: bc_tile(MR, NV, last, k, ai, a_is, a_ps, bj, ldb, cij, ldc, beta); break;
+
+TILE_TARGET static void nt_cols(const tile_gemm_t *t, int j0, int j1) {
+  const int k = t->k, lda = t->lda, ldb = t->ldb, ldc = t->ldc, beta = t->beta;
+  /* NOTE: the NR rows of B stay in L1 while the rows of A stream past them from L2 */
+  for (int j = j0; j < j1; j += 4) {
+    const int nr = j1 - j < 4 ? j1 - j : 4;
+    const float *bj = t->b + (int64_t)j * ldb;
+    for (int i = 0; i < t->m; i += 3) {
+      const int mr = t->m - i < 3 ? t->m - i : 3;
+      const float *ai = t->a + (int64_t)i * lda;
+      float *cij = t->c + (int64_t)i * ldc + j;
+      switch (mr * 8 + nr) {
+        NT_CASE(3, 4) NT_CASE(3, 3) NT_CASE(3, 2) NT_CASE(3, 1)
+        NT_CASE(2, 4) NT_CASE(2, 3) NT_CASE(2, 2) NT_CASE(2, 1)
+        NT_CASE(1, 4) NT_CASE(1, 3) NT_CASE(1, 2) NT_CASE(1, 1)
+      }
+    }
+  }
+}
+
+TILE_TARGET static void bc_cols(const tile_gemm_t *t, int j0, int j1) {
+  const int k = t->k, ldb = t->ldb, ldc = t->ldc, beta = t->beta;
+  const int64_t a_is = t->ta ? 1 : t->lda, a_ps = t->ta ? t->lda : 1;
+  /* NOTE: the k x 24 panel of B stays in cache while the tiles of rows go down it */
+  for (int j = j0; j < j1; j += 24) {
+    const int width = j1 - j < 24 ? j1 - j : 24;
+    const int nv = (width + 7) / 8, last = width - 8 * (nv - 1);
+    const float *bj = t->b + j;
+    for (int i = 0; i < t->m; i += 4) {
+      const int mr = t->m - i < 4 ? t->m - i : 4;
+      const float *ai = t->a + i * a_is;
+      float *cij = t->c + (int64_t)i * ldc + j;
+      switch (mr * 8 + nv) {
+        BC_CASE(4, 3) BC_CASE(4, 2) BC_CASE(4, 1)
+        BC_CASE(3, 3) BC_CASE(3, 2) BC_CASE(3, 1)
+        BC_CASE(2, 3) BC_CASE(2, 2) BC_CASE(2, 1)
+        BC_CASE(1, 3) BC_CASE(1, 2) BC_CASE(1, 1)
+      }
+    }
+  }
+}
+
+void tile_gemm_cols(const tile_gemm_t *t, int j0, int j1) {
+  if (t->tb) nt_cols(t, j0, j1);
+  else bc_cols(t, j0, j1);
+}
+
+#else /* no AVX2 kernels on this architecture or compiler: everything goes to BLAS */
+
+int tile_gemm_available(void) { return 0; }
+void tile_gemm_cols(const tile_gemm_t *t, int j0, int j1) { (void)t; (void)j0; (void)j1; }
+
+#endif
+
+int tile_gemm_block(const tile_gemm_t *t) {
+  return t->tb ? 4 : 24;
+}

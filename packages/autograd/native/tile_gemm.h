@@ -1,0 +1,25 @@
+/* tile_gemm.c: the AVX2 + FMA float32 gemm blas_gemm.c uses for mid-size NN, NT and TN products. */
+#ifndef TAPEGRAD_TILE_GEMM_H
+#define TAPEGRAD_TILE_GEMM_H
+
+/* C = beta * C + op(A) @ op(B), row-major float32; ta && tb (TT) is not handled. */
+typedef struct {
+  int ta, tb, m, n, k;
+  const float *a;
+  int lda;
+  const float *b;
+  int ldb;
+  int beta; /* 0 or 1; with 0, C is never read */
+  float *c;
+  int ldc;
+} tile_gemm_t;
+
+/* 1 when this CPU runs the kernels (x86-64 with AVX2 and FMA), else 0. */
+int tile_gemm_available(void);
+/* Computes columns [j0, j1) of C; j0 should be a multiple of tile_gemm_block(t) for split results to be
+ * laid out in whole tiles (any j0 is correct). */
+void tile_gemm_cols(const tile_gemm_t *t, int j0, int j1);
+/* The width of one column tile: 4 for NT, 24 for NN and TN. */
+int tile_gemm_block(const tile_gemm_t *t);
+
+#endif
