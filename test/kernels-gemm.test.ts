@@ -309,7 +309,25 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
 
     it("gemmNative: a product split in chunks between the caller and the helper equals the one-thread product bit for bit", () => {
       const previous = nativeGemmThreads();
+      const compare = (t: { transA: boolean; transB: boolean; m: number; n: number; k: number; beta: 0 | 1; seed: number }) => {
+        const { transA, transB, m, n, k } = t;
+        const lda = transA ? m : k, ldb = transB ? k : n;
+        const a = filled(Float32Array, m * k, t.seed), b = filled(Float32Array, k * n, t.seed + 1);
+        const c0 = filled(Float32Array, m * n, t.seed + 2);
+        const one = c0.slice(), two = c0.slice();
+        nativeGemmThreads(1);
+        gemmNative(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, one, 0, n, t.beta);
+        nativeGemmThreads(2);
+        gemmNative(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, two, 0, n, t.beta);
+        expect(two).toEqual(one);
+        checkAgainstReference(gemmNative, { ...t, aOffset: 0, bOffset: 0, cOffset: 0, aPad: 0, bPad: 0, cPad: 0, float64: false });
+      };
       try {
+        // chunks of columns (wide C) and of rows (tall, narrow C), every layout the tiles take
+        for (const [transA, transB, m, n, k] of [[false, true, 128, 128, 784], [true, false, 128, 784, 128],
+          [true, false, 784, 128, 128], [false, true, 301, 41, 300], [false, false, 603, 61, 100]] as const) {
+          compare({ transA, transB, m, n, k, beta: 1, seed: m + n + k });
+        }
         fc.assert(fc.property(
           fc.record({
             transA: fc.boolean(), transB: fc.boolean(),
@@ -317,19 +335,7 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
             beta: fc.constantFrom<0 | 1>(0, 1), seed: fc.integer({ min: 1, max: 1e6 }),
           }).filter((t) => !(t.transA && t.transB) && t.m * t.n * t.k >= 2 ** 20 && t.m * t.n * t.k < 2 ** 22
             && (t.transB ? t.m * t.k <= 2 ** 17 : true)),
-          (t) => {
-            const { transA, transB, m, n, k } = t;
-            const lda = transA ? m : k, ldb = transB ? k : n;
-            const a = filled(Float32Array, m * k, t.seed), b = filled(Float32Array, k * n, t.seed + 1);
-            const c0 = filled(Float32Array, m * n, t.seed + 2);
-            const one = c0.slice(), two = c0.slice();
-            nativeGemmThreads(1);
-            gemmNative(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, one, 0, n, t.beta);
-            nativeGemmThreads(2);
-            gemmNative(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, two, 0, n, t.beta);
-            expect(two).toEqual(one);
-            checkAgainstReference(gemmNative, { ...t, aOffset: 0, bOffset: 0, cOffset: 0, aPad: 0, bPad: 0, cPad: 0, float64: false });
-          },
+          compare,
         ), { numRuns: 20 });
       } finally {
         nativeGemmThreads(previous);

@@ -59,7 +59,8 @@ async function tinyAdd(api: Autograd, w: TinyAddWorkload): Promise<Timing> {
  * Layers use the fused `linear` op (weights stored [out, in], as nn.Linear does; PyTorch's nn.Linear
  * likewise runs one addmm); the loss is logSoftmax + pick + mean, the same ops as the references.
  */
-export async function runEpoch(api: Autograd, w: EpochWorkload): Promise<Timing> {
+/** The epoch workload's model, data and optimizer; `run(first, end)` trains on samples [first, end). */
+export async function epochTrainer(api: Autograd, w: EpochWorkload): Promise<(first?: number, end?: number) => void> {
   const { optim } = await import("../../packages/nn/src/index.ts");
   const { x, y, features } = synthetic(w.samples, w.layers[0], w.layers[w.layers.length - 1]);
   const params = w.layers.slice(1).flatMap((fanOut, i) => [
@@ -72,21 +73,25 @@ export async function runEpoch(api: Autograd, w: EpochWorkload): Promise<Timing>
   // the data set as one tensor over the same memory (as torch.from_numpy); each batch is a zero-copy
   // narrow of it, as the references slice theirs
   const inputs = new api.Tensor(x, [w.samples, features]);
-  const run = (): void => {
-    for (let start = 0; start < w.samples; start += w.batch) {
-      const end = Math.min(w.samples, start + w.batch);
-      let h = inputs.narrow(0, start, end - start);
+  return (first = 0, end = w.samples): void => {
+    for (let start = first; start < end; start += w.batch) {
+      const stop = Math.min(end, start + w.batch);
+      let h = inputs.narrow(0, start, stop - start);
       for (let layer = 0; layer < params.length / 2; layer++) {
         h = api.linear(h, params[2 * layer], params[2 * layer + 1]);
         if (layer < params.length / 2 - 1) h = h.relu();
       }
-      const loss = h.logSoftmax().pick(y.subarray(start, end)).mean().neg();
+      const loss = h.logSoftmax().pick(y.subarray(start, stop)).mean().neg();
       loss.backward();
       optimizer.step();
       optimizer.zeroGrad();
     }
   };
-  return measure(run, w);
+}
+
+export async function runEpoch(api: Autograd, w: EpochWorkload): Promise<Timing> {
+  const run = await epochTrainer(api, w);
+  return measure(() => run(), w);
 }
 
 /** The tapegrad tools: the dispatching kernel (and the Tensor API where the core loads), each backend, the naive loop. */

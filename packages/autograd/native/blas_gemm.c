@@ -188,23 +188,29 @@ static int use_tiles(int f64, int ta, int tb, int64_t m, int64_t k, int64_t work
   return tb ? m * k <= ((int64_t)1 << 17) : k <= 512;
 }
 
-/* A product split into column chunks that the caller and the helper claim one at a time. */
+/* A product split into chunks of columns (or of rows, when C has too few columns for a fair share) that
+ * the caller and the helper claim one at a time. */
 typedef struct {
   tile_gemm_t t;
-  int width, chunks;
+  int by_rows, size, chunks;
   atomic_int next;
 } tile_job_t;
 
-/* Columns per chunk, in whole tiles: NT 16 (a 64-byte line of C's row, so the two threads do not write
- * the same cache line), NN/TN 48. */
-#define NT_CHUNK 16
-#define BC_CHUNK 48
+/* Columns per chunk: NT 16 (a 64-byte line of C's row, so the two threads do not write the same cache
+ * line), NN/TN 48; rows per chunk when C is tall and narrow: 24 (NT) or 32 (NN/TN), whole tiles. */
+#define NT_COLS 16
+#define BC_COLS 48
+#define NT_ROWS 24
+#define BC_ROWS 32
+#define MIN_CHUNKS 8
 
 static void tile_worker(const void *arg) {
   tile_job_t *job = (tile_job_t *)arg; /* NOTE: the chunk counter is the only field written */
+  const tile_gemm_t *t = &job->t;
   for (int chunk; (chunk = atomic_fetch_add(&job->next, 1)) < job->chunks;) {
-    int j0 = chunk * job->width, j1 = j0 + job->width;
-    tile_gemm_cols(&job->t, j0, j1 < job->t.n ? j1 : job->t.n);
+    int lo = chunk * job->size, hi = lo + job->size;
+    if (job->by_rows) tile_gemm_part(t, lo, hi < t->m ? hi : t->m, 0, t->n);
+    else tile_gemm_part(t, 0, t->m, lo, hi < t->n ? hi : t->n);
   }
 }
 
@@ -212,13 +218,15 @@ static void tile_worker(const void *arg) {
  * split_min_work, else on the caller alone. */
 static void tile_product(const part_t *p, int64_t work) {
   tile_job_t job = { { p->ta == CBLAS_TRANS, p->tb == CBLAS_TRANS, p->m, p->n, p->k, p->a, p->lda, p->b,
-                       p->ldb, p->beta, p->c, p->ldc }, 0, 0, 0 };
-  job.width = job.t.tb ? NT_CHUNK : BC_CHUNK;
-  job.chunks = (p->n + job.width - 1) / job.width;
+                       p->ldb, p->beta, p->c, p->ldc }, 0, 0, 0, 0 };
+  int cols = job.t.tb ? NT_COLS : BC_COLS, rows = job.t.tb ? NT_ROWS : BC_ROWS;
+  job.by_rows = p->n < MIN_CHUNKS * cols && p->m > p->n;
+  job.size = job.by_rows ? rows : cols;
+  job.chunks = ((job.by_rows ? p->m : p->n) + job.size - 1) / job.size;
   /* NOTE: each part runs the chunk loop; whichever side finds no chunk left returns, so the caller taking
    * the helper's part back (helper.c) costs nothing */
   if (max_threads > 1 && work >= split_min_work && job.chunks >= 2 && helper_split(tile_worker, &job, &job)) return;
-  tile_gemm_cols(&job.t, 0, p->n);
+  tile_gemm_part(&job.t, 0, p->m, 0, p->n);
 }
 
 static napi_value gemm(napi_env env, napi_callback_info info) {

@@ -14,7 +14,8 @@
  * TT and float64 go to BLAS.
  * NOTE: every element of C is computed by the same sequence of operations wherever its tile lies and
  * however the columns are split between threads (NT: eight lane sums over p, then one fixed horizontal
- * sum; NN/TN: one sequential sum over p), so split and unsplit results are identical.
+ * sum; NN/TN: one sequential sum over p), so however a product is cut into blocks of rows or columns, and
+ * whichever thread computes a block, the result is the same bit for bit.
  */
 #include <stdint.h>
 
@@ -116,14 +117,14 @@ TILE_TARGET INLINE void bc_tile(const int MR, const int NV, int last, int k, con
 #define NT_CASE(MR, NR) case MR * 8 + NR: nt_tile(MR, NR, k, ai, lda, bj, ldb, cij, ldc, beta); break;
 #define BC_CASE(MR, NV) case MR * 8 + NV: bc_tile(MR, NV, last, k, ai, a_is, a_ps, bj, ldb, cij, ldc, beta); break;
 
-TILE_TARGET static void nt_cols(const tile_gemm_t *t, int j0, int j1) {
+TILE_TARGET static void nt_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
   const int k = t->k, lda = t->lda, ldb = t->ldb, ldc = t->ldc, beta = t->beta;
   /* NOTE: the NR rows of B stay in L1 while the rows of A stream past them from L2 */
   for (int j = j0; j < j1; j += 4) {
     const int nr = j1 - j < 4 ? j1 - j : 4;
     const float *bj = t->b + (int64_t)j * ldb;
-    for (int i = 0; i < t->m; i += 3) {
-      const int mr = t->m - i < 3 ? t->m - i : 3;
+    for (int i = i0; i < i1; i += 3) {
+      const int mr = i1 - i < 3 ? i1 - i : 3;
       const float *ai = t->a + (int64_t)i * lda;
       float *cij = t->c + (int64_t)i * ldc + j;
       switch (mr * 8 + nr) {
@@ -135,7 +136,7 @@ TILE_TARGET static void nt_cols(const tile_gemm_t *t, int j0, int j1) {
   }
 }
 
-TILE_TARGET static void bc_cols(const tile_gemm_t *t, int j0, int j1) {
+TILE_TARGET static void bc_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
   const int k = t->k, ldb = t->ldb, ldc = t->ldc, beta = t->beta;
   const int64_t a_is = t->ta ? 1 : t->lda, a_ps = t->ta ? t->lda : 1;
   /* NOTE: the k x 24 panel of B stays in cache while the tiles of rows go down it */
@@ -143,8 +144,8 @@ TILE_TARGET static void bc_cols(const tile_gemm_t *t, int j0, int j1) {
     const int width = j1 - j < 24 ? j1 - j : 24;
     const int nv = (width + 7) / 8, last = width - 8 * (nv - 1);
     const float *bj = t->b + j;
-    for (int i = 0; i < t->m; i += 4) {
-      const int mr = t->m - i < 4 ? t->m - i : 4;
+    for (int i = i0; i < i1; i += 4) {
+      const int mr = i1 - i < 4 ? i1 - i : 4;
       const float *ai = t->a + i * a_is;
       float *cij = t->c + (int64_t)i * ldc + j;
       switch (mr * 8 + nv) {
@@ -157,18 +158,17 @@ TILE_TARGET static void bc_cols(const tile_gemm_t *t, int j0, int j1) {
   }
 }
 
-void tile_gemm_cols(const tile_gemm_t *t, int j0, int j1) {
-  if (t->tb) nt_cols(t, j0, j1);
-  else bc_cols(t, j0, j1);
+void tile_gemm_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
+  if (t->tb) nt_part(t, i0, i1, j0, j1);
+  else bc_part(t, i0, i1, j0, j1);
 }
 
 #else /* no AVX2 kernels on this architecture or compiler: everything goes to BLAS */
 
 int tile_gemm_available(void) { return 0; }
-void tile_gemm_cols(const tile_gemm_t *t, int j0, int j1) { (void)t; (void)j0; (void)j1; }
+void tile_gemm_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
+  (void)t; (void)i0; (void)i1; (void)j0; (void)j1;
+}
 
 #endif
 
-int tile_gemm_block(const tile_gemm_t *t) {
-  return t->tb ? 4 : 24;
-}

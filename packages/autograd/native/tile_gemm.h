@@ -16,10 +16,7 @@ typedef struct {
 
 /* 1 when this CPU runs the kernels (x86-64 with AVX2 and FMA), else 0. */
 int tile_gemm_available(void);
-/* Computes columns [j0, j1) of C; j0 should be a multiple of tile_gemm_block(t) for split results to be
- * laid out in whole tiles (any j0 is correct). */
-void tile_gemm_cols(const tile_gemm_t *t, int j0, int j1);
-/* The width of one column tile: 4 for NT, 24 for NN and TN. */
-int tile_gemm_block(const tile_gemm_t *t);
+/* Computes the block C[i0:i1, j0:j1]; any block gives the same bits as the whole product there. */
+void tile_gemm_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1);
 
 #endif
