@@ -58,8 +58,9 @@ async function tinyAdd(api: Autograd, w: TinyAddWorkload): Promise<Timing> {
  * One SGD epoch written against the public API, as a user would: forward, loss, backward, optimizer step.
  * Layers use the fused `linear` op (weights stored [out, in], as nn.Linear does; PyTorch's nn.Linear
  * likewise runs one addmm); the loss is logSoftmax + pick + mean, the same ops as the references.
+ * Builds the workload's model, data and optimizer and returns `run(first, end)`, which trains on samples
+ * [first, end) (the whole data set by default).
  */
-/** The epoch workload's model, data and optimizer; `run(first, end)` trains on samples [first, end). */
 export async function epochTrainer(api: Autograd, w: EpochWorkload): Promise<(first?: number, end?: number) => void> {
   const { optim } = await import("../../packages/nn/src/index.ts");
   const { x, y, features } = synthetic(w.samples, w.layers[0], w.layers[w.layers.length - 1]);

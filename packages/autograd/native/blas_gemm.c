@@ -338,23 +338,21 @@ NAPI_MODULE_INIT() {
       "tapegrad native gemm: no CBLAS library found (tried libopenblas.so.0, libblas.so.3 ...; set TAPEGRAD_BLAS_LIB)");
     return NULL;
   }
-  napi_value fn, text, number;
+  napi_value text, number;
   const char *split_env = getenv("TAPEGRAD_SPLIT_MIN_WORK");
   split_min_work = split_env && *split_env ? atoll(split_env) : SPLIT_MIN_WORK;
   CHECK(napi_create_double(env, (double)THREADED_MIN_WORK, &number));
   CHECK(napi_set_named_property(env, exports, "threadedMinWork", number));
   CHECK(napi_create_double(env, (double)split_min_work, &number));
   CHECK(napi_set_named_property(env, exports, "splitMinWork", number));
-  CHECK(napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, gemm, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "gemm", fn));
-  CHECK(napi_create_function(env, "setThreads", NAPI_AUTO_LENGTH, set_threads, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "setThreads", fn));
-  CHECK(napi_create_function(env, "threads", NAPI_AUTO_LENGTH, get_threads, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "threads", fn));
-  CHECK(napi_create_function(env, "setTiles", NAPI_AUTO_LENGTH, set_tiles, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "setTiles", fn));
-  CHECK(napi_create_function(env, "tiles", NAPI_AUTO_LENGTH, get_tiles, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "tiles", fn));
+  static const native_fn_t functions[] = {
+    { "gemm", gemm }, { "setThreads", set_threads }, { "threads", get_threads },
+    { "setTiles", set_tiles }, { "tiles", get_tiles },
+  };
+  if (!register_functions(env, exports, functions, sizeof functions / sizeof functions[0])) {
+    napi_throw_error(env, NULL, "tapegrad native gemm: registering the gemm functions failed");
+    return NULL;
+  }
   CHECK(napi_create_string_utf8(env, blas_library, NAPI_AUTO_LENGTH, &text));
   CHECK(napi_set_named_property(env, exports, "library", text));
   CHECK(napi_create_string_utf8(env, blas_get_config ? blas_get_config() : "", NAPI_AUTO_LENGTH, &text));

@@ -281,15 +281,19 @@ static napi_value sum_axis(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-int register_elementwise(napi_env env, napi_value exports) {
-  static const struct { const char *name; napi_callback fn; } table[] = {
-    { "binary", binary }, { "unary", unary }, { "reluBackward", relu_backward },
-    { "axpy", axpy }, { "sumAxis", sum_axis },
-  };
-  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+int register_functions(napi_env env, napi_value exports, const native_fn_t *table, size_t count) {
+  for (size_t i = 0; i < count; i++) {
     napi_value fn;
     if (napi_create_function(env, table[i].name, NAPI_AUTO_LENGTH, table[i].fn, NULL, &fn) != napi_ok ||
         napi_set_named_property(env, exports, table[i].name, fn) != napi_ok) return 0;
   }
   return 1;
+}
+
+int register_elementwise(napi_env env, napi_value exports) {
+  static const native_fn_t table[] = {
+    { "binary", binary }, { "unary", unary }, { "reluBackward", relu_backward },
+    { "axpy", axpy }, { "sumAxis", sum_axis },
+  };
+  return register_functions(env, exports, table, sizeof table / sizeof table[0]);
 }

@@ -4,6 +4,15 @@
 #include <stdint.h>
 #include <node_api.h>
 
+/* One exported function: its JavaScript name and its callback. */
+typedef struct {
+  const char *name;
+  napi_callback fn;
+} native_fn_t;
+
+/* elementwise.c: sets exports[name] to a function for each of the `count` entries; 0 on failure. */
+int register_functions(napi_env env, napi_value exports, const native_fn_t *table, size_t count);
+
 /* Adds binary, unary, reluBackward, axpy and sumAxis (elementwise.c) to exports; 0 on failure. */
 int register_elementwise(napi_env env, napi_value exports);
 
