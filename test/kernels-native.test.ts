@@ -88,7 +88,7 @@ if (!nativeActive) {
 }
 
 const BINARY_KINDS = ["add", "sub", "mul", "div", "maximum", "minimum"] as const;
-const UNARY_KINDS = ["neg", "relu", "abs", "sign", "step", "sqrt"] as const;
+const UNARY_KINDS = ["neg", "relu", "abs", "sign", "step", "sqrt", "exp", "log"] as const;
 
 /** Operand layouts of K.binary: each sends runs of ≥ NATIVE_MIN_ELEMENTS to the addon, the last three with
  *  offsets (one run per row) and a stride-0 operand. */
@@ -118,7 +118,8 @@ describe.skipIf(!nativeActive)("native loops: dispatch", () => {
 
   it("kernels call the addon from NATIVE_MIN_ELEMENTS elements up, and not below, across dtypes, or when turned off", () => {
     const native = nativeLoops()!;
-    const spies = (["binary", "unary", "reluBackward", "axpy", "sumAxis"] as const).map((name) => vi.spyOn(native, name));
+    const spies = (["binary", "unary", "reluBackward", "axpy", "sumAxis", "logSoftmax", "logSoftmaxBackward"] as const)
+      .map((name) => vi.spyOn(native, name));
     const calls = (): number[] => spies.map((s) => s.mock.calls.length);
     const n = NATIVE_MIN_ELEMENTS;
     const runAll = (size: number, x: FloatArray = new Float32Array(size), y: FloatArray = new Float32Array(size)): void => {
@@ -127,23 +128,26 @@ describe.skipIf(!nativeActive)("native loops: dispatch", () => {
       K.reluBackward(x, y, new Float32Array(size));
       K.axpy(-0.1, x, 0, y, 0, size);
       K.sumAxis(x, 1, size, 1, new Float32Array(1));
+      K.logSoftmaxAxis(x, 2, size / 2, 1, new Float32Array(size));
+      K.logSoftmaxBackwardAxis(x, y, 1, size, 1, new Float32Array(size));
     };
+    const once = [1, 1, 1, 1, 1, 1, 1];
     runAll(n);
-    expect(calls()).toEqual([1, 1, 1, 1, 1]);
+    expect(calls()).toEqual(once);
     runAll(n - 1);
-    expect(calls()).toEqual([1, 1, 1, 1, 1]);
+    expect(calls()).toEqual(once);
     // kinds the addon does not have, and axpy of a float64 x into a float32 y, stay in TypeScript
     K.binary("pow", new Float32Array(n), [n], new Float32Array(n), [n], new Float32Array(n), [n]);
-    K.unary("exp", new Float32Array(n), new Float32Array(n));
+    K.unary("tanh", new Float32Array(n), new Float32Array(n));
     K.axpy(-0.1, new Float64Array(n), 0, new Float32Array(n), 0, n);
-    expect(calls()).toEqual([1, 1, 1, 1, 1]);
+    expect(calls()).toEqual(once);
     setNativeLoops(false);
     runAll(2 * n);
-    expect(calls()).toEqual([1, 1, 1, 1, 1]);
+    expect(calls()).toEqual(once);
     setNativeLoops(true);
     // float64 inputs with float32 outputs stay in TypeScript; axpy, whose y is its output, goes native
     runAll(2 * n, new Float64Array(2 * n), new Float64Array(2 * n));
-    expect(calls()).toEqual([1, 1, 1, 2, 1]);
+    expect(calls()).toEqual([1, 1, 1, 2, 1, 1, 1]);
   });
 
   it("setNativeLoops returns the previous setting and nativeLoops() is null while off", () => {
@@ -217,6 +221,29 @@ describe.skipIf(!nativeActive)("native loops: bit-identical to the TypeScript lo
         }), { numRuns });
       });
     }
+
+    it(`logSoftmax and its backward (${dtype}): any [outer, n, inner] layout, awkward values, rows of -Infinity`, () => {
+      const layout = fc.record({ outer: fc.integer({ min: 1, max: 40 }), n: fc.integer({ min: 1, max: 300 }),
+        inner: fc.integer({ min: 1, max: 6 }), plainLogits: fc.boolean(), seed: fc.nat() })
+        .filter((t) => t.outer * t.n * t.inner >= NATIVE_MIN_ELEMENTS);
+      fc.assert(fc.property(layout, ({ outer, n, inner, plainLogits, seed }) => {
+        const size = outer * n * inner;
+        const x = plainLogits ? new Type(plain(dtype, size, seed).map((v) => v * 8)) : awkward(Type, size, seed);
+        // one row (o = 0, i = 0) of nothing but -Infinity: PyTorch's NaN row
+        for (let j = 0; j < n; j++) x[j * inner] = -Infinity;
+        const g = awkward(Type, size, seed + 1);
+        const { native, ts } = nativeThenTypeScript(() => {
+          const out = new Type(size).fill(7);
+          K.logSoftmaxAxis(x, outer, n, inner, out);
+          const gx = new Type(size).fill(7);
+          K.logSoftmaxBackwardAxis(g, out, outer, n, inner, gx);
+          return { out, gx };
+        });
+        const what = `[${outer}, ${n}, ${inner}] seed=${seed}`;
+        expectSameBits(native.out, ts.out, `logSoftmax ${what}`, (i) => ` for x = ${x[i]}`);
+        expectSameBits(native.gx, ts.gx, `logSoftmaxBackward ${what}`, (i) => ` for g = ${g[i]}, out = ${ts.out[i]}`);
+      }), { numRuns });
+    });
 
     it(`reluBackward (${dtype}): passes g where x > 0, zero elsewhere, NaN x included`, () => {
       fc.assert(fc.property(large, fc.nat(), (n, seed) => {
@@ -378,6 +405,22 @@ describe.skipIf(!nativeActive)("native addon: argument checks", () => {
     expectRejected(() => native.sumAxis(filled(Float32Array, 4), 2 ** 40, 0, 2 ** 24, four), RangeError, /bad sizes/, [four]);
   });
 
+  it("logSoftmax and its backward: a span past the end, or bad sizes, is a RangeError naming the operand", () => {
+    const native = nativeLoops()!;
+    const out = filled(Float32Array, 12);
+    const twelve = filled(Float32Array, 12);
+    const eleven = filled(Float32Array, 11);
+    expectRejected(() => native.logSoftmax(eleven, 2, 3, 2, out), RangeError, /\bx is too short/, [out]);
+    expectRejected(() => native.logSoftmax(twelve, 2, 3, 2, eleven), RangeError, /\bout is too short/, [eleven]);
+    expectRejected(() => native.logSoftmax(twelve, 2, -3, 2, out), RangeError, /logSoftmax: bad sizes/, [out]);
+    expectRejected(() => native.logSoftmax(twelve, 2 ** 62, 0, 4, out), RangeError, /logSoftmax: bad sizes/, [out]);
+    expectRejected(() => native.logSoftmaxBackward(eleven, twelve, 2, 3, 2, out), RangeError, /\bg is too short/, [out]);
+    expectRejected(() => native.logSoftmaxBackward(twelve, eleven, 2, 3, 2, out), RangeError, /\bout is too short/, [out]);
+    expectRejected(() => native.logSoftmaxBackward(twelve, twelve, 2, 3, 2, eleven), RangeError, /\bgx is too short/, [eleven]);
+    expectRejected(() => native.logSoftmaxBackward(twelve, twelve, 2 ** 40, 2 ** 20, 2 ** 10, out), RangeError,
+      /logSoftmaxBackward: bad sizes/, [out]);
+  });
+
   it("every function: mixing Float32Array and Float64Array is a TypeError", () => {
     const native = nativeLoops()!;
     const f32 = filled(Float32Array, 8);
@@ -391,6 +434,9 @@ describe.skipIf(!nativeActive)("native addon: argument checks", () => {
     expectRejected(() => native.reluBackward(f64, f32, f32, 8), TypeError, share, [f32, f64]);
     expectRejected(() => native.axpy(0.5, f64, 0, f32, 0, 8), TypeError, share, [f32, f64]);
     expectRejected(() => native.sumAxis(f32, 1, 8, 1, f64), TypeError, share, [f32, f64]);
+    expectRejected(() => native.logSoftmax(f32, 1, 8, 1, f64), TypeError, share, [f32, f64]);
+    expectRejected(() => native.logSoftmaxBackward(f32, f64, 1, 8, 1, f32), TypeError, share, [f32, f64]);
+    expectRejected(() => native.logSoftmaxBackward(f64, f64, 1, 8, 1, f32), TypeError, share, [f32, f64]);
   });
 
   it("binary and unary: an unknown op code is a RangeError", () => {
@@ -399,6 +445,8 @@ describe.skipIf(!nativeActive)("native addon: argument checks", () => {
     const out = filled(Float32Array, 4);
     for (const op of [6, -1, 99]) {
       expectRejected(() => native.binary(op, x, 0, 1, x, 0, 1, out, 0, 4), RangeError, /unknown op/, [out]);
+    }
+    for (const op of [8, -1, 99]) {
       expectRejected(() => native.unary(op, x, out, 4), RangeError, /unknown op/, [out]);
     }
   });
@@ -422,6 +470,11 @@ describe.skipIf(!nativeActive)("native addon: argument checks", () => {
       expectRejected(() => native.axpy(0.5, x, 0, b, 0, 4), TypeError, floats, [out]);
       expectRejected(() => native.sumAxis(b, 1, 4, 1, out), TypeError, floats, [out]);
       expectRejected(() => native.sumAxis(x, 1, 4, 1, b), TypeError, floats, [out]);
+      expectRejected(() => native.logSoftmax(b, 1, 4, 1, out), TypeError, floats, [out]);
+      expectRejected(() => native.logSoftmax(x, 1, 4, 1, b), TypeError, floats, [out]);
+      expectRejected(() => native.logSoftmaxBackward(b, x, 1, 4, 1, out), TypeError, floats, [out]);
+      expectRejected(() => native.logSoftmaxBackward(x, b, 1, 4, 1, out), TypeError, floats, [out]);
+      expectRejected(() => native.logSoftmaxBackward(x, x, 1, 4, 1, b), TypeError, floats, [out]);
     }
   });
 

@@ -14,10 +14,13 @@
  * span is bounds-checked before it is touched):
  *   binary(op, a, aOffset, aStride, b, bOffset, bStride, out, outOffset, n)
  *       out[i] = a[i*sa] op b[i*sb]; op 0 add, 1 sub, 2 mul, 3 div, 4 maximum, 5 minimum; strides 0 or 1
- *   unary(op, x, out, n)       op 0 neg, 1 relu, 2 abs, 3 sign, 4 step (x > 0), 5 sqrt
+ *   unary(op, x, out, n)       op 0 neg, 1 relu, 2 abs, 3 sign, 4 step (x > 0), 5 sqrt, 6 exp, 7 log
  *   reluBackward(g, x, out, n) out[i] = x[i] > 0 ? g[i] : 0
  *   axpy(alpha, x, xOffset, y, yOffset, n)   y[i] += alpha * x[i]
  *   sumAxis(x, outer, n, inner, out)         out[o, i] = sum over j of x[o, j, i]
+ *   logSoftmax(x, outer, n, inner, out)      log-softmax of every (o, :, i) row
+ *   logSoftmaxBackward(g, out, outer, n, inner, gx)   its backward from the output: g - exp(out) * sum of g
+ * exp and log (also inside logSoftmax) are libm.h's, which src/kernels/libm.ts repeats bit for bit.
  */
 #include <math.h>
 #include <stdint.h>
@@ -25,10 +28,11 @@
 #include <stdlib.h>
 #include <node_api.h>
 
+#include "libm.h"
 #include "native.h"
 
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAXIMUM, OP_MINIMUM };
-enum { OP_NEG, OP_RELU, OP_ABS, OP_SIGN, OP_STEP, OP_SQRT };
+enum { OP_NEG, OP_RELU, OP_ABS, OP_SIGN, OP_STEP, OP_SQRT, OP_EXP, OP_LOG };
 
 #define ARGS(count)                                                                       \
   size_t argc = count;                                                                    \
@@ -152,6 +156,8 @@ static napi_value binary(napi_env env, napi_callback_info info) {
       case OP_SIGN: for (int64_t i = 0; i < n; i++) { T v = x[i]; out[i] = v > 0 ? 1 : (v < 0 ? -1 : v); } break; \
       case OP_STEP: for (int64_t i = 0; i < n; i++) out[i] = x[i] > 0 ? 1 : 0; break;                \
       case OP_SQRT: for (int64_t i = 0; i < n; i++) out[i] = SQRT(x[i]); break;                      \
+      case OP_EXP: for (int64_t i = 0; i < n; i++) out[i] = (T)tg_exp((double)x[i]); break;          \
+      case OP_LOG: for (int64_t i = 0; i < n; i++) out[i] = (T)tg_log((double)x[i]); break;          \
     }                                                                                                \
   }
 
@@ -162,7 +168,7 @@ static napi_value unary(napi_env env, napi_callback_info info) {
   ARGS(4)
   int64_t op, n;
   if (!get_i64(env, argv[0], &op) || !get_i64(env, argv[3], &n)) return NULL;
-  if (op < OP_NEG || op > OP_SQRT) {
+  if (op < OP_NEG || op > OP_LOG) {
     napi_throw_range_error(env, NULL, "tapegrad native unary: unknown op");
     return NULL;
   }
@@ -259,17 +265,27 @@ static napi_value axpy(napi_env env, napi_callback_info info) {
 SUM_AXIS(float, sum_axis_f32)
 SUM_AXIS(double, sum_axis_f64)
 
+/* Reads the [outer, n, inner] view's sizes from argv[first..first+2]; 0, with a RangeError naming `who`,
+ * when one is negative or a product of them overflows.
+ * NOTE: outer * inner is checked on its own too: with n = 0 the product with n cannot overflow, but
+ * out's span, and sumAxis's accumulator, still can. */
+static int axis_sizes(napi_env env, napi_value *argv, const char *who, int64_t *outer, int64_t *n, int64_t *inner) {
+  if (!get_i64(env, argv[0], outer) || !get_i64(env, argv[1], n) || !get_i64(env, argv[2], inner)) return 0;
+  int64_t o = *outer, m = *n, i = *inner;
+  if (o < 0 || m < 0 || i < 0 || (i > 0 && o > INT64_MAX / i) || (i > 0 && m > 0 && o > INT64_MAX / m / i) ||
+      i > (int64_t)(SIZE_MAX / sizeof(double))) {
+    char message[96];
+    snprintf(message, sizeof message, "tapegrad native %s: bad sizes", who);
+    napi_throw_range_error(env, NULL, message);
+    return 0;
+  }
+  return 1;
+}
+
 static napi_value sum_axis(napi_env env, napi_callback_info info) {
   ARGS(5)
   int64_t outer, n, inner;
-  if (!get_i64(env, argv[1], &outer) || !get_i64(env, argv[2], &n) || !get_i64(env, argv[3], &inner)) return NULL;
-  /* NOTE: outer * inner is checked on its own too: with n = 0 the product with n cannot overflow, but
-   * out's span, and acc's size, still can. */
-  if (outer < 0 || n < 0 || inner < 0 || (inner > 0 && outer > INT64_MAX / inner) ||
-      (inner > 0 && n > 0 && outer > INT64_MAX / n / inner) || inner > (int64_t)(SIZE_MAX / sizeof(double))) {
-    napi_throw_range_error(env, NULL, "tapegrad native sumAxis: bad sizes");
-    return NULL;
-  }
+  if (!axis_sizes(env, argv + 1, "sumAxis", &outer, &n, &inner)) return NULL;
   int type = float_type(env, argv[4]);
   if (type < 0) return NULL;
   void *x = span(env, argv[0], type, 0, 1, outer * n * inner, "x");
@@ -278,6 +294,83 @@ static napi_value sum_axis(napi_env env, napi_callback_info info) {
   if (!out) return NULL;
   int ok = type == napi_float32_array ? sum_axis_f32(x, outer, n, inner, out) : sum_axis_f64(x, outer, n, inner, out);
   if (!ok) napi_throw_error(env, NULL, "tapegrad native sumAxis: out of memory");
+  return NULL;
+}
+
+/* Row (o, :, i) of the [outer, n, inner] view: x - max - log(sum of exp(x - max)), in double as
+ * kernels/reduce.ts computes it. */
+#define LOG_SOFTMAX(T, NAME)                                                              \
+  static void NAME(const T *x, int64_t outer, int64_t n, int64_t inner, T *out) {         \
+    for (int64_t o = 0; o < outer; o++) {                                                 \
+      for (int64_t i = 0; i < inner; i++) {                                               \
+        const T *xr = x + o * n * inner + i;                                              \
+        T *orow = out + o * n * inner + i;                                                \
+        double m = -(double)INFINITY;                                                     \
+        for (int64_t j = 0; j < n; j++) { double v = xr[j * inner]; if (v > m || v != v) m = v; } \
+        if (m == -(double)INFINITY) m = 0;                                                \
+        double s = 0;                                                                     \
+        for (int64_t j = 0; j < n; j++) s += tg_exp((double)xr[j * inner] - m);           \
+        double lse = m + tg_log(s);                                                       \
+        for (int64_t j = 0; j < n; j++) orow[j * inner] = (T)((double)xr[j * inner] - lse); \
+      }                                                                                   \
+    }                                                                                     \
+  }
+
+LOG_SOFTMAX(float, log_softmax_f32)
+LOG_SOFTMAX(double, log_softmax_f64)
+
+static napi_value log_softmax(napi_env env, napi_callback_info info) {
+  ARGS(5)
+  int64_t outer, n, inner;
+  if (!axis_sizes(env, argv + 1, "logSoftmax", &outer, &n, &inner)) return NULL;
+  int type = float_type(env, argv[4]);
+  if (type < 0) return NULL;
+  void *x = span(env, argv[0], type, 0, 1, outer * n * inner, "x");
+  if (!x) return NULL;
+  void *out = span(env, argv[4], type, 0, 1, outer * n * inner, "out");
+  if (!out) return NULL;
+  if (type == napi_float32_array) log_softmax_f32(x, outer, n, inner, out);
+  else log_softmax_f64(x, outer, n, inner, out);
+  return NULL;
+}
+
+/* gx = g - exp(out) * sum_j g along each row; T arithmetic rounds where reduce.ts's Math.fround does
+ * (a float op of two floats rounds as the double op and fround do: the double rounding is innocuous). */
+#define LOG_SOFTMAX_BACKWARD(T, NAME)                                                             \
+  static void NAME(const T *g, const T *out, int64_t outer, int64_t n, int64_t inner, T *gx) {    \
+    for (int64_t o = 0; o < outer; o++) {                                                         \
+      for (int64_t i = 0; i < inner; i++) {                                                       \
+        int64_t base = o * n * inner + i;                                                         \
+        double acc = 0;                                                                           \
+        for (int64_t j = 0; j < n; j++) acc += g[base + j * inner];                               \
+        const T s = (T)acc;                                                                       \
+        for (int64_t j = 0; j < n; j++) {                                                         \
+          int64_t k = base + j * inner;                                                           \
+          const T e = (T)tg_exp((double)out[k]);                                                  \
+          gx[k] = g[k] - e * s;                                                                   \
+        }                                                                                         \
+      }                                                                                           \
+    }                                                                                             \
+  }
+
+LOG_SOFTMAX_BACKWARD(float, log_softmax_backward_f32)
+LOG_SOFTMAX_BACKWARD(double, log_softmax_backward_f64)
+
+static napi_value log_softmax_backward(napi_env env, napi_callback_info info) {
+  ARGS(6)
+  int64_t outer, n, inner;
+  if (!axis_sizes(env, argv + 2, "logSoftmaxBackward", &outer, &n, &inner)) return NULL;
+  int type = float_type(env, argv[5]);
+  if (type < 0) return NULL;
+  int64_t size = outer * n * inner;
+  void *g = span(env, argv[0], type, 0, 1, size, "g");
+  if (!g) return NULL;
+  void *out = span(env, argv[1], type, 0, 1, size, "out");
+  if (!out) return NULL;
+  void *gx = span(env, argv[5], type, 0, 1, size, "gx");
+  if (!gx) return NULL;
+  if (type == napi_float32_array) log_softmax_backward_f32(g, out, outer, n, inner, gx);
+  else log_softmax_backward_f64(g, out, outer, n, inner, gx);
   return NULL;
 }
 
@@ -293,7 +386,8 @@ int register_functions(napi_env env, napi_value exports, const native_fn_t *tabl
 int register_elementwise(napi_env env, napi_value exports) {
   static const native_fn_t table[] = {
     { "binary", binary }, { "unary", unary }, { "reluBackward", relu_backward },
-    { "axpy", axpy }, { "sumAxis", sum_axis },
+    { "axpy", axpy }, { "sumAxis", sum_axis }, { "logSoftmax", log_softmax },
+    { "logSoftmaxBackward", log_softmax_backward },
   };
   return register_functions(env, exports, table, sizeof table / sizeof table[0]);
 }

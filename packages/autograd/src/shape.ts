@@ -6,6 +6,18 @@ export function sizeOf(shape: readonly number[]): number {
   return n;
 }
 
+/**
+ * A copy of `shape` as a packed array of small integers.
+ * NOTE: V8 gives `new Array(n)` (holey) and `[]` + push (packed) arrays different maps; a function that
+ * has seen only one kind deoptimizes on the other ("wrong map"), and the training step's shape helpers
+ * kept deoptimizing for several epochs. Every tensor's shape comes through here, so all are one kind.
+ */
+export function packedShape(shape: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < shape.length; i++) out.push(shape[i]);
+  return out;
+}
+
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -14,7 +26,7 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /** Row-major strides of a contiguous tensor. */
 export function stridesOf(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
+  const s = packedShape(shape);
   let acc = 1;
   for (let i = shape.length - 1; i >= 0; i--) {
     s[i] = acc;
@@ -26,12 +38,12 @@ export function stridesOf(shape: readonly number[]): number[] {
 /** NumPy broadcasting of two shapes; `op` names the op in the error. */
 export function broadcastShapes(op: string, a: readonly number[], b: readonly number[]): number[] {
   const n = Math.max(a.length, b.length);
-  const out = new Array<number>(n);
+  const out: number[] = [];
   for (let i = 0; i < n; i++) {
     const da = i < n - a.length ? 1 : a[i - (n - a.length)];
     const db = i < n - b.length ? 1 : b[i - (n - b.length)];
-    if (da === db || db === 1) out[i] = da;
-    else if (da === 1) out[i] = db;
+    if (da === db || db === 1) out.push(da);
+    else if (da === 1) out.push(db);
     else throw new ShapeError(`${op}: shapes ${fmtShape(a)} and ${fmtShape(b)} cannot be broadcast together`);
   }
   return out;

@@ -1,7 +1,7 @@
 import type { DType, FloatArray } from "./dtype.ts";
 import { allocate, allocateUnfilled, arrayTypes, dtypeOf, isDType } from "./dtype.ts";
 import { GraphError, ShapeError, ValueError, fmtShape } from "./errors.ts";
-import { checkShape, sameShape, sizeOf } from "./shape.ts";
+import { checkShape, packedShape, sameShape, sizeOf } from "./shape.ts";
 import { runBackward, type Node } from "./engine.ts";
 import * as ops from "./ops/index.ts";
 
@@ -35,7 +35,7 @@ export class Tensor {
       throw new ShapeError(`tensor: data of length ${data.length} does not fit shape ${fmtShape(shape)}`);
     }
     this.data = data;
-    this.shape = [...shape];
+    this.shape = packedShape(shape);
     this.dtype = dtypeOf(data);
     this.requiresGrad = requiresGrad;
   }

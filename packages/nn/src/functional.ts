@@ -6,6 +6,7 @@ import {
   Tensor, IndexError, ShapeError, ValueError, fmtShape, isGradEnabled, logSoftmax as coreLogSoftmax, noGrad,
   record, softmax as coreSoftmax, linear as coreLinear, defaultGenerator, type Generator,
 } from "@tapegrad/autograd";
+import { expDouble } from "@tapegrad/autograd/kernels";
 
 export type Reduction = "mean" | "sum" | "none";
 /** Class labels: integer values in a Tensor (any float dtype), an Int32Array or a number[]. */
@@ -151,7 +152,8 @@ export function crossEntropy(logits: Tensor, labels: Labels, options: LossOption
         const s = (reduction === "none" ? gg[r] : gg[0]) * scale;
         for (let c = 0; c < classes; c++) {
           const k = (o * classes + c) * inner + j;
-          gd[k] = (Math.exp(lp[k]) - (c === idx[r] ? 1 : 0)) * s;
+          // NOTE: the exp that softmax (exp of logSoftmax) uses, so this is exactly softmax − onehot
+          gd[k] = (expDouble(lp[k]) - (c === idx[r] ? 1 : 0)) * s;
         }
       }
     }

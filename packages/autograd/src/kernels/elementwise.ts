@@ -4,6 +4,7 @@
  */
 import type { FloatArray } from "../dtype.ts";
 import { NATIVE_MIN_ELEMENTS, nativeLoops, sameArrayType } from "./native-loops.ts";
+import { expDouble, logDouble } from "./libm.ts";
 
 export type BinaryKind = "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum" | "eq" | "ne" | "gt" | "ge" | "lt" | "le";
 
@@ -139,9 +140,9 @@ export function broadcastTo(x: FloatArray, xShape: readonly number[], out: Float
 
 export type UnaryKind = "neg" | "exp" | "log" | "relu" | "tanh" | "sigmoid" | "sqrt" | "abs" | "sign" | "step";
 
-/** The native unary loop's op codes; exp, log, tanh and sigmoid stay in TypeScript, whose Math.exp
- *  and friends may differ from the C library's in the last bit. */
-const NATIVE_UNARY: Partial<Record<UnaryKind, number>> = { neg: 0, relu: 1, abs: 2, sign: 3, step: 4, sqrt: 5 };
+/** The native unary loop's op codes. exp and log are libm.ts's on both sides; tanh and sigmoid stay in
+ *  TypeScript, whose Math.tanh and Math.exp may differ from the C library's in the last bit. */
+const NATIVE_UNARY: Partial<Record<UnaryKind, number>> = { neg: 0, relu: 1, abs: 2, sign: 3, step: 4, sqrt: 5, exp: 6, log: 7 };
 
 /** out = f(x) elementwise; `step` is the 0/1 mask x > 0 that relu's backward multiplies by. */
 export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
@@ -156,8 +157,8 @@ export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
   }
   switch (kind) {
     case "neg": for (let i = 0; i < n; i++) out[i] = -x[i]; return;
-    case "exp": for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]); return;
-    case "log": for (let i = 0; i < n; i++) out[i] = Math.log(x[i]); return;
+    case "exp": for (let i = 0; i < n; i++) out[i] = expDouble(x[i]); return;
+    case "log": for (let i = 0; i < n; i++) out[i] = logDouble(x[i]); return;
     case "relu": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? v : v !== v ? v : 0; } return;
     case "tanh": for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]); return;
     case "sigmoid":

@@ -15,12 +15,14 @@ export interface NativeLoops {
    *  5 minimum; strides 0 or 1. */
   binary(op: number, a: FloatArray, aOffset: number, aStride: number, b: FloatArray, bOffset: number, bStride: number,
     out: FloatArray, outOffset: number, n: number): void;
-  /** out[i] = f(x[i]); op 0 neg, 1 relu, 2 abs, 3 sign, 4 step, 5 sqrt. */
+  /** out[i] = f(x[i]); op 0 neg, 1 relu, 2 abs, 3 sign, 4 step, 5 sqrt, 6 exp, 7 log (libm.ts's). */
   unary(op: number, x: FloatArray, out: FloatArray, n: number): void;
   reluBackward(g: FloatArray, x: FloatArray, out: FloatArray, n: number): void;
   /** y[yOffset + i] += alpha * x[xOffset + i], computed in double. */
   axpy(alpha: number, x: FloatArray, xOffset: number, y: FloatArray, yOffset: number, n: number): void;
   sumAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void;
+  logSoftmax(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void;
+  logSoftmaxBackward(g: FloatArray, out: FloatArray, outer: number, n: number, inner: number, gx: FloatArray): void;
 }
 
 interface NativeAddon extends Partial<NativeLoops> {
@@ -113,7 +115,7 @@ function loadAddon(): NativeAddon | null {
 /** The elementwise loops of the loaded addon, or null where it is unavailable or predates them. */
 export function nativeAddonLoops(): NativeLoops | null {
   const loaded = loadAddon();
-  return loaded && typeof loaded.axpy === "function" && typeof loaded.sumAxis === "function" ? loaded as NativeLoops : null;
+  return loaded && typeof loaded.axpy === "function" && typeof loaded.logSoftmaxBackward === "function" ? loaded as NativeLoops : null;
 }
 
 /** True when the native BLAS gemm is built, loads, and passes its probe in this process. */

@@ -3,3 +3,4 @@ export { gemm, gemmReference, gemmBackend, gemmJs, gemmWasm, nativeGemmThreads, 
 export { nativeLoops, setNativeLoops, NATIVE_MIN_ELEMENTS } from "./native-loops.ts";
 export * from "./elementwise.ts";
 export * from "./reduce.ts";
+export { expDouble, logDouble } from "./libm.ts";

@@ -3,6 +3,7 @@
  * Several contiguous axes merge into one n; the ops layer reduces non-contiguous axes one after another.
  */
 import type { FloatArray } from "../dtype.ts";
+import { expDouble, logDouble } from "./libm.ts";
 import { NATIVE_MIN_ELEMENTS, nativeLoops, sameArrayType } from "./native-loops.ts";
 
 /** out[o, i] = Σ_j x[o, j, i]. Accumulates in double precision. */
@@ -94,6 +95,13 @@ export function scatterAddAxis(g: FloatArray, outer: number, n: number, inner: n
  * accumulation, mul, sub) round, so the fused and the recorded backward give the same bits.
  */
 export function logSoftmaxBackwardAxis(g: FloatArray, out: FloatArray, outer: number, n: number, inner: number, gx: FloatArray): void {
+  if (outer * n * inner >= NATIVE_MIN_ELEMENTS) {
+    const native = nativeLoops();
+    if (native && sameArrayType(g, out, gx)) {
+      native.logSoftmaxBackward(g, out, outer, n, inner, gx);
+      return;
+    }
+  }
   const f32 = gx instanceof Float32Array;
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
@@ -103,7 +111,7 @@ export function logSoftmaxBackwardAxis(g: FloatArray, out: FloatArray, outer: nu
       const s = f32 ? Math.fround(acc) : acc;
       for (let j = 0; j < n; j++) {
         const k = base + j * inner;
-        const e = f32 ? Math.fround(Math.exp(out[k])) : Math.exp(out[k]);
+        const e = f32 ? Math.fround(expDouble(out[k])) : expDouble(out[k]);
         gx[k] = g[k] - (f32 ? Math.fround(e * s) : e * s);
       }
     }
@@ -112,6 +120,13 @@ export function logSoftmaxBackwardAxis(g: FloatArray, out: FloatArray, outer: nu
 
 /** Numerically stable log-softmax along the middle axis: x - max - log Σ exp(x - max). */
 export function logSoftmaxAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void {
+  if (outer * n * inner >= NATIVE_MIN_ELEMENTS) {
+    const native = nativeLoops();
+    if (native && sameArrayType(x, x, out)) {
+      native.logSoftmax(x, outer, n, inner, out);
+      return;
+    }
+  }
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
       const base = o * n * inner + i;
@@ -119,8 +134,8 @@ export function logSoftmaxAxis(x: FloatArray, outer: number, n: number, inner: n
       for (let j = 0; j < n; j++) { const v = x[base + j * inner]; if (v > m || v !== v) m = v; }
       if (m === -Infinity) m = 0; // every logit -inf: let the result be -inf/NaN like PyTorch, without inf - inf here
       let s = 0;
-      for (let j = 0; j < n; j++) s += Math.exp(x[base + j * inner] - m);
-      const lse = m + Math.log(s);
+      for (let j = 0; j < n; j++) s += expDouble(x[base + j * inner] - m);
+      const lse = m + logDouble(s);
       for (let j = 0; j < n; j++) out[base + j * inner] = x[base + j * inner] - lse;
     }
   }
