@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { tensor, zeros, arange, randn, grad, noGrad, AxisError, IndexError, ShapeError, type NestedArray } from "@tapegrad/autograd";
+import fc from "fast-check";
+import {
+  tensor, zeros, arange, randn, grad, noGrad, linear, AxisError, IndexError, ShapeError, type NestedArray,
+} from "@tapegrad/autograd";
 
 const close = (a: NestedArray, b: NestedArray, digits = 5): void => {
   if (typeof a === "number" || typeof b === "number") {
@@ -164,6 +167,22 @@ describe("matmul", () => {
     expect(() => zeros([128, 784]).matmul(zeros([128, 10]))).toThrow("matmul: inner dimensions differ: [128, 784] @ [128, 10]");
     expect(() => tensor(1).matmul(a)).toThrow(/matmul: both arguments need at least 1 dimension/);
     expect(() => zeros([2, 2, 3]).matmul(zeros([3, 3, 2]))).toThrow(/matmul: shapes \[2\] and \[3\] cannot be broadcast/);
+  });
+});
+
+describe("linear", () => {
+  it("equals x @ Wᵀ + b for any number of rows, leading axes and features (every row gets the bias)", () => {
+    const shapes = fc.record({ lead: fc.array(fc.integer({ min: 0, max: 5 }), { maxLength: 2 }), rows: fc.integer({ min: 0, max: 70 }),
+      inF: fc.integer({ min: 1, max: 9 }), outF: fc.integer({ min: 1, max: 9 }), seed: fc.nat() });
+    fc.assert(fc.property(shapes, ({ lead, rows, inF, outF, seed }) => {
+      const x = randn([...lead, rows, inF], { seed });
+      const W = randn([outF, inF], { seed: seed + 1 });
+      const b = randn([outF], { seed: seed + 2 });
+      const out = linear(x, W, b);
+      expect(out.shape).toEqual([...lead, rows, outF]);
+      const want = x.matmul(W.transpose()).add(b);
+      out.data.forEach((v, i) => expect(Math.abs(v - want.data[i]), `element ${i}`).toBeLessThan(1e-5));
+    }), { numRuns: 60 });
   });
 });
 

@@ -238,9 +238,14 @@ export function reluBackward(g: FloatArray, x: FloatArray, out: FloatArray): voi
   for (let i = 0; i < n; i++) out[i] = x[i] > 0 ? g[i] : 0;
 }
 
-/** Writes `row` (length n) into each of the m rows of out (row-major m×n). */
+/**
+ * Writes `row` (length n) into each of the m rows of out (row-major m×n): the first row, then copies of
+ * the rows written so far, doubling each time, so a [128, n] output takes 8 block copies, not 128.
+ */
 export function fillRows(row: FloatArray, m: number, n: number, out: FloatArray): void {
-  for (let r = 0; r < m; r++) out.set(row, r * n);
+  if (m === 0) return;
+  out.set(row.length === n ? row : row.subarray(0, n), 0);
+  for (let done = 1; done < m; done *= 2) out.copyWithin(done * n, 0, Math.min(done, m - done) * n);
 }
 
 /**
