@@ -86,6 +86,21 @@ static int current_threads = 0;
 #define SPLIT_ALIGN 8
 static int64_t split_min_work = SPLIT_MIN_WORK; /* TAPEGRAD_SPLIT_MIN_WORK, read at load */
 
+/* How long the helper spins for the next split after one of `work` multiply-adds before it sleeps.
+ * NOTE: measured on the 2-core bench VM with a one-off script, in alternated pairs of fresh-process runs
+ * timed as the bench times epochs (median of epochs 2-4): after the batch-128 MLP's products (12.8M
+ * multiply-adds, ~0.2 ms on two threads) a helper that slept at once gave the faster epoch in 23 of 34
+ * pairs (medians 0.37-0.42 s against 0.39-0.41 s with a 1 ms spin). While V8 compiles the step's
+ * functions on a background thread during the first epochs, a spinning helper holds the core that thread
+ * needs, and waking the helper (tens of microseconds) costs little against such a product. After the
+ * batch-32 products (3.2M, 4x shorter, twice as many) sleeping at once was slower (0.51 s against 0.46 s
+ * over 6 pairs). */
+#define SLEEP_AFTER_WORK ((int64_t)1 << 23)
+#define SPIN_AFTER_SMALL_US 1000.0
+static double spin_after(int64_t work) {
+  return work >= SLEEP_AFTER_WORK ? 0.0 : SPIN_AFTER_SMALL_US;
+}
+
 static int open_blas(void) {
   if (blas_sgemm) return 1;
   /* NOTE: OpenBLAS's idle workers spin for 2^28 cycles (about 0.1 s) after each threaded call before they
@@ -225,7 +240,7 @@ static void tile_product(const part_t *p, int64_t work) {
   job.chunks = ((job.by_rows ? p->m : p->n) + job.size - 1) / job.size;
   /* NOTE: each part runs the chunk loop; whichever side finds no chunk left returns, so the caller taking
    * the helper's part back (helper.c) costs nothing */
-  if (max_threads > 1 && work >= split_min_work && job.chunks >= 2 && helper_split(tile_worker, &job, &job)) return;
+  if (max_threads > 1 && work >= split_min_work && job.chunks >= 2 && helper_split(tile_worker, &job, &job, spin_after(work))) return;
   tile_gemm_part(&job.t, 0, p->m, 0, p->n);
 }
 
@@ -284,7 +299,7 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   }
   part_t halves[2];
   if (want == 1 && max_threads > 1 && blas_set_threads && work >= split_min_work && split(&whole, halves) &&
-      helper_split(run_part, &halves[1], &halves[0])) {
+      helper_split(run_part, &halves[1], &halves[0], spin_after(work))) {
     return NULL;
   }
   run_part(&whole);

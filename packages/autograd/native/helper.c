@@ -5,10 +5,10 @@
  * NOTE: measured on the 2-core bench VM: the spinning helper still starts a part more than 240 us late on
  * 3-6% of posts (the host deschedules the virtual CPU), about 1 ms each; waiting for it cost ~50 us a
  * post on average, taking the part back costs one part.
- * After a part the helper spins for a short while (a training step's next product usually comes within a
- * millisecond) and then sleeps on a condition variable, so an idle process costs no CPU. Only one split
- * runs at a time: a second Node thread (worker_threads) that finds the helper busy computes its product
- * unsplit.
+ * After a part the helper spins for as long as the poster asked (a training step's next small product
+ * usually comes within a millisecond) and then sleeps on a condition variable, so an idle process costs no
+ * CPU. Only one split runs at a time: a second Node thread (worker_threads) that finds the helper busy
+ * computes its product unsplit.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -27,14 +27,13 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-/* How long the helper spins for the next part before it sleeps; TAPEGRAD_HELPER_SPIN_US overrides. */
-#define DEFAULT_SPIN_US 1000
 
 static pthread_mutex_t owner = PTHREAD_MUTEX_INITIALIZER; /* held by the thread whose split is running */
 static pthread_mutex_t sleep_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sleep_cv = PTHREAD_COND_INITIALIZER;
 static int state; /* 0 not started, 1 running, -1 could not start; guarded by owner */
-static double spin_us = DEFAULT_SPIN_US;
+static double spin_override = -1; /* TAPEGRAD_HELPER_SPIN_US, read when the helper starts; -1: none */
+static _Atomic double spin_us; /* how long to spin after the latest part, set by its poster */
 
 static helper_part_fn job_fn;
 static const void *job_arg;
@@ -53,12 +52,12 @@ static void *helper_main(void *unused) {
   (void)unused;
   unsigned seen = 0;
   for (;;) {
-    double start = now_us();
+    double start = now_us(), budget = atomic_load(&spin_us);
     unsigned spins = 0, next;
     while ((next = atomic_load(&posted)) == seen) {
       CPU_RELAX();
       if ((++spins & 63) != 0) continue;
-      if (now_us() - start < spin_us) {
+      if (now_us() - start < budget) {
         /* NOTE: give the core away now and then: on a 2-core machine the engine's own background
          * threads (garbage collector, compiler) need it too */
         if ((spins & 4095) == 0) sched_yield();
@@ -89,7 +88,7 @@ static int start_helper(void) {
   if (env && *env) {
     char *end;
     double v = strtod(env, &end);
-    if (*end == '\0' && v >= 0) spin_us = v;
+    if (*end == '\0' && v >= 0) spin_override = v;
   }
   pthread_attr_t attr;
   pthread_t thread;
@@ -100,7 +99,7 @@ static int start_helper(void) {
   return ok ? 1 : -1;
 }
 
-int helper_split(helper_part_fn fn, const void *theirs, const void *mine) {
+int helper_split(helper_part_fn fn, const void *theirs, const void *mine, double spin_after_us) {
   if (pthread_mutex_trylock(&owner) != 0) return 0;
   if (state == 0) state = start_helper();
   if (state < 0) {
@@ -109,6 +108,7 @@ int helper_split(helper_part_fn fn, const void *theirs, const void *mine) {
   }
   job_fn = fn;
   job_arg = theirs;
+  atomic_store(&spin_us, spin_override >= 0 ? spin_override : spin_after_us);
   unsigned ticket = atomic_load(&posted) + 1;
   atomic_store(&posted, ticket);
   if (atomic_load(&asleep)) {

@@ -28,9 +28,10 @@ int float_operand_type(napi_env env, napi_value v, const char *who);
 
 /* helper.c: runs fn(theirs) on the helper thread while the caller runs fn(mine), and returns 1 when both
  * are done; the caller runs fn(theirs) too when the helper has not started it by the time fn(mine)
- * returns. Returns 0 at once, running nothing, when the helper is busy with another thread's split or
- * could not be started. */
+ * returns. Afterwards the helper spins for the next part for spin_after_us microseconds
+ * (TAPEGRAD_HELPER_SPIN_US overrides), then sleeps. Returns 0 at once, running nothing, when the helper
+ * is busy with another thread's split or could not be started. */
 typedef void (*helper_part_fn)(const void *arg);
-int helper_split(helper_part_fn fn, const void *theirs, const void *mine);
+int helper_split(helper_part_fn fn, const void *theirs, const void *mine, double spin_after_us);
 
 #endif
