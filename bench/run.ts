@@ -9,6 +9,9 @@
  *   --no-python, --no-tfjs   skip those references
  *   --tfjs-epochs    also time TF.js epochs (minutes each: its wasm backend's transposed matmuls are slow)
  *   --rounds=N       rounds of the epoch workloads (default 3, 1 with --quick), see below
+ *   --warmup-epochs=N  untimed epochs before the timed ones in every epoch process, for every tool
+ *                    (default 1); a larger N times a JIT's steady state rather than its first epochs
+ *   --out=NAME       write bench/results/NAME.md and .json instead of latest.md and latest.json
  * Ratios are tapegrad's median time divided by the tool's: above 1 means tapegrad is slower.
  *
  * The epochs, whose ratios are the targets, run in interleaved rounds: each round times every epoch
@@ -57,10 +60,16 @@ const threads = referenceThreads(flag("threads") || "1,2");
 const workloads = buildWorkloads(quick).filter((w) => !filter || w.id.includes(filter) || w.title.includes(filter));
 const rounds = Number(flag("rounds") || (quick ? 1 : 3));
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: expected a whole number ≥ 1, got "${flag("rounds")}"`);
-/** Timed epochs per tool in one round, after one warm-up epoch. */
+/** Timed epochs per tool in one round, after `warmupEpochs` untimed ones. */
 const epochsPerRound = quick ? 1 : 3;
+const warmupEpochs = Number(flag("warmup-epochs") || 1);
+if (!Number.isInteger(warmupEpochs) || warmupEpochs < 0) {
+  throw new Error(`--warmup-epochs: expected a whole number ≥ 0, got "${flag("warmup-epochs")}"`);
+}
+const outName = flag("out") || "latest";
+if (!/^[\w.-]+$/.test(outName)) throw new Error(`--out: expected a file name without a directory, got "${outName}"`);
 const roundEpochs = workloads.filter((w) => w.kind === "epoch")
-  .map((w) => ({ ...w, warmup: 1, minRuns: epochsPerRound, minTimeMs: 0 }));
+  .map((w) => ({ ...w, warmup: warmupEpochs, minRuns: epochsPerRound, minTimeMs: 0 }));
 const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
 
 function formatMs(ms: number): string {
@@ -194,9 +203,9 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${md}`);
   const dir = fileURLToPath(new URL("./results/", import.meta.url));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(`${dir}latest.md`, md);
-  writeFileSync(`${dir}latest.json`, `${JSON.stringify({ ...header, rows }, null, 2)}\n`);
-  process.stderr.write(`\nwrote bench/results/latest.md and latest.json\n`);
+  writeFileSync(`${dir}${outName}.md`, md);
+  writeFileSync(`${dir}${outName}.json`, `${JSON.stringify({ ...header, rows }, null, 2)}\n`);
+  process.stderr.write(`\nwrote bench/results/${outName}.md and ${outName}.json\n`);
 }
 
 function renderMarkdown(header: { date: string; machine: string; node: string; quick: boolean; rounds: number;
@@ -207,7 +216,7 @@ function renderMarkdown(header: { date: string; machine: string; node: string; q
     `- date: ${header.date}${header.quick ? " (--quick)" : ""}`,
     `- machine: ${header.machine}`,
     `- node ${header.node}; tapegrad runs JavaScript on one thread, its native gemm threads as noted below; Python reference threads: ${header.referenceThreads.join(", ")}`,
-    `- epochs: median of ${header.rounds} interleaved round${header.rounds > 1 ? "s'" : "'s"} medians (each tool a fresh process per round: one warm-up epoch, then ${epochsPerRound} timed); other workloads: median of repeated runs in one process`,
+    `- epochs: median of ${header.rounds} interleaved round${header.rounds > 1 ? "s'" : "'s"} medians (each tool a fresh process per round: ${warmupEpochs === 1 ? "one warm-up epoch" : `${warmupEpochs} warm-up epochs`}, then ${epochsPerRound} timed); other workloads: median of repeated runs in one process`,
     ...header.notes.map((n) => `- ${n}`),
     ...header.skipped.map((s) => `- skipped ${s}`),
     ``,
