@@ -204,12 +204,30 @@ static int use_tiles(int f64, int ta, int tb, int64_t m, int64_t k, int64_t work
 }
 
 /* A product split into chunks of columns (or of rows, when C has too few columns for a fair share) that
- * the caller and the helper claim one at a time. */
+ * the caller claims one at a time from the first and the helper from the last, so each thread works
+ * through one contiguous block of C (and of the operand the chunks cut) and keeps it in its own cache. */
 typedef struct {
   tile_gemm_t t;
   int by_rows, size, chunks;
-  atomic_int next;
+  _Atomic uint64_t ends; /* front << 32 | back: chunks [front, back) are unclaimed */
 } tile_job_t;
+
+/* One side of a job: the caller's (from the front) or the helper's (from the back). */
+typedef struct {
+  tile_job_t *job;
+  int from_back;
+} tile_side_t;
+
+/* The next chunk for this side, or -1 when none is left. */
+static int claim_chunk(tile_job_t *job, int from_back) {
+  uint64_t cur = atomic_load(&job->ends);
+  for (;;) {
+    uint32_t front = (uint32_t)(cur >> 32), back = (uint32_t)cur;
+    if (front >= back) return -1;
+    uint64_t next = from_back ? ((uint64_t)front << 32) | (back - 1) : ((uint64_t)(front + 1) << 32) | back;
+    if (atomic_compare_exchange_weak(&job->ends, &cur, next)) return (int)(from_back ? back - 1 : front);
+  }
+}
 
 /* Columns per chunk: NT 16 (a 64-byte line of C's row, so the two threads do not write the same cache
  * line), NN/TN 48; rows per chunk when C is tall and narrow: 24 (NT) or 32 (NN/TN), whole tiles. */
@@ -220,9 +238,10 @@ typedef struct {
 #define MIN_CHUNKS 8
 
 static void tile_worker(const void *arg) {
-  tile_job_t *job = (tile_job_t *)arg; /* NOTE: the chunk counter is the only field written */
+  const tile_side_t *side = arg;
+  tile_job_t *job = side->job; /* NOTE: the chunk bounds are the only field written */
   const tile_gemm_t *t = &job->t;
-  for (int chunk; (chunk = atomic_fetch_add(&job->next, 1)) < job->chunks;) {
+  for (int chunk; (chunk = claim_chunk(job, side->from_back)) >= 0;) {
     int lo = chunk * job->size, hi = lo + job->size;
     if (job->by_rows) tile_gemm_part(t, lo, hi < t->m ? hi : t->m, 0, t->n);
     else tile_gemm_part(t, 0, t->m, lo, hi < t->n ? hi : t->n);
@@ -238,9 +257,12 @@ static void tile_product(const part_t *p, int64_t work) {
   job.by_rows = p->n < MIN_CHUNKS * cols && p->m > p->n;
   job.size = job.by_rows ? rows : cols;
   job.chunks = ((job.by_rows ? p->m : p->n) + job.size - 1) / job.size;
+  atomic_store(&job.ends, (uint64_t)job.chunks);
+  tile_side_t front = { &job, 0 }, back = { &job, 1 };
   /* NOTE: each part runs the chunk loop; whichever side finds no chunk left returns, so the caller taking
    * the helper's part back (helper.c) costs nothing */
-  if (max_threads > 1 && work >= split_min_work && job.chunks >= 2 && helper_split(tile_worker, &job, &job, spin_after(work))) return;
+  if (max_threads > 1 && work >= split_min_work && job.chunks >= 2 &&
+      helper_split(tile_worker, &back, &front, spin_after(work))) return;
   tile_gemm_part(&job.t, 0, p->m, 0, p->n);
 }
 
