@@ -31,6 +31,17 @@
 #include "libm.h"
 #include "native.h"
 
+/* The streaming loops are compiled twice, for AVX2 and for the baseline, and the dynamic loader picks one
+ * for the CPU (target_clones, an ifunc: x86-64 with glibc). Both do the same IEEE operations on each
+ * element (no FMA: -ffp-contract=off), so the results are the same; the AVX2 copies handle 8 floats per
+ * instruction where baseline SSE2 handles 4. NOTE: measured on the bench VM with a one-off script: axpy on
+ * 100k floats 34-39 us against 50-51, mul 44-59 us against 75-78. */
+#if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__))
+#define TG_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TG_CLONES
+#endif
+
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAXIMUM, OP_MINIMUM };
 enum { OP_NEG, OP_RELU, OP_ABS, OP_SIGN, OP_STEP, OP_SQRT, OP_EXP, OP_LOG };
 
@@ -104,7 +115,7 @@ static void *span(napi_env env, napi_value v, int want, int64_t offset, int64_t 
 
 /* One contiguous/scalar loop per (op, stride pattern); T is float or double. */
 #define BINARY_LOOPS(T, NAME)                                                                        \
-  static void NAME(int op, const T *a, int64_t sa, const T *b, int64_t sb, T *out, int64_t n) {      \
+  TG_CLONES static void NAME(int op, const T *a, int64_t sa, const T *b, int64_t sb, T *out, int64_t n) { \
     switch (op) {                                                                                    \
       case OP_ADD: BINARY_CASES(T, x + y) break;                                                     \
       case OP_SUB: BINARY_CASES(T, x - y) break;                                                     \
@@ -147,7 +158,7 @@ static napi_value binary(napi_env env, napi_callback_info info) {
 }
 
 #define UNARY_LOOPS(T, NAME, SQRT)                                                                   \
-  static void NAME(int op, const T *x, T *out, int64_t n) {                                          \
+  TG_CLONES static void NAME(int op, const T *x, T *out, int64_t n) {                                \
     switch (op) {                                                                                    \
       case OP_NEG: for (int64_t i = 0; i < n; i++) out[i] = -x[i]; break;                            \
       /* NOTE: NaN passes through relu, as in PyTorch */                                             \
@@ -183,6 +194,16 @@ static napi_value unary(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* NOTE: both loads are unconditional so the compiler can make this a mask and vectorize it; with g[i] read
+ * only under the branch it stays a branch, which mispredicts on real activations */
+#define RELU_BACKWARD(T, NAME)                                                                 \
+  TG_CLONES static void NAME(const T *g, const T *x, T *out, int64_t n) {                      \
+    for (int64_t i = 0; i < n; i++) { T gv = g[i]; out[i] = x[i] > 0 ? gv : 0; }               \
+  }
+
+RELU_BACKWARD(float, relu_backward_f32)
+RELU_BACKWARD(double, relu_backward_f64)
+
 static napi_value relu_backward(napi_env env, napi_callback_info info) {
   ARGS(4)
   int64_t n;
@@ -195,19 +216,19 @@ static napi_value relu_backward(napi_env env, napi_callback_info info) {
   if (!x) return NULL;
   void *out = span(env, argv[2], type, 0, 1, n, "out");
   if (!out) return NULL;
-  if (type == napi_float32_array) {
-    const float *gs = g, *xs = x;
-    float *o = out;
-    /* NOTE: both loads are unconditional so the compiler can make this a mask and vectorize it; with
-     * gs[i] read only under the branch it stays a branch, which mispredicts on real activations */
-    for (int64_t i = 0; i < n; i++) { float gv = gs[i]; o[i] = xs[i] > 0 ? gv : 0; }
-  } else {
-    const double *gs = g, *xs = x;
-    double *o = out;
-    for (int64_t i = 0; i < n; i++) { double gv = gs[i]; o[i] = xs[i] > 0 ? gv : 0; }
-  }
+  if (type == napi_float32_array) relu_backward_f32(g, x, out, n);
+  else relu_backward_f64(g, x, out, n);
   return NULL;
 }
+
+/* NOTE: in double, as JavaScript computes y[i] + alpha * x[i] before the store rounds it to y's type */
+#define AXPY(T, NAME)                                                                          \
+  TG_CLONES static void NAME(double alpha, const T *x, T *y, int64_t n) {                      \
+    for (int64_t i = 0; i < n; i++) y[i] = (T)((double)y[i] + alpha * (double)x[i]);           \
+  }
+
+AXPY(float, axpy_f32)
+AXPY(double, axpy_f64)
 
 static napi_value axpy(napi_env env, napi_callback_info info) {
   ARGS(6)
@@ -224,21 +245,13 @@ static napi_value axpy(napi_env env, napi_callback_info info) {
   if (!x) return NULL;
   void *y = span(env, argv[3], type, y_off, 1, n, "y");
   if (!y) return NULL;
-  if (type == napi_float32_array) {
-    const float *xs = x;
-    float *ys = y;
-    /* NOTE: in double, as JavaScript computes y[i] + alpha * x[i] before the store rounds it */
-    for (int64_t i = 0; i < n; i++) ys[i] = (float)((double)ys[i] + alpha * (double)xs[i]);
-  } else {
-    const double *xs = x;
-    double *ys = y;
-    for (int64_t i = 0; i < n; i++) ys[i] = ys[i] + alpha * xs[i];
-  }
+  if (type == napi_float32_array) axpy_f32(alpha, x, y, n);
+  else axpy_f64(alpha, x, y, n);
   return NULL;
 }
 
 #define SUM_AXIS(T, NAME)                                                                  \
-  static int NAME(const T *x, int64_t outer, int64_t n, int64_t inner, T *out) {           \
+  TG_CLONES static int NAME(const T *x, int64_t outer, int64_t n, int64_t inner, T *out) { \
     if (inner == 1) {                                                                      \
       for (int64_t o = 0; o < outer; o++) {                                                \
         double s = 0;                                                                      \
