@@ -65,7 +65,6 @@ static const char *const candidates[] = {
   NULL,
 };
 
-/* Opens the first library that has both cblas_sgemm and cblas_dgemm; TAPEGRAD_BLAS_LIB overrides the list. */
 /* Threads a large product may use (setThreads), and the count OpenBLAS was last told. */
 static int max_threads = 1;
 static int current_threads = 0;
@@ -77,8 +76,8 @@ static int current_threads = 0;
  *     whole depth;
  *   smaller: one thread.
  * NOTE: measured on the 2-core bench VM: OpenBLAS's threads double a 512^2 or 1024^2 product, but on the
- * MLP's 128 x 784 x 128 products inside a training epoch they gained only 1.3x; the split with a helper
- * that spins between the step's products is what pays there. TAPEGRAD_SPLIT_MIN_WORK overrides the
+ * MLP's 128 x 784 x 128 products inside a training epoch they gained only 1.3x; the split with the
+ * addon's helper thread (helper.c) is what pays there. TAPEGRAD_SPLIT_MIN_WORK overrides the
  * lower bound. */
 #define THREADED_MIN_WORK ((int64_t)1 << 24)
 #define SPLIT_MIN_WORK ((int64_t)1 << 20)
@@ -101,6 +100,7 @@ static double spin_after(int64_t work) {
   return work >= SLEEP_AFTER_WORK ? 0.0 : SPIN_AFTER_SMALL_US;
 }
 
+/* Opens the first library that has both cblas_sgemm and cblas_dgemm; TAPEGRAD_BLAS_LIB overrides the list. */
 static int open_blas(void) {
   if (blas_sgemm) return 1;
   /* NOTE: OpenBLAS's idle workers spin for 2^28 cycles (about 0.1 s) after each threaded call before they
@@ -208,7 +208,7 @@ static int use_tiles(int f64, int ta, int tb, int64_t m, int64_t k, int64_t work
  * through one contiguous block of C (and of the operand the chunks cut) and keeps it in its own cache. */
 typedef struct {
   tile_gemm_t t;
-  int by_rows, size, chunks;
+  int by_rows, size;
   _Atomic uint64_t ends; /* front << 32 | back: chunks [front, back) are unclaimed */
 } tile_job_t;
 
@@ -252,16 +252,16 @@ static void tile_worker(const void *arg) {
  * split_min_work, else on the caller alone. */
 static void tile_product(const part_t *p, int64_t work) {
   tile_job_t job = { { p->ta == CBLAS_TRANS, p->tb == CBLAS_TRANS, p->m, p->n, p->k, p->a, p->lda, p->b,
-                       p->ldb, p->beta, p->c, p->ldc }, 0, 0, 0, 0 };
+                       p->ldb, p->beta, p->c, p->ldc }, 0, 0, 0 };
   int cols = job.t.tb ? NT_COLS : BC_COLS, rows = job.t.tb ? NT_ROWS : BC_ROWS;
   job.by_rows = p->n < MIN_CHUNKS * cols && p->m > p->n;
   job.size = job.by_rows ? rows : cols;
-  job.chunks = ((job.by_rows ? p->m : p->n) + job.size - 1) / job.size;
-  atomic_store(&job.ends, (uint64_t)job.chunks);
+  int chunks = ((job.by_rows ? p->m : p->n) + job.size - 1) / job.size;
+  atomic_store(&job.ends, (uint64_t)chunks);
   tile_side_t front = { &job, 0 }, back = { &job, 1 };
   /* NOTE: each part runs the chunk loop; whichever side finds no chunk left returns, so the caller taking
    * the helper's part back (helper.c) costs nothing */
-  if (max_threads > 1 && work >= split_min_work && job.chunks >= 2 &&
+  if (max_threads > 1 && work >= split_min_work && chunks >= 2 &&
       helper_split(tile_worker, &back, &front, spin_after(work))) return;
   tile_gemm_part(&job.t, 0, p->m, 0, p->n);
 }

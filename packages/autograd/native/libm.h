@@ -36,8 +36,8 @@ static const double tg_exp2_32ths[32] = {
   1.8340080864093424, 1.8741676341103, 1.9152065613971474, 1.9571441241754002,
 };
 #define TG_32_BY_LN2 46.16624130844683
-#define TG_LN2_32_HI 0.021660849390173098
-#define TG_LN2_32_LO 2.325192846878874e-12
+#define TG_LN2_32_HI (TG_LN2_HI / 32.0) /* exact: a power of two */
+#define TG_LN2_32_LO (TG_LN2_LO / 32.0)
 
 static inline double tg_exp(double x) {
   if (!(x < 709.8)) return x != x ? x : (double)INFINITY;

@@ -34,8 +34,8 @@ const EXP2_32THS = new Float64Array([
 ]);
 /** 32/ln 2, and ln 2/32 split as LN2_HI/32 and LN2_LO/32 (exact divisions by a power of two). */
 const THIRTYTWO_BY_LN2 = 46.16624130844683;
-const LN2_32_HI = 0.021660849390173098;
-const LN2_32_LO = 2.325192846878874e-12;
+const LN2_32_HI = LN2_HI / 32;
+const LN2_32_LO = LN2_LO / 32;
 
 /**
  * e^x: x = (32k + j)·ln2/32 + r with |r| ≤ ln2/64, so e^x = 2^k · 2^(j/32) · e^r, and e^r - 1 by its
