@@ -222,6 +222,25 @@ describe.skipIf(!nativeActive)("native loops: bit-identical to the TypeScript lo
       });
     }
 
+    it(`unary exp (${dtype}): groups of four across the edges of the vector path's range, and partial last groups`, () => {
+      // elementwise.c computes exp four at a time where every argument lies in [-708, 709.7) (a normal
+      // result) and one at a time elsewhere; cross both edges, subnormal and overflowing results included
+      const edges = [-745.5, -745.1, -720, -708.5, -708.0000001, -708, -707.9999999, -1e-300, 0, 1e-300, 88.7, 709.69999, 709.7, 709.8, 710];
+      fc.assert(fc.property(large, fc.nat(), fc.double({ min: -750, max: 712, noNaN: true }), (n, seed, centre) => {
+        const x = new Type(n);
+        for (let i = 0; i < n; i++) {
+          const r = (seed + i * 7919) % 10;
+          x[i] = r < 3 ? edges[(seed + i) % edges.length] : r < 6 ? centre + (i % 13) * 0.37 - 2 : ((i * 2654435761) % 1000) / 1000 * 1460 - 748;
+        }
+        const { native, ts } = nativeThenTypeScript(() => {
+          const out = new Type(n).fill(7);
+          K.unary("exp", x, out);
+          return out;
+        });
+        expectSameBits(native, ts, `exp n=${n} seed=${seed} centre=${centre}`, (i) => ` for x = ${x[i]}`);
+      }), { numRuns });
+    });
+
     it(`logSoftmax and its backward (${dtype}): any [outer, n, inner] layout, awkward values, rows of -Infinity`, () => {
       const layout = fc.record({ outer: fc.integer({ min: 1, max: 40 }), n: fc.integer({ min: 1, max: 300 }),
         inner: fc.integer({ min: 1, max: 6 }), plainLogits: fc.boolean(), seed: fc.nat() })

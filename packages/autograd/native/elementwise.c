@@ -157,7 +157,81 @@ static napi_value binary(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-#define UNARY_LOOPS(T, NAME, SQRT)                                                                   \
+/* v[i] = tg_exp(v[i]) for i < n. On x86-64 with AVX2, four at a time: tg_exp_normal's operations, one
+ * lane each (mul and add kept apart: no FMA), with the table read as a gather; a group of four with an
+ * argument outside tg_exp_normal's range (NaN included) goes through tg_exp one by one. Same bits as
+ * tg_exp. NOTE: measured with a one-off script on the bench VM: exp of 1280 floats 2.9-4.4 us against
+ * 9.2 us one at a time; the MLP's [128, 10] log-softmax 15 us forward and 9 us backward against 20 and 13.5. */
+#define EXP_BLOCK 256
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define TG_EXP_AVX2 1
+/* at[0..3] = tg_exp(at[0..3]). */
+__attribute__((target("avx2"))) static inline void exp4_avx2(double *at) {
+  const __m256d x = _mm256_loadu_pd(at);
+  const __m256d normal = _mm256_and_pd(_mm256_cmp_pd(x, _mm256_set1_pd(TG_EXP_NORMAL_LO), _CMP_GE_OQ),
+                                       _mm256_cmp_pd(x, _mm256_set1_pd(TG_EXP_NORMAL_HI), _CMP_LT_OQ));
+  if (_mm256_movemask_pd(normal) != 0xf) {
+    for (int l = 0; l < 4; l++) at[l] = tg_exp(at[l]);
+    return;
+  }
+  const __m256d rounder = _mm256_set1_pd(TG_ROUNDER);
+  __m256d n = _mm256_sub_pd(_mm256_add_pd(_mm256_mul_pd(x, _mm256_set1_pd(TG_32_BY_LN2)), rounder), rounder);
+  __m256d r = _mm256_sub_pd(_mm256_sub_pd(x, _mm256_mul_pd(n, _mm256_set1_pd(TG_LN2_32_HI))),
+                            _mm256_mul_pd(n, _mm256_set1_pd(TG_LN2_32_LO)));
+  __m128i ni = _mm256_cvttpd_epi32(n); /* n is a whole number: exact */
+  __m128i k = _mm_srai_epi32(ni, 5);
+  __m256d t = _mm256_i32gather_pd(tg_exp2_32ths, _mm_and_si128(ni, _mm_set1_epi32(31)), 8);
+  __m256d r2 = _mm256_mul_pd(r, r);
+  __m256d q1 = _mm256_add_pd(_mm256_mul_pd(r, _mm256_set1_pd(1.0 / 6.0)), _mm256_set1_pd(0.5));
+  __m256d q2 = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(r, _mm256_set1_pd(1.0 / 120.0)), _mm256_set1_pd(1.0 / 24.0)),
+                             _mm256_mul_pd(r2, _mm256_set1_pd(1.0 / 720.0)));
+  __m256d p = _mm256_add_pd(_mm256_add_pd(r, _mm256_mul_pd(r2, q1)), _mm256_mul_pd(_mm256_mul_pd(r2, r2), q2));
+  __m256d m = _mm256_add_pd(t, _mm256_mul_pd(t, p));
+  __m256i scale = _mm256_slli_epi64(_mm256_cvtepi32_epi64(_mm_add_epi32(k, _mm_set1_epi32(1023))), 52);
+  _mm256_storeu_pd(at, _mm256_mul_pd(m, _mm256_castsi256_pd(scale)));
+}
+
+__attribute__((target("avx2"))) static void exp_block_avx2(double *v, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) exp4_avx2(v + i);
+  if (i < n) { /* the last, partial group, padded with zeros */
+    double tail[4] = { 0, 0, 0, 0 };
+    for (int64_t l = 0; l < n - i; l++) tail[l] = v[i + l];
+    exp4_avx2(tail);
+    for (int64_t l = 0; l < n - i; l++) v[i + l] = tail[l];
+  }
+}
+#endif
+
+static void exp_block(double *v, int64_t n) {
+#ifdef TG_EXP_AVX2
+  static int avx2 = -1;
+  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+  if (avx2) {
+    exp_block_avx2(v, n);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; i++) v[i] = tg_exp(v[i]);
+}
+
+/* out[i * stride] = (T)tg_exp((double)x[i * stride]) for i < n, through exp_block. */
+#define EXP_STRIDED(T, NAME)                                                          \
+  static void NAME(const T *x, int64_t stride, T *out, int64_t n) {                   \
+    double v[EXP_BLOCK];                                                              \
+    for (int64_t i0 = 0; i0 < n; i0 += EXP_BLOCK) {                                   \
+      int64_t len = n - i0 < EXP_BLOCK ? n - i0 : EXP_BLOCK;                          \
+      for (int64_t i = 0; i < len; i++) v[i] = (double)x[(i0 + i) * stride];          \
+      exp_block(v, len);                                                              \
+      for (int64_t i = 0; i < len; i++) out[(i0 + i) * stride] = (T)v[i];            \
+    }                                                                                 \
+  }
+
+EXP_STRIDED(float, exp_f32)
+EXP_STRIDED(double, exp_f64)
+
+#define UNARY_LOOPS(T, NAME, SQRT, EXP)                                                              \
   TG_CLONES static void NAME(int op, const T *x, T *out, int64_t n) {                                \
     switch (op) {                                                                                    \
       case OP_NEG: for (int64_t i = 0; i < n; i++) out[i] = -x[i]; break;                            \
@@ -167,13 +241,13 @@ static napi_value binary(napi_env env, napi_callback_info info) {
       case OP_SIGN: for (int64_t i = 0; i < n; i++) { T v = x[i]; out[i] = v > 0 ? 1 : (v < 0 ? -1 : v); } break; \
       case OP_STEP: for (int64_t i = 0; i < n; i++) out[i] = x[i] > 0 ? 1 : 0; break;                \
       case OP_SQRT: for (int64_t i = 0; i < n; i++) out[i] = SQRT(x[i]); break;                      \
-      case OP_EXP: for (int64_t i = 0; i < n; i++) out[i] = (T)tg_exp((double)x[i]); break;          \
+      case OP_EXP: EXP(x, 1, out, n); break;                                                         \
       case OP_LOG: for (int64_t i = 0; i < n; i++) out[i] = (T)tg_log((double)x[i]); break;          \
     }                                                                                                \
   }
 
-UNARY_LOOPS(float, unary_f32, sqrtf)
-UNARY_LOOPS(double, unary_f64, sqrt)
+UNARY_LOOPS(float, unary_f32, sqrtf, exp_f32)
+UNARY_LOOPS(double, unary_f64, sqrt, exp_f64)
 
 static napi_value unary(napi_env env, napi_callback_info info) {
   ARGS(4)
@@ -321,8 +395,13 @@ static napi_value sum_axis(napi_env env, napi_callback_info info) {
         double m = -(double)INFINITY;                                                     \
         for (int64_t j = 0; j < n; j++) { double v = xr[j * inner]; if (v > m || v != v) m = v; } \
         if (m == -(double)INFINITY) m = 0;                                                \
-        double s = 0;                                                                     \
-        for (int64_t j = 0; j < n; j++) s += tg_exp((double)xr[j * inner] - m);           \
+        double s = 0, v[EXP_BLOCK];                                                       \
+        for (int64_t j0 = 0; j0 < n; j0 += EXP_BLOCK) {                                   \
+          int64_t len = n - j0 < EXP_BLOCK ? n - j0 : EXP_BLOCK;                          \
+          for (int64_t j = 0; j < len; j++) v[j] = (double)xr[(j0 + j) * inner] - m;      \
+          exp_block(v, len);                                                              \
+          for (int64_t j = 0; j < len; j++) s += v[j];                                    \
+        }                                                                                 \
         double lse = m + tg_log(s);                                                       \
         for (int64_t j = 0; j < n; j++) orow[j * inner] = (T)((double)xr[j * inner] - lse); \
       }                                                                                   \
@@ -349,7 +428,7 @@ static napi_value log_softmax(napi_env env, napi_callback_info info) {
 
 /* gx = g - exp(out) * sum_j g along each row; T arithmetic rounds where reduce.ts's Math.fround does
  * (a float op of two floats rounds as the double op and fround do: the double rounding is innocuous). */
-#define LOG_SOFTMAX_BACKWARD(T, NAME)                                                             \
+#define LOG_SOFTMAX_BACKWARD(T, NAME)                                                                \
   static void NAME(const T *g, const T *out, int64_t outer, int64_t n, int64_t inner, T *gx) {    \
     for (int64_t o = 0; o < outer; o++) {                                                         \
       for (int64_t i = 0; i < inner; i++) {                                                       \
@@ -357,10 +436,15 @@ static napi_value log_softmax(napi_env env, napi_callback_info info) {
         double acc = 0;                                                                           \
         for (int64_t j = 0; j < n; j++) acc += g[base + j * inner];                               \
         const T s = (T)acc;                                                                       \
-        for (int64_t j = 0; j < n; j++) {                                                         \
-          int64_t k = base + j * inner;                                                           \
-          const T e = (T)tg_exp((double)out[k]);                                                  \
-          gx[k] = g[k] - e * s;                                                                   \
+        double v[EXP_BLOCK];                                                                      \
+        for (int64_t j0 = 0; j0 < n; j0 += EXP_BLOCK) {                                           \
+          int64_t len = n - j0 < EXP_BLOCK ? n - j0 : EXP_BLOCK;                                  \
+          for (int64_t j = 0; j < len; j++) v[j] = (double)out[base + (j0 + j) * inner];          \
+          exp_block(v, len);                                                                      \
+          for (int64_t j = 0; j < len; j++) {                                                     \
+            int64_t k = base + (j0 + j) * inner;                                                  \
+            gx[k] = g[k] - (T)v[j] * s;                                                           \
+          }                                                                                       \
         }                                                                                         \
       }                                                                                           \
     }                                                                                             \

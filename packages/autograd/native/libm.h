@@ -57,6 +57,11 @@ static inline double tg_exp(double x) {
   return m * tg_pow2(k);
 }
 
+/* Where tg_exp's result is m * 2^k with k in [-1022, 1023] (its last branch): x in [TG_EXP_NORMAL_LO,
+ * TG_EXP_NORMAL_HI). elementwise.c's vector exp does tg_exp's operations there and calls tg_exp elsewhere. */
+#define TG_EXP_NORMAL_LO (-708.0)
+#define TG_EXP_NORMAL_HI 709.7
+
 static inline double tg_log(double x) {
   if (!(x > 0)) return x == 0 ? -(double)INFINITY : (double)NAN;
   if (x == (double)INFINITY) return x;
