@@ -64,7 +64,7 @@ export function defineOp(definition: OpDefinition): (...inputs: Tensor[]) => Ten
     // NOTE: a fresh tensor even when forward returns an input unchanged, so the node never lands on a leaf.
     const out = new Tensor(result.data, result.shape);
     ctx.output = out;
-    return record(name, inputs, out, (g) => {
+    const recorded = record(name, inputs, out, (g) => {
       const r = backward(ctx, g);
       const grads = r instanceof Tensor ? [r] : r;
       if (!Array.isArray(grads) || grads.length !== inputs.length) {
@@ -77,6 +77,8 @@ export function defineOp(definition: OpDefinition): (...inputs: Tensor[]) => Ten
       });
       return grads as (Tensor | null | undefined)[];
     });
+    if (recorded.gradFn) recorded.gradFn.userBackward = true;
+    return recorded;
   };
   Object.defineProperty(op, "name", { value: name });
   return op;

@@ -19,9 +19,14 @@ export function trackFreshBuffers(set: WeakSet<ArrayBufferLike> | null): void {
 }
 
 export function allocate(dtype: DType, size: number): FloatArray {
-  const a = dtype === "float64" ? new Float64Array(size) : new Float32Array(size);
-  if (freshBuffers) freshBuffers.add(a.buffer);
-  return a;
+  const a = size * (dtype === "float64" ? 8 : 4) >= UNFILLED_MIN_BYTES ? fromPool(dtype, size) : null;
+  if (a) {
+    a.fill(0);
+    return a;
+  }
+  const b = dtype === "float64" ? new Float64Array(size) : new Float32Array(size);
+  if (freshBuffers) freshBuffers.add(b.buffer);
+  return b;
 }
 
 /** Node's Buffer, where there is one: its allocUnsafeSlow hands out memory without the zero fill. */
@@ -38,11 +43,86 @@ const UNFILLED_MIN_BYTES = 16384;
  */
 export function allocateUnfilled(dtype: DType, size: number): FloatArray {
   const width = dtype === "float64" ? 8 : 4;
+  if (size * width >= UNFILLED_MIN_BYTES) {
+    const a = fromPool(dtype, size);
+    if (a) return a;
+  }
   if (!NodeBuffer || size * width < UNFILLED_MIN_BYTES) return allocate(dtype, size);
   const { buffer } = NodeBuffer.allocUnsafeSlow(size * width);
   const a = dtype === "float64" ? new Float64Array(buffer, 0, size) : new Float32Array(buffer, 0, size);
   if (freshBuffers) freshBuffers.add(a.buffer);
   return a;
+}
+
+// ---------------------------------------------------------------- the buffer pool
+
+/**
+ * Buffers the framework has proved dead, by byte length, for the next allocation of that size (a caching
+ * allocator, as PyTorch keeps for CUDA). Only the engine and zeroGrad release buffers, and only ones no
+ * tensor the user can reach still uses: gradients made and consumed within one backward pass, and a
+ * leaf's gradient that no code outside the framework has read (see Tensor.grad).
+ * NOTE: measured on the bench VM (one-off script, alternated fresh processes, batch-128 MLP epoch): with
+ * every large buffer recycled, the epoch ran ~8% faster. A fresh buffer is new memory: the first write to
+ * each of its cache lines reads it from DRAM. A recycled one was written a step ago and is still in cache.
+ * JavaScript frees a buffer only when the garbage collector finds it dead, many steps later.
+ */
+const pool = new Map<number, ArrayBuffer[]>();
+const pooled = new WeakSet<ArrayBuffer>();
+let pooledBytes = 0;
+/** Buffers kept per byte length, and in all; a release beyond either is left to the garbage collector. */
+const POOL_PER_SIZE = 8;
+const POOL_MAX_BYTES = 256 * 2 ** 20;
+
+/**
+ * Hands `a`'s buffer to the pool. The caller guarantees that nothing will read or write `a`, or any
+ * view of its buffer, again. Views, shared memory and small buffers are left to the garbage collector.
+ */
+export function releaseBuffer(a: FloatArray): void {
+  if (!poolOn) return;
+  const buf = a.buffer;
+  if (!(buf instanceof ArrayBuffer) || a.byteOffset !== 0 || a.byteLength !== buf.byteLength) return;
+  if (buf.byteLength < UNFILLED_MIN_BYTES || pooled.has(buf) || pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
+  let list = pool.get(buf.byteLength);
+  if (!list) pool.set(buf.byteLength, (list = []));
+  if (list.length >= POOL_PER_SIZE) return;
+  list.push(buf);
+  pooled.add(buf);
+  pooledBytes += buf.byteLength;
+}
+
+function fromPool(dtype: DType, size: number): FloatArray | null {
+  const width = dtype === "float64" ? 8 : 4;
+  const list = pool.get(size * width);
+  const buf = list?.pop();
+  if (!buf) return null;
+  pooled.delete(buf);
+  pooledBytes -= buf.byteLength;
+  const a = dtype === "float64" ? new Float64Array(buf) : new Float32Array(buf);
+  if (freshBuffers) freshBuffers.add(buf);
+  return a;
+}
+
+let poolOn = true;
+
+/** Turns the buffer pool off (emptying it) or back on; returns the previous setting. For tests and debugging. */
+export function setBufferPool(on: boolean): boolean {
+  const prev = poolOn;
+  poolOn = on;
+  if (!on) emptyBufferPool();
+  return prev;
+}
+
+/** Empties the buffer pool (its memory goes back to the garbage collector), as torch.cuda.empty_cache. */
+export function emptyBufferPool(): void {
+  pool.clear();
+  pooledBytes = 0;
+}
+
+/** Bytes the pool holds now, and how many buffers. */
+export function bufferPoolSize(): { bytes: number; buffers: number } {
+  let buffers = 0;
+  for (const list of pool.values()) buffers += list.length;
+  return { bytes: pooledBytes, buffers };
 }
 
 export function dtypeOf(a: FloatArray): DType {

@@ -6,7 +6,7 @@
  */
 import { AnomalyError, GraphError, ShapeError, fmtShape } from "./errors.ts";
 import { sameShape } from "./shape.ts";
-import { trackFreshBuffers } from "./dtype.ts";
+import { releaseBuffer, trackFreshBuffers } from "./dtype.ts";
 import { Tensor } from "./tensor.ts";
 
 /** Turns the output's gradient into the inputs' gradients; `node` gives access to its inputs and saved values. */
@@ -20,6 +20,8 @@ export class Node {
   /** Where in user code the op was created; captured only under detectAnomaly. */
   stack: string | undefined;
   freed = false;
+  /** The backward is user code (defineOp): the engine then never recycles a buffer it has seen. */
+  userBackward = false;
   /** Whatever the op keeps for its backward (released with the graph). */
   saved: unknown;
 
@@ -225,11 +227,14 @@ export function runBackward(
   const grads = new Map<Node, Tensor>();
   // NOTE: a plain backward defers leaf gradients to the end of the pass (settleLeaves), so a gradient
   // buffer made during the pass and delivered to one leaf only can become its .grad without a copy.
+  const plain = !targets && !createGraph;
   const ctx: LeafContext = {
     E, targets: targets ? targetLeaves : null, results, createGraph,
-    pending: !targets && !createGraph ? new Map() : null,
-    fresh: !targets && !createGraph ? new WeakSet() : null,
+    pending: plain ? new Map() : null,
+    fresh: plain ? new WeakSet() : null,
+    held: plain ? new Map() : null,
   };
+  const consumed: Tensor[] = [];
   trackFreshBuffers(ctx.fresh);
   // NOTE: no closures are created per call here: tsx/esbuild's keepNames makes each one cost ~0.4 µs.
   const prevMode = gradEnabled;
@@ -240,34 +245,51 @@ export function runBackward(
       const g = gradOutputs[i];
       if (o.gradFn) {
         const prev = grads.get(o.gradFn);
-        grads.set(o.gradFn, prev ? E.add(prev, g) : g);
+        const sum = prev ? E.add(prev, g) : g;
+        grads.set(o.gradFn, sum);
+        hold(ctx, sum, 1);
+        if (prev) hold(ctx, prev, -1);
       } else if (o.requiresGrad) deliverLeaf(ctx, o, g);
     }
     for (const node of nodes) {
       const g = grads.get(node);
       if (!g) continue;
       grads.delete(node);
+      hold(ctx, g, -1);
       if (targets) {
         const ti = targetNodes.get(node);
         if (ti !== undefined) results[ti] = g;
         if (!needed!.has(node)) continue;
       }
       const inputGrads = anomalyEnabled ? backwardBlamed(node, g) : node.backward!(g, node);
+      if (node.userBackward && ctx.fresh) forgetFresh(ctx.fresh, g, inputGrads);
       const inputs = node.inputs;
       for (let i = 0; i < inputs.length; i++) {
         const x = inputs[i];
         let gi = inputGrads[i];
         if (!gi || !x.requiresGrad) continue;
         if (needed && !(targetLeaves.has(x) || (x.gradFn && needed.has(x.gradFn)))) continue;
+        const raw = gi;
         gi = reduceToInput(E, node, i, gi, x);
         if (anomalyEnabled) checkBackward(node, i, gi, x);
+        if (ctx.held && gi !== raw) consumed.push(raw);
         if (x.gradFn) {
           const prev = grads.get(x.gradFn);
-          grads.set(x.gradFn, prev ? E.add(prev, gi) : gi);
+          const sum = prev ? E.add(prev, gi) : gi;
+          grads.set(x.gradFn, sum);
+          hold(ctx, sum, 1);
+          if (prev) {
+            hold(ctx, prev, -1);
+            consumed.push(prev, gi);
+          }
         } else deliverLeaf(ctx, x, gi);
       }
+      if (ctx.held) {
+        consumed.push(g);
+        recycle(ctx, consumed);
+      }
     }
-    if (ctx.pending) settleLeaves(ctx.E, ctx.pending, ctx.fresh!);
+    if (ctx.pending) settleLeaves(ctx);
   } finally {
     gradEnabled = prevMode;
     trackFreshBuffers(null);
@@ -300,7 +322,10 @@ interface LeafContext {
   createGraph: boolean;
   /** Plain backward: each leaf's gradient contributions, accumulated at the end of the pass. */
   pending: Map<Tensor, Tensor[]> | null;
+  /** Plain backward: the buffers allocated during the pass. */
   fresh: WeakSet<ArrayBufferLike> | null;
+  /** Plain backward: how many stored gradients (for nodes or leaves) use each buffer. */
+  held: Map<ArrayBufferLike, number> | null;
 }
 
 /** A leaf's gradient goes to grad()'s results, or accumulates into its `.grad`. */
@@ -311,12 +336,43 @@ function deliverLeaf(ctx: LeafContext, x: Tensor, g: Tensor): void {
     const prev = ctx.results[i];
     ctx.results[i] = prev ? ctx.E.add(prev, g) : g;
   } else if (ctx.createGraph) {
-    x.grad = x.grad ? ctx.E.add(x.grad, g) : g;
+    x._grad = x._grad ? ctx.E.add(x._grad, g) : g;
+    x._gradOwned = false;
   } else {
     const list = ctx.pending!.get(x);
     if (list) list.push(g);
     else ctx.pending!.set(x, [g]);
+    hold(ctx, g, 1);
   }
+}
+
+/** User code may keep the gradient it was given or the ones it returned: none of their buffers may be
+ *  recycled or adopted as a leaf's .grad. */
+function forgetFresh(fresh: WeakSet<ArrayBufferLike>, g: Tensor, returned: (Tensor | null | undefined)[]): void {
+  fresh.delete(g.data.buffer);
+  for (const t of returned) if (t) fresh.delete(t.data.buffer);
+}
+
+/** Counts the engine's references to `t`'s buffer (a plain backward only): +1 when a gradient is stored
+ *  for a node or a leaf, -1 when it is taken out. */
+function hold(ctx: LeafContext, t: Tensor, delta: 1 | -1): void {
+  if (!ctx.held) return;
+  const buf = t.data.buffer;
+  ctx.held.set(buf, (ctx.held.get(buf) ?? 0) + delta);
+}
+
+/**
+ * After a node's backward has run and its results are stored: the gradients it consumed (its own, and
+ * any it summed or reduced into a new one) whose buffers this pass allocated and the engine no longer
+ * holds are dead, so their buffers go to the pool. Nothing else can reach them: gradients made in a plain
+ * backward are never recorded or saved, and the user only ever sees leaf gradients. Empties `consumed`.
+ */
+function recycle(ctx: LeafContext, consumed: Tensor[]): void {
+  for (const t of consumed) {
+    const buf = t.data.buffer;
+    if (ctx.fresh!.has(buf) && !ctx.held!.get(buf)) releaseBuffer(t.data);
+  }
+  consumed.length = 0;
 }
 
 /**
@@ -325,19 +381,27 @@ function deliverLeaf(ctx: LeafContext, x: Tensor, g: Tensor): void {
  * it (add's backward hands the same tensor to both inputs); anything else is copied, so no two leaves,
  * and no tensor of the user's, ever share a gradient buffer.
  */
-function settleLeaves(E: EngineOps, pending: Map<Tensor, Tensor[]>, fresh: WeakSet<ArrayBufferLike>): void {
-  const uses = new Map<ArrayBufferLike, number>();
-  for (const list of pending.values()) for (const g of list) uses.set(g.data.buffer, (uses.get(g.data.buffer) ?? 0) + 1);
+function settleLeaves(ctx: LeafContext): void {
+  const { E, pending, fresh, held } = ctx as Required<LeafContext> & { pending: Map<Tensor, Tensor[]>; fresh: WeakSet<ArrayBufferLike>; held: Map<ArrayBufferLike, number> };
+  const adopted = new Set<ArrayBufferLike>();
   for (const [x, list] of pending) {
     let start = 0;
-    if (!x.grad) {
+    if (!x._grad) {
       const g = list[0];
       const buf = g.data.buffer;
-      const own = fresh.has(buf) && uses.get(buf) === 1 && g.data.byteOffset === 0 && g.data.byteLength === buf.byteLength;
-      x.grad = own ? new Tensor(g.data, g.shape) : E.detachedCopy(g);
+      const own = fresh.has(buf) && held.get(buf) === 1 && g.data.byteOffset === 0 && g.data.byteLength === buf.byteLength;
+      if (own) adopted.add(buf);
+      x._grad = own ? new Tensor(g.data, g.shape) : E.detachedCopy(g);
+      // NOTE: either way the new .grad's buffer is one only this leaf uses, so zeroGrad may recycle it
+      // unless someone reads .grad first
+      x._gradOwned = true;
       start = 1;
     }
-    for (let i = start; i < list.length; i++) E.addInPlace(x.grad, list[i]);
+    for (let i = start; i < list.length; i++) E.addInPlace(x._grad, list[i]);
+  }
+  // the contributions not adopted were copied or added: their buffers made in this pass are dead now
+  for (const list of pending.values()) {
+    for (const g of list) if (fresh.has(g.data.buffer) && !adopted.has(g.data.buffer)) releaseBuffer(g.data);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { DType, FloatArray } from "./dtype.ts";
-import { allocate, allocateUnfilled, arrayTypes, dtypeOf, isDType } from "./dtype.ts";
+import { allocate, allocateUnfilled, arrayTypes, dtypeOf, isDType, releaseBuffer } from "./dtype.ts";
 import { GraphError, ShapeError, ValueError, fmtShape } from "./errors.ts";
 import { checkShape, packedShape, sameShape, sizeOf } from "./shape.ts";
 import { runBackward, type Node } from "./engine.ts";
@@ -24,8 +24,14 @@ export class Tensor {
   readonly shape: number[];
   readonly dtype: DType;
   data: FloatArray;
-  /** Accumulated gradient of a leaf, filled by backward() until zeroGrad(). */
-  grad: Tensor | null = null;
+  /**
+   * The gradient behind `grad`, for the framework's own use (optimizers read it here). Reading `grad`
+   * instead tells the framework that other code may hold the gradient, so zeroGrad leaves its buffer alone.
+   */
+  _grad: Tensor | null = null;
+  /** True while `_grad` was made by backward and nothing outside the framework has read it: its buffer
+   *  is then the framework's to recycle when the gradient is cleared. */
+  _gradOwned = false;
   requiresGrad: boolean;
   /** The node that created this tensor on the tape; null for leaves and untracked results. */
   gradFn: Node | null = null;
@@ -38,6 +44,17 @@ export class Tensor {
     this.shape = packedShape(shape);
     this.dtype = dtypeOf(data);
     this.requiresGrad = requiresGrad;
+  }
+
+  /** Accumulated gradient of a leaf, filled by backward() until zeroGrad(). */
+  get grad(): Tensor | null {
+    this._gradOwned = false;
+    return this._grad;
+  }
+
+  set grad(g: Tensor | null) {
+    this._grad = g;
+    this._gradOwned = false;
   }
 
   /** Number of elements. */
@@ -106,9 +123,14 @@ export class Tensor {
     runBackward([this], [g], options);
   }
 
-  /** Clears the accumulated gradient. */
+  /**
+   * Clears the accumulated gradient (sets it to null, as PyTorch's set_to_none). When no code outside the
+   * framework has read `grad` since backward made it, its buffer goes to the pool for the next gradient.
+   */
   zeroGrad(): void {
-    this.grad = null;
+    if (this._grad && this._gradOwned) releaseBuffer(this._grad.data);
+    this._grad = null;
+    this._gradOwned = false;
   }
 
   /** The same data cut off from the tape (shares memory, like torch's detach). */

@@ -191,9 +191,9 @@ export class Module {
     return this.train(false);
   }
 
-  /** Clears every parameter's gradient (sets it to null, like PyTorch's set_to_none=True). */
+  /** Clears every parameter's gradient (sets it to null, like PyTorch's set_to_none=True; see Tensor.zeroGrad). */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+    for (const p of this.parameters()) p.zeroGrad();
   }
 
   /** Runs `fn` on every module, this one last (PyTorch's apply). */

@@ -67,25 +67,28 @@ export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
     for (const g of this.paramGroups) g.options.lr = value;
   }
 
-  /** Sets every parameter's gradient to null. */
+  /** Sets every parameter's gradient to null (Tensor.zeroGrad: a buffer nobody else has read is reused). */
   zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) p.grad = null;
+    for (const g of this.paramGroups) for (const p of g.params) p.zeroGrad();
   }
 
   /** One update of every parameter that has a gradient. */
   step(): void {
     for (const group of this.paramGroups) {
       for (const p of group.params) {
-        if (!p.grad) continue;
-        if (p.grad.size !== p.size) {
-          throw new TapegradError(`${this.name}: gradient of shape [${p.grad.shape.join(", ")}] does not match parameter [${p.shape.join(", ")}]`);
+        // NOTE: _grad, not grad: reading grad would mark the gradient as seen by other code, and zeroGrad
+        // would then leave its buffer to the garbage collector instead of reusing it
+        const grad = p._grad;
+        if (!grad) continue;
+        if (grad.size !== p.size) {
+          throw new TapegradError(`${this.name}: gradient of shape [${grad.shape.join(", ")}] does not match parameter [${p.shape.join(", ")}]`);
         }
         let st = this.state.get(p);
         if (!st) {
           st = {};
           this.state.set(p, st);
         }
-        this.update(p.data, p.grad.data, st, group.options);
+        this.update(p.data, grad.data, st, group.options);
       }
     }
   }

@@ -1,0 +1,182 @@
+/**
+ * The buffer pool (dtype.ts) and the two places that feed it: backward recycles the gradients it made and
+ * consumed within one pass, and zeroGrad recycles a leaf's gradient that no code outside the framework
+ * has read. A recycled buffer that something could still reach would show up as a wrong number, so the
+ * main property trains random graphs twice, with the pool and without, and wants the same bits.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { Generator, Tensor, defineOp, randn, tensor } from "../packages/autograd/src/index.ts";
+import {
+  allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, releaseBuffer, setBufferPool,
+} from "../packages/autograd/src/dtype.ts";
+import { nn, optim } from "../packages/nn/src/index.ts";
+
+afterEach(() => {
+  setBufferPool(true);
+  emptyBufferPool();
+});
+
+/** 72 × 72 float32 = 20 KB: above the pool's 16 KB floor, so every gradient of this size is pooled. */
+const N = 72;
+
+describe("buffer pool", () => {
+  it("hands a released buffer to the next allocation of its size; allocate zero-fills it", () => {
+    emptyBufferPool();
+    const a = allocateUnfilled("float32", 8192);
+    a.fill(3);
+    releaseBuffer(a);
+    expect(bufferPoolSize()).toEqual({ bytes: 32768, buffers: 1 });
+    const b = allocate("float32", 8192);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.every((v) => v === 0)).toBe(true);
+    expect(bufferPoolSize().buffers).toBe(0);
+    // another size or another dtype of the same byte length does not take a buffer of the wrong length
+    releaseBuffer(b);
+    expect(allocateUnfilled("float32", 8191).buffer).not.toBe(b.buffer);
+    const c = allocateUnfilled("float64", 4096);
+    expect(c.buffer).toBe(b.buffer);
+    expect(c).toBeInstanceOf(Float64Array);
+  });
+
+  it("leaves views, small buffers, a buffer released twice and shared memory to the garbage collector", () => {
+    emptyBufferPool();
+    const big = new Float32Array(8192);
+    releaseBuffer(big.subarray(1)); // a view
+    releaseBuffer(new Float32Array(100)); // below the floor
+    releaseBuffer(new Float32Array(new SharedArrayBuffer(32768)));
+    expect(bufferPoolSize().buffers).toBe(0);
+    releaseBuffer(big);
+    releaseBuffer(big);
+    expect(bufferPoolSize().buffers).toBe(1);
+  });
+
+  it("keeps at most 8 buffers of one size, and none while turned off", () => {
+    emptyBufferPool();
+    for (let i = 0; i < 12; i++) releaseBuffer(new Float32Array(8192));
+    expect(bufferPoolSize().buffers).toBe(8);
+    setBufferPool(false);
+    expect(bufferPoolSize().buffers).toBe(0);
+    releaseBuffer(new Float32Array(8192));
+    expect(bufferPoolSize().buffers).toBe(0);
+  });
+});
+
+/** A random program over [N, N] tensors: each step applies one op to earlier values (any may be reused). */
+type Step =
+  | { op: "add" | "sub" | "mul" | "matmul"; a: number; b: number }
+  | { op: "relu" | "neg" | "tanh" | "transpose" | "viewRoundTrip" | "rowBias" | "colSum"; a: number };
+
+const stepArb = (index: number): fc.Arbitrary<Step> => {
+  const earlier = fc.nat({ max: index + 2 }); // leaves 0-2, then the results so far
+  return fc.oneof(
+    fc.record({ op: fc.constantFrom("add" as const, "sub" as const, "mul" as const, "matmul" as const), a: earlier, b: earlier }),
+    fc.record({ op: fc.constantFrom("relu" as const, "neg" as const, "tanh" as const, "transpose" as const, "viewRoundTrip" as const, "rowBias" as const, "colSum" as const), a: earlier }),
+  );
+};
+const programArb = fc.integer({ min: 2, max: 9 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => stepArb(i))));
+
+function run(program: Step[], leaves: Tensor[], bias: Tensor): Tensor {
+  const values: Tensor[] = [...leaves];
+  for (const s of program) {
+    const a = values[s.a];
+    switch (s.op) {
+      case "add": values.push(a.add(values[s.b])); break;
+      case "sub": values.push(a.sub(values[s.b])); break;
+      case "mul": values.push(a.mul(values[s.b])); break;
+      case "matmul": values.push(a.matmul(values[s.b]).mul(1 / N)); break;
+      case "relu": values.push(a.relu()); break;
+      case "neg": values.push(a.neg()); break;
+      case "tanh": values.push(a.tanh()); break;
+      case "transpose": values.push(a.transpose()); break;
+      case "viewRoundTrip": values.push(a.reshape([N * N]).reshape([N, N])); break; // views of one buffer
+      case "rowBias": values.push(a.add(bias)); break; // broadcast: the engine sums the gradient back to [N]
+      case "colSum": values.push(a.sum(0, true).mul(a)); break;
+    }
+  }
+  // every value reaches the loss, so gradients fan in from everywhere
+  return values.slice(3).reduce((acc, v) => acc.add(v.mul(v).mean()), values[values.length - 1].sum());
+}
+
+/** Three backward passes with zeroGrad between them; the gradients copied out without reading `.grad`. */
+function train(program: Step[], seed: number, pooled: boolean): Float32Array[] {
+  setBufferPool(pooled);
+  emptyBufferPool();
+  const generator = new Generator(seed);
+  const leaves = [0, 1, 2].map(() => randn([N, N], { generator }).mul(0.5).detach().requiresGrad_());
+  const bias = randn([N], { generator }).requiresGrad_();
+  const out: Float32Array[] = [];
+  for (let pass = 0; pass < 3; pass++) {
+    run(program, leaves, bias).backward();
+    for (const p of [...leaves, bias]) {
+      out.push(p._grad ? (p._grad.data as Float32Array).slice() : new Float32Array(0));
+      p.zeroGrad();
+    }
+  }
+  return out;
+}
+
+describe("backward and zeroGrad recycle buffers", () => {
+  it("random graphs (fan-out, views, broadcasting, matmul) give the same gradients, bit for bit, with the pool and without", () => {
+    fc.assert(fc.property(programArb, fc.nat(), (program, seed) => {
+      const without = train(program, seed, false);
+      const withPool = train(program, seed, true);
+      expect(withPool.length).toBe(without.length);
+      for (let i = 0; i < without.length; i++) expect(withPool[i]).toEqual(without[i]);
+    }), { numRuns: 20 });
+  });
+
+  it("the recycling is real: an MLP step reuses the weight gradient's buffer and the intermediate gradients'", () => {
+    const model = new nn.MLP([300, 64, 10]);
+    const opt = new optim.SGD(model.parameters(), { lr: 0.01 });
+    const x = randn([64, 300], { generator: new Generator(1) });
+    const w = model.parameters()[0];
+    const buffers = new Set<ArrayBufferLike>();
+    for (let step = 0; step < 4; step++) {
+      model.forward(x).logSoftmax().pick(new Int32Array(64)).mean().neg().backward();
+      buffers.add(w._grad!.data.buffer);
+      opt.step();
+      opt.zeroGrad();
+      // the [64, 64] gradients the backward made and consumed, and W1's gradient, wait in the pool
+      expect(bufferPoolSize().buffers).toBeGreaterThanOrEqual(2);
+    }
+    expect(buffers.size).toBe(1);
+  });
+
+  it("a gradient read through .grad keeps its values through zeroGrad and later passes", () => {
+    const w = tensor(new Float32Array(N * N).fill(0.5), { shape: [N, N], requiresGrad: true });
+    const x = tensor(new Float32Array(N * N).fill(2), { shape: [N, N] });
+    w.mul(x).relu().sum().backward();
+    const kept = w.grad!; // read: the user holds it now
+    const before = kept.data.slice();
+    w.zeroGrad();
+    for (let i = 0; i < 3; i++) {
+      w.mul(x.mul(i + 3)).relu().sum().backward();
+      w.zeroGrad();
+    }
+    expect(kept.data).toEqual(before);
+    expect(kept.data[0]).toBe(2);
+  });
+
+  it("a gradient a user-defined backward keeps is never recycled", () => {
+    const seen: Tensor[] = [];
+    const spy = defineOp({
+      name: "spy",
+      forward: (_ctx, x) => x.mul(1),
+      backward: (_ctx, g) => {
+        seen.push(g);
+        const out = g.mul(2);
+        seen.push(out);
+        return out;
+      },
+    });
+    const w = tensor(new Float32Array(N * N).fill(1), { shape: [N, N], requiresGrad: true });
+    spy(w.mul(3)).mul(w).sum().backward();
+    const copies = seen.map((t) => t.data.slice());
+    for (let i = 0; i < 3; i++) {
+      w.zeroGrad();
+      w.mul(5).relu().mul(w).sum().backward();
+    }
+    seen.forEach((t, i) => expect(t.data).toEqual(copies[i]));
+  });
+});
