@@ -289,7 +289,7 @@ export function runBackward(
         recycle(ctx, consumed);
       }
     }
-    if (ctx.pending) settleLeaves(ctx);
+    if (ctx.pending) settleLeaves(E, ctx.pending, ctx.fresh!, ctx.held!);
   } finally {
     gradEnabled = prevMode;
     trackFreshBuffers(null);
@@ -378,11 +378,13 @@ function recycle(ctx: LeafContext, consumed: Tensor[]): void {
 /**
  * Accumulates the pass's leaf gradients into `.grad`. A contribution is adopted as a leaf's new `.grad`
  * only when its buffer was allocated during this pass, is not a view, and no other contribution shares
- * it (add's backward hands the same tensor to both inputs); anything else is copied, so no two leaves,
- * and no tensor of the user's, ever share a gradient buffer.
+ * it (add's backward hands the same tensor to both inputs; `held` counts the pending uses of each
+ * buffer); anything else is copied, so no two leaves, and no tensor of the user's, ever share a gradient
+ * buffer. The contributions not adopted are dead afterwards, and those made in this pass go to the pool.
  */
-function settleLeaves(ctx: LeafContext): void {
-  const { E, pending, fresh, held } = ctx as Required<LeafContext> & { pending: Map<Tensor, Tensor[]>; fresh: WeakSet<ArrayBufferLike>; held: Map<ArrayBufferLike, number> };
+function settleLeaves(
+  E: EngineOps, pending: Map<Tensor, Tensor[]>, fresh: WeakSet<ArrayBufferLike>, held: Map<ArrayBufferLike, number>,
+): void {
   const adopted = new Set<ArrayBufferLike>();
   for (const [x, list] of pending) {
     let start = 0;
