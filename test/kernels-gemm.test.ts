@@ -6,7 +6,7 @@ import { Worker } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import {
   gemm, gemmJs, gemmNative, gemmReference, gemmWasm, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads,
-  nativeGemmTiles,
+  nativeGemmTiles, nativeHelperStats,
   wasmGemmAvailable, type FloatArray,
 } from "../packages/autograd/src/kernels/gemm.ts";
 
@@ -197,6 +197,30 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
         }).filter((t) => t.m * t.n * t.k >= 2 ** 20 && t.m * t.n * t.k < 2 ** 24),
         (t) => checkAgainstReference(gemmNative, t),
       ), { numRuns: 40 });
+    } finally {
+      nativeGemmThreads(previous);
+    }
+  });
+
+  it("nativeHelperStats: counts the split products and accounts for every part; reset restarts the counts", () => {
+    const previous = nativeGemmThreads(2);
+    try {
+      nativeHelperStats(true);
+      const m = 128, n = 128, k = 784; // the MLP's forward product: 12.8M multiply-adds, split
+      const a = filled(Float32Array, m * k, 1), b = filled(Float32Array, n * k, 2), c = new Float32Array(m * n);
+      for (let i = 0; i < 5; i++) gemmNative(false, true, m, n, k, a, 0, k, b, 0, k, c, 0, n, 0);
+      gemmNative(false, true, 8, 8, 8, a, 0, 8, b, 0, 8, c, 0, 8, 0); // too small to split
+      const s = nativeHelperStats()!;
+      expect(s.posts).toBe(5);
+      // each part was either started by the helper (and its delay counted) or taken back by the caller
+      expect(s.lateHistogram.reduce((x, y) => x + y, 0) + s.takenBack).toBe(5);
+      expect(s.lateHistogram).toHaveLength(6);
+      expect(s.splitMs).toBeGreaterThan(0);
+      expect(s.waitMs).toBeGreaterThanOrEqual(0);
+      expect(s.waitMs).toBeLessThanOrEqual(s.splitMs);
+      expect(s.lateUs).toBeGreaterThanOrEqual(0);
+      expect(nativeHelperStats(true)!.posts).toBe(5);
+      expect(nativeHelperStats()).toMatchObject({ posts: 0, takenBack: 0, lateUs: 0, splitMs: 0, waitMs: 0, lateHistogram: [0, 0, 0, 0, 0, 0] });
     } finally {
       nativeGemmThreads(previous);
     }

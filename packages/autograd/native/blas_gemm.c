@@ -362,6 +362,34 @@ static napi_value get_tiles(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* helperStats(reset): helper.c's counters as { posts, takenBack, lateUs, lateHistogram, splitMs, waitMs };
+ * with reset true they restart from zero. */
+static napi_value get_helper_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v, hist;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool reset = false;
+  if (argc >= 1 && napi_get_value_bool(env, argv[0], &reset) != napi_ok) reset = false;
+  helper_stats_t st;
+  helper_stats(&st, reset);
+  CHECK(napi_create_object(env, &out));
+  const struct { const char *name; double value; } fields[] = {
+    { "posts", (double)st.posts }, { "takenBack", (double)st.taken_back }, { "lateUs", (double)st.late_ns / 1e3 },
+    { "splitMs", (double)st.split_ns / 1e6 }, { "waitMs", (double)st.wait_ns / 1e6 },
+  };
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    CHECK(napi_create_double(env, fields[i].value, &v));
+    CHECK(napi_set_named_property(env, out, fields[i].name, v));
+  }
+  CHECK(napi_create_array_with_length(env, HELPER_LATE_BUCKETS, &hist));
+  for (uint32_t i = 0; i < HELPER_LATE_BUCKETS; i++) {
+    CHECK(napi_create_double(env, (double)st.late_hist[i], &v));
+    CHECK(napi_set_element(env, hist, i, v));
+  }
+  CHECK(napi_set_named_property(env, out, "lateHistogram", hist));
+  return out;
+}
+
 static napi_value get_threads(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value out;
@@ -384,7 +412,7 @@ NAPI_MODULE_INIT() {
   CHECK(napi_set_named_property(env, exports, "splitMinWork", number));
   static const native_fn_t functions[] = {
     { "gemm", gemm }, { "setThreads", set_threads }, { "threads", get_threads },
-    { "setTiles", set_tiles }, { "tiles", get_tiles },
+    { "setTiles", set_tiles }, { "tiles", get_tiles }, { "helperStats", get_helper_stats },
   };
   if (!register_functions(env, exports, functions, sizeof functions / sizeof functions[0])) {
     napi_throw_error(env, NULL, "tapegrad native gemm: registering the gemm functions failed");

@@ -41,6 +41,12 @@ static atomic_uint claimed; /* the last part claimed, by the helper or by the ca
 static atomic_uint finished; /* the last part the helper has finished */
 static atomic_int asleep;
 
+/* Counters for helper_stats (cheap: a few atomic adds and two clock reads per split). */
+static _Atomic double post_time_us; /* when the latest part was posted */
+static atomic_llong n_posts, n_taken_back, late_ns, split_ns, wait_ns;
+static atomic_llong late_hist[HELPER_LATE_BUCKETS];
+static const double late_bounds_us[HELPER_LATE_BUCKETS - 1] = { 5, 20, 50, 100, 300 };
+
 static double now_us(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -76,6 +82,11 @@ static void *helper_main(void *unused) {
      * -> next; a failed claim means the caller took the part back (and may have posted another since) */
     unsigned expected = next - 1;
     if (!atomic_compare_exchange_strong(&claimed, &expected, next)) continue;
+    double late = now_us() - atomic_load(&post_time_us);
+    atomic_fetch_add(&late_ns, (long long)(late * 1000));
+    int bucket = 0;
+    while (bucket < HELPER_LATE_BUCKETS - 1 && late >= late_bounds_us[bucket]) bucket++;
+    atomic_fetch_add(&late_hist[bucket], 1);
     job_fn(job_arg);
     atomic_store(&finished, next);
   }
@@ -105,6 +116,9 @@ int helper_split(helper_part_fn fn, const void *theirs, const void *mine, double
     pthread_mutex_unlock(&owner);
     return 0;
   }
+  double start = now_us();
+  atomic_store(&post_time_us, start);
+  atomic_fetch_add(&n_posts, 1);
   job_fn = fn;
   job_arg = theirs;
   atomic_store(&spin_us, spin_override >= 0 ? spin_override : spin_after_us);
@@ -118,13 +132,31 @@ int helper_split(helper_part_fn fn, const void *theirs, const void *mine, double
   fn(mine);
   unsigned expected = ticket - 1;
   if (atomic_compare_exchange_strong(&claimed, &expected, ticket)) {
+    atomic_fetch_add(&n_taken_back, 1);
     fn(theirs); /* the helper has not started it: compute it here rather than wait */
   } else {
+    double waiting = now_us();
     for (unsigned spins = 1; atomic_load(&finished) != ticket; spins++) {
       CPU_RELAX();
       if ((spins & 4095) == 0) sched_yield();
     }
+    atomic_fetch_add(&wait_ns, (long long)((now_us() - waiting) * 1000));
   }
+  atomic_fetch_add(&split_ns, (long long)((now_us() - start) * 1000));
   pthread_mutex_unlock(&owner);
   return 1;
+}
+
+void helper_stats(helper_stats_t *out, int reset) {
+  atomic_llong *counters[] = { &n_posts, &n_taken_back, &late_ns, &split_ns, &wait_ns };
+  long long values[5];
+  for (int i = 0; i < 5; i++) values[i] = reset ? atomic_exchange(counters[i], 0) : atomic_load(counters[i]);
+  out->posts = values[0];
+  out->taken_back = values[1];
+  out->late_ns = values[2];
+  out->split_ns = values[3];
+  out->wait_ns = values[4];
+  for (int i = 0; i < HELPER_LATE_BUCKETS; i++) {
+    out->late_hist[i] = reset ? atomic_exchange(&late_hist[i], 0) : atomic_load(&late_hist[i]);
+  }
 }

@@ -34,4 +34,15 @@ int float_operand_type(napi_env env, napi_value v, const char *who);
 typedef void (*helper_part_fn)(const void *arg);
 int helper_split(helper_part_fn fn, const void *theirs, const void *mine, double spin_after_us);
 
+/* helper.c's counters since the start (or the last reset): parts posted; parts the caller took back because
+ * the helper had not started them; the helper's start delays (sum, and a histogram with bounds 5, 20, 50,
+ * 100 and 300 us); the callers' time inside helper_split, and the part of it spent waiting for the helper
+ * to finish. With reset, they restart from zero. */
+#define HELPER_LATE_BUCKETS 6
+typedef struct {
+  long long posts, taken_back, late_ns, split_ns, wait_ns;
+  long long late_hist[HELPER_LATE_BUCKETS];
+} helper_stats_t;
+void helper_stats(helper_stats_t *out, int reset);
+
 #endif

@@ -34,6 +34,8 @@ interface NativeAddon extends Partial<NativeLoops> {
   /** tile_gemm.c's AVX2 kernels for mid-size float32 products: on/off, and whether they are in use. */
   setTiles?(on: boolean): void;
   tiles?(): boolean;
+  /** native/helper.c's counters (see HelperStats); `reset` restarts them from zero. */
+  helperStats?(reset: boolean): HelperStats;
   /** The thread policy's bounds in multiply-adds: OpenBLAS's threads from the first, the helper split from the second. */
   threadedMinWork?: number;
   splitMinWork?: number;
@@ -152,6 +154,32 @@ export function nativeGemmTiles(on?: boolean): boolean {
   const previous = loaded.tiles();
   if (on !== undefined) loaded.setTiles(on);
   return previous;
+}
+
+/** What the native gemm's helper thread (native/helper.c) did with the products split between it and the caller. */
+export interface HelperStats {
+  /** Products (or their parts) posted to the helper. */
+  posts: number;
+  /** Posted parts the caller computed itself because the helper had not started them by then. */
+  takenBack: number;
+  /** The helper's start delays (post to start) of the parts it did start, summed, in microseconds. */
+  lateUs: number;
+  /** Those delays counted below 5, 20, 50, 100 and 300 µs, and from 300 µs up. */
+  lateHistogram: number[];
+  /** The callers' time inside split products, in milliseconds, and the part of it spent waiting for the helper. */
+  splitMs: number;
+  waitMs: number;
+}
+
+/**
+ * The helper thread's counters since the process started or since the last reset; null where the addon is
+ * unavailable or predates them. For profiling (bench/epoch-profile.ts); counting costs a few atomic adds
+ * per split product.
+ * @example nativeHelperStats(true); trainEpoch(); nativeHelperStats() // this epoch's splits
+ */
+export function nativeHelperStats(reset = false): HelperStats | null {
+  const loaded = loadAddon();
+  return loaded?.helperStats ? loaded.helperStats(reset) : null;
 }
 
 /** 2^24 for 16777216; other numbers as they are; "?" for an addon that does not say. */

@@ -7,7 +7,7 @@ export type { FloatArray } from "./gemm-reference.ts";
 export { gemmReference } from "./gemm-reference.ts";
 export { gemmJs } from "./gemm-js.ts";
 export { gemmWasm, wasmGemmAvailable } from "./gemm-wasm.ts";
-export { gemmNative, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads, nativeGemmTiles } from "./gemm-native.ts";
+export { gemmNative, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads, nativeGemmTiles, nativeHelperStats, type HelperStats } from "./gemm-native.ts";
 
 export type GemmBackend = "native" | "wasm" | "js";
 const BACKENDS: readonly GemmBackend[] = ["native", "wasm", "js"];
