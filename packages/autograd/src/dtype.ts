@@ -19,14 +19,13 @@ export function trackFreshBuffers(set: WeakSet<ArrayBufferLike> | null): void {
 }
 
 export function allocate(dtype: DType, size: number): FloatArray {
-  const a = size * (dtype === "float64" ? 8 : 4) >= UNFILLED_MIN_BYTES ? fromPool(dtype, size) : null;
-  if (a) {
-    a.fill(0);
-    return a;
+  if (size >= POOL_MIN_BYTES / 8) {
+    const pooledArray = fromPool(dtype, size);
+    if (pooledArray) return pooledArray.fill(0);
   }
-  const b = dtype === "float64" ? new Float64Array(size) : new Float32Array(size);
-  if (freshBuffers) freshBuffers.add(b.buffer);
-  return b;
+  const a = dtype === "float64" ? new Float64Array(size) : new Float32Array(size);
+  if (freshBuffers) freshBuffers.add(a.buffer);
+  return a;
 }
 
 /** Node's Buffer, where there is one: its allocUnsafeSlow hands out memory without the zero fill. */
@@ -34,6 +33,8 @@ const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(size: number): Ui
 
 /** Below this many bytes the zero fill costs less than the Buffer object allocUnsafeSlow creates. */
 const UNFILLED_MIN_BYTES = 16384;
+/** The smallest buffer the pool keeps: smaller ones cost little to allocate fresh. */
+export const POOL_MIN_BYTES = UNFILLED_MIN_BYTES;
 
 /**
  * Like allocate, but for a result the caller overwrites entirely: large buffers skip the zero fill.
@@ -43,7 +44,7 @@ const UNFILLED_MIN_BYTES = 16384;
  */
 export function allocateUnfilled(dtype: DType, size: number): FloatArray {
   const width = dtype === "float64" ? 8 : 4;
-  if (size * width >= UNFILLED_MIN_BYTES) {
+  if (size * width >= POOL_MIN_BYTES) {
     const a = fromPool(dtype, size);
     if (a) return a;
   }
@@ -81,7 +82,7 @@ export function releaseBuffer(a: FloatArray): void {
   if (!poolOn) return;
   const buf = a.buffer;
   if (!(buf instanceof ArrayBuffer) || a.byteOffset !== 0 || a.byteLength !== buf.byteLength) return;
-  if (buf.byteLength < UNFILLED_MIN_BYTES || pooled.has(buf) || pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
+  if (buf.byteLength < POOL_MIN_BYTES || pooled.has(buf) || pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
   let list = pool.get(buf.byteLength);
   if (!list) pool.set(buf.byteLength, (list = []));
   if (list.length >= POOL_PER_SIZE) return;

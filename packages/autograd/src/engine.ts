@@ -6,7 +6,7 @@
  */
 import { AnomalyError, GraphError, ShapeError, fmtShape } from "./errors.ts";
 import { sameShape } from "./shape.ts";
-import { releaseBuffer, trackFreshBuffers } from "./dtype.ts";
+import { POOL_MIN_BYTES, releaseBuffer, trackFreshBuffers } from "./dtype.ts";
 import { Tensor } from "./tensor.ts";
 
 /** Turns the output's gradient into the inputs' gradients; `node` gives access to its inputs and saved values. */
@@ -232,7 +232,6 @@ export function runBackward(
     E, targets: targets ? targetLeaves : null, results, createGraph,
     pending: plain ? new Map() : null,
     fresh: plain ? new WeakSet() : null,
-    held: plain ? new Map() : null,
   };
   const consumed: Tensor[] = [];
   trackFreshBuffers(ctx.fresh);
@@ -245,17 +244,13 @@ export function runBackward(
       const g = gradOutputs[i];
       if (o.gradFn) {
         const prev = grads.get(o.gradFn);
-        const sum = prev ? E.add(prev, g) : g;
-        grads.set(o.gradFn, sum);
-        hold(ctx, sum, 1);
-        if (prev) hold(ctx, prev, -1);
+        grads.set(o.gradFn, prev ? E.add(prev, g) : g);
       } else if (o.requiresGrad) deliverLeaf(ctx, o, g);
     }
     for (const node of nodes) {
       const g = grads.get(node);
       if (!g) continue;
       grads.delete(node);
-      hold(ctx, g, -1);
       if (targets) {
         const ti = targetNodes.get(node);
         if (ti !== undefined) results[ti] = g;
@@ -272,24 +267,22 @@ export function runBackward(
         const raw = gi;
         gi = reduceToInput(E, node, i, gi, x);
         if (anomalyEnabled) checkBackward(node, i, gi, x);
-        if (ctx.held && gi !== raw) consumed.push(raw);
+        if (plain && gi !== raw) consumeLarge(consumed, raw);
         if (x.gradFn) {
           const prev = grads.get(x.gradFn);
-          const sum = prev ? E.add(prev, gi) : gi;
-          grads.set(x.gradFn, sum);
-          hold(ctx, sum, 1);
-          if (prev) {
-            hold(ctx, prev, -1);
-            consumed.push(prev, gi);
+          grads.set(x.gradFn, prev ? E.add(prev, gi) : gi);
+          if (plain && prev) {
+            consumeLarge(consumed, prev);
+            consumeLarge(consumed, gi);
           }
         } else deliverLeaf(ctx, x, gi);
       }
-      if (ctx.held) {
-        consumed.push(g);
-        recycle(ctx, consumed);
+      if (plain) {
+        consumeLarge(consumed, g);
+        if (consumed.length) recycle(ctx.fresh!, grads, ctx.pending!, consumed);
       }
     }
-    if (ctx.pending) settleLeaves(E, ctx.pending, ctx.fresh!, ctx.held!);
+    if (ctx.pending) settleLeaves(E, ctx.pending, ctx.fresh!);
   } finally {
     gradEnabled = prevMode;
     trackFreshBuffers(null);
@@ -324,8 +317,6 @@ interface LeafContext {
   pending: Map<Tensor, Tensor[]> | null;
   /** Plain backward: the buffers allocated during the pass. */
   fresh: WeakSet<ArrayBufferLike> | null;
-  /** Plain backward: how many stored gradients (for nodes or leaves) use each buffer. */
-  held: Map<ArrayBufferLike, number> | null;
 }
 
 /** A leaf's gradient goes to grad()'s results, or accumulates into its `.grad`. */
@@ -342,7 +333,6 @@ function deliverLeaf(ctx: LeafContext, x: Tensor, g: Tensor): void {
     const list = ctx.pending!.get(x);
     if (list) list.push(g);
     else ctx.pending!.set(x, [g]);
-    hold(ctx, g, 1);
   }
 }
 
@@ -353,46 +343,51 @@ function forgetFresh(fresh: WeakSet<ArrayBufferLike>, g: Tensor, returned: (Tens
   for (const t of returned) if (t) fresh.delete(t.data.buffer);
 }
 
-/** Counts the engine's references to `t`'s buffer (a plain backward only): +1 when a gradient is stored
- *  for a node or a leaf, -1 when it is taken out. */
-function hold(ctx: LeafContext, t: Tensor, delta: 1 | -1): void {
-  if (!ctx.held) return;
-  const buf = t.data.buffer;
-  ctx.held.set(buf, (ctx.held.get(buf) ?? 0) + delta);
-}
-
 /**
  * After a node's backward has run and its results are stored: the gradients it consumed (its own, and
- * any it summed or reduced into a new one) whose buffers this pass allocated and the engine no longer
- * holds are dead, so their buffers go to the pool. Nothing else can reach them: gradients made in a plain
- * backward are never recorded or saved, and the user only ever sees leaf gradients. Empties `consumed`.
+ * any it summed or reduced into a new one) whose buffers this pass allocated and no stored gradient (for
+ * a node or a leaf, a view included) still uses are dead, so their buffers go to the pool. Nothing else
+ * can reach them: gradients made in a plain backward are never recorded or saved, and the user only ever
+ * sees leaf gradients. Empties `consumed`.
  */
-function recycle(ctx: LeafContext, consumed: Tensor[]): void {
+function recycle(fresh: WeakSet<ArrayBufferLike>, grads: Map<Node, Tensor>, pending: Map<Tensor, Tensor[]>, consumed: Tensor[]): void {
   for (const t of consumed) {
     const buf = t.data.buffer;
-    if (ctx.fresh!.has(buf) && !ctx.held!.get(buf)) releaseBuffer(t.data);
+    if (fresh.has(buf) && !stillStored(buf, grads, pending)) releaseBuffer(t.data);
   }
   consumed.length = 0;
+}
+
+/** Notes a consumed gradient that the pool could keep (smaller buffers are left to the garbage collector).
+ *  NOTE: byteLength, not buffer: reading .buffer of a small typed array makes V8 move it off its heap. */
+function consumeLarge(consumed: Tensor[], t: Tensor): void {
+  if (t.data.byteLength >= POOL_MIN_BYTES) consumed.push(t);
+}
+
+function stillStored(buf: ArrayBufferLike, grads: Map<Node, Tensor>, pending: Map<Tensor, Tensor[]>): boolean {
+  for (const t of grads.values()) if (t.data.buffer === buf) return true;
+  for (const list of pending.values()) for (const t of list) if (t.data.buffer === buf) return true;
+  return false;
 }
 
 /**
  * Accumulates the pass's leaf gradients into `.grad`. A contribution is adopted as a leaf's new `.grad`
  * only when its buffer was allocated during this pass, is not a view, and no other contribution shares
- * it (add's backward hands the same tensor to both inputs; `held` counts the pending uses of each
- * buffer); anything else is copied, so no two leaves, and no tensor of the user's, ever share a gradient
- * buffer. The contributions not adopted are dead afterwards, and those made in this pass go to the pool.
+ * it (add's backward hands the same tensor to both inputs); anything else is copied, so no two leaves,
+ * and no tensor of the user's, ever share a gradient buffer. The contributions not adopted are dead
+ * afterwards, and those made in this pass go to the pool.
  */
-function settleLeaves(
-  E: EngineOps, pending: Map<Tensor, Tensor[]>, fresh: WeakSet<ArrayBufferLike>, held: Map<ArrayBufferLike, number>,
-): void {
-  const adopted = new Set<ArrayBufferLike>();
+function settleLeaves(E: EngineOps, pending: Map<Tensor, Tensor[]>, fresh: WeakSet<ArrayBufferLike>): void {
+  const uses = new Map<ArrayBufferLike, number>();
+  for (const list of pending.values()) for (const g of list) uses.set(g.data.buffer, (uses.get(g.data.buffer) ?? 0) + 1);
+  let adopted: Set<ArrayBufferLike> | null = null;
   for (const [x, list] of pending) {
     let start = 0;
     if (!x._grad) {
       const g = list[0];
       const buf = g.data.buffer;
-      const own = fresh.has(buf) && held.get(buf) === 1 && g.data.byteOffset === 0 && g.data.byteLength === buf.byteLength;
-      if (own) adopted.add(buf);
+      const own = fresh.has(buf) && uses.get(buf) === 1 && g.data.byteOffset === 0 && g.data.byteLength === buf.byteLength;
+      if (own) (adopted ??= new Set()).add(buf);
       x._grad = own ? new Tensor(g.data, g.shape) : E.detachedCopy(g);
       // NOTE: either way the new .grad's buffer is one only this leaf uses, so zeroGrad may recycle it
       // unless someone reads .grad first
@@ -403,7 +398,11 @@ function settleLeaves(
   }
   // the contributions not adopted were copied or added: their buffers made in this pass are dead now
   for (const list of pending.values()) {
-    for (const g of list) if (fresh.has(g.data.buffer) && !adopted.has(g.data.buffer)) releaseBuffer(g.data);
+    for (const g of list) {
+      if (g.data.byteLength < POOL_MIN_BYTES) continue;
+      const buf = g.data.buffer;
+      if (fresh.has(buf) && !adopted?.has(buf)) releaseBuffer(g.data);
+    }
   }
 }
 
