@@ -129,15 +129,11 @@ export async function tapegradTools(): Promise<ToolGroup> {
 
 /**
  * Node flags for training: the ones package.json's `start` script passes to tsx (a 16 MB young
- * generation, a smaller inlining budget per optimized function), read from there so the bench times what
- * `npm start` and `pnpm example` run. NOTE: measured on the 2-core bench VM, Node's default (1 MB
- * semi-spaces) ran about ten full GCs per MLP epoch from the second epoch on, each with ~15 ms of
- * concurrent marking on the core the gemm helper thread needs; with 16 MB there is one per run, and over
- * 5 epochs the batch-128 epoch went from 450–570 ms to 320–440 ms (4 and 8 MB did not help; the first
- * epoch after a warm-up is the same either way). V8's background compiles of the step's functions take
- * the same core in the first epochs; with --max-inlined-bytecode-size-cumulative=230 (default 920) each
- * is smaller, and epochs 2–4 were faster in 17 of 26 alternated pairs (README: "Training scripts may run
- * faster").
+ * generation), read from there so the bench times what `npm start` and `pnpm example` run. NOTE: measured on the 2-core bench VM, Node's default (1 MB semi-spaces) ran about ten full
+ * GCs per MLP epoch from the second epoch on, each with ~15 ms of concurrent marking on the core the gemm
+ * helper thread needs; with 16 MB there is one per run, and over 5 epochs the batch-128 epoch went from
+ * 450–570 ms to 320–440 ms (4 and 8 MB did not help; the first epoch after a warm-up is the same either
+ * way).
  */
 export const TRAINING_FLAGS: string[] = (() => {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { scripts: { start: string } };
