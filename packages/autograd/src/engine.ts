@@ -364,6 +364,9 @@ function consumeLarge(consumed: Tensor[], t: Tensor): void {
   if (t.data.byteLength >= POOL_MIN_BYTES) consumed.push(t);
 }
 
+/** Whether a stored gradient uses `buf`. NOTE: a scan of the walk's frontier and the leaves' lists, run
+ *  only for consumed gradients of 16 KB and up: a few per node in practice, where counting every stored
+ *  gradient per buffer cost small tensors their on-heap storage (see consumeLarge). */
 function stillStored(buf: ArrayBufferLike, grads: Map<Node, Tensor>, pending: Map<Tensor, Tensor[]>): boolean {
   for (const t of grads.values()) if (t.data.buffer === buf) return true;
   for (const list of pending.values()) for (const t of list) if (t.data.buffer === buf) return true;
