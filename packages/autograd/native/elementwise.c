@@ -216,20 +216,20 @@ static void exp_block(double *v, int64_t n) {
   for (int64_t i = 0; i < n; i++) v[i] = tg_exp(v[i]);
 }
 
-/* out[i * stride] = (T)tg_exp((double)x[i * stride]) for i < n, through exp_block. */
-#define EXP_STRIDED(T, NAME)                                                          \
-  static void NAME(const T *x, int64_t stride, T *out, int64_t n) {                   \
+/* out[i] = (T)tg_exp((double)x[i]) for i < n, through exp_block. */
+#define EXP_LOOP(T, NAME)                                                             \
+  static void NAME(const T *x, T *out, int64_t n) {                                   \
     double v[EXP_BLOCK];                                                              \
     for (int64_t i0 = 0; i0 < n; i0 += EXP_BLOCK) {                                   \
       int64_t len = n - i0 < EXP_BLOCK ? n - i0 : EXP_BLOCK;                          \
-      for (int64_t i = 0; i < len; i++) v[i] = (double)x[(i0 + i) * stride];          \
+      for (int64_t i = 0; i < len; i++) v[i] = (double)x[i0 + i];                     \
       exp_block(v, len);                                                              \
-      for (int64_t i = 0; i < len; i++) out[(i0 + i) * stride] = (T)v[i];            \
+      for (int64_t i = 0; i < len; i++) out[i0 + i] = (T)v[i];                        \
     }                                                                                 \
   }
 
-EXP_STRIDED(float, exp_f32)
-EXP_STRIDED(double, exp_f64)
+EXP_LOOP(float, exp_f32)
+EXP_LOOP(double, exp_f64)
 
 #define UNARY_LOOPS(T, NAME, SQRT, EXP)                                                              \
   TG_CLONES static void NAME(int op, const T *x, T *out, int64_t n) {                                \
@@ -241,7 +241,7 @@ EXP_STRIDED(double, exp_f64)
       case OP_SIGN: for (int64_t i = 0; i < n; i++) { T v = x[i]; out[i] = v > 0 ? 1 : (v < 0 ? -1 : v); } break; \
       case OP_STEP: for (int64_t i = 0; i < n; i++) out[i] = x[i] > 0 ? 1 : 0; break;                \
       case OP_SQRT: for (int64_t i = 0; i < n; i++) out[i] = SQRT(x[i]); break;                      \
-      case OP_EXP: EXP(x, 1, out, n); break;                                                         \
+      case OP_EXP: EXP(x, out, n); break;                                                            \
       case OP_LOG: for (int64_t i = 0; i < n; i++) out[i] = (T)tg_log((double)x[i]); break;          \
     }                                                                                                \
   }
