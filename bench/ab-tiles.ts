@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import * as api from "../packages/autograd/src/index.ts";
 import { nativeGemmInfo, nativeGemmTiles } from "../packages/autograd/src/kernels/gemm.ts";
 import { epochTrainer } from "./tools/tapegrad.ts";
-import { buildWorkloads, type EpochWorkload } from "./workloads.ts";
+import { mlpEpochWorkload } from "./workloads.ts";
 
 const { values } = parseArgs({ options: {
   batch: { type: "string", default: "128" }, epochs: { type: "string", default: "6" }, block: { type: "string", default: "47" },
@@ -19,8 +19,7 @@ if (!nativeGemmTiles()) {
   console.error(`ab-tiles: the native gemm's tiles are not in use here (${nativeGemmInfo()})`);
   process.exit(1);
 }
-// the bench's MLP epoch (layers, data, learning rate), at this batch size
-const workload = { ...buildWorkloads(false).find((w) => w.id === "MLP epoch b128") as EpochWorkload, batch };
+const workload = mlpEpochWorkload(batch);
 const { samples } = workload;
 const run = await epochTrainer(api, workload);
 const totals = { tiles: 0, blas: 0 };

@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import * as api from "../packages/autograd/src/index.ts";
 import { nativeGemmInfo, nativeHelperStats } from "../packages/autograd/src/kernels/gemm.ts";
 import { epochTrainer } from "./tools/tapegrad.ts";
-import { buildWorkloads, type EpochWorkload } from "./workloads.ts";
+import { mlpEpochWorkload } from "./workloads.ts";
 
 const { values } = parseArgs({ options: { batch: { type: "string", default: "128" }, epochs: { type: "string", default: "8" } } });
 const batch = Number(values.batch), epochs = Number(values.epochs);
@@ -18,7 +18,7 @@ if (!nativeHelperStats()) {
   console.error(`epoch-profile: needs the native addon with its helper counters (${nativeGemmInfo()}); run \`pnpm build:native\``);
   process.exit(1);
 }
-const workload = { ...buildWorkloads(false).find((w) => w.id === "MLP epoch b128") as EpochWorkload, batch };
+const workload = mlpEpochWorkload(batch);
 const run = await epochTrainer(api, workload);
 const bounds = ["<5", "<20", "<50", "<100", "<300", "≥300"];
 console.log(`MLP ${workload.layers.join("-")}, batch ${batch}, ${workload.samples} samples; ${nativeGemmInfo()}`);

@@ -75,3 +75,8 @@ export function buildWorkloads(quick: boolean): Workload[] {
     kind: "epoch", layers: [784, 10], batch: 256, ...epoch });
   return list;
 }
+
+/** The full bench's MLP epoch (layers, data, learning rate) at another batch size, for the one-process scripts. */
+export function mlpEpochWorkload(batch: number): EpochWorkload {
+  return { ...buildWorkloads(false).find((w) => w.id === "MLP epoch b128") as EpochWorkload, batch };
+}
