@@ -366,6 +366,46 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       }
     });
 
+    it("gemmNative: a float32 product gives the same bits wherever its operands sit against a 32-byte boundary", () => {
+      // NN and TN panels (and the split's column chunks) start where B's rows cross a 32-byte boundary;
+      // where that is must change no sum. Offsets 0..7 floats put the operands at every such position
+      // whatever the arrays' own alignment; strides that are not whole vectors (203) keep the fixed panels.
+      const previous = nativeGemmThreads();
+      try {
+        for (const threads of [1, 2]) {
+          nativeGemmThreads(threads);
+          for (const [transA, transB, m, n, k, ldb] of [[true, false, 128, 784, 128, 784], [false, false, 37, 200, 61, 200],
+            [false, false, 29, 203, 40, 203], [true, false, 9, 52, 17, 56], [false, true, 40, 33, 100, 104]] as const) {
+            const lda = transA ? m : k;
+            const aRows = transA ? k : m, bRows = transB ? n : k;
+            const a0 = filled(Float32Array, aRows * lda, m + k), b0 = filled(Float32Array, bRows * ldb, n + k);
+            const run = (aOff: number, bOff: number, cOff: number) => {
+              const a = new Float32Array(aOff + a0.length), b = new Float32Array(bOff + b0.length);
+              a.set(a0, aOff);
+              b.set(b0, bOff);
+              const c = new Float32Array(cOff + m * n).fill(NaN);
+              gemmNative(transA, transB, m, n, k, a, aOff, lda, b, bOff, ldb, c, cOff, n, 0);
+              return c.subarray(cOff);
+            };
+            const base = run(0, 0, 0);
+            const expected = new Float32Array(m * n);
+            gemmReference(transA, transB, m, n, k, a0, 0, lda, b0, 0, ldb, expected, 0, n, 0);
+            let worst = 0;
+            for (let i = 0; i < base.length; i++) worst = Math.max(worst, Math.abs(base[i] - expected[i]) || 0, Number.isNaN(base[i]) ? Infinity : 0);
+            expect(worst, `${m}x${n}x${k} against the reference`).toBeLessThanOrEqual(2e-6 * (k + 1));
+            const same = (c: Float32Array) => Buffer.compare(Buffer.from(c.buffer, c.byteOffset, c.byteLength),
+              Buffer.from(base.buffer, base.byteOffset, base.byteLength)) === 0;
+            for (let off = 1; off < 8; off++) {
+              expect(same(run(off, off, off)), `all at offset ${off}, ${threads} threads, ${m}x${n}x${k}`).toBe(true);
+              expect(same(run(0, off, (3 * off) % 8)), `B at offset ${off}, ${threads} threads, ${m}x${n}x${k}`).toBe(true);
+            }
+          }
+        }
+      } finally {
+        nativeGemmThreads(previous);
+      }
+    });
+
     it("nativeGemmTiles: reads and sets the switch, and turning it off sends float32 products to BLAS", () => {
       const previous = nativeGemmTiles();
       expect(previous).toBe(true);

@@ -208,7 +208,7 @@ static int use_tiles(int f64, int ta, int tb, int64_t m, int64_t k, int64_t work
  * through one contiguous block of C (and of the operand the chunks cut) and keeps it in its own cache. */
 typedef struct {
   tile_gemm_t t;
-  int by_rows, size;
+  int by_rows, size, shift; /* chunk c is rows or columns [c * size - shift, (c + 1) * size - shift) */
   _Atomic uint64_t ends; /* front << 32 | back: chunks [front, back) are unclaimed */
 } tile_job_t;
 
@@ -242,7 +242,8 @@ static void tile_worker(const void *arg) {
   tile_job_t *job = side->job; /* NOTE: the chunk bounds are the only field written */
   const tile_gemm_t *t = &job->t;
   for (int chunk; (chunk = claim_chunk(job, side->from_back)) >= 0;) {
-    int lo = chunk * job->size, hi = lo + job->size;
+    int lo = chunk * job->size - job->shift, hi = lo + job->size;
+    if (lo < 0) lo = 0;
     if (job->by_rows) tile_gemm_part(t, lo, hi < t->m ? hi : t->m, 0, t->n);
     else tile_gemm_part(t, 0, t->m, lo, hi < t->n ? hi : t->n);
   }
@@ -252,11 +253,13 @@ static void tile_worker(const void *arg) {
  * split_min_work, else on the caller alone. */
 static void tile_product(const part_t *p, int64_t work) {
   tile_job_t job = { { p->ta == CBLAS_TRANS, p->tb == CBLAS_TRANS, p->m, p->n, p->k, p->a, p->lda, p->b,
-                       p->ldb, p->beta, p->c, p->ldc }, 0, 0, 0 };
+                       p->ldb, p->beta, p->c, p->ldc }, 0, 0, 0, 0 };
   int cols = job.t.tb ? NT_COLS : BC_COLS, rows = job.t.tb ? NT_ROWS : BC_ROWS;
   job.by_rows = p->n < MIN_CHUNKS * cols && p->m > p->n;
   job.size = job.by_rows ? rows : cols;
-  int chunks = ((job.by_rows ? p->m : p->n) + job.size - 1) / job.size;
+  /* column chunks start where the tiles load aligned vectors (the first is shorter) */
+  job.shift = job.by_rows ? 0 : tile_gemm_column_shift(&job.t);
+  int chunks = ((job.by_rows ? p->m : p->n) + job.shift + job.size - 1) / job.size;
   atomic_store(&job.ends, (uint64_t)chunks);
   tile_side_t front = { &job, 0 }, back = { &job, 1 };
   /* NOTE: each part runs the chunk loop; whichever side finds no chunk left returns, so the caller taking

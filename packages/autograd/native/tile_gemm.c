@@ -49,6 +49,9 @@ TILE_TARGET INLINE float hsum(__m256 v) {
   return _mm_cvtss_f32(x);
 }
 
+/* Where float data sits against a 32-byte boundary, in floats (0..7). */
+INLINE int misalign8(const float *p) { return (int)(((uintptr_t)p >> 2) & 7); }
+
 /* NT: an MR x NR tile of C from MR rows of A and NR rows of B, eight lanes along p, then hsum. */
 TILE_TARGET INLINE void nt_tile(const int MR, const int NR, int k, const float *a, int lda, const float *b,
                                 int ldb, float *c, int ldc, int beta) {
@@ -139,9 +142,15 @@ TILE_TARGET static void nt_part(const tile_gemm_t *t, int i0, int i1, int j0, in
 TILE_TARGET static void bc_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
   const int k = t->k, ldb = t->ldb, ldc = t->ldc, beta = t->beta;
   const int64_t a_is = t->ta ? 1 : t->lda, a_ps = t->ta ? t->lda : 1;
+  /* Panels start where B's rows cross a 32-byte boundary (when its stride is whole vectors), so the loads
+   * down a panel are aligned: a block that starts elsewhere first takes a panel up to 16 columns past the
+   * boundary. Which columns share a panel changes no sum. */
+  const int aligns = ldb % 8 == 0, grid = (8 - misalign8(t->b)) & 7; /* B's column j is aligned at j % 8 == grid */
   /* NOTE: the k x 24 panel of B stays in cache while the tiles of rows go down it */
-  for (int j = j0; j < j1; j += 24) {
-    const int width = j1 - j < 24 ? j1 - j : 24;
+  for (int j = j0; j < j1;) {
+    const int to_grid = aligns ? (grid - j % 8 + 8) & 7 : 0;
+    const int span = to_grid ? to_grid + 16 : 24;
+    const int width = j1 - j < span ? j1 - j : span;
     const int nv = (width + 7) / 8, last = width - 8 * (nv - 1);
     const float *bj = t->b + j;
     for (int i = i0; i < i1; i += 4) {
@@ -155,7 +164,12 @@ TILE_TARGET static void bc_part(const tile_gemm_t *t, int i0, int i1, int j0, in
         BC_CASE(1, 3) BC_CASE(1, 2) BC_CASE(1, 1)
       }
     }
+    j += width;
   }
+}
+
+int tile_gemm_column_shift(const tile_gemm_t *t) {
+  return !t->tb && t->ldb % 8 == 0 ? misalign8(t->b) : 0;
 }
 
 void tile_gemm_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
@@ -169,6 +183,7 @@ int tile_gemm_available(void) { return 0; }
 void tile_gemm_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
   (void)t; (void)i0; (void)i1; (void)j0; (void)j1;
 }
+int tile_gemm_column_shift(const tile_gemm_t *t) { (void)t; return 0; }
 
 #endif
 

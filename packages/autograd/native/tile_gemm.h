@@ -18,5 +18,9 @@ typedef struct {
 int tile_gemm_available(void);
 /* Computes the block C[i0:i1, j0:j1]; any block gives the same bits as the whole product there. */
 void tile_gemm_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1);
+/* NN / TN: blocks of columns that start at c * size - shift, for any size that is a multiple of 8, start
+ * where tile_gemm_part's loads from B are aligned vectors (0..7; always 0 for NT, whose loads run along
+ * the depth). */
+int tile_gemm_column_shift(const tile_gemm_t *t);
 
 #endif
