@@ -119,6 +119,13 @@ describe("reductions", () => {
     expect(x.max([0, 2]).toArray()).toEqual([15, 19, 23]);
     expect(x.mean([1, 2]).toArray()).toEqual([5.5, 17.5]);
   });
+  it("an axis list in any order, negative axes included, reduces the same axes", () => {
+    expect(x.sum([2, 0]).toArray()).toEqual([60, 92, 124]);
+    expect(x.sum([-1, -3], true).toArray()).toEqual([[[60], [92], [124]]]);
+    expect(x.mean([2, -3, 1]).item()).toBe(11.5);
+    expect(x.max([1, 0]).toArray()).toEqual([20, 21, 22, 23]);
+    expect(() => x.sum([2, 1, -1])).toThrow("sum: axis 2 repeated in [2,1,-1]");
+  });
   it("argmax along an axis and flattened", () => {
     const y = tensor([[1, 9, 3], [7, 2, 7]]);
     expect(y.argmax(1).toArray()).toEqual([1, 0]);

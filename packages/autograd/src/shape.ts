@@ -1,8 +1,10 @@
 import { AxisError, ShapeError, fmtShape } from "./errors.ts";
 
 export function sizeOf(shape: readonly number[]): number {
+  // NOTE: an index loop, not for-of: shapes reach here packed or holey (Array.prototype.map makes holey
+  // arrays), and the iterator's map checks deoptimized the callers' optimized code on the other kind
   let n = 1;
-  for (const d of shape) n *= d;
+  for (let i = 0; i < shape.length; i++) n *= shape[i];
   return n;
 }
 
@@ -61,23 +63,40 @@ export function normalizeAxis(op: string, axis: number, rank: number): number {
   return a;
 }
 
-/** Normalizes an axis argument (undefined = all axes) into a sorted, de-duplicated list. */
+/**
+ * Normalizes an axis argument (undefined = all axes) into a sorted, de-duplicated list.
+ * NOTE: built with push, not map or spread: TurboFan's inlined Array.prototype.map makes holey arrays where
+ * the interpreter's makes packed ones, so once a caller was optimized its axis lists changed kind and the
+ * optimized reductions that read them deoptimized ("wrong map") and recompiled, epoch after epoch.
+ */
 export function normalizeAxes(op: string, axis: number | readonly number[] | undefined, rank: number): number[] {
-  if (axis === undefined) return Array.from({ length: rank }, (_, i) => i);
-  const list = typeof axis === "number" ? [axis] : axis;
-  const out = list.map((a) => normalizeAxis(op, a, rank));
-  const sorted = [...out].sort((x, y) => x - y);
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i] === sorted[i - 1]) throw new AxisError(`${op}: axis ${sorted[i]} repeated in ${JSON.stringify(list)}`);
+  const out: number[] = [];
+  if (axis === undefined) {
+    for (let i = 0; i < rank; i++) out.push(i);
+    return out;
   }
-  return sorted;
+  const list = typeof axis === "number" ? [axis] : axis;
+  for (let i = 0; i < list.length; i++) {
+    const a = normalizeAxis(op, list[i], rank);
+    // insertion: axis lists are short
+    let at = out.length;
+    while (at > 0 && out[at - 1] > a) at--;
+    if (at > 0 && out[at - 1] === a) throw new AxisError(`${op}: axis ${a} repeated in ${JSON.stringify(list)}`);
+    out.splice(at, 0, a);
+  }
+  return out;
+}
+
+function hasAxis(axes: readonly number[], axis: number): boolean {
+  for (let i = 0; i < axes.length; i++) if (axes[i] === axis) return true;
+  return false;
 }
 
 /** Shape after reducing `axes`; with keepdims they stay as 1. */
 export function reducedShape(shape: readonly number[], axes: readonly number[], keepdims: boolean): number[] {
   const out: number[] = [];
   for (let i = 0; i < shape.length; i++) {
-    if (axes.includes(i)) {
+    if (hasAxis(axes, i)) {
       if (keepdims) out.push(1);
     } else out.push(shape[i]);
   }

@@ -37,11 +37,12 @@ export class Tensor {
   gradFn: Node | null = null;
 
   constructor(data: FloatArray, shape: readonly number[], requiresGrad = false) {
-    if (data.length !== sizeOf(shape)) {
+    const packed = packedShape(shape);
+    if (data.length !== sizeOf(packed)) {
       throw new ShapeError(`tensor: data of length ${data.length} does not fit shape ${fmtShape(shape)}`);
     }
     this.data = data;
-    this.shape = packedShape(shape);
+    this.shape = packed;
     this.dtype = dtypeOf(data);
     this.requiresGrad = requiresGrad;
   }

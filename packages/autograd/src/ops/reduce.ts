@@ -48,7 +48,8 @@ export function sum(x: Tensor, axis?: Axis, keepdims = false): Tensor {
 
 export function mean(x: Tensor, axis?: Axis, keepdims = false): Tensor {
   const axes = normalizeAxes("mean", axis, x.ndim);
-  const n = sizeOf(axes.map((a) => x.shape[a]));
+  let n = 1;
+  for (let i = 0; i < axes.length; i++) n *= x.shape[axes[i]];
   return div(sum(x, axes, keepdims), n);
 }
 

@@ -106,7 +106,8 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
     throw new ShapeError(`narrow: start ${start} + length ${length} exceeds size ${n} of axis ${d} of shape ${fmtShape(x.shape)}`);
   }
   if (length === n) return x;
-  const outShape = x.shape.map((v, i) => (i === d ? length : v));
+  const outShape = x.shape.slice();
+  outShape[d] = length;
   const outer = sizeOf(x.shape.slice(0, d));
   const inner = sizeOf(x.shape.slice(d + 1));
   let out: Tensor;

@@ -1,0 +1,82 @@
+/**
+ * What V8's optimizing compiler does during the bench's MLP epochs: per epoch, the functions TurboFan
+ * compiled (with the compile job's time, which runs on a background thread and competes with the gemm
+ * helper for the second core) and the functions deoptimized, with the reason. Trains in a child Node with
+ * --trace-opt --trace-deopt; the child writes V8's trace and its epoch markers to the same stdout, line
+ * buffered through `stdbuf` (coreutils) so the two stay in order.
+ *   pnpm exec tsx bench/jit-profile.ts [--batch=128] [--epochs=6] [--list]
+ * --list prints each compile and deopt instead of the per-epoch summary.
+ */
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { TRAINING_FLAGS } from "./tools/tapegrad.ts";
+
+const { values } = parseArgs({ options: {
+  batch: { type: "string", default: "128" }, epochs: { type: "string", default: "6" }, list: { type: "boolean", default: false },
+  child: { type: "boolean", default: false },
+} });
+const batch = Number(values.batch), epochs = Number(values.epochs);
+const MARK = "jit-profile epoch";
+
+if (values.child) {
+  const api = await import("../packages/autograd/src/index.ts");
+  const { epochTrainer } = await import("./tools/tapegrad.ts");
+  const { mlpEpochWorkload } = await import("./workloads.ts");
+  const run = await epochTrainer(api, mlpEpochWorkload(batch));
+  console.log(`${MARK} 0 setup`);
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    const start = performance.now();
+    run();
+    console.log(`${MARK} ${epoch} ${(performance.now() - start).toFixed(0)}`);
+  }
+} else {
+  const script = fileURLToPath(import.meta.url);
+  const node = [...TRAINING_FLAGS, "--trace-opt", "--trace-deopt", "--import", "tsx", script, "--child",
+    `--batch=${batch}`, `--epochs=${epochs}`];
+  const withStdbuf = spawnSync("stdbuf", ["--version"]).status === 0;
+  const child = withStdbuf
+    ? spawnSync("stdbuf", ["-oL", process.execPath, ...node], { encoding: "utf8", maxBuffer: 1 << 28 })
+    : spawnSync(process.execPath, node, { encoding: "utf8", maxBuffer: 1 << 28 });
+  if (child.status !== 0) {
+    console.error(`jit-profile: the training child failed (${child.status}):\n${child.stderr}`);
+    process.exit(1);
+  }
+  if (!withStdbuf) console.log("(no stdbuf here: V8's trace may land an epoch late)");
+  interface Epoch { ms: string; compiles: number; compileMs: number; top: [string, number][]; deopts: string[] }
+  const epochsSeen: Epoch[] = [];
+  let current: Epoch | undefined; // undefined until setup ends: module loading and data are not counted
+  let pending: Epoch = { ms: "", compiles: 0, compileMs: 0, top: [], deopts: [] };
+  const fn = (line: string) => { const name = /<JSFunction ([^ >]*)/.exec(line)?.[1]; return !name || name.startsWith("(") ? "(anonymous)" : name; };
+  for (const line of child.stdout.split("\n")) {
+    if (line.startsWith(MARK)) {
+      const [, , number, ms] = line.split(" ");
+      if (number !== "0") {
+        pending.ms = ms;
+        epochsSeen.push(pending);
+      }
+      current = pending = { ms: "", compiles: 0, compileMs: 0, top: [], deopts: [] };
+      continue;
+    }
+    if (!current) continue;
+    const compiled = /^\[completed compiling .*took ([\d.]+), ([\d.]+), ([\d.]+) ms\]/.exec(line);
+    if (compiled) {
+      const ms = Number(compiled[1]) + Number(compiled[2]) + Number(compiled[3]);
+      current.compiles++;
+      current.compileMs += ms;
+      current.top.push([fn(line) + (line.includes(" OSR ") ? " (OSR)" : ""), ms]);
+      if (values.list) console.log(`epoch ${epochsSeen.length + 1}: compiled ${fn(line)} in ${ms.toFixed(1)} ms`);
+    } else if (line.includes("deoptimizing")) {
+      const reason = /reason: ([^)]*)\)/.exec(line)?.[1] ?? "?";
+      current.deopts.push(`${fn(line)} (${reason})`);
+      if (values.list) console.log(`epoch ${epochsSeen.length + 1}: deoptimized ${fn(line)}: ${reason}`);
+    }
+  }
+  console.log(`MLP epoch, batch ${batch}, node ${TRAINING_FLAGS.join(" ")}; compile times are the jobs' wall time on V8's threads`);
+  console.log("| epoch | wall ms | TurboFan compiles | compile ms | longest | deopts |");
+  console.log("| ---: | ---: | ---: | ---: | --- | --- |");
+  epochsSeen.forEach((e, i) => {
+    const top = e.top.sort((a, b) => b[1] - a[1]).slice(0, 3).map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(", ");
+    console.log(`| ${i + 1} | ${e.ms} | ${e.compiles} | ${e.compileMs.toFixed(0)} | ${top} | ${e.deopts.join(", ")} |`);
+  });
+}
