@@ -19,7 +19,9 @@ if (!nativeGemmAvailable()) {
 /** `length` floats at `offset` floats past a 32-byte boundary. */
 function placed(length: number, offset: number, seed: number): Float32Array {
   // a WebAssembly memory's buffer starts on a page, so a view `offset` floats in sits where asked
-  const memory = new WebAssembly.Memory({ initial: Math.ceil((4 * (length + 16)) / 65536) });
+  // (typed here: the project's TypeScript lib has no WebAssembly declarations)
+  const { Memory } = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
+  const memory = new Memory({ initial: Math.ceil((4 * (length + 16)) / 65536) });
   const out = new Float32Array(memory.buffer, 4 * offset, length);
   let s = seed;
   for (let i = 0; i < length; i++) {

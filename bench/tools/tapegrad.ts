@@ -128,12 +128,18 @@ export async function tapegradTools(): Promise<ToolGroup> {
 }
 
 /**
- * Node flags for training: the ones package.json's `start` script passes to tsx (a 16 MB young
- * generation), read from there so the bench times what `npm start` and `pnpm example` run. NOTE: measured on the 2-core bench VM, Node's default (1 MB semi-spaces) ran about ten full
- * GCs per MLP epoch from the second epoch on, each with ~15 ms of concurrent marking on the core the gemm
- * helper thread needs; with 16 MB there is one per run, and over 5 epochs the batch-128 epoch went from
- * 450–570 ms to 320–440 ms (4 and 8 MB did not help; the first epoch after a warm-up is the same either
- * way).
+ * Node flags for training: the ones package.json's `start` script passes to tsx, read from there so the
+ * bench times what `npm start` and `pnpm example` run.
+ * NOTE: measured on the 2-core bench VM.
+ * - `--min-semi-space-size=16` (a 16 MB young generation): Node's default 1 MB semi-spaces ran about ten
+ *   full GCs per MLP epoch from the second epoch on, each with ~15 ms of concurrent marking on the core
+ *   the gemm helper thread needs; with 16 MB there is one per run, and over 5 epochs the batch-128 epoch
+ *   went from 450–570 ms to 320–440 ms (4 and 8 MB did not help).
+ * - `--interrupt-budget=16384` (a quarter of V8's default): V8 optimizes a function after it has run
+ *   3 + bytecode length / 150 budgets' worth of bytecode, so a step's functions, which run once or twice
+ *   a step, were compiled during epochs 2–5 of the batch-128 epoch (469 steps), on the helper's core
+ *   (bench/jit-profile.ts lists them); with the flag, during the first. bench/ab-node-flags.ts, 12
+ *   rounds: 315 ms against 363 with the semi-space flag alone (fastest in 10 of 12 rounds).
  */
 export const TRAINING_FLAGS: string[] = (() => {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { scripts: { start: string } };
