@@ -4,8 +4,8 @@
  * helper for the second core) and the functions deoptimized, with the reason. Trains in a child Node with
  * --trace-opt --trace-deopt; the child writes V8's trace and its epoch markers to the same stdout, line
  * buffered through `stdbuf` (coreutils) so the two stay in order.
- *   pnpm exec tsx bench/jit-profile.ts [--batch=128] [--epochs=6] [--list]
- * --list prints each compile and deopt instead of the per-epoch summary.
+ *   pnpm exec tsx bench/jit-profile.ts [--batch=128] [--epochs=6] [--list] [--flags="--interrupt-budget=8192"]
+ * --list also prints each compile and deopt; --flags replaces the Node flags of `npm start` (TRAINING_FLAGS).
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -14,7 +14,7 @@ import { TRAINING_FLAGS } from "./tools/tapegrad.ts";
 
 const { values } = parseArgs({ options: {
   batch: { type: "string", default: "128" }, epochs: { type: "string", default: "6" }, list: { type: "boolean", default: false },
-  child: { type: "boolean", default: false },
+  flags: { type: "string" }, child: { type: "boolean", default: false },
 } });
 const batch = Number(values.batch), epochs = Number(values.epochs);
 const MARK = "jit-profile epoch";
@@ -32,7 +32,8 @@ if (values.child) {
   }
 } else {
   const script = fileURLToPath(import.meta.url);
-  const node = [...TRAINING_FLAGS, "--trace-opt", "--trace-deopt", "--import", "tsx", script, "--child",
+  const flags = values.flags === undefined ? TRAINING_FLAGS : values.flags.split(" ").filter(Boolean);
+  const node = [...flags, "--trace-opt", "--trace-deopt", "--import", "tsx", script, "--child",
     `--batch=${batch}`, `--epochs=${epochs}`];
   const withStdbuf = spawnSync("stdbuf", ["--version"]).status === 0;
   const child = withStdbuf
@@ -72,7 +73,7 @@ if (values.child) {
       if (values.list) console.log(`epoch ${epochsSeen.length + 1}: deoptimized ${fn(line)}: ${reason}`);
     }
   }
-  console.log(`MLP epoch, batch ${batch}, node ${TRAINING_FLAGS.join(" ")}; compile times are the jobs' wall time on V8's threads`);
+  console.log(`MLP epoch, batch ${batch}, node ${flags.join(" ") || "(no flags)"}; compile times are the jobs' wall time on V8's threads`);
   console.log("| epoch | wall ms | TurboFan compiles | compile ms | longest | deopts |");
   console.log("| ---: | ---: | ---: | ---: | --- | --- |");
   epochsSeen.forEach((e, i) => {
