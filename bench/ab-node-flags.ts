@@ -3,7 +3,8 @@
  * process per run: one warm-up epoch, then 3 timed, median of the 3), in interleaved rounds whose order
  * rotates, so the VM's slow minutes fall on every flag set alike. Prints every round and, per flag set,
  * the median over rounds and how many rounds it was the fastest of all.
- *   pnpm exec tsx bench/ab-node-flags.ts [--rounds=12] [--batch=128] -- "" "--min-semi-space-size=16" ...
+ *   pnpm exec tsx bench/ab-node-flags.ts [--rounds=12] [--batch=128] [--layers=784,128,10] -- "" "--min-semi-space-size=16" ...
+ * --layers=784,10 --batch=256 is the bench's softmax regression epoch.
  * Each positional argument is one flag set (space-separated flags; "" for Node's defaults); a token
  * NAME=value sets an environment variable for that set's runs instead (TAPEGRAD_HELPER_SPIN_US=200).
  */
@@ -14,7 +15,10 @@ import type { Timing } from "./measure.ts";
 import { mlpEpochWorkload } from "./workloads.ts";
 
 const { values, positionals } = parseArgs({
-  options: { rounds: { type: "string", default: "12" }, batch: { type: "string", default: "128" } },
+  options: {
+    rounds: { type: "string", default: "12" }, batch: { type: "string", default: "128" },
+    layers: { type: "string", default: "784,128,10" },
+  },
   allowPositionals: true,
 });
 const rounds = Number(values.rounds), batch = Number(values.batch);
@@ -29,7 +33,8 @@ const sets = positionals.map((s) => {
   return { flags: tokens.filter((t) => !isEnv(t)), env };
 });
 const label = (i: number) => positionals[i] || "(node defaults)";
-const workload = { ...mlpEpochWorkload(batch), warmup: 1, minRuns: 3, minTimeMs: 0 };
+const layers = values.layers.split(",").map(Number);
+const workload = { ...mlpEpochWorkload(batch), layers, warmup: 1, minRuns: 3, minTimeMs: 0 };
 const child = fileURLToPath(new URL("./epoch-child.ts", import.meta.url));
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -47,7 +52,7 @@ const median = (xs: number[]) => {
 };
 const times: number[][] = sets.map(() => []);
 const wins = sets.map(() => 0);
-console.log(`MLP epoch, batch ${batch}: median of 3 timed epochs after 1 warm-up, a fresh process per run, ${rounds} rounds`);
+console.log(`epoch of ${layers.join("-")}, batch ${batch}: median of 3 timed epochs after 1 warm-up, a fresh process per run, ${rounds} rounds`);
 for (let r = 0; r < rounds; r++) {
   const row = sets.map(() => 0);
   for (let j = 0; j < sets.length; j++) {

@@ -3,7 +3,7 @@
  * one process trains with both settings, switching every `--block` steps (the order flips each epoch), so
  * the machine's minute-to-minute noise falls on both alike. Prints the time of each setting's half of
  * every epoch and the ratio tiles / BLAS over the epochs after the first.
- *   pnpm exec tsx --min-semi-space-size=16 --interrupt-budget=16384 bench/ab-tiles.ts [--batch=128] [--epochs=6] [--block=47]
+ *   pnpm exec tsx --min-semi-space-size=16 --interrupt-budget=4096 bench/ab-tiles.ts [--batch=128] [--epochs=6] [--block=47]
  */
 import { parseArgs } from "node:util";
 import * as api from "../packages/autograd/src/index.ts";

@@ -4,7 +4,7 @@
  * how often the helper never started its part, and how late it started the others. The first epochs are
  * slower than later ones while V8 compiles the step's functions on background threads; this shows which
  * part pays.
- *   pnpm exec tsx --min-semi-space-size=16 --interrupt-budget=16384 bench/epoch-profile.ts [--batch=128] [--epochs=8]
+ *   pnpm exec tsx --min-semi-space-size=16 --interrupt-budget=4096 bench/epoch-profile.ts [--batch=128] [--epochs=8]
  */
 import { parseArgs } from "node:util";
 import * as api from "../packages/autograd/src/index.ts";

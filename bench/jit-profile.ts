@@ -4,7 +4,7 @@
  * helper for the second core) and the functions deoptimized, with the reason. Trains in a child Node with
  * --trace-opt --trace-deopt; the child writes V8's trace and its epoch markers to the same stdout, line
  * buffered through `stdbuf` (coreutils) so the two stay in order.
- *   pnpm exec tsx bench/jit-profile.ts [--batch=128] [--epochs=6] [--list] [--flags="--interrupt-budget=8192"]
+ *   pnpm exec tsx bench/jit-profile.ts [--batch=128] [--layers=784,128,10] [--epochs=6] [--list] [--flags="--interrupt-budget=8192"]
  * --list also prints each compile and deopt; --flags replaces the Node flags of `npm start` (TRAINING_FLAGS).
  */
 import { spawnSync } from "node:child_process";
@@ -13,7 +13,8 @@ import { parseArgs } from "node:util";
 import { TRAINING_FLAGS } from "./tools/tapegrad.ts";
 
 const { values } = parseArgs({ options: {
-  batch: { type: "string", default: "128" }, epochs: { type: "string", default: "6" }, list: { type: "boolean", default: false },
+  batch: { type: "string", default: "128" }, layers: { type: "string", default: "784,128,10" },
+  epochs: { type: "string", default: "6" }, list: { type: "boolean", default: false },
   flags: { type: "string" }, child: { type: "boolean", default: false },
 } });
 const batch = Number(values.batch), epochs = Number(values.epochs);
@@ -23,7 +24,7 @@ if (values.child) {
   const api = await import("../packages/autograd/src/index.ts");
   const { epochTrainer } = await import("./tools/tapegrad.ts");
   const { mlpEpochWorkload } = await import("./workloads.ts");
-  const run = await epochTrainer(api, mlpEpochWorkload(batch));
+  const run = await epochTrainer(api, { ...mlpEpochWorkload(batch), layers: values.layers.split(",").map(Number) });
   console.log(`${MARK} 0 setup`);
   for (let epoch = 1; epoch <= epochs; epoch++) {
     const start = performance.now();
@@ -34,7 +35,7 @@ if (values.child) {
   const script = fileURLToPath(import.meta.url);
   const flags = values.flags === undefined ? TRAINING_FLAGS : values.flags.split(" ").filter(Boolean);
   const node = [...flags, "--trace-opt", "--trace-deopt", "--import", "tsx", script, "--child",
-    `--batch=${batch}`, `--epochs=${epochs}`];
+    `--batch=${batch}`, `--layers=${values.layers}`, `--epochs=${epochs}`];
   const withStdbuf = spawnSync("stdbuf", ["--version"]).status === 0;
   const child = withStdbuf
     ? spawnSync("stdbuf", ["-oL", process.execPath, ...node], { encoding: "utf8", maxBuffer: 1 << 28 })
@@ -73,7 +74,7 @@ if (values.child) {
       if (values.list) console.log(`epoch ${epochsSeen.length + 1}: deoptimized ${fn(line)}: ${reason}`);
     }
   }
-  console.log(`MLP epoch, batch ${batch}, node ${flags.join(" ") || "(no flags)"}; compile times are the jobs' wall time on V8's threads`);
+  console.log(`epoch of ${values.layers.replaceAll(",", "-")}, batch ${batch}, node ${flags.join(" ") || "(no flags)"}; compile times are the jobs' wall time on V8's threads`);
   console.log("| epoch | wall ms | TurboFan compiles | compile ms | longest | deopts |");
   console.log("| ---: | ---: | ---: | ---: | --- | --- |");
   epochsSeen.forEach((e, i) => {

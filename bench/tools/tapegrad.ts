@@ -135,11 +135,12 @@ export async function tapegradTools(): Promise<ToolGroup> {
  *   full GCs per MLP epoch from the second epoch on, each with ~15 ms of concurrent marking on the core
  *   the gemm helper thread needs; with 16 MB there is one per run, and over 5 epochs the batch-128 epoch
  *   went from 450–570 ms to 320–440 ms (4 and 8 MB did not help).
- * - `--interrupt-budget=16384` (a quarter of V8's default): V8 optimizes a function after it has run
+ * - `--interrupt-budget=4096` (a sixteenth of V8's default): V8 optimizes a function after it has run
  *   3 + bytecode length / 150 budgets' worth of bytecode, so a step's functions, which run once or twice
  *   a step, were compiled during epochs 2–5 of the batch-128 epoch (469 steps), on the helper's core
- *   (bench/jit-profile.ts lists them); with the flag, during the first. bench/ab-node-flags.ts, 12
- *   rounds: 315 ms against 363 with the semi-space flag alone (fastest in 10 of 12 rounds).
+ *   (bench/jit-profile.ts lists them); with the flag, during the first. bench/ab-node-flags.ts, 10
+ *   rounds: 331 ms against 360 with a budget of 16384 and 425 with the semi-space flag alone (fastest
+ *   in 9 of 10); batch 32 unchanged; the softmax regression epoch 119 against 116 ms.
  */
 export const TRAINING_FLAGS: string[] = (() => {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { scripts: { start: string } };
