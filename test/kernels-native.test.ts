@@ -264,6 +264,31 @@ describe.skipIf(!nativeActive)("native loops: bit-identical to the TypeScript lo
       }), { numRuns });
     });
 
+    it(`logSoftmax and its backward (${dtype}): many short rows, which the native loop exponentiates several at a time`, () => {
+      // rows of n <= 128 along the last axis share exp's groups of four across row ends; a row of -Infinity
+      // or with a NaN anywhere in a group must still come out alone
+      const layout = fc.record({ n: fc.integer({ min: 1, max: 128 }), seed: fc.nat(), odd: fc.nat() })
+        .map((t) => ({ ...t, outer: Math.ceil(NATIVE_MIN_ELEMENTS / t.n) + (t.odd % 37) }));
+      fc.assert(fc.property(layout, ({ outer, n, seed, odd }) => {
+        const size = outer * n;
+        const x = new Type(plain(dtype, size, seed).map((v) => v * 8));
+        const bad = odd % outer;
+        for (let j = 0; j < n; j++) x[bad * n + j] = -Infinity;
+        x[((odd * 7) % outer) * n + (odd % n)] = NaN;
+        x[((odd * 13) % outer) * n] = 800; // exp out of the vector path's range
+        const g = awkward(Type, size, seed + 1);
+        const { native, ts } = nativeThenTypeScript(() => {
+          const out = new Type(size).fill(7);
+          K.logSoftmaxAxis(x, outer, n, 1, out);
+          const gx = new Type(size).fill(7);
+          K.logSoftmaxBackwardAxis(g, out, outer, n, 1, gx);
+          return { out, gx };
+        });
+        expectSameBits(native.out, ts.out, `logSoftmax [${outer}, ${n}]`, (i) => ` for x = ${x[i]}`);
+        expectSameBits(native.gx, ts.gx, `logSoftmaxBackward [${outer}, ${n}]`, (i) => ` for g = ${g[i]}, out = ${ts.out[i]}`);
+      }), { numRuns: 3 * numRuns });
+    });
+
     it(`reluBackward (${dtype}): passes g where x > 0, zero elsewhere, NaN x included`, () => {
       fc.assert(fc.property(large, fc.nat(), (n, seed) => {
         const g = awkward(Type, n, seed);
