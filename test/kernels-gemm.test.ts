@@ -348,8 +348,10 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       };
       try {
         // chunks of columns (wide C) and of rows (tall, narrow C), every layout the tiles take
+        // NT with a small B (softmax regression's 256 x 10 x 784) passes A once, rows outermost
         for (const [transA, transB, m, n, k] of [[false, true, 128, 128, 784], [true, false, 128, 784, 128],
-          [true, false, 784, 128, 128], [false, true, 301, 41, 300], [false, false, 603, 61, 100]] as const) {
+          [true, false, 784, 128, 128], [false, true, 301, 41, 300], [false, false, 603, 61, 100],
+          [false, true, 256, 10, 784], [false, true, 700, 9, 1000]] as const) {
           compare({ transA, transB, m, n, k, beta: 1, seed: m + n + k });
         }
         fc.assert(fc.property(

@@ -194,13 +194,15 @@ static int split(const part_t *p, part_t out[2]) {
 
 /* tile_gemm.c's kernels, where they beat single-threaded BLAS (measured on the bench VM, Zen 3): float32 NN,
  * NT and TN products below THREADED_MIN_WORK whose streamed operand stays in L2 (NT: op(A) of at most 2^17
- * floats; NN/TN: depth at most 512). OpenBLAS was 1.0-1.1x slower on the MLP's 128 x 784 x 128 products and
- * 1.3-6x slower on small and matrix-vector ones, but 1.3-1.6x faster at depth 2000 or on 512^3. */
+ * floats, or a B of at most 2^15, which stays in cache while A passes once; NN/TN: depth at most 512).
+ * OpenBLAS was 1.0-1.1x slower on the MLP's 128 x 784 x 128 products and 1.3-6x slower on small and
+ * matrix-vector ones, but 1.3-1.6x faster at depth 2000 or on 512^3. On softmax regression's 256 x 10 x 784
+ * forward it spent more time packing x than multiplying. */
 static int tiles_on = 1; /* setTiles */
 
-static int use_tiles(int f64, int ta, int tb, int64_t m, int64_t k, int64_t work) {
+static int use_tiles(int f64, int ta, int tb, int64_t m, int64_t n, int64_t k, int64_t work) {
   if (!tiles_on || f64 || (ta && tb) || work >= THREADED_MIN_WORK || !tile_gemm_available()) return 0;
-  return tb ? m * k <= ((int64_t)1 << 17) : k <= 512;
+  return tb ? m * k <= ((int64_t)1 << 17) || n * k <= ((int64_t)1 << 15) : k <= 512;
 }
 
 /* A product split into chunks of columns (or of rows, when C has too few columns for a fair share) that
@@ -313,7 +315,7 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   part_t whole = { type == napi_float64_array, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS,
                    trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)m, (int)n, (int)k, a, (int)lda, b, (int)ldb,
                    (int)beta, c, (int)ldc };
-  if (use_tiles(whole.f64, trans_a, trans_b, m, k, work)) {
+  if (use_tiles(whole.f64, trans_a, trans_b, m, n, k, work)) {
     tile_product(&whole, work);
     return NULL;
   }
