@@ -77,12 +77,26 @@ TILE_TARGET INLINE void nt_tile(const int MR, const int NR, int k, const float *
       for (int r = 0; r < MR; r++) acc[r][s] = _mm256_fmadd_ps(av[r], bv, acc[r][s]);
     }
   }
-  for (int r = 0; r < MR; r++)
-    for (int s = 0; s < NR; s++) {
-      float *out = c + (int64_t)r * ldc + s;
-      float sum = hsum(acc[r][s]);
-      *out = beta ? *out + sum : sum; /* beta 0 never reads C: it may hold NaN garbage */
+  for (int r = 0; r < MR; r++) {
+    float *out = c + (int64_t)r * ldc;
+    if (NR == 4) {
+      /* hsum's order for four columns at once: halves added, the four 4-lane vectors transposed, then
+       * (lanes 0 + 2) + (lanes 1 + 3) */
+      __m128 x0 = _mm_add_ps(_mm256_castps256_ps128(acc[r][0]), _mm256_extractf128_ps(acc[r][0], 1));
+      __m128 x1 = _mm_add_ps(_mm256_castps256_ps128(acc[r][1]), _mm256_extractf128_ps(acc[r][1], 1));
+      __m128 x2 = _mm_add_ps(_mm256_castps256_ps128(acc[r][2]), _mm256_extractf128_ps(acc[r][2], 1));
+      __m128 x3 = _mm_add_ps(_mm256_castps256_ps128(acc[r][3]), _mm256_extractf128_ps(acc[r][3], 1));
+      _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+      __m128 sums = _mm_add_ps(_mm_add_ps(x0, x2), _mm_add_ps(x1, x3));
+      /* beta 0 never reads C: it may hold NaN garbage */
+      _mm_storeu_ps(out, beta ? _mm_add_ps(_mm_loadu_ps(out), sums) : sums);
+    } else {
+      for (int s = 0; s < NR; s++) {
+        float sum = hsum(acc[r][s]);
+        out[s] = beta ? out[s] + sum : sum;
+      }
     }
+  }
 }
 
 /* NN / TN: an MR x (8 NV) tile of C, A(i, p) = a[i * a_is + p * a_ps] broadcast against rows of B; the
