@@ -408,6 +408,28 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       }
     });
 
+    it("gemmNative: an NT element's bits do not depend on the tile it falls in (full 3 x 4 tiles or edges)", () => {
+      // full tiles reduce four columns at once, edge tiles one at a time: both must sum in one order
+      for (const [m, n, k] of [[7, 9, 301], [6, 8, 64], [4, 5, 17], [3, 4, 1000]] as const) {
+        const a = filled(Float32Array, m * k, m + n), b = filled(Float32Array, n * k, k);
+        for (const beta of [0, 1] as const) {
+          const c0 = filled(Float32Array, m * n, 5);
+          const whole = c0.slice();
+          gemmNative(false, true, m, n, k, a, 0, k, b, 0, k, whole, 0, n, beta);
+          for (let i = 0; i < m; i++) {
+            for (let j = 0; j < n; j++) {
+              // the element alone: a 1 x 1 product of row i of A and row j of B
+              const one = Float32Array.of(c0[i * n + j]);
+              gemmNative(false, true, 1, 1, k, a, i * k, k, b, j * k, k, one, 0, 1, beta);
+              if (!Object.is(one[0], whole[i * n + j])) {
+                expect.fail(`C[${i}][${j}] of ${m}x${n}x${k} (beta ${beta}): ${whole[i * n + j]} in the product, ${one[0]} alone`);
+              }
+            }
+          }
+        }
+      }
+    });
+
     it("nativeGemmTiles: reads and sets the switch, and turning it off sends float32 products to BLAS", () => {
       const previous = nativeGemmTiles();
       expect(previous).toBe(true);
