@@ -137,42 +137,30 @@ TILE_TARGET INLINE void bc_tile(const int MR, const int NV, int last, int k, con
 /* A B (all of op(B)'s rows, in floats) small enough to stay in cache while every row of A passes once. */
 #define NT_SMALL_B ((int64_t)1 << 15)
 
-TILE_TARGET static void nt_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
+/* The NT tile whose top-left element is C[i][j], cut to rows below i1 and columns below j1. */
+TILE_TARGET INLINE void nt_tile_at(const tile_gemm_t *t, int i, int i1, int j, int j1) {
   const int k = t->k, lda = t->lda, ldb = t->ldb, ldc = t->ldc, beta = t->beta;
-  if ((int64_t)t->n * k <= NT_SMALL_B) {
+  const int mr = i1 - i < 3 ? i1 - i : 3, nr = j1 - j < 4 ? j1 - j : 4;
+  const float *ai = t->a + (int64_t)i * lda, *bj = t->b + (int64_t)j * ldb;
+  float *cij = t->c + (int64_t)i * ldc + j;
+  switch (mr * 8 + nr) {
+    NT_CASE(3, 4) NT_CASE(3, 3) NT_CASE(3, 2) NT_CASE(3, 1)
+    NT_CASE(2, 4) NT_CASE(2, 3) NT_CASE(2, 2) NT_CASE(2, 1)
+    NT_CASE(1, 4) NT_CASE(1, 3) NT_CASE(1, 2) NT_CASE(1, 1)
+  }
+}
+
+TILE_TARGET static void nt_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
+  if ((int64_t)t->n * t->k <= NT_SMALL_B) {
     /* NOTE: few columns (softmax regression's x @ W^T, W 10 x 784): the rows of B stay in cache while A
      * passes once, 3 rows at a time, instead of once per 4 columns */
-    for (int i = i0; i < i1; i += 3) {
-      const int mr = i1 - i < 3 ? i1 - i : 3;
-      const float *ai = t->a + (int64_t)i * lda;
-      for (int j = j0; j < j1; j += 4) {
-        const int nr = j1 - j < 4 ? j1 - j : 4;
-        const float *bj = t->b + (int64_t)j * ldb;
-        float *cij = t->c + (int64_t)i * ldc + j;
-        switch (mr * 8 + nr) {
-          NT_CASE(3, 4) NT_CASE(3, 3) NT_CASE(3, 2) NT_CASE(3, 1)
-          NT_CASE(2, 4) NT_CASE(2, 3) NT_CASE(2, 2) NT_CASE(2, 1)
-          NT_CASE(1, 4) NT_CASE(1, 3) NT_CASE(1, 2) NT_CASE(1, 1)
-        }
-      }
-    }
+    for (int i = i0; i < i1; i += 3)
+      for (int j = j0; j < j1; j += 4) nt_tile_at(t, i, i1, j, j1);
     return;
   }
   /* NOTE: the NR rows of B stay in L1 while the rows of A stream past them from L2 */
-  for (int j = j0; j < j1; j += 4) {
-    const int nr = j1 - j < 4 ? j1 - j : 4;
-    const float *bj = t->b + (int64_t)j * ldb;
-    for (int i = i0; i < i1; i += 3) {
-      const int mr = i1 - i < 3 ? i1 - i : 3;
-      const float *ai = t->a + (int64_t)i * lda;
-      float *cij = t->c + (int64_t)i * ldc + j;
-      switch (mr * 8 + nr) {
-        NT_CASE(3, 4) NT_CASE(3, 3) NT_CASE(3, 2) NT_CASE(3, 1)
-        NT_CASE(2, 4) NT_CASE(2, 3) NT_CASE(2, 2) NT_CASE(2, 1)
-        NT_CASE(1, 4) NT_CASE(1, 3) NT_CASE(1, 2) NT_CASE(1, 1)
-      }
-    }
-  }
+  for (int j = j0; j < j1; j += 4)
+    for (int i = i0; i < i1; i += 3) nt_tile_at(t, i, i1, j, j1);
 }
 
 TILE_TARGET static void bc_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
