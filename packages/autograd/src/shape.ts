@@ -1,8 +1,8 @@
 import { AxisError, ShapeError, fmtShape } from "./errors.ts";
 
 export function sizeOf(shape: readonly number[]): number {
-  // NOTE: an index loop, not for-of: shapes reach here packed or holey (Array.prototype.map makes holey
-  // arrays), and the iterator's map checks deoptimized the callers' optimized code on the other kind
+  // NOTE: an index loop, not for-of: shapes reach here packed or holey (Array.prototype.map inlined by
+  // TurboFan makes holey arrays), and the iterator's map checks deoptimized optimized callers on the other
   let n = 1;
   for (let i = 0; i < shape.length; i++) n *= shape[i];
   return n;
