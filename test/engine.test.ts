@@ -2,7 +2,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import {
-  tensor, grad, noGrad, enableGrad, isGradEnabled, randn, manualSeed, zeros, Tensor, GraphError, ShapeError,
+  tensor, grad, noGrad, enableGrad, isGradEnabled, randn, manualSeed, zeros, Tensor, GraphError, ShapeError, defineOp,
 } from "@tapegrad/autograd";
 
 const arr = (t: Tensor | null): number[] => Array.from(t!.data);
@@ -75,6 +75,30 @@ describe("backward", () => {
     expect(arr(c.grad)).toEqual([2, 2]);
     c.mul(3).sum().backward(); // accumulates into the adopted buffer
     expect(arr(c.grad)).toEqual([5, 5]);
+  });
+
+  it("backward: a leaf adopts no gradient that another leaf gets a view of (user backward, small and large)", () => {
+    for (const n of [2, 8192]) {
+      // backward hands x a fresh array and y a view of its first half
+      const split = defineOp({
+        name: "splitView",
+        forward: (_ctx, x, y) => x.mul(1).add(y.sum()),
+        backward: (_ctx, g) => {
+          const whole = g.mul(2);
+          return [whole, whole.narrow(0, 0, n / 2)];
+        },
+      });
+      const x = tensor(new Float32Array(n).fill(1), { requiresGrad: true });
+      const y = tensor(new Float32Array(n / 2).fill(1), { requiresGrad: true });
+      // x gets `whole`, then the ones of x.sum(), added into its .grad in place; y's copy of its view must
+      // not see that addition
+      x.sum().add(split(x, y).sum()).backward();
+      expect(x.grad!.data.every((v) => v === 3)).toBe(true);
+      expect(y.grad!.data.every((v) => v === 2)).toBe(true);
+      x.mul(3).sum().backward();
+      expect(x.grad!.data.every((v) => v === 6)).toBe(true);
+      expect(y.grad!.data.every((v) => v === 2)).toBe(true);
+    }
   });
 
   it("backward: pick gradient accumulates repeated indices", () => {

@@ -6,7 +6,7 @@
  */
 import { AnomalyError, GraphError, ShapeError, fmtShape } from "./errors.ts";
 import { sameShape } from "./shape.ts";
-import { POOL_MIN_BYTES, releaseBuffer, trackFreshBuffers } from "./dtype.ts";
+import { POOL_MIN_BYTES, releaseBuffer, trackFreshArrays, type FloatArray } from "./dtype.ts";
 import { Tensor } from "./tensor.ts";
 
 /** Turns the output's gradient into the inputs' gradients; `node` gives access to its inputs and saved values. */
@@ -226,7 +226,7 @@ export function runBackward(
 
   const grads = new Map<Node, Tensor>();
   // NOTE: a plain backward defers leaf gradients to the end of the pass (settleLeaves), so a gradient
-  // buffer made during the pass and delivered to one leaf only can become its .grad without a copy.
+  // array made during the pass and delivered to one leaf only can become its .grad without a copy.
   const plain = !targets && !createGraph;
   const ctx: LeafContext = {
     E, targets: targets ? targetLeaves : null, results, createGraph,
@@ -234,7 +234,7 @@ export function runBackward(
     fresh: plain ? new WeakSet() : null,
   };
   const consumed: Tensor[] = [];
-  trackFreshBuffers(ctx.fresh);
+  trackFreshArrays(ctx.fresh);
   // NOTE: no closures are created per call here: tsx/esbuild's keepNames makes each one cost ~0.4 µs.
   const prevMode = gradEnabled;
   gradEnabled = createGraph;
@@ -285,7 +285,7 @@ export function runBackward(
     if (ctx.pending) settleLeaves(E, ctx.pending, ctx.fresh!);
   } finally {
     gradEnabled = prevMode;
-    trackFreshBuffers(null);
+    trackFreshArrays(null);
     if (!retainGraph) {
       for (const node of nodes) {
         node.freed = true;
@@ -315,8 +315,8 @@ interface LeafContext {
   createGraph: boolean;
   /** Plain backward: each leaf's gradient contributions, accumulated at the end of the pass. */
   pending: Map<Tensor, Tensor[]> | null;
-  /** Plain backward: the buffers allocated during the pass. */
-  fresh: WeakSet<ArrayBufferLike> | null;
+  /** Plain backward: the arrays allocated during the pass, each the only array over its buffer (dtype.ts). */
+  fresh: WeakSet<FloatArray> | null;
 }
 
 /** A leaf's gradient goes to grad()'s results, or accumulates into its `.grad`. */
@@ -336,11 +336,11 @@ function deliverLeaf(ctx: LeafContext, x: Tensor, g: Tensor): void {
   }
 }
 
-/** User code may keep the gradient it was given or the ones it returned: none of their buffers may be
- *  recycled or adopted as a leaf's .grad. */
-function forgetFresh(fresh: WeakSet<ArrayBufferLike>, g: Tensor, returned: (Tensor | null | undefined)[]): void {
-  fresh.delete(g.data.buffer);
-  for (const t of returned) if (t) fresh.delete(t.data.buffer);
+/** User code may keep the gradient it was given or the ones it returned: none of their arrays may be
+ *  recycled or adopted as a leaf's .grad. (A view the user made of one is a new array, never in `fresh`.) */
+function forgetFresh(fresh: WeakSet<FloatArray>, g: Tensor, returned: (Tensor | null | undefined)[]): void {
+  fresh.delete(g.data);
+  for (const t of returned) if (t) fresh.delete(t.data);
 }
 
 /**
@@ -350,10 +350,9 @@ function forgetFresh(fresh: WeakSet<ArrayBufferLike>, g: Tensor, returned: (Tens
  * can reach them: gradients made in a plain backward are never recorded or saved, and the user only ever
  * sees leaf gradients. Empties `consumed`.
  */
-function recycle(fresh: WeakSet<ArrayBufferLike>, grads: Map<Node, Tensor>, pending: Map<Tensor, Tensor[]>, consumed: Tensor[]): void {
+function recycle(fresh: WeakSet<FloatArray>, grads: Map<Node, Tensor>, pending: Map<Tensor, Tensor[]>, consumed: Tensor[]): void {
   for (const t of consumed) {
-    const buf = t.data.buffer;
-    if (fresh.has(buf) && !stillStored(buf, grads, pending)) releaseBuffer(t.data);
+    if (fresh.has(t.data) && !stillStored(t.data, fresh, grads, pending)) releaseBuffer(t.data);
   }
   consumed.length = 0;
 }
@@ -364,33 +363,53 @@ function consumeLarge(consumed: Tensor[], t: Tensor): void {
   if (t.data.byteLength >= POOL_MIN_BYTES) consumed.push(t);
 }
 
-/** Whether a stored gradient uses `buf`. NOTE: a scan of the walk's frontier and the leaves' lists, run
- *  only for consumed gradients of 16 KB and up: a few per node in practice, where counting every stored
- *  gradient per buffer cost small tensors their on-heap storage (see consumeLarge). */
-function stillStored(buf: ArrayBufferLike, grads: Map<Node, Tensor>, pending: Map<Tensor, Tensor[]>): boolean {
-  for (const t of grads.values()) if (t.data.buffer === buf) return true;
-  for (const list of pending.values()) for (const t of list) if (t.data.buffer === buf) return true;
+/** Whether a stored gradient uses the memory of `a`, a fresh array. NOTE: a scan of the walk's frontier
+ *  and the leaves' lists, run only for consumed gradients of 16 KB and up: a few per node in practice,
+ *  where counting every stored gradient per buffer cost small tensors their on-heap storage (see
+ *  consumeLarge). Another fresh array never shares `a`'s buffer, so only the others' buffers are read. */
+function stillStored(a: FloatArray, fresh: WeakSet<FloatArray>, grads: Map<Node, Tensor>, pending: Map<Tensor, Tensor[]>): boolean {
+  for (const t of grads.values()) if (sharesMemory(a, t.data, fresh)) return true;
+  for (const list of pending.values()) for (const t of list) if (sharesMemory(a, t.data, fresh)) return true;
   return false;
+}
+
+function sharesMemory(a: FloatArray, b: FloatArray, fresh: WeakSet<FloatArray>): boolean {
+  return a === b || (!fresh.has(b) && a.buffer === b.buffer);
 }
 
 /**
  * Accumulates the pass's leaf gradients into `.grad`. A contribution is adopted as a leaf's new `.grad`
- * only when its buffer was allocated during this pass, is not a view, and no other contribution shares
- * it (add's backward hands the same tensor to both inputs); anything else is copied, so no two leaves,
+ * only when its array was allocated during this pass (so it is no view and owns its whole buffer), and no
+ * other contribution is the same array (add's backward hands the same tensor to both inputs) or a view of
+ * its buffer; anything else is copied, so no two leaves,
  * and no tensor of the user's, ever share a gradient buffer. The contributions not adopted are dead
  * afterwards, and those made in this pass go to the pool.
  */
-function settleLeaves(E: EngineOps, pending: Map<Tensor, Tensor[]>, fresh: WeakSet<ArrayBufferLike>): void {
-  const uses = new Map<ArrayBufferLike, number>();
-  for (const list of pending.values()) for (const g of list) uses.set(g.data.buffer, (uses.get(g.data.buffer) ?? 0) + 1);
-  let adopted: Set<ArrayBufferLike> | null = null;
+function settleLeaves(E: EngineOps, pending: Map<Tensor, Tensor[]>, fresh: WeakSet<FloatArray>): void {
+  // how often each fresh array is delivered; whether any other contribution (a view, or an array made
+  // before the pass) exists, whose buffer might then be a fresh one's
+  const uses = new Map<FloatArray, number>();
+  let others = false;
+  for (const list of pending.values()) {
+    for (const g of list) {
+      if (fresh.has(g.data)) uses.set(g.data, (uses.get(g.data) ?? 0) + 1);
+      else others = true;
+    }
+  }
+  // NOTE: the other contributions' buffers are read only when there are some (a view of a fresh array
+  // must not outlive its adoption), so the usual pass reads no buffer at all
+  let otherBuffers: Set<ArrayBufferLike> | null = null;
+  if (others) {
+    otherBuffers = new Set();
+    for (const list of pending.values()) for (const g of list) if (!fresh.has(g.data)) otherBuffers.add(g.data.buffer);
+  }
+  let adopted: Set<FloatArray> | null = null;
   for (const [x, list] of pending) {
     let start = 0;
     if (!x._grad) {
       const g = list[0];
-      const buf = g.data.buffer;
-      const own = fresh.has(buf) && uses.get(buf) === 1 && g.data.byteOffset === 0 && g.data.byteLength === buf.byteLength;
-      if (own) (adopted ??= new Set()).add(buf);
+      const own = uses.get(g.data) === 1 && !(otherBuffers && otherBuffers.has(g.data.buffer));
+      if (own) (adopted ??= new Set()).add(g.data);
       x._grad = own ? new Tensor(g.data, g.shape) : E.detachedCopy(g);
       // NOTE: either way the new .grad's buffer is one only this leaf uses, so zeroGrad may recycle it
       // unless someone reads .grad first
@@ -402,9 +421,7 @@ function settleLeaves(E: EngineOps, pending: Map<Tensor, Tensor[]>, fresh: WeakS
   // the contributions not adopted were copied or added: their buffers made in this pass are dead now
   for (const list of pending.values()) {
     for (const g of list) {
-      if (g.data.byteLength < POOL_MIN_BYTES) continue;
-      const buf = g.data.buffer;
-      if (fresh.has(buf) && !adopted?.has(buf)) releaseBuffer(g.data);
+      if (g.data.byteLength >= POOL_MIN_BYTES && fresh.has(g.data) && !adopted?.has(g.data)) releaseBuffer(g.data);
     }
   }
 }
