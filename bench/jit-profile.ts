@@ -3,7 +3,9 @@
  * compiled (with the compile job's time, which runs on a background thread and competes with the gemm
  * helper for the second core) and the functions deoptimized, with the reason. Trains in a child Node with
  * --trace-opt --trace-deopt; the child writes V8's trace and its epoch markers to the same stdout, line
- * buffered through `stdbuf` (coreutils) so the two stay in order.
+ * buffered through `stdbuf` (coreutils) so the two stay in order. Also counts each epoch's minor page
+ * faults: memory the process touches for the first time, such as a young generation that a larger
+ * --min-semi-space-size makes V8 fill for the first time over the first epochs.
  *   pnpm exec tsx bench/jit-profile.ts [--batch=128] [--layers=784,128,10] [--epochs=6] [--list] [--flags="--interrupt-budget=8192"]
  * --list also prints each compile and deopt; --flags replaces the Node flags of `npm start` (TRAINING_FLAGS).
  */
@@ -27,9 +29,11 @@ if (values.child) {
   const run = await epochTrainer(api, { ...mlpEpochWorkload(batch), layers: values.layers.split(",").map(Number) });
   console.log(`${MARK} 0 setup`);
   for (let epoch = 1; epoch <= epochs; epoch++) {
+    const faults = process.resourceUsage().minorPageFault;
     const start = performance.now();
     run();
-    console.log(`${MARK} ${epoch} ${(performance.now() - start).toFixed(0)}`);
+    const ms = (performance.now() - start).toFixed(0);
+    console.log(`${MARK} ${epoch} ${ms} ${process.resourceUsage().minorPageFault - faults}`);
   }
 } else {
   const script = fileURLToPath(import.meta.url);
@@ -45,19 +49,20 @@ if (values.child) {
     process.exit(1);
   }
   if (!withStdbuf) console.log("(no stdbuf here: V8's trace may land an epoch late)");
-  interface Epoch { ms: string; compiles: number; compileMs: number; top: [string, number][]; deopts: string[] }
+  interface Epoch { ms: string; faults: string; compiles: number; compileMs: number; top: [string, number][]; deopts: string[] }
   const epochsSeen: Epoch[] = [];
   let current: Epoch | undefined; // undefined until setup ends: module loading and data are not counted
-  let pending: Epoch = { ms: "", compiles: 0, compileMs: 0, top: [], deopts: [] };
+  let pending: Epoch = { ms: "", faults: "", compiles: 0, compileMs: 0, top: [], deopts: [] };
   const fn = (line: string) => { const name = /<JSFunction ([^ >]*)/.exec(line)?.[1]; return !name || name.startsWith("(") ? "(anonymous)" : name; };
   for (const line of child.stdout.split("\n")) {
     if (line.startsWith(MARK)) {
-      const [, , number, ms] = line.split(" ");
+      const [, , number, ms, faults] = line.split(" ");
       if (number !== "0") {
         pending.ms = ms;
+        pending.faults = faults;
         epochsSeen.push(pending);
       }
-      current = pending = { ms: "", compiles: 0, compileMs: 0, top: [], deopts: [] };
+      current = pending = { ms: "", faults: "", compiles: 0, compileMs: 0, top: [], deopts: [] };
       continue;
     }
     if (!current) continue;
@@ -75,10 +80,10 @@ if (values.child) {
     }
   }
   console.log(`epoch of ${values.layers.replaceAll(",", "-")}, batch ${batch}, node ${flags.join(" ") || "(no flags)"}; compile times are the jobs' wall time on V8's threads`);
-  console.log("| epoch | wall ms | TurboFan compiles | compile ms | longest | deopts |");
-  console.log("| ---: | ---: | ---: | ---: | --- | --- |");
+  console.log("| epoch | wall ms | page faults | TurboFan compiles | compile ms | longest | deopts |");
+  console.log("| ---: | ---: | ---: | ---: | ---: | --- | --- |");
   epochsSeen.forEach((e, i) => {
     const top = e.top.sort((a, b) => b[1] - a[1]).slice(0, 3).map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(", ");
-    console.log(`| ${i + 1} | ${e.ms} | ${e.compiles} | ${e.compileMs.toFixed(0)} | ${top} | ${e.deopts.join(", ")} |`);
+    console.log(`| ${i + 1} | ${e.ms} | ${e.faults} | ${e.compiles} | ${e.compileMs.toFixed(0)} | ${top} | ${e.deopts.join(", ")} |`);
   });
 }
