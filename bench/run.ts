@@ -7,7 +7,8 @@
  *                    (`numpy 1t`, `torch 2t`, ...). Default 1,2: tapegrad is single-threaded, the targets
  *                    use each library's best. Above 1 thread OMP_WAIT_POLICY=PASSIVE; 0 = their default
  *   --no-python, --no-tfjs   skip those references
- *   --tfjs-epochs    also time TF.js epochs (minutes each: its wasm backend's transposed matmuls are slow)
+ *   --no-tfjs-epochs skip TF.js's epochs (its wasm backend takes seconds per epoch: with them a full run
+ *                    takes about a minute longer)
  *   --rounds=N       rounds of the epoch workloads (default 3, 1 with --quick), see below
  *   --warmup-epochs=N  untimed epochs before the timed ones in every epoch process, for every tool
  *                    (default 1); a larger N times a JIT's steady state rather than its first epochs
@@ -51,6 +52,15 @@ function referenceThreads(arg: string): ReferenceThreads[] {
 }
 
 const args = process.argv.slice(2);
+const OPTIONS = ["quick", "filter", "threads", "no-python", "no-tfjs", "no-tfjs-epochs", "rounds", "warmup-epochs", "out"];
+for (const arg of args) {
+  const name = arg.startsWith("--") ? arg.slice(2).split("=")[0] : "";
+  if (!OPTIONS.includes(name)) {
+    const hint = name === "tfjs-epochs" ? " (TF.js epochs run by default now; --no-tfjs-epochs skips them)" : "";
+    console.error(`bench: unknown option "${arg}"${hint}; options: ${OPTIONS.map((o) => `--${o}`).join(", ")}`);
+    process.exit(2);
+  }
+}
 const flag = (name: string): string | undefined =>
   args.find((a) => a === `--${name}` || a.startsWith(`--${name}=`))?.split("=").slice(1).join("=") ?? (args.includes(`--${name}`) ? "" : undefined);
 const quick = flag("quick") !== undefined;
@@ -127,9 +137,9 @@ async function main(): Promise<void> {
   await runGroup(tapegrad, others, once);
 
   if (flag("no-tfjs") === undefined) {
-    const tfjs = await tfjsTools({ epochs: flag("tfjs-epochs") !== undefined });
+    const tfjs = await tfjsTools({ epochs: flag("no-tfjs-epochs") === undefined });
     groups.push(tfjs);
-    // TF.js epochs (minutes each, only with --tfjs-epochs) run once, outside the rounds
+    // TF.js epochs (seconds each) run in this process, one warm-up and one timed, outside the rounds
     await runGroup(tfjs, workloads, once);
   }
   if (python && others.length) {
