@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import {
   gemm, gemmJs, gemmNative, gemmReference, gemmWasm, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads,
   nativeGemmTiles, nativeHelperStats,
-  wasmGemmAvailable, type FloatArray,
+  wasmGemmAvailable, wasmGemmThreads, wasmHelperStats, type FloatArray,
 } from "../packages/autograd/src/kernels/gemm.ts";
 
 type Gemm = typeof gemmReference;
@@ -32,6 +32,11 @@ interface Case {
 
 /** Runs `impl` and the reference on the same operands and compares every element of C, padding included. */
 function checkAgainstReference(impl: Gemm, t: Case): void {
+  checkedProduct(impl, t);
+}
+
+/** checkAgainstReference, returning impl's C (padding included). */
+function checkedProduct(impl: Gemm, t: Case): FloatArray {
   const Type = t.float64 ? Float64Array : Float32Array;
   const [aRows, aCols] = t.transA ? [t.k, t.m] : [t.m, t.k];
   const [bRows, bCols] = t.transB ? [t.n, t.k] : [t.k, t.n];
@@ -54,6 +59,7 @@ function checkAgainstReference(impl: Gemm, t: Case): void {
       expect.fail(`C[${i}] = ${actual[i]}, reference ${expected[i]} (tolerance ${tolerance}) for ${JSON.stringify(t)}`);
     }
   }
+  return actual;
 }
 
 const size = (max: number) => fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max }));
@@ -66,6 +72,50 @@ const caseArbitrary = (maxRows: number, maxDepth: number): fc.Arbitrary<Case> =>
 });
 
 const flagCombos = [[false, false], [true, false], [false, true], [true, true]] as const;
+
+describe.skipIf(!wasmGemmAvailable())("gemmWasm on two threads", () => {
+  it("gemmWasm: a helper worker computes part of large products, with the same bits as one thread", async () => {
+    const previous = wasmGemmThreads(2);
+    try {
+      const big: Case = { transA: false, transB: false, m: 256, n: 256, k: 256, aOffset: 0, bOffset: 0, cOffset: 0,
+        aPad: 0, bPad: 0, cPad: 0, beta: 0, float64: false, seed: 1 };
+      checkAgainstReference(gemmWasm, big); // starts the helper
+      for (let i = 0; i < 400 && !wasmHelperStats().ready; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+      if (wasmGemmThreads() < 2) return; // no shared WebAssembly memory in this runtime: one thread only
+      expect(wasmHelperStats().ready).toBe(true);
+      const before = wasmHelperStats().parts;
+      // the MLP's three layouts (split by rows, by rows, by columns), odd sizes under every flag, and a
+      // square large enough that the helper is awake before the caller finishes its half
+      const shapes: [number, number, number, (typeof flagCombos)[number][]][] = [
+        [128, 128, 784, [[false, false]]], [784, 128, 128, [[true, false]]], [128, 784, 128, [[false, true]]],
+        [67, 133, 301, [...flagCombos]], [133, 67, 301, [...flagCombos]], [9, 1000, 300, [...flagCombos]],
+        [512, 512, 512, [[false, false]]],
+      ];
+      for (const [m, n, k, flags] of shapes) {
+        for (const [transA, transB] of flags) {
+          for (const [beta, float64] of [[0, false], [1, false], [0, true]] as const) {
+            const t: Case = { transA, transB, m, n, k, aOffset: 1, bOffset: 2, cOffset: 3, aPad: 1, bPad: 2, cPad: 1,
+              beta, float64, seed: m + n + k };
+            wasmGemmThreads(2);
+            const two = checkedProduct(gemmWasm, t);
+            wasmGemmThreads(1);
+            const one = checkedProduct(gemmWasm, t);
+            for (let i = 0; i < one.length; i++) {
+              if (!Object.is(one[i], two[i])) expect.fail(`C[${i}]: two threads ${two[i]}, one ${one[i]} for ${JSON.stringify(t)}`);
+            }
+          }
+        }
+      }
+      expect(wasmHelperStats().parts).toBeGreaterThan(before);
+    } finally {
+      wasmGemmThreads(previous);
+    }
+  });
+
+  it("wasmGemmThreads: a count that is not a positive integer is an error", () => {
+    for (const bad of [0, -1, 1.5, NaN]) expect(() => wasmGemmThreads(bad)).toThrow(/wasmGemmThreads: expected a positive integer/);
+  });
+});
 
 describe("gemmReference", () => {
   it("gemmReference: multiplies a 2×3 by a 3×2 under every transpose combination", () => {

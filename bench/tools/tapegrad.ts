@@ -116,12 +116,17 @@ export async function tapegradTools(): Promise<ToolGroup> {
     },
   };
   const tools = [main, kernelTool("tapegrad js", gemmJs)];
-  if (wasmGemmAvailable()) tools.push(kernelTool("tapegrad wasm", gemmWasm));
+  if (wasmGemmAvailable()) {
+    // its epochs: the whole framework on the portable backend, as on a machine without the native addon
+    const epochs = epochTool("tapegrad wasm", TRAINING_FLAGS, { TAPEGRAD_BACKEND: "wasm" });
+    const kernel = kernelTool("tapegrad wasm", gemmWasm);
+    tools.push({ name: kernel.name, run: (w) => (w.kind === "epoch" ? epochs.run(w) : kernel.run(w)) });
+  }
   else missing.push({ name: "tapegrad wasm", reason: "WebAssembly SIMD is not available in this runtime" });
   if (nativeGemmAvailable()) tools.push(kernelTool("tapegrad native", gemmNative));
   else missing.push({ name: "tapegrad native", reason: `${nativeGemmInfo()}; run \`pnpm build:native\`` });
   tools.push(kernelTool("naive loop", gemmReference, NAIVE_MAX_WORK));
-  notes.push(`epochs run in a child process per round, as the Python references do: \`tapegrad\` with node ${TRAINING_FLAGS.join(" ")} (as \`npm start\` and \`pnpm example\` run), \`tapegrad, node defaults\` without it`);
+  notes.push(`epochs run in a child process per round, as the Python references do: \`tapegrad\` with node ${TRAINING_FLAGS.join(" ")} (as \`npm start\` and \`pnpm example\` run), \`tapegrad, node defaults\` without it, \`tapegrad wasm\` with the flags and TAPEGRAD_BACKEND=wasm (the portable backend, what a machine without the native addon runs)`);
   tools.push(epochTool("tapegrad, node defaults", []));
   const rss = (): string[] => (childPeakRssMb ? [`peak RSS of an epoch child process (its float32 synthetic data set is ${childDataMb.toFixed(0)} MB): ${childPeakRssMb.toFixed(0)} MB`] : []);
   return { tools, missing, notes: () => [...notes, ...rss()] };
@@ -154,7 +159,7 @@ let childPeakRssMb = 0;
 let childDataMb = 0;
 
 /** The epoch workloads in a fresh child Node process started with `flags` (and the TypeScript loader). */
-function epochTool(name: string, flags: string[]): Tool {
+function epochTool(name: string, flags: string[], env: Record<string, string> = {}): Tool {
   const child = fileURLToPath(new URL("../epoch-child.ts", import.meta.url));
   return {
     name,
@@ -162,6 +167,7 @@ function epochTool(name: string, flags: string[]): Tool {
       if (w.kind !== "epoch") return undefined;
       const run = spawnSync(process.execPath, [...flags, "--import", "tsx", child], {
         input: JSON.stringify(w), encoding: "utf8", maxBuffer: 1 << 20, cwd: fileURLToPath(new URL("../..", import.meta.url)),
+        env: { ...process.env, ...env },
       });
       if (run.status !== 0) throw new Error(`epoch child failed: ${run.stderr.trim().split("\n").slice(-3).join(" ")}`);
       const out = JSON.parse(run.stdout.trim().split("\n").pop()!) as Timing & { peakRssMb: number };

@@ -6,7 +6,7 @@ import { gemmWasm, wasmGemmAvailable } from "./gemm-wasm.ts";
 export type { FloatArray } from "./gemm-reference.ts";
 export { gemmReference } from "./gemm-reference.ts";
 export { gemmJs } from "./gemm-js.ts";
-export { gemmWasm, wasmGemmAvailable } from "./gemm-wasm.ts";
+export { gemmWasm, wasmGemmAvailable, wasmGemmThreads, wasmHelperStats } from "./gemm-wasm.ts";
 export { gemmNative, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads, nativeGemmTiles, nativeHelperStats, type HelperStats } from "./gemm-native.ts";
 
 export type GemmBackend = "native" | "wasm" | "js";

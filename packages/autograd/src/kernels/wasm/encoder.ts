@@ -87,11 +87,17 @@ export interface FunctionDef {
   body: number[];
 }
 
-/** A module with one exported memory ("memory", minPages pages of 64 KiB) and the given exported void functions. */
-export function encodeModule(functions: FunctionDef[], minPages: number): Uint8Array {
+/**
+ * A module with one exported memory ("memory", minPages pages of 64 KiB) and the given exported void
+ * functions. With `shared`, the memory is instead imported as env.memory, shared, of at most maxPages
+ * pages (threads proposal), so instances on several threads can work on one memory.
+ */
+export function encodeModule(functions: FunctionDef[], minPages: number, shared?: { maxPages: number }): Uint8Array {
   const types = functions.map((f) => [0x60, ...vector(f.params.map((t) => [t])), ...uleb(0)]);
   const funcIndices = functions.map((_, i) => uleb(i));
   const memory = [[0x00, ...uleb(minPages)]];
+  // limits flag 0x03: has a maximum, shared
+  const memoryImport = shared ? [[...utf8("env"), ...utf8("memory"), 0x02, 0x03, ...uleb(minPages), ...uleb(shared.maxPages)]] : [];
   const exports = [
     [...utf8("memory"), 0x02, ...uleb(0)],
     ...functions.map((f, i) => [...utf8(f.name), 0x00, ...uleb(i)]),
@@ -111,8 +117,9 @@ export function encodeModule(functions: FunctionDef[], minPages: number): Uint8A
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vector(types)),
+    ...(shared ? section(2, vector(memoryImport)) : []),
     ...section(3, vector(funcIndices)),
-    ...section(5, vector(memory)),
+    ...(shared ? [] : section(5, vector(memory))),
     ...section(7, vector(exports)),
     ...section(10, vector(codes)),
   ]);

@@ -197,7 +197,7 @@ function copyKernel(width: number): FunctionDef {
 }
 
 /** Bytes of the module exporting `memory`, the block kernels and the strip packers. */
-export function gemmModuleBytes(): Uint8Array {
+export function gemmModuleBytes(shared?: { maxPages: number }): Uint8Array {
   const functions = [
     blockKernel(f32, f32Kernel), blockKernel(f64, f64Kernel),
     gatherKernel(f32, f32Kernel.mr), gatherKernel(f32, f32Kernel.nr), gatherKernel(f64, f64Kernel.mr),
@@ -205,5 +205,5 @@ export function gemmModuleBytes(): Uint8Array {
     copyKernel(f64Kernel.mr * 8), copyKernel(f64Kernel.nr * 8),
   ];
   // Tile shapes can share a packer (f64 uses 4×4 for both operands): export each name once.
-  return encodeModule(functions.filter((f, i) => functions.findIndex((g) => g.name === f.name) === i), 1);
+  return encodeModule(functions.filter((f, i) => functions.findIndex((g) => g.name === f.name) === i), 1, shared);
 }
