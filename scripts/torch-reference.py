@@ -23,4 +23,10 @@ case("tanh_sig", lambda x: x.tanh() * x.sigmoid() + x.exp().log(), [x])
 case("matmul_batch", lambda x, w: (x.reshape(2, 1, 3) @ w).sum(dim=1), [x, w])
 case("maximum", lambda x: torch.maximum(x, T([[1.0, 0, 3], [0, 0, 0]], False)), [x])
 case("var", lambda x: ((x - x.mean(0)) ** 2).mean(), [x])
+# pow's gradients where its formulas are NaN or -inf: 0 for d/da where b = 0, and for d/db where a = 0, b >= 0
+case("pow_zero", lambda a, e: a ** e, [T([0.0, 2.0, 0.0, 0.0, 3.0]), T([2.0, 0.0, 0.0, 1.5, -1.0])])
+# a 0-d tensor reduces over axis 0 or -1 (PyTorch), to a 0-d tensor
+s = T(3.0)
+case("scalar_axes", lambda s: s.sum(0) + s.mean(-1) * 2 + torch.amax(s, 0, keepdim=True) * 3 + torch.logsumexp(s, -1) * 4
+     + torch.log_softmax(s, 0) + torch.amin(s, -1), [s])
 print(json.dumps(out, indent=1))

@@ -49,6 +49,22 @@ describe("binary ops and broadcasting", () => {
     expect(s.sub(a).shape).toEqual([2, 3]);
     expect(s.add(s).shape).toEqual([]);
   });
+  it("a 0-d tensor reduces over axis 0 or -1 to a 0-d tensor, as in PyTorch; other axes are errors", () => {
+    const s = tensor(3, { requiresGrad: true });
+    for (const y of [s.sum(0), s.mean(-1), s.max(0, true), s.min([-1]), s.logsumexp(0), s.softmax(-1), s.argmax(0)]) {
+      expect(y.shape).toEqual([]);
+    }
+    expect(s.sum(0, true).item()).toBe(3);
+    expect(s.softmax(0).item()).toBe(1);
+    expect(s.argmax(-1).item()).toBe(0);
+    s.max(0).add(s.sum(-1)).backward();
+    expect(s.grad!.item()).toBe(2);
+    expect(() => s.sum(1)).toThrow(AxisError);
+    expect(() => s.sum(1)).toThrow("sum: axis 1 is out of range for a tensor of rank 0 (it accepts 0 and -1)");
+    expect(() => s.mean([0, -1])).toThrow("mean: axis 0 repeated in [0,-1]");
+    expect(() => s.logSoftmax(2)).toThrow("logSoftmax: axis 2 is out of range for a tensor of rank 0");
+    expect(() => s.argmax(-2)).toThrow(AxisError);
+  });
   it("mismatched broadcast is a ShapeError naming the op and both shapes", () => {
     expect(() => a.add(tensor([1, 2]))).toThrow(ShapeError);
     expect(() => a.add(tensor([1, 2]))).toThrow("add: shapes [2, 3] and [2] cannot be broadcast together");
@@ -63,6 +79,17 @@ describe("binary ops and broadcasting", () => {
     expect(x.mul(tensor(2, { dtype: "float64" })).dtype).toBe("float32");
     expect(tensor(2, { dtype: "float64" }).sub(x).dtype).toBe("float32");
     expect(tensor(1).add(tensor(2, { dtype: "float64" })).dtype).toBe("float64");
+  });
+  it("maximum and minimum pass all of the gradient to both inputs where one is NaN, half at ties (PyTorch's rule)", () => {
+    const x = tensor([NaN, 1, 2, 5], { requiresGrad: true });
+    const y = tensor([0, NaN, 2, 1], { requiresGrad: true });
+    x.maximum(y).sum().backward();
+    expect(Array.from(x.grad!.data)).toEqual([1, 1, 0.5, 1]);
+    expect(Array.from(y.grad!.data)).toEqual([1, 1, 0.5, 0]);
+    x.zeroGrad(); y.zeroGrad();
+    x.minimum(y).sum().backward();
+    expect(Array.from(x.grad!.data)).toEqual([1, 1, 0.5, 0]);
+    expect(Array.from(y.grad!.data)).toEqual([1, 1, 0.5, 1]);
   });
   it("pow, maximum, minimum and comparisons", () => {
     expect(tensor([1, 2, 3]).pow(2).toArray()).toEqual([1, 4, 9]);

@@ -20,6 +20,9 @@ const cases: Record<string, [(...a: Tensor[]) => Tensor, () => Tensor[]]> = {
   matmul_batch: [(x, w) => x.reshape([2, 1, 3]).matmul(w).sum(1), () => [X(), W()]],
   maximum: [(x) => maximum(x, T([[1, 0, 3], [0, 0, 0]], false)), () => [X()]],
   var: [(x) => x.sub(x.mean(0)).pow(2).mean(), () => [X()]],
+  pow_zero: [(a, e) => a.pow(e), () => [T([0, 2, 0, 0, 3]), T([2, 0, 0, 1.5, -1])]],
+  scalar_axes: [(s) => s.sum(0).add(s.mean(-1).mul(2)).add(s.max(0, true).mul(3)).add(s.logsumexp(-1).mul(4))
+    .add(s.logSoftmax(0)).add(s.min(-1)), () => [T(3)]],
 };
 const X = () => T([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]]);
 const W = () => T([[0.2, -0.1], [0.4, 0.3], [-0.5, 0.6]]);

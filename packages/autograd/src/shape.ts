@@ -54,8 +54,8 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
 /** Normalizes one possibly negative axis against `rank`. */
 export function normalizeAxis(op: string, axis: number, rank: number): number {
   if (!Number.isInteger(axis)) throw new AxisError(`${op}: axis must be an integer, got ${axis}`);
-  // NOTE: a 0-d tensor accepts axis 0 and -1 for reductions in PyTorch; we follow NumPy and reject them
-  // except through the "all axes" form, so rank 0 has no valid axis.
+  // NOTE: rank 0 has no axis here; the reductions and the softmax family accept 0 and -1 on a 0-d tensor,
+  // as PyTorch does, through scalarAxes.
   const a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank) {
     throw new AxisError(`${op}: axis ${axis} is out of range for a tensor of rank ${rank}`);
@@ -76,6 +76,10 @@ export function normalizeAxes(op: string, axis: number | readonly number[] | und
     return out;
   }
   const list = typeof axis === "number" ? [axis] : axis;
+  if (rank === 0) {
+    scalarAxes(op, list);
+    return out;
+  }
   for (let i = 0; i < list.length; i++) {
     const a = normalizeAxis(op, list[i], rank);
     // insertion: axis lists are short
@@ -85,6 +89,23 @@ export function normalizeAxes(op: string, axis: number | readonly number[] | und
     out.splice(at, 0, a);
   }
   return out;
+}
+
+/**
+ * Checks axes given for a 0-d tensor to reduce over: as in PyTorch, 0 and -1 (the one implicit axis, at
+ * most once) are accepted and reduce nothing.
+ */
+export function scalarAxes(op: string, list: readonly number[]): void {
+  let seen = false;
+  for (let i = 0; i < list.length; i++) {
+    const axis = list[i];
+    if (!Number.isInteger(axis)) throw new AxisError(`${op}: axis must be an integer, got ${axis}`);
+    if (axis !== 0 && axis !== -1) {
+      throw new AxisError(`${op}: axis ${axis} is out of range for a tensor of rank 0 (it accepts 0 and -1)`);
+    }
+    if (seen) throw new AxisError(`${op}: axis 0 repeated in ${JSON.stringify(list)}`);
+    seen = true;
+  }
 }
 
 function hasAxis(axes: readonly number[], axis: number): boolean {

@@ -5,6 +5,7 @@ import { broadcastShapes } from "../shape.ts";
 import { Tensor, type TensorLikeInput } from "../tensor.ts";
 import { noGrad } from "../engine.ts";
 import { operands, unfilled } from "./util.ts";
+import { broadcastTo } from "./shape.ts";
 
 function forward(kind: K.BinaryKind, A: Tensor, B: Tensor): Tensor {
   const shape = broadcastShapes(kind, A.shape, B.shape);
@@ -40,31 +41,47 @@ export function div(a: TensorLikeInput, b: TensorLikeInput): Tensor {
   ]);
 }
 
-/** Elementwise power. d/da = b·a^(b-1); d/db = a^b·log(a) (needs a > 0). */
+/**
+ * Elementwise power. d/da = b·a^(b-1), and 0 where b = 0; d/db = a^b·log(a), and 0 where a = 0 and
+ * b ≥ 0 (PyTorch's pow_backward: the formulas give NaN or -inf at those points, where the limits are 0).
+ */
 export function pow(a: TensorLikeInput, b: TensorLikeInput): Tensor {
   const [A, B] = operands("pow", a, b);
   const out = forward("pow", A, B);
   return record("pow", [A, B], out, (g) => [
-    A.requiresGrad ? mul(g, mul(B, pow(A, sub(B, 1)))) : null,
-    B.requiresGrad ? mul(g, mul(pow(A, B), A.log())) : null,
+    A.requiresGrad ? zeroWhere(noGrad(() => compare("eq", B, 0)), mul(g, mul(B, pow(A, sub(B, 1))))) : null,
+    B.requiresGrad ? zeroWhere(noGrad(() => mul(compare("eq", A, 0), compare("ge", B, 0))), mul(g, mul(pow(A, B), A.log()))) : null,
   ]);
 }
 
-/** Elementwise maximum; at ties the gradient is split evenly (as in PyTorch). */
+/** `x` with 0 wherever `mask` (broadcast to x's shape) is non-zero, as torch.where(mask, 0, x): a NaN
+ *  or infinity there does not survive. Differentiable in x; the mask is a constant. */
+function zeroWhere(mask: Tensor, x: Tensor): Tensor {
+  const full = noGrad(() => broadcastTo(mask, x.shape));
+  const out = unfilled(x.dtype, x.shape);
+  const m = full.data, d = x.data, o = out.data;
+  for (let i = 0; i < o.length; i++) o[i] = m[i] !== 0 ? 0 : d[i];
+  return record("zeroWhere", [x], out, (g) => [zeroWhere(full, g)]);
+}
+
+/**
+ * Elementwise maximum. As in PyTorch, each input's gradient is g where it is not the smaller one, half
+ * of g at ties, so where either is NaN (no order) both get all of g.
+ */
 export function maximum(a: TensorLikeInput, b: TensorLikeInput): Tensor {
-  return extremum("maximum", "gt", a, b);
+  return extremum("maximum", "lt", a, b);
 }
 
 export function minimum(a: TensorLikeInput, b: TensorLikeInput): Tensor {
-  return extremum("minimum", "lt", a, b);
+  return extremum("minimum", "gt", a, b);
 }
 
-function extremum(kind: "maximum" | "minimum", wins: "gt" | "lt", a: TensorLikeInput, b: TensorLikeInput): Tensor {
+function extremum(kind: "maximum" | "minimum", loses: "gt" | "lt", a: TensorLikeInput, b: TensorLikeInput): Tensor {
   const [A, B] = operands(kind, a, b);
   return record(kind, [A, B], forward(kind, A, B), (g) => {
     const [wa, wb] = noGrad(() => {
       const half = forward("eq", A, B).mul(0.5);
-      return [forward(wins, A, B).add(half), forward(wins, B, A).add(half)];
+      return [sub(sub(1, forward(loses, A, B)), half), sub(sub(1, forward(loses, B, A)), half)];
     });
     return [A.requiresGrad ? mul(g, wa) : null, B.requiresGrad ? mul(g, wb) : null];
   });

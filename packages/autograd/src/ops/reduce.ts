@@ -4,7 +4,7 @@ import { allocate } from "../dtype.ts";
 import { ShapeError, fmtShape } from "../errors.ts";
 import { noGrad, record } from "../engine.ts";
 import * as K from "../kernels/index.ts";
-import { normalizeAxes, normalizeAxis, reducedShape, sizeOf } from "../shape.ts";
+import { normalizeAxes, normalizeAxis, reducedShape, scalarAxes, sizeOf } from "../shape.ts";
 import { Tensor, type Axis } from "../tensor.ts";
 import { add, div, mul, sub, compare } from "./binary.ts";
 import { log, exp, neg } from "./unary.ts";
@@ -81,6 +81,10 @@ export function argmax(x: Tensor, axis?: number, keepdims = false): Tensor {
     const out = new Tensor(allocate(x.dtype, 1), keepdims ? x.shape.map(() => 1) : []);
     K.argmaxAxis(x.data, 1, x.size, 1, out.data);
     return out;
+  }
+  if (x.ndim === 0) {
+    scalarAxes("argmax", [axis]);
+    return new Tensor(allocate(x.dtype, 1), []);
   }
   const a = normalizeAxis("argmax", axis, x.ndim);
   if (x.shape[a] === 0) throw new ShapeError(`argmax: cannot reduce over axis ${a} of size 0 in shape ${fmtShape(x.shape)}`);

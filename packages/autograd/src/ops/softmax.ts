@@ -1,7 +1,7 @@
 /** The softmax family: a fused, stable logSoftmax primitive; softmax is its exp. */
 import { isGradEnabled, record } from "../engine.ts";
 import * as K from "../kernels/index.ts";
-import { normalizeAxis, sizeOf } from "../shape.ts";
+import { normalizeAxis, scalarAxes, sizeOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
 import { mul, sub } from "./binary.ts";
 import { sum } from "./reduce.ts";
@@ -13,7 +13,10 @@ import { empty, unfilled } from "./util.ts";
  * NOTE: backward is g - softmax·Σg, with softmax = exp(output): no division, no overflow.
  */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
-  if (x.ndim === 0) return record("logSoftmax", [x], empty(x.dtype, []), (g) => [mul(g, 0)]);
+  if (x.ndim === 0) {
+    scalarAxes("logSoftmax", [axis]); // as in PyTorch: 0 or -1
+    return record("logSoftmax", [x], empty(x.dtype, []), (g) => [mul(g, 0)]);
+  }
   const a = normalizeAxis("logSoftmax", axis, x.ndim);
   const outer = sizeOf(x.shape.slice(0, a)), n = x.shape[a], inner = sizeOf(x.shape.slice(a + 1));
   const out = unfilled(x.dtype, x.shape);
