@@ -264,6 +264,25 @@ describe("shape ops", () => {
     expect(y.toArray()).toEqual([[[0, 3], [1, 4], [2, 5]], [[6, 9], [7, 10], [8, 11]]]);
     expect(tensor([1, 2]).transpose().toArray()).toEqual([1, 2]);
   });
+  it("transpose(dim0, dim1) swaps those axes (torch.transpose); .T reverses all axes, .mT swaps the last two", () => {
+    const y = arange(24).reshape([2, 3, 4]);
+    const t01 = y.transpose(0, 1);
+    expect(t01.shape).toEqual([3, 2, 4]);
+    // element [i, j, k] of t01 is y[j, i, k] = 12j + 4i + k
+    expect(t01.toArray()).toEqual([0, 1, 2].map((i) => [0, 1].map((j) => [0, 1, 2, 3].map((k) => 12 * j + 4 * i + k))));
+    expect(y.transpose(-1, 0).shape).toEqual([4, 3, 2]);
+    expect(y.transpose(1, 1)).toBe(y);
+    expect(y.T.shape).toEqual([4, 3, 2]);
+    expect(y.T.toArray()).toEqual([0, 1, 2, 3].map((k) => [0, 1, 2].map((j) => [0, 1].map((i) => 12 * i + 4 * j + k))));
+    expect(y.mT.shape).toEqual([2, 4, 3]);
+    expect(x.T.toArray()).toEqual(x.transpose().toArray());
+    expect(tensor(5).transpose(0, -1).item()).toBe(5);
+    expect(() => y.transpose(0, 3)).toThrow("transpose: axis 3 is out of range for a tensor of rank 3");
+    expect(() => (y.transpose as (a?: number) => unknown)(1)).toThrow("transpose: give both axes to swap or neither");
+    const w = tensor([[1, 2, 3], [4, 5, 6]], { requiresGrad: true });
+    w.reshape([1, 2, 3]).transpose(0, 2).mul(arange(6).reshape([3, 2, 1])).sum().backward();
+    expect(w.grad!.toArray()).toEqual([[0, 2, 4], [1, 3, 5]]);
+  });
   it("permute, flatten, unsqueeze, squeeze, broadcastTo", () => {
     const y = arange(24).reshape([2, 3, 4]);
     const p = y.permute([2, 0, 1]);

@@ -210,9 +210,13 @@ export class Tensor {
   reshape(shape: readonly number[]): Tensor { return ops.reshape(this, shape); }
   /** Flattens dimensions startDim..endDim into one. */
   flatten(startDim = 0, endDim = -1): Tensor { return ops.flatten(this, startDim, endDim); }
-  /** Swaps the last two axes (a 1-D or 0-d tensor is returned unchanged, as in PyTorch's .mT for 2-D+). */
-  transpose(): Tensor { return ops.transpose(this); }
-  get T(): Tensor { return ops.transpose(this); }
+  /** Swaps axes dim0 and dim1 (torch.transpose); without them the last two (a 1-D or 0-d tensor comes back
+   *  unchanged), as PyTorch's .mT. */
+  transpose(dim0?: number, dim1?: number): Tensor { return ops.transpose(this, dim0, dim1); }
+  /** All axes reversed, as NumPy's and PyTorch's .T (for a matrix, its transpose). */
+  get T(): Tensor { return ops.reverseAxes(this); }
+  /** The last two axes swapped (PyTorch's .mT): a stack of matrices, each transposed. */
+  get mT(): Tensor { return ops.transpose(this); }
   permute(axes: readonly number[]): Tensor { return ops.permute(this, axes); }
   broadcastTo(shape: readonly number[]): Tensor { return ops.broadcastTo(this, shape); }
   unsqueeze(axis: number): Tensor { return ops.unsqueeze(this, axis); }

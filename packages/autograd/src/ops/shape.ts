@@ -4,7 +4,7 @@ import { allocate } from "../dtype.ts";
 import { AxisError, IndexError, ShapeError, ValueError, fmtShape } from "../errors.ts";
 import { record } from "../engine.ts";
 import * as K from "../kernels/index.ts";
-import { normalizeAxis, sameShape, sizeOf, broadcastShapes } from "../shape.ts";
+import { normalizeAxis, sameShape, scalarAxes, sizeOf, broadcastShapes } from "../shape.ts";
 import { Tensor } from "../tensor.ts";
 import { sum } from "./reduce.ts";
 import { empty, unfilled } from "./util.ts";
@@ -75,12 +75,39 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
   return record("permute", [x], out, (g) => [permute(g, inverse)]);
 }
 
-/** Swaps the last two axes; tensors of rank < 2 come back unchanged. */
-export function transpose(x: Tensor): Tensor {
-  if (x.ndim < 2) return x;
-  const axes = x.shape.map((_, i) => i);
-  axes[x.ndim - 2] = x.ndim - 1;
-  axes[x.ndim - 1] = x.ndim - 2;
+/**
+ * Swaps axes `dim0` and `dim1` (torch.transpose; negative axes count from the end). Without them, swaps
+ * the last two axes (torch's .mT), and a tensor of rank < 2 comes back unchanged.
+ * @example transpose(x, 0, 1)
+ */
+export function transpose(x: Tensor, dim0?: number, dim1?: number): Tensor {
+  if ((dim0 === undefined) !== (dim1 === undefined)) {
+    throw new AxisError(`transpose: give both axes to swap or neither (got ${dim0 ?? dim1} alone)`);
+  }
+  if (dim0 === undefined || dim1 === undefined) {
+    if (x.ndim < 2) return x;
+    return swapAxes(x, x.ndim - 2, x.ndim - 1);
+  }
+  if (x.ndim === 0) {
+    scalarAxes("transpose", [dim0]);
+    scalarAxes("transpose", [dim1]);
+    return x;
+  }
+  return swapAxes(x, normalizeAxis("transpose", dim0, x.ndim), normalizeAxis("transpose", dim1, x.ndim));
+}
+
+function swapAxes(x: Tensor, i: number, j: number): Tensor {
+  const axes: number[] = [];
+  for (let k = 0; k < x.ndim; k++) axes.push(k);
+  axes[i] = j;
+  axes[j] = i;
+  return permute(x, axes);
+}
+
+/** All axes reversed (NumPy's and PyTorch's .T). */
+export function reverseAxes(x: Tensor): Tensor {
+  const axes: number[] = [];
+  for (let k = x.ndim - 1; k >= 0; k--) axes.push(k);
   return permute(x, axes);
 }
 
