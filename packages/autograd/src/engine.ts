@@ -386,22 +386,17 @@ function sharesMemory(a: FloatArray, b: FloatArray, fresh: WeakSet<FloatArray>):
  * afterwards, and those made in this pass go to the pool.
  */
 function settleLeaves(E: EngineOps, pending: Map<Tensor, Tensor[]>, fresh: WeakSet<FloatArray>): void {
-  // how often each fresh array is delivered; whether any other contribution (a view, or an array made
-  // before the pass) exists, whose buffer might then be a fresh one's
+  // how often each fresh array is delivered, and the buffers of the other contributions (views, arrays
+  // made before the pass), one of which might be a fresh array's
+  // NOTE: only the others' buffers are read (a view of a fresh array must not outlive its adoption), so
+  // the usual pass, where every contribution is fresh, reads no buffer at all
   const uses = new Map<FloatArray, number>();
-  let others = false;
+  let otherBuffers: Set<ArrayBufferLike> | null = null;
   for (const list of pending.values()) {
     for (const g of list) {
       if (fresh.has(g.data)) uses.set(g.data, (uses.get(g.data) ?? 0) + 1);
-      else others = true;
+      else (otherBuffers ??= new Set()).add(g.data.buffer);
     }
-  }
-  // NOTE: the other contributions' buffers are read only when there are some (a view of a fresh array
-  // must not outlive its adoption), so the usual pass reads no buffer at all
-  let otherBuffers: Set<ArrayBufferLike> | null = null;
-  if (others) {
-    otherBuffers = new Set();
-    for (const list of pending.values()) for (const g of list) if (!fresh.has(g.data)) otherBuffers.add(g.data.buffer);
   }
   let adopted: Set<FloatArray> | null = null;
   for (const [x, list] of pending) {

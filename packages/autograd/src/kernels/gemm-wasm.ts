@@ -177,9 +177,9 @@ const SEQ = 0; // bumped for every posted part
 const CLAIM = 1; // 0 while the posted part is open, 1 once the caller or the helper took it
 const DONE = 2; // 1 once the helper finished the part it claimed
 const READY = 3; // 1 once the helper instantiated the module
-const DATA = 6; // the SEQ of the latest part whose operands the caller has copied into memory
 const FAILED = 4; // 1 after the helper threw
 const HELPER_PARTS = 5; // parts the helper computed (statistics)
+const DATA = 6; // the SEQ of the latest part whose operands the caller has copied into memory
 const PARAMS = 8; // f64, transA, transB, k, lda, ldb, rawA, rawB, i0, m, j0, nCols, packedA, packedB, cBase
 const PARAM_COUNT = 15;
 const CONTROL_SLOTS = PARAMS + PARAM_COUNT;
@@ -220,7 +220,7 @@ for (;;) {
 }
 `;
 
-interface Helper { control: Int32Array; worker: { unref(): void; terminate(): Promise<number> } }
+interface Helper { control: Int32Array; worker: { unref(): void } }
 
 let helper: Helper | null | undefined;
 let helperThreads: number | undefined;
@@ -295,8 +295,8 @@ function getHelper(be: Backend): Helper | null {
   return helper;
 }
 
-/** Posts the second part to the helper before its operands are in memory; returns its SEQ for
- *  dataReady, or 0 if the helper is not up (then the caller runs both parts). */
+/** Posts the second part to the helper before its operands are in memory; returns its SEQ, which the
+ *  caller stores in DATA once they are, or 0 if the helper is not up (then the caller runs both parts). */
 function postPart(h: Helper, params: number[]): number {
   const ctl = h.control;
   if (Atomics.load(ctl, READY) !== 1 || Atomics.load(ctl, FAILED) === 1) return 0;
@@ -340,10 +340,10 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   const h = helperThreads > 1 && m * n * k >= SPLIT_MIN_WORK ? getHelper(be) : null;
   const packCostA = m * (transA ? 1 : 4);
   const packCostB = n * (transB ? 4 : 1);
-  const byRows = packCostA > packCostB ? m >= 2 * mr : n < 2 * nr;
+  const preferRows = packCostA > packCostB || n < 2 * nr;
   type Part = { i0: number; mRows: number; j0: number; nCols: number; mPad: number; nPad: number; packedA: number; packedB: number; cBase: number };
   const split: [number, number, number, number][] = []; // i0, rows, j0, columns
-  if (h && byRows && m >= 2 * mr) {
+  if (h && preferRows && m >= 2 * mr) {
     const top = roundUp(Math.ceil(m / 2), mr);
     split.push([0, top, 0, n], [top, m - top, 0, n]);
   } else if (h && n >= 2 * nr) {
