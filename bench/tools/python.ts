@@ -46,7 +46,7 @@ function threadEnv(threads: ReferenceThreads): NodeJS.ProcessEnv {
   const n = String(threads);
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
   // NOTE: OpenMP's idle threads spin by default; with as many threads as cores they steal the core the
-  // working thread needs (torch's MLP epoch on 2 cores: 1.9 s with 2 spinning threads, 0.64 s with 1).
+  // working thread needs (on 2 cores torch's MLP epoch took three times as long: bench/NOTES.md).
   if (threads > 1) env.OMP_WAIT_POLICY = process.env.OMP_WAIT_POLICY ?? "PASSIVE";
   return env;
 }

@@ -134,18 +134,14 @@ export async function tapegradTools(): Promise<ToolGroup> {
 
 /**
  * Node flags for training: the ones package.json's `start` script passes to tsx, read from there so the
- * bench times what `npm start` and `pnpm example` run.
- * NOTE: measured on the 2-core bench VM.
- * - `--min-semi-space-size=16` (a 16 MB young generation): Node's default 1 MB semi-spaces ran about ten
- *   full GCs per MLP epoch from the second epoch on, each with ~15 ms of concurrent marking on the core
- *   the gemm helper thread needs; with 16 MB there is one per run, and over 5 epochs the batch-128 epoch
- *   went from 450–570 ms to 320–440 ms (4 and 8 MB did not help).
+ * bench times what `npm start` and `pnpm example` run. Both flags keep V8's background work off the core
+ * the gemm helper thread needs (measurements: bench/NOTES.md, "Node flags"):
+ * - `--min-semi-space-size=16` (a 16 MB young generation): with Node's default 1 MB semi-spaces a training
+ *   loop's short-lived tensors set off about ten full garbage collections an epoch; with 16 MB, one a run.
  * - `--interrupt-budget=4096` (a sixteenth of V8's default): V8 optimizes a function after it has run
  *   3 + bytecode length / 150 budgets' worth of bytecode, so a step's functions, which run once or twice
- *   a step, were compiled during epochs 2–5 of the batch-128 epoch (469 steps), on the helper's core
- *   (bench/jit-profile.ts lists them); with the flag, during the first. bench/ab-node-flags.ts, 10
- *   rounds: 331 ms against 360 with a budget of 16384 and 425 with the semi-space flag alone (fastest
- *   in 9 of 10); batch 32 unchanged; the softmax regression epoch 119 against 116 ms.
+ *   a step, would be compiled during epochs 2–5 of the batch-128 epoch (469 steps); with the flag, during
+ *   the first (bench/jit-profile.ts lists them).
  */
 export const TRAINING_FLAGS: string[] = (() => {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { scripts: { start: string } };

@@ -37,9 +37,8 @@ async function tinyAdd(tf: Tf, w: TinyAddWorkload): Promise<Timing | undefined> 
  * One SGD epoch with a hand-written backward pass, as in the NumPy reference: tfjs-core's Node bundle
  * registers no gradients (they come with the full @tensorflow/tfjs package). Each batch becomes a tensor
  * from the data set's JavaScript array, as a TF.js data pipeline hands batches over.
- * NOTE: not tf.slice of one big data-set tensor: on the wasm backend that costs time proportional to the
- * whole tensor, 0.49 s per batch-128 slice of the 60k×784 set against 14 ms of 3k×784 (one-off script,
- * 2026-12-03), which made the epoch take 284 s instead of a few.
+ * NOTE: not tf.slice of one big data-set tensor: on the wasm backend a slice costs time proportional to the
+ * whole tensor, which made an epoch over 60k×784 take minutes instead of seconds (bench/NOTES.md, "TF.js").
  */
 async function epoch(tf: Tf, w: EpochWorkload): Promise<Timing> {
   const classes = w.layers[w.layers.length - 1];

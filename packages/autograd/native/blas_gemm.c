@@ -75,25 +75,22 @@ static int current_threads = 0;
  *     one by the caller, each by single-threaded BLAS, so each element is still one kernel's sum over the
  *     whole depth;
  *   smaller: one thread.
- * NOTE: measured on the 2-core bench VM: OpenBLAS's threads double a 512^2 or 1024^2 product, but on the
- * MLP's 128 x 784 x 128 products inside a training epoch they gained only 1.3x; the split with the
- * addon's helper thread (helper.c) is what pays there. TAPEGRAD_SPLIT_MIN_WORK overrides the
- * lower bound. */
+ * NOTE: OpenBLAS's threads nearly double a large product, but on the mid-size ones of a training epoch
+ * (the MLP's 128 x 784 x 128) they gain far less than the split with the addon's helper thread (helper.c),
+ * which is what pays there. TAPEGRAD_SPLIT_MIN_WORK overrides the lower bound. */
 #define THREADED_MIN_WORK ((int64_t)1 << 24)
 #define SPLIT_MIN_WORK ((int64_t)1 << 20)
 /* A half is a multiple of this many rows or columns: whole register tiles for BLAS. */
 #define SPLIT_ALIGN 8
 static int64_t split_min_work = SPLIT_MIN_WORK; /* TAPEGRAD_SPLIT_MIN_WORK, read at load */
 
-/* How long the helper spins for the next split after one of `work` multiply-adds before it sleeps.
- * NOTE: measured on the 2-core bench VM with a one-off script, in alternated pairs of fresh-process runs
- * timed as the bench times epochs (median of epochs 2-4): after the batch-128 MLP's products (12.8M
- * multiply-adds, ~0.2 ms on two threads) a helper that slept at once gave the faster epoch in 23 of 34
- * pairs (medians 0.37-0.42 s against 0.39-0.41 s with a 1 ms spin). While V8 compiles the step's
- * functions on a background thread during the first epochs, a spinning helper holds the core that thread
- * needs, and waking the helper (tens of microseconds) costs little against such a product. After the
- * batch-32 products (3.2M, 4x shorter, twice as many) sleeping at once was slower (0.51 s against 0.46 s
- * over 6 pairs). */
+/* How long the helper spins for the next split after one of `work` multiply-adds before it sleeps:
+ * from 2^23 (the batch-128 MLP's products) not at all, below it 1 ms.
+ * NOTE: while V8 compiles a training step's functions on a background thread during the first epochs, a
+ * spinning helper holds the core that thread needs; against a product of 2^23 multiply-adds, waking the
+ * helper (tens of microseconds) costs little. Below it (the batch-32 MLP's products, four times shorter
+ * and twice as frequent) sleeping made the epoch slower, so the helper spins for the next product.
+ * The epoch A/Bs behind both bounds: bench/NOTES.md, "Native gemm: threads and the helper split". */
 #define SLEEP_AFTER_WORK ((int64_t)1 << 23)
 #define SPIN_AFTER_SMALL_US 1000.0
 static double spin_after(int64_t work) {
@@ -192,12 +189,12 @@ static int split(const part_t *p, part_t out[2]) {
   return 1;
 }
 
-/* tile_gemm.c's kernels, where they beat single-threaded BLAS (measured on the bench VM, Zen 3): float32 NN,
- * NT and TN products below THREADED_MIN_WORK whose streamed operand stays in L2 (NT: op(A) of at most 2^17
- * floats, or a B of at most 2^15, which stays in cache while A passes once; NN/TN: depth at most 512).
- * OpenBLAS was 1.0-1.1x slower on the MLP's 128 x 784 x 128 products and 1.3-6x slower on small and
- * matrix-vector ones, but 1.3-1.6x faster at depth 2000 or on 512^3. On softmax regression's 256 x 10 x 784
- * forward it spent more time packing x than multiplying. */
+/* tile_gemm.c's kernels, where they beat single-threaded BLAS: float32 NN, NT and TN products below
+ * THREADED_MIN_WORK whose streamed operand stays in L2 (NT: op(A) of at most 2^17 floats, or a B of at
+ * most 2^15, which stays in cache while A passes once; NN/TN: depth at most 512). Within those bounds the
+ * tiles win by skipping the packing (on softmax regression's 256 x 10 x 784 forward OpenBLAS packs x for
+ * longer than it multiplies); beyond them OpenBLAS's cache blocking wins. Timings: bench/NOTES.md,
+ * "Native gemm: AVX2 tiles". */
 static int tiles_on = 1; /* setTiles */
 
 static int use_tiles(int f64, int ta, int tb, int64_t m, int64_t n, int64_t k, int64_t work) {

@@ -1,9 +1,9 @@
 /*
  * tapegrad's native elementwise and reduction loops, in the same addon as the BLAS gemm.
  *
- * V8 runs a typed-array loop such as out[i] = a[i] - b[i] at 2–4 ns per element on the bench machine
- * (relu's branch, 7 ns); these compiled loops take a small fraction of that. kernels/native.ts calls
- * them only above a size where the Node-API call (a fraction of a microsecond) is repaid.
+ * These compiled loops take a small fraction of the time per element of V8's typed-array loops.
+ * src/kernels/native-loops.ts calls them only from NATIVE_MIN_ELEMENTS (1024) elements, where the
+ * Node-API call (about a microsecond) is repaid.
  *
  * Every result is bit-identical to the TypeScript kernel it replaces: +, -, *, / and sqrt of float32
  * values give the same float whether computed in float or in double (the double rounding is
@@ -34,8 +34,7 @@
 /* The streaming loops are compiled twice, for AVX2 and for the baseline, and the dynamic loader picks one
  * for the CPU (target_clones, an ifunc: x86-64 with glibc). Both do the same IEEE operations on each
  * element (no FMA: -ffp-contract=off), so the results are the same; the AVX2 copies handle 8 floats per
- * instruction where baseline SSE2 handles 4. NOTE: measured on the bench VM with a one-off script: axpy on
- * 100k floats 34-40 us against 50-51, mul 20-59 us against 75-78. */
+ * instruction where baseline SSE2 handles 4. */
 #if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__))
 #define TG_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -160,8 +159,7 @@ static napi_value binary(napi_env env, napi_callback_info info) {
 /* v[i] = tg_exp(v[i]) for i < n. On x86-64 with AVX2, four at a time: tg_exp_normal's operations, one
  * lane each (mul and add kept apart: no FMA), with the table read as a gather; a group of four with an
  * argument outside tg_exp_normal's range (NaN included) goes through tg_exp one by one. Same bits as
- * tg_exp. NOTE: measured with a one-off script on the bench VM: exp of 1280 floats 2.9-4.4 us against
- * 9.2 us one at a time; the MLP's [128, 10] log-softmax 15 us forward and 9 us backward against 20 and 13.5. */
+ * tg_exp, two to three times faster than one at a time. */
 #define EXP_BLOCK 256
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -387,9 +385,8 @@ static napi_value sum_axis(napi_env env, napi_callback_info info) {
 /* Row (o, :, i) of the [outer, n, inner] view: x - max - log(sum of exp(x - max)), in double as
  * kernels/reduce.ts computes it. Short contiguous rows (inner 1, n at most EXP_BLOCK / 2: the MLP's
  * [128, 10] logits) go through exp_block several rows at a time, so its groups of four stay full; each
- * row still takes its max, its sum in order and its log alone, so the bits are the same. NOTE: measured
- * with a one-off script on the bench VM, [128, 10]: forward 8.0-8.4 us against 15.0 row by row, backward
- * 4.2-5.0 against 9.1. */
+ * row still takes its max, its sum in order and its log alone, so the bits are the same (about twice as
+ * fast as row by row on [128, 10]). */
 #define LOG_SOFTMAX(T, NAME)                                                              \
   static void NAME(const T *x, int64_t outer, int64_t n, int64_t inner, T *out) {         \
     double v[EXP_BLOCK];                                                                  \

@@ -2,9 +2,8 @@
  * One helper thread for splitting a mid-size product in two: the caller posts one part, computes the other
  * itself, and then waits for the helper, or, when the helper has not started the posted part by then,
  * takes it back and computes it too (each part is claimed once, by whichever side gets to it first).
- * NOTE: measured on the 2-core bench VM: the spinning helper still starts a part more than 240 us late on
- * 3-6% of posts (the host deschedules the virtual CPU), about 1 ms each; waiting for it cost ~50 us a
- * post on average, taking the part back costs one part.
+ * NOTE: on a virtual machine even a spinning helper sometimes starts a part a millisecond late (the host
+ * deschedules its CPU); taking the part back bounds that cost to one part instead of a wait.
  * After a part the helper spins for as long as the poster asked (a training step's next small product
  * usually comes within a millisecond) and then sleeps on a condition variable, so an idle process costs no
  * CPU. Only one split runs at a time: a second Node thread (worker_threads) that finds the helper busy

@@ -1,8 +1,7 @@
 /*
  * A float32 gemm for the mid-size products of training small networks (the MLP's 128 x 784 x 128), with
  * register tiles in AVX2 + FMA and no packing. OpenBLAS packs both operands into panels before every
- * call; at these sizes the packing costs as much as a third of the product (measured on the bench VM:
- * 60-69 GFLOP/s single-threaded for OpenBLAS on the MLP shapes, against about 97 on a 2048^2 product).
+ * call; at these sizes the packing costs as much as a third of the product.
  * Without packing, the product can also be cut into many small column blocks at no extra cost, which the
  * two threads of a split claim one by one (blas_gemm.c), so a helper that starts late or is descheduled
  * costs one block instead of half the product.

@@ -18,7 +18,7 @@ import { f32Kernel, f64Kernel, gemmModuleBytes, type KernelShape } from "./wasm/
  */
 
 /** Depth of one packed block: a kc×NR strip of B (4 KiB for float32) stays in L1 while every A strip
- *  of the block passes it. 128 measured faster than 256 for 512² and 1024² (AMD EPYC, V8 11.3). */
+ *  of the block passes it (256 was slower on large squares: bench/NOTES.md, "WebAssembly gemm"). */
 const KC = 128;
 /** Rows of one A block (MC·KC elements, 64 KiB for float32, in L2); rounded down to whole tiles. */
 const MC = 128;

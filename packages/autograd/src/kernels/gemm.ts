@@ -15,9 +15,9 @@ const BACKENDS: readonly GemmBackend[] = ["native", "wasm", "js"];
 /** Below this many multiply-adds the JS loops win: packing into wasm memory and copying back costs more. */
 const WASM_MIN_WORK = 8 * 8 * 8;
 
-/** Below this many multiply-adds the JS loops beat the BLAS call (about 0.5 µs of Node-API marshalling
- *  and OpenBLAS dispatch). Measured: 4³ js 0.4 µs vs native 0.8; 6³ js 1.2 vs native 0.6; from 8³ up
- *  native matches or beats wasm (32³: 2.1 vs 3.4 µs), so the native backend never calls wasm. */
+/** Below this many multiply-adds the JS loops beat the BLAS call, whose Node-API marshalling and OpenBLAS
+ *  dispatch cost about half a microsecond. Above it native is at least as fast as wasm, so the native
+ *  backend never calls wasm (timings: bench/NOTES.md, "Backend thresholds"). */
 const NATIVE_MIN_WORK = 6 * 6 * 6;
 
 function chooseBackend(): GemmBackend {

@@ -1,9 +1,9 @@
 /**
  * Which elementwise loops go native. With the native backend (gemmBackend() === "native"), the large
- * contiguous loops of elementwise.ts and reduce.ts run as compiled C in the same addon as the BLAS gemm:
- * V8 takes 2–4 ns per element for out[i] = a[i] - b[i] on the bench machine, the C loop a fraction of
- * that. Results are bit-identical to the TypeScript loops (see native/elementwise.c), so a run gives the
- * same numbers with or without the addon. TAPEGRAD_BACKEND=wasm or js keeps every loop in TypeScript.
+ * contiguous loops of elementwise.ts and reduce.ts run as compiled C in the same addon as the BLAS gemm,
+ * several times faster per element than V8's typed-array loops. Results are bit-identical to the
+ * TypeScript loops (see native/elementwise.c), so a run gives the same numbers with or without the addon.
+ * TAPEGRAD_BACKEND=wasm or js keeps every loop in TypeScript.
  */
 import type { FloatArray } from "../dtype.ts";
 import { gemmBackend } from "./gemm.ts";
@@ -11,8 +11,8 @@ import { nativeAddonLoops, type NativeLoops } from "./gemm-native.ts";
 
 /**
  * Below this many elements the TypeScript loop is as fast: the Node-API call and its argument checks cost
- * about a microsecond. NOTE: measured on the bench machine, K.binary("sub") on float32 takes 1.5 µs in
- * TypeScript at 256 elements; at 1024, 4.7 µs in TypeScript against 2.0 µs native; at 4096, 19 against 4.2.
+ * about a microsecond, which the C loop repays from about a thousand elements (timings: bench/NOTES.md,
+ * "Native elementwise loops").
  */
 export const NATIVE_MIN_ELEMENTS = 1024;
 
