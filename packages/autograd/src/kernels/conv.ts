@@ -1,0 +1,503 @@
+/**
+ * 2-D convolution kernels over NCHW typed arrays (float32 or float64): forward, the gradient of the input,
+ * of the weight and of the bias. They know nothing of tensors or the tape; every buffer, the workspace
+ * included, comes from the caller (conv2dWorkspaceSize says how large), so the hot path allocates nothing.
+ *
+ * Three paths, picked per geometry by conv2dPath:
+ * - "pointwise": 1×1 kernel, stride 1, no padding. The convolution is a gemm on each image as it lies
+ *   in memory; no workspace.
+ * - "wide": stride 1 (any padding, dilation, groups). The input is copied once into a zero-padded buffer,
+ *   and the output is computed on the padded width ("wide" rows of Wp = outW + dilation·(kW − 1) columns,
+ *   the last few of each row thrown away). On that grid every row of the im2col matrix is one contiguous
+ *   run of the padded input, so im2col is a memcpy (copyWithin) instead of an element loop, and the
+ *   gemm runs over a chunk of several images at once. The input gradient is the same kind of convolution
+ *   of the (padded) output gradient with the flipped, transposed kernel, so it takes the same path: no
+ *   col2im scatter.
+ * - "im2col": strided convolutions. Classic im2col (an element loop) per image, gemm, col2im.
+ *
+ * NOTE: the element loops of TypeScript copy about one element per nanosecond, a memcpy ten or more; a
+ * 3×3 im2col writes nine times the input, so on the stride-1 path only the padded copy (1×) and the
+ * unpacking of the wide output (1×) are element loops.
+ */
+import type { FloatArray } from "../dtype.ts";
+import { ShapeError, ValueError, fmtShape } from "../errors.ts";
+import { gemm } from "./gemm.ts";
+
+/** Everything a convolution kernel needs to know about the shapes, as plain numbers. */
+export interface Conv2dGeometry {
+  readonly batch: number;
+  readonly inChannels: number;
+  readonly height: number;
+  readonly width: number;
+  readonly outChannels: number;
+  readonly kernelH: number;
+  readonly kernelW: number;
+  readonly strideH: number;
+  readonly strideW: number;
+  /** Zero rows above and columns left of the input. The padding below and right is whatever the output
+   *  size implies (PyTorch's "same" pads one more on that side for even effective kernels). */
+  readonly padH: number;
+  readonly padW: number;
+  readonly dilationH: number;
+  readonly dilationW: number;
+  readonly groups: number;
+  readonly outH: number;
+  readonly outW: number;
+}
+
+export type Pair = number | readonly [number, number];
+export type Conv2dPadding = Pair | "same" | "valid";
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Conv2dPadding;
+  dilation?: Pair;
+  groups?: number;
+}
+
+function pair(op: string, name: string, v: Pair, min: number): [number, number] {
+  const p: [number, number] = typeof v === "number" ? [v, v] : [v[0], v[1]];
+  if ((typeof v !== "number" && v.length !== 2) || !p.every((x) => Number.isInteger(x) && x >= min)) {
+    throw new ValueError(`${op}: ${name} must be an integer ≥ ${min} or a pair of them, got ${JSON.stringify(v)}`);
+  }
+  return p;
+}
+
+/**
+ * The output length of a convolution along one axis: floor((size + padBefore + padAfter − dilation·(kernel − 1) − 1) / stride) + 1.
+ * @example conv2dOutputSize(28, 3, 1, 1, 1, 1) // 28
+ */
+export function conv2dOutputSize(size: number, kernel: number, stride: number, padBefore: number, padAfter: number, dilation: number): number {
+  return Math.floor((size + padBefore + padAfter - dilation * (kernel - 1) - 1) / stride) + 1;
+}
+
+/**
+ * Checks an NCHW input shape and an [outChannels, inChannels/groups, kH, kW] weight shape against the
+ * options (PyTorch's conv2d rules) and returns the geometry the kernels take. padding "same" needs stride 1
+ * and puts the odd extra row or column below or right, as PyTorch does; "valid" is padding 0.
+ * @example conv2dGeometry([128, 1, 28, 28], [32, 1, 3, 3], { padding: 1 }).outH // 28
+ */
+export function conv2dGeometry(inputShape: readonly number[], weightShape: readonly number[], options: Conv2dOptions = {}): Conv2dGeometry {
+  const shapes = `input ${fmtShape(inputShape)}, weight ${fmtShape(weightShape)}`;
+  if (inputShape.length !== 4 || weightShape.length !== 4) {
+    throw new ShapeError(`conv2d: expected a 4-D input [N, C, H, W] and a 4-D weight [outChannels, inChannels/groups, kH, kW], got ${shapes}`);
+  }
+  const [batch, inChannels, height, width] = inputShape;
+  const [outChannels, weightIn, kernelH, kernelW] = weightShape;
+  const groups = options.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) throw new ValueError(`conv2d: groups must be a positive integer, got ${groups}`);
+  if (outChannels % groups !== 0) throw new ShapeError(`conv2d: outChannels ${outChannels} is not divisible by groups ${groups} (${shapes})`);
+  if (weightIn * groups !== inChannels) {
+    throw new ShapeError(`conv2d: given groups=${groups}, weight ${fmtShape(weightShape)} expects ${weightIn * groups} input channels, but the input ${fmtShape(inputShape)} has ${inChannels}`);
+  }
+  if (kernelH < 1 || kernelW < 1 || outChannels < 1) throw new ShapeError(`conv2d: the weight has an empty dimension (${shapes})`);
+  const [strideH, strideW] = pair("conv2d", "stride", options.stride ?? 1, 1);
+  const [dilationH, dilationW] = pair("conv2d", "dilation", options.dilation ?? 1, 1);
+  const padding = options.padding ?? 0;
+  let padH: number, padW: number, afterH: number, afterW: number;
+  if (padding === "same") {
+    if (strideH !== 1 || strideW !== 1) throw new ValueError(`conv2d: padding "same" is not supported for strided convolutions (stride [${strideH}, ${strideW}])`);
+    const totalH = dilationH * (kernelH - 1), totalW = dilationW * (kernelW - 1);
+    padH = totalH >> 1; afterH = totalH - padH;
+    padW = totalW >> 1; afterW = totalW - padW;
+  } else if (padding === "valid") {
+    padH = padW = afterH = afterW = 0;
+  } else {
+    [padH, padW] = pair("conv2d", "padding", padding, 0);
+    afterH = padH; afterW = padW;
+  }
+  const outH = conv2dOutputSize(height, kernelH, strideH, padH, afterH, dilationH);
+  const outW = conv2dOutputSize(width, kernelW, strideW, padW, afterW, dilationW);
+  if (outH < 1 || outW < 1) {
+    throw new ShapeError(`conv2d: the padded input (${height + padH + afterH} × ${width + padW + afterW}) is smaller than the dilated kernel `
+      + `(${dilationH * (kernelH - 1) + 1} × ${dilationW * (kernelW - 1) + 1}) (${shapes})`);
+  }
+  return { batch, inChannels, height, width, outChannels, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, groups, outH, outW };
+}
+
+export type Conv2dPath = "pointwise" | "wide" | "im2col";
+
+/** Which algorithm the kernels use for this geometry (see the file's comment). */
+export function conv2dPath(g: Conv2dGeometry): Conv2dPath {
+  if (g.strideH !== 1 || g.strideW !== 1) return "im2col";
+  if (g.kernelH === 1 && g.kernelW === 1 && g.padH === 0 && g.padW === 0 && g.outH === g.height && g.outW === g.width) return "pointwise";
+  return "wide";
+}
+
+let chunkOverride: number | undefined;
+
+/**
+ * Sets how many images the wide path puts in one gemm (undefined: the built-in choice) and returns the
+ * previous setting. For tests (chunk boundaries) and bench/conv-kernels.ts (the choice's measurements).
+ */
+export function setConv2dChunk(images: number | undefined): number | undefined {
+  if (images !== undefined && (!Number.isInteger(images) || images < 1)) throw new ValueError(`setConv2dChunk: expected a positive integer, got ${images}`);
+  const previous = chunkOverride;
+  chunkOverride = images;
+  return previous;
+}
+
+/**
+ * Images per chunk on the wide path: enough that the wide output of a chunk has about WIDE_CHUNK_COLUMNS
+ * columns (one gemm of that width keeps both threads of the native gemm busy), never more than the batch.
+ */
+const WIDE_CHUNK_COLUMNS = 1024;
+
+function chunkImages(g: Conv2dGeometry, columnsPerImage: number): number {
+  const chosen = chunkOverride ?? Math.max(1, Math.floor(WIDE_CHUNK_COLUMNS / columnsPerImage));
+  return Math.max(1, Math.min(chosen, g.batch));
+}
+
+/** The padded grid of the forward (and weight-gradient) wide path: planes of hp × wp, q wide columns per image. */
+function forwardGrid(g: Conv2dGeometry): { hp: number; wp: number; q: number } {
+  const hp = g.outH + g.dilationH * (g.kernelH - 1);
+  const wp = g.outW + g.dilationW * (g.kernelW - 1);
+  return { hp, wp, q: (g.outH - 1) * wp + g.outW };
+}
+
+/** The padded grid of the input-gradient wide path (a stride-1 convolution of the output gradient). */
+function backwardGrid(g: Conv2dGeometry): { hp: number; wp: number; q: number } {
+  const hp = g.height + g.dilationH * (g.kernelH - 1);
+  const wp = g.width + g.dilationW * (g.kernelW - 1);
+  return { hp, wp, q: (g.height - 1) * wp + g.width };
+}
+
+export type Conv2dPass = "forward" | "backwardInput" | "backwardWeight";
+
+/** Elements of workspace (the input's array type) that `pass` needs for geometry g. */
+export function conv2dWorkspaceSize(g: Conv2dGeometry, pass: Conv2dPass): number {
+  const path = conv2dPath(g);
+  const kk = g.kernelH * g.kernelW;
+  const rows = g.inChannels * kk; // rows of the im2col matrix
+  if (path === "pointwise") return 0;
+  if (path === "im2col") return rows * g.outH * g.outW;
+  if (pass === "backwardInput") {
+    const { hp, wp, q } = backwardGrid(g);
+    const nb = chunkImages(g, q);
+    return g.outChannels * (g.inChannels / g.groups) * kk + nb * (g.outChannels * hp * wp + g.outChannels * kk * q + g.inChannels * q);
+  }
+  const { hp, wp, q } = forwardGrid(g);
+  const nb = chunkImages(g, q);
+  return nb * (g.inChannels * hp * wp + rows * q + g.outChannels * q);
+}
+
+function checkBuffers(op: string, arrays: readonly (FloatArray | null)[], lengths: readonly number[], names: readonly string[]): void {
+  const f32 = arrays[0] instanceof Float32Array;
+  arrays.forEach((a, i) => {
+    if (a === null) return;
+    if ((a instanceof Float32Array) !== f32) throw new ValueError(`${op}: ${names[i]} is a ${a.constructor.name}, ${names[0]} a ${arrays[0]!.constructor.name}; all must be one type`);
+    if (a.length < lengths[i]) throw new ValueError(`${op}: ${names[i]} has ${a.length} elements, needs ${lengths[i]}`);
+  });
+}
+
+/**
+ * Copies `planes` planes of hs × ws from src into the planes of hd × wd at dst (already zeroed), moved
+ * down by `top` rows and right by `left` columns; negative moves crop.
+ */
+function placePlanes(src: FloatArray, srcOffset: number, planes: number, hs: number, ws: number,
+  dst: FloatArray, dstOffset: number, hd: number, wd: number, top: number, left: number): void {
+  const r0 = Math.max(0, -top), r1 = Math.min(hs, hd - top);
+  const c0 = Math.max(0, -left), c1 = Math.min(ws, wd - left);
+  if (r0 >= r1 || c0 >= c1) return;
+  for (let p = 0; p < planes; p++) {
+    let s = srcOffset + p * hs * ws + r0 * ws;
+    let d = dstOffset + p * hd * wd + (r0 + top) * wd + left;
+    for (let r = r0; r < r1; r++, s += ws, d += wd) {
+      for (let c = c0; c < c1; c++) dst[d + c] = src[s + c];
+    }
+  }
+}
+
+/** Builds the wide im2col matrix of `count` images: row (c, kh, kw) holds, for each image b, the q
+ *  elements of padded plane (b, c) from offset kh·dh·wp + kw·dw (the same buffer: copyWithin). */
+function wideColumns(ws: FloatArray, padded: number, channels: number, plane: number, count: number,
+  kh: number, kw: number, dh: number, dw: number, wp: number, q: number, col: number): void {
+  const ld = count * q;
+  let row = col;
+  for (let c = 0; c < channels; c++) {
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++, row += ld) {
+        const src = padded + c * plane + i * dh * wp + j * dw;
+        for (let b = 0; b < count; b++) {
+          const s = src + b * channels * plane;
+          ws.copyWithin(row + b * q, s, s + q);
+        }
+      }
+    }
+  }
+}
+
+/** out[n, ch, r, c] = wide[ch, b·q + r·wp + c] (+ bias[ch]) for the `count` images from image n0. */
+function unpackWide(ws: FloatArray, wide: number, q: number, wp: number, count: number, channels: number,
+  h: number, w: number, out: FloatArray, outOffset: number, bias: FloatArray | null): void {
+  const ld = count * q;
+  for (let b = 0; b < count; b++) {
+    for (let ch = 0; ch < channels; ch++) {
+      let s = wide + ch * ld + b * q;
+      let d = outOffset + (b * channels + ch) * h * w;
+      if (bias === null) {
+        for (let r = 0; r < h; r++, s += wp, d += w) for (let c = 0; c < w; c++) out[d + c] = ws[s + c];
+      } else {
+        const bv = bias[ch];
+        for (let r = 0; r < h; r++, s += wp, d += w) for (let c = 0; c < w; c++) out[d + c] = ws[s + c] + bv;
+      }
+    }
+  }
+}
+
+/** The opposite of unpackWide without bias: wide rows (already zeroed) receive the planes of src. */
+function packWide(src: FloatArray, srcOffset: number, count: number, channels: number, h: number, w: number,
+  ws: FloatArray, wide: number, q: number, wp: number): void {
+  const ld = count * q;
+  for (let b = 0; b < count; b++) {
+    for (let ch = 0; ch < channels; ch++) {
+      let s = srcOffset + (b * channels + ch) * h * w;
+      let d = wide + ch * ld + b * q;
+      for (let r = 0; r < h; r++, s += w, d += wp) for (let c = 0; c < w; c++) ws[d + c] = src[s + c];
+    }
+  }
+}
+
+/** col[(c·kH + i)·kW + j, oh·outW + ow] = x[c, oh·sh − ph + i·dh, ow·sw − pw + j·dw], or 0 outside the input. */
+function im2col(g: Conv2dGeometry, x: FloatArray, xOffset: number, col: FloatArray): void {
+  const { inChannels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = g;
+  const l = outH * outW;
+  let row = 0;
+  for (let c = 0; c < inChannels; c++) {
+    const plane = xOffset + c * height * width;
+    for (let i = 0; i < kernelH; i++) {
+      for (let j = 0; j < kernelW; j++, row += l) {
+        const shift = j * dilationW - padW;
+        // columns ow with 0 ≤ ow·sw + shift < width
+        const lo = Math.min(outW, shift >= 0 ? 0 : Math.ceil(-shift / strideW));
+        const hi = Math.max(lo, Math.min(outW, Math.ceil((width - shift) / strideW)));
+        let o = row;
+        for (let oh = 0; oh < outH; oh++, o += outW) {
+          const ih = oh * strideH - padH + i * dilationH;
+          if (ih < 0 || ih >= height) { col.fill(0, o, o + outW); continue; }
+          const s = plane + ih * width + shift;
+          for (let ow = 0; ow < lo; ow++) col[o + ow] = 0;
+          for (let ow = lo; ow < hi; ow++) col[o + ow] = x[s + ow * strideW];
+          for (let ow = hi; ow < outW; ow++) col[o + ow] = 0;
+        }
+      }
+    }
+  }
+}
+
+/** The adjoint of im2col: x[c, ih, iw] += col[...] over every (i, j, oh, ow) that read it. x is not zeroed here. */
+function col2im(g: Conv2dGeometry, col: FloatArray, x: FloatArray, xOffset: number): void {
+  const { inChannels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = g;
+  const l = outH * outW;
+  let row = 0;
+  for (let c = 0; c < inChannels; c++) {
+    const plane = xOffset + c * height * width;
+    for (let i = 0; i < kernelH; i++) {
+      for (let j = 0; j < kernelW; j++, row += l) {
+        const shift = j * dilationW - padW;
+        const lo = Math.min(outW, shift >= 0 ? 0 : Math.ceil(-shift / strideW));
+        const hi = Math.max(lo, Math.min(outW, Math.ceil((width - shift) / strideW)));
+        let o = row;
+        for (let oh = 0; oh < outH; oh++, o += outW) {
+          const ih = oh * strideH - padH + i * dilationH;
+          if (ih < 0 || ih >= height) continue;
+          const s = plane + ih * width + shift;
+          for (let ow = lo; ow < hi; ow++) x[s + ow * strideW] += col[o + ow];
+        }
+      }
+    }
+  }
+}
+
+/** out[n, o, :] += bias[o] for every image and channel. */
+function addBias(out: FloatArray, batch: number, channels: number, size: number, bias: FloatArray): void {
+  for (let n = 0; n < batch; n++) {
+    for (let o = 0; o < channels; o++) {
+      const bv = bias[o];
+      const d = (n * channels + o) * size;
+      for (let i = 0; i < size; i++) out[d + i] += bv;
+    }
+  }
+}
+
+/**
+ * out = conv2d(x, weight) + bias, NCHW: x [N, C, H, W], weight [O, C/groups, kH, kW], bias [O] or null,
+ * out [N, O, outH, outW] (overwritten). workspace: conv2dWorkspaceSize(g, "forward") elements of x's type.
+ * @example conv2dForward(conv2dGeometry([2, 3, 8, 8], [4, 3, 3, 3], { padding: 1 }), x, w, b, out, ws)
+ */
+export function conv2dForward(g: Conv2dGeometry, x: FloatArray, weight: FloatArray, bias: FloatArray | null,
+  out: FloatArray, workspace: FloatArray): void {
+  const { batch: n, inChannels: cin, outChannels: cout, groups } = g;
+  const cg = cin / groups, og = cout / groups, kk = g.kernelH * g.kernelW;
+  const inSize = cin * g.height * g.width, outSize = cout * g.outH * g.outW, l = g.outH * g.outW;
+  checkBuffers("conv2dForward", [x, weight, bias, out, workspace],
+    [n * inSize, cout * cg * kk, cout, n * outSize, conv2dWorkspaceSize(g, "forward")], ["x", "weight", "bias", "out", "workspace"]);
+  if (n === 0) return;
+  const path = conv2dPath(g);
+  if (path === "pointwise") {
+    for (let b = 0; b < n; b++) {
+      for (let grp = 0; grp < groups; grp++) {
+        gemm(false, false, og, l, cg, weight, grp * og * cg, cg, x, b * inSize + grp * cg * l, l, out, b * outSize + grp * og * l, l, 0);
+      }
+    }
+    if (bias) addBias(out, n, cout, l, bias);
+    return;
+  }
+  if (path === "im2col") {
+    const rows = cg * kk;
+    for (let b = 0; b < n; b++) {
+      im2col(g, x, b * inSize, workspace);
+      for (let grp = 0; grp < groups; grp++) {
+        gemm(false, false, og, l, rows, weight, grp * og * rows, rows, workspace, grp * rows * l, l, out, b * outSize + grp * og * l, l, 0);
+      }
+    }
+    if (bias) addBias(out, n, cout, l, bias);
+    return;
+  }
+  const { hp, wp, q } = forwardGrid(g);
+  const plane = hp * wp;
+  const nb = chunkImages(g, q);
+  const rows = cg * kk;
+  const padded = 0, col = nb * cin * plane, wide = col + cin * kk * nb * q;
+  for (let n0 = 0; n0 < n; n0 += nb) {
+    const count = Math.min(nb, n - n0), ld = count * q;
+    workspace.fill(0, padded, padded + count * cin * plane);
+    placePlanes(x, n0 * inSize, count * cin, g.height, g.width, workspace, padded, hp, wp, g.padH, g.padW);
+    wideColumns(workspace, padded, cin, plane, count, g.kernelH, g.kernelW, g.dilationH, g.dilationW, wp, q, col);
+    for (let grp = 0; grp < groups; grp++) {
+      gemm(false, false, og, ld, rows, weight, grp * og * rows, rows, workspace, col + grp * rows * ld, ld, workspace, wide + grp * og * ld, ld, 0);
+    }
+    unpackWide(workspace, wide, q, wp, count, cout, g.outH, g.outW, out, n0 * outSize, bias);
+  }
+}
+
+/**
+ * gradInput = the gradient of conv2d with respect to x, given gradOut [N, O, outH, outW] (overwritten,
+ * [N, C, H, W]). workspace: conv2dWorkspaceSize(g, "backwardInput") elements.
+ * NOTE: this is the adjoint of conv2dForward without bias: <conv(x), g> = <x, conv2dBackwardInput(g)>.
+ */
+export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weight: FloatArray,
+  gradInput: FloatArray, workspace: FloatArray): void {
+  const { batch: n, inChannels: cin, outChannels: cout, groups, kernelH: kh, kernelW: kw } = g;
+  const cg = cin / groups, og = cout / groups, kk = kh * kw;
+  const inSize = cin * g.height * g.width, outSize = cout * g.outH * g.outW, l = g.outH * g.outW;
+  checkBuffers("conv2dBackwardInput", [gradOut, weight, gradInput, workspace],
+    [n * outSize, cout * cg * kk, n * inSize, conv2dWorkspaceSize(g, "backwardInput")], ["gradOut", "weight", "gradInput", "workspace"]);
+  if (n === 0) return;
+  const path = conv2dPath(g);
+  if (path === "pointwise") {
+    for (let b = 0; b < n; b++) {
+      for (let grp = 0; grp < groups; grp++) {
+        gemm(true, false, cg, l, og, weight, grp * og * cg, cg, gradOut, b * outSize + grp * og * l, l, gradInput, b * inSize + grp * cg * l, l, 0);
+      }
+    }
+    return;
+  }
+  if (path === "im2col") {
+    const rows = cg * kk;
+    gradInput.fill(0, 0, n * inSize);
+    for (let b = 0; b < n; b++) {
+      for (let grp = 0; grp < groups; grp++) {
+        gemm(true, false, rows, l, og, weight, grp * og * rows, rows, gradOut, b * outSize + grp * og * l, l, workspace, grp * rows * l, l, 0);
+      }
+      col2im(g, workspace, gradInput, b * inSize);
+    }
+    return;
+  }
+  // gradInput = a stride-1 convolution of gradOut, padded by dilation·(k − 1) − pad (cropped where that is
+  // negative), with the kernel flipped in both axes and its two channel axes swapped within each group.
+  const { hp, wp, q } = backwardGrid(g);
+  const plane = hp * wp;
+  const nb = chunkImages(g, q);
+  const rows = og * kk;
+  const flipped = 0, padded = cout * cg * kk, col = padded + nb * cout * plane, wide = col + cout * kk * nb * q;
+  for (let grp = 0; grp < groups; grp++) {
+    for (let o = 0; o < og; o++) {
+      for (let c = 0; c < cg; c++) {
+        const src = ((grp * og + o) * cg + c) * kk;
+        const dst = flipped + (grp * cg + c) * rows + o * kk;
+        for (let t = 0; t < kk; t++) workspace[dst + t] = weight[src + kk - 1 - t];
+      }
+    }
+  }
+  const top = g.dilationH * (kh - 1) - g.padH, left = g.dilationW * (kw - 1) - g.padW;
+  for (let n0 = 0; n0 < n; n0 += nb) {
+    const count = Math.min(nb, n - n0), ld = count * q;
+    workspace.fill(0, padded, padded + count * cout * plane);
+    placePlanes(gradOut, n0 * outSize, count * cout, g.outH, g.outW, workspace, padded, hp, wp, top, left);
+    wideColumns(workspace, padded, cout, plane, count, kh, kw, g.dilationH, g.dilationW, wp, q, col);
+    for (let grp = 0; grp < groups; grp++) {
+      gemm(false, false, cg, ld, rows, workspace, flipped + grp * cg * rows, rows, workspace, col + grp * rows * ld, ld, workspace, wide + grp * cg * ld, ld, 0);
+    }
+    unpackWide(workspace, wide, q, wp, count, cin, g.height, g.width, gradInput, n0 * inSize, null);
+  }
+}
+
+/**
+ * gradWeight (+)= the gradient of conv2d with respect to the weight, summed over the batch:
+ * [O, C/groups, kH, kW]. accumulate false overwrites gradWeight, true adds to it.
+ * workspace: conv2dWorkspaceSize(g, "backwardWeight") elements.
+ */
+export function conv2dBackwardWeight(g: Conv2dGeometry, x: FloatArray, gradOut: FloatArray,
+  gradWeight: FloatArray, workspace: FloatArray, accumulate = false): void {
+  const { batch: n, inChannels: cin, outChannels: cout, groups } = g;
+  const cg = cin / groups, og = cout / groups, kk = g.kernelH * g.kernelW, rows = cg * kk;
+  const inSize = cin * g.height * g.width, outSize = cout * g.outH * g.outW, l = g.outH * g.outW;
+  checkBuffers("conv2dBackwardWeight", [x, gradOut, gradWeight, workspace],
+    [n * inSize, n * outSize, cout * rows, conv2dWorkspaceSize(g, "backwardWeight")], ["x", "gradOut", "gradWeight", "workspace"]);
+  if (n === 0) {
+    if (!accumulate) gradWeight.fill(0, 0, cout * rows);
+    return;
+  }
+  let beta: 0 | 1 = accumulate ? 1 : 0;
+  const path = conv2dPath(g);
+  if (path === "pointwise") {
+    for (let b = 0; b < n; b++, beta = 1) {
+      for (let grp = 0; grp < groups; grp++) {
+        gemm(false, true, og, cg, l, gradOut, b * outSize + grp * og * l, l, x, b * inSize + grp * cg * l, l, gradWeight, grp * og * cg, cg, beta);
+      }
+    }
+    return;
+  }
+  if (path === "im2col") {
+    for (let b = 0; b < n; b++, beta = 1) {
+      im2col(g, x, b * inSize, workspace);
+      for (let grp = 0; grp < groups; grp++) {
+        gemm(false, true, og, rows, l, gradOut, b * outSize + grp * og * l, l, workspace, grp * rows * l, l, gradWeight, grp * og * rows, rows, beta);
+      }
+    }
+    return;
+  }
+  const { hp, wp, q } = forwardGrid(g);
+  const plane = hp * wp;
+  const nb = chunkImages(g, q);
+  const padded = 0, col = nb * cin * plane, wide = col + cin * kk * nb * q;
+  for (let n0 = 0; n0 < n; n0 += nb, beta = 1) {
+    const count = Math.min(nb, n - n0), ld = count * q;
+    workspace.fill(0, padded, padded + count * cin * plane);
+    placePlanes(x, n0 * inSize, count * cin, g.height, g.width, workspace, padded, hp, wp, g.padH, g.padW);
+    wideColumns(workspace, padded, cin, plane, count, g.kernelH, g.kernelW, g.dilationH, g.dilationW, wp, q, col);
+    // the wide gradient's thrown-away columns must be zero: they meet real columns of the im2col matrix
+    workspace.fill(0, wide, wide + cout * ld);
+    packWide(gradOut, n0 * outSize, count, cout, g.outH, g.outW, workspace, wide, q, wp);
+    for (let grp = 0; grp < groups; grp++) {
+      gemm(false, true, og, rows, ld, workspace, wide + grp * og * ld, ld, workspace, col + grp * rows * ld, ld, gradWeight, grp * og * rows, rows, beta);
+    }
+  }
+}
+
+/**
+ * gradBias (+)= Σ over images and positions of gradOut [N, O, outH, outW], summed in double.
+ * @example conv2dBackwardBias(gradOut, 128, 32, 28 * 28, gradBias)
+ */
+export function conv2dBackwardBias(gradOut: FloatArray, batch: number, channels: number, size: number,
+  gradBias: FloatArray, accumulate = false): void {
+  for (let o = 0; o < channels; o++) {
+    let s = 0;
+    for (let b = 0; b < batch; b++) {
+      const base = (b * channels + o) * size;
+      for (let i = 0; i < size; i++) s += gradOut[base + i];
+    }
+    gradBias[o] = accumulate ? gradBias[o] + s : s;
+  }
+}
