@@ -1,15 +1,16 @@
 /**
- * The buffer pool (dtype.ts) and the two places that feed it: backward recycles the gradients it made and
- * consumed within one pass, and zeroGrad recycles a leaf's gradient that no code outside the framework
- * has read. A recycled buffer that something could still reach would show up as a wrong number, so the
- * main property trains random graphs twice, with the pool and without, and wants the same bits.
+ * The buffer pool (memory.ts) and the two places that feed it: backward recycles the gradients it made and
+ * consumed within one pass, and zeroGrad({ recycle: true }) (the optimizers' zeroGrad) recycles a leaf's
+ * gradient that backward allocated. A recycled buffer that something could still reach would show up as a
+ * wrong number, so the main property trains random graphs twice, with the pool and without, and wants the
+ * same bits.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { Generator, Tensor, defineOp, randn, tensor } from "../packages/autograd/src/index.ts";
 import {
   allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, releaseBuffer, setBufferPool,
-} from "../packages/autograd/src/dtype.ts";
+} from "../packages/autograd/src/memory.ts";
 import { nn, optim } from "../packages/nn/src/index.ts";
 
 afterEach(() => {
@@ -98,7 +99,7 @@ function run(program: Step[], leaves: Tensor[], bias: Tensor): Tensor {
   return values.slice(3).reduce((acc, v) => acc.add(v.mul(v).mean()), values[values.length - 1].sum());
 }
 
-/** Three backward passes with zeroGrad between them; the gradients copied out without reading `.grad`. */
+/** Three backward passes with a recycling zeroGrad between them; the gradients copied out. */
 function train(program: Step[], seed: number, pooled: boolean): Float32Array[] {
   setBufferPool(pooled);
   emptyBufferPool();
@@ -109,8 +110,8 @@ function train(program: Step[], seed: number, pooled: boolean): Float32Array[] {
   for (let pass = 0; pass < 3; pass++) {
     run(program, leaves, bias).backward();
     for (const p of [...leaves, bias]) {
-      out.push(p._grad ? (p._grad.data as Float32Array).slice() : new Float32Array(0));
-      p.zeroGrad();
+      out.push(p.grad ? (p.grad.data as Float32Array).slice() : new Float32Array(0));
+      p.zeroGrad({ recycle: true });
     }
   }
   return out;
@@ -134,7 +135,8 @@ describe("backward and zeroGrad recycle buffers", () => {
     const buffers = new Set<ArrayBufferLike>();
     for (let step = 0; step < 4; step++) {
       model.forward(x).logSoftmax().pick(new Int32Array(64)).mean().neg().backward();
-      buffers.add(w._grad!.data.buffer);
+      buffers.add(w.grad!.data.buffer);
+      expect(w.grad!.data.some((v) => v !== 0)).toBe(true); // reading .grad changes nothing
       opt.step();
       opt.zeroGrad();
       // the [64, 64] gradients the backward made and consumed, and W1's gradient, wait in the pool
@@ -143,11 +145,11 @@ describe("backward and zeroGrad recycle buffers", () => {
     expect(buffers.size).toBe(1);
   });
 
-  it("a gradient read through .grad keeps its values through zeroGrad and later passes", () => {
+  it("zeroGrad without recycle drops the gradient: a kept .grad keeps its values through later passes", () => {
     const w = tensor(new Float32Array(N * N).fill(0.5), { shape: [N, N], requiresGrad: true });
     const x = tensor(new Float32Array(N * N).fill(2), { shape: [N, N] });
     w.mul(x).relu().sum().backward();
-    const kept = w.grad!; // read: the user holds it now
+    const kept = w.grad!; // the user holds it now
     const before = kept.data.slice();
     w.zeroGrad();
     for (let i = 0; i < 3; i++) {
@@ -156,6 +158,24 @@ describe("backward and zeroGrad recycle buffers", () => {
     }
     expect(kept.data).toEqual(before);
     expect(kept.data[0]).toBe(2);
+  });
+
+  it("zeroGrad({ recycle: true }) recycles only what backward allocated: a gradient the user set, or one made under createGraph, is dropped untouched", () => {
+    const w = tensor(new Float32Array(N * N).fill(0.5), { shape: [N, N], requiresGrad: true });
+    const mine = tensor(new Float32Array(N * N).fill(7), { shape: [N, N] });
+    w.grad = mine;
+    w.zeroGrad({ recycle: true });
+    expect(w.grad).toBeNull();
+    w.mul(w).sum().backward(undefined, { createGraph: true });
+    const higher = w.grad!;
+    const higherValues = higher.data.slice();
+    w.zeroGrad({ recycle: true });
+    for (let i = 0; i < 3; i++) {
+      w.mul(3).relu().sum().backward();
+      w.zeroGrad({ recycle: true });
+    }
+    expect(mine.data.every((v) => v === 7)).toBe(true);
+    expect(higher.data).toEqual(higherValues);
   });
 
   it("a gradient a user-defined backward keeps is never recycled", () => {

@@ -333,3 +333,28 @@ describe("memory", () => {
     expect(after - before).toBeLessThan(4 * 1024 * 1024);
   });
 });
+
+describe("backward's arguments (PyTorch's keyword forms)", () => {
+  it("backward: options alone, or after a gradient; the gradient may be nested arrays", () => {
+    const x = tensor([1, 2, 3], { requiresGrad: true });
+    const y = x.mul(x).sum();
+    y.backward({ retainGraph: true });
+    y.backward({ retainGraph: true });
+    expect(x.grad!.toArray()).toEqual([4, 8, 12]);
+    x.zeroGrad();
+    const z = x.mul(2);
+    z.backward([1, 0, 2], { retainGraph: true });
+    expect(x.grad!.toArray()).toEqual([2, 0, 4]);
+  });
+
+  it("backward: a plain-array gradient of the wrong shape, and a missing one for a non-scalar, are named errors", () => {
+    const x = tensor([1, 2, 3], { requiresGrad: true });
+    expect(() => x.mul(2).backward([1, 2])).toThrow("backward: gradient of shape [2] does not match output shape [3]");
+    expect(() => x.mul(2).backward({ retainGraph: true })).toThrow(/grad can be implicitly created only for a scalar output/);
+  });
+
+  it("tensor: a non-number entry is named as what it is", () => {
+    expect(() => tensor(["a", "b"] as never)).toThrow('tensor: expected a number at [0], got a string ("a")');
+    expect(() => tensor([[1, null]] as never)).toThrow("tensor: expected a number at [0][1], got null");
+  });
+});

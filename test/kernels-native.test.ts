@@ -11,7 +11,8 @@ import fc from "fast-check";
 import * as K from "../packages/autograd/src/kernels/index.ts";
 import { NATIVE_MIN_ELEMENTS, gemmBackend, nativeLoops, setNativeLoops } from "../packages/autograd/src/kernels/index.ts";
 import { nativeGemmInfo } from "../packages/autograd/src/kernels/gemm.ts";
-import { allocateUnfilled, type DType, type FloatArray } from "../packages/autograd/src/dtype.ts";
+import type { DType, FloatArray } from "../packages/autograd/src/dtype.ts";
+import { allocateUnfilled } from "../packages/autograd/src/memory.ts";
 import { Tensor, linear, logSoftmax, matmul, pick, relu, tensor } from "../packages/autograd/src/index.ts";
 import { optim } from "../packages/nn/src/index.ts";
 

@@ -1,8 +1,8 @@
 import { GraphError, ShapeError, fmtShape } from "./errors.ts";
 import { runBackward } from "./engine.ts";
+import { cast, onesLike } from "./ops/index.ts";
 import { sameShape } from "./shape.ts";
 import type { Tensor } from "./tensor.ts";
-import { cast, onesLike } from "./ops/index.ts";
 
 export interface GradOptions {
   /** Record the backward pass so the returned gradients can be differentiated again. */

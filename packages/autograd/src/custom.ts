@@ -2,8 +2,8 @@
  * User-defined ops with a hand-written backward, like torch.autograd.Function: the forward runs untaped,
  * the result is recorded as one node named after the op, and the backward is called by the engine.
  */
-import { noGrad, record } from "./engine.ts";
 import { GraphError, ValueError } from "./errors.ts";
+import { noGrad, record, userOp } from "./tape.ts";
 import { Tensor } from "./tensor.ts";
 
 /** What forward and backward share: the inputs, the output, anything saved, which inputs need a gradient. */
@@ -47,6 +47,7 @@ export function defineOp(definition: OpDefinition): (...inputs: Tensor[]) => Ten
   if (typeof forward !== "function" || typeof backward !== "function") {
     throw new ValueError(`defineOp ${name}: forward and backward must be functions`);
   }
+  const id = userOp(name);
   const op = (...inputs: Tensor[]): Tensor => {
     inputs.forEach((x, i) => {
       if (!(x instanceof Tensor)) throw new ValueError(`${name}: argument ${i} is not a Tensor (got ${x === null ? "null" : typeof x})`);
@@ -64,7 +65,7 @@ export function defineOp(definition: OpDefinition): (...inputs: Tensor[]) => Ten
     // NOTE: a fresh tensor even when forward returns an input unchanged, so the node never lands on a leaf.
     const out = new Tensor(result.data, result.shape);
     ctx.output = out;
-    const recorded = record(name, inputs, out, (g) => {
+    const recorded = record(id, inputs, out, (g) => {
       const r = backward(ctx, g);
       const grads = r instanceof Tensor ? [r] : r;
       if (!Array.isArray(grads) || grads.length !== inputs.length) {
@@ -77,7 +78,6 @@ export function defineOp(definition: OpDefinition): (...inputs: Tensor[]) => Ten
       });
       return grads as (Tensor | null | undefined)[];
     });
-    if (recorded.gradFn) recorded.gradFn.userBackward = true;
     return recorded;
   };
   Object.defineProperty(op, "name", { value: name });

@@ -1,5 +1,5 @@
 /** The tape as a Graphviz DOT graph, to look at what backward will walk. */
-import type { Node } from "./engine.ts";
+import type { Node } from "./tape.ts";
 import { ValueError, fmtShape } from "./errors.ts";
 import { Tensor } from "./tensor.ts";
 

@@ -3,7 +3,7 @@
  * against the numerical one (central differences in float64), like torch.autograd.gradcheck.
  */
 import { grad } from "./autograd.ts";
-import { enableGrad, noGrad, type Node } from "./engine.ts";
+import { enableGrad, noGrad, type Node } from "./tape.ts";
 import { GraphError, TapegradError, ValueError, fmtShape } from "./errors.ts";
 import { Generator } from "./random.ts";
 import { stridesOf } from "./shape.ts";

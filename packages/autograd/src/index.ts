@@ -1,24 +1,25 @@
-export { Tensor, tensor } from "./tensor.ts";
+export { Tensor } from "./tensor.ts";
 export type { NestedArray, Axis, TensorOptions, TensorLikeInput, IndexInput } from "./tensor.ts";
 export type { DType, FloatArray } from "./dtype.ts";
-export { noGrad, enableGrad, isGradEnabled, detectAnomaly, isAnomalyEnabled } from "./engine.ts";
+export { noGrad, enableGrad, isGradEnabled, record, declareOp, type BackwardFn, type OpId, type Node } from "./tape.ts";
+export { detectAnomaly, isAnomalyEnabled } from "./anomaly.ts";
+export type { BackwardOptions } from "./engine.ts";
 export { grad, type GradOptions } from "./autograd.ts";
-export { manualSeed, Generator, defaultGenerator } from "./random.ts";
+export { manualSeed, Generator, defaultGenerator, streamGenerator } from "./random.ts";
 export {
-  zeros, ones, full, zerosLike, onesLike, fullLike, randn, rand, arange, eye,
+  tensor, zeros, ones, full, zerosLike, onesLike, fullLike, randn, rand, arange, eye,
   type FactoryOptions, type RandomOptions,
 } from "./ops/factories.ts";
 export {
   add, sub, mul, div, pow, maximum, minimum, neg, exp, log, relu, tanh, sigmoid, sqrt, abs,
-  matmul, sum, mean, max, min, argmax, logsumexp, pick, reshape, flatten, transpose, permute,
+  matmul, mm, linear, sum, mean, max, min, argmax, logsumexp, pick, reshape, flatten, transpose, permute,
   broadcastTo, sumTo, unsqueeze, squeeze, narrow, cast, clone, logSoftmax, softmax,
 } from "./ops/index.ts";
 export {
   TapegradError, ShapeError, AxisError, IndexError, GraphError, AnomalyError, ValueError, fmtShape,
 } from "./errors.ts";
 export { broadcastShapes } from "./shape.ts";
-export { mm, linear } from "./ops/matmul.ts";
-export { record, type BackwardFn } from "./engine.ts";
+export { recycleGrad, setBufferPool, emptyBufferPool, bufferPoolSize } from "./memory.ts";
 export { gradcheck, gradgradcheck, GradcheckError, type GradcheckOptions, type GradcheckFn } from "./gradcheck.ts";
 export { defineOp, type OpDefinition, type OpContext } from "./custom.ts";
 export { toDot, type ToDotOptions } from "./dot.ts";

@@ -68,6 +68,40 @@ export class Generator {
   int(n: number): number {
     return Math.floor(this.uniform() * n);
   }
+
+  /** Shuffles `array` in place (Fisher–Yates) and returns it. */
+  shuffle<T extends { length: number; [i: number]: number }>(array: T): T {
+    for (let i = array.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const tmp = array[i];
+      array[i] = array[j];
+      array[j] = tmp;
+    }
+    return array;
+  }
+
+  /** A random permutation of 0..n-1 (torch.randperm). */
+  permutation(n: number): Int32Array {
+    const perm = new Int32Array(n);
+    for (let i = 0; i < n; i++) perm[i] = i;
+    return this.shuffle(perm);
+  }
+}
+
+/**
+ * A generator for one stream of a seeded family: the same (seed, stream) always gives the same numbers,
+ * and different streams (say, one per epoch) are unrelated. @example streamGenerator(seed, epoch).permutation(n)
+ */
+export function streamGenerator(seed: number, stream: number): Generator {
+  return new Generator(mix32(mix32(seed) ^ Math.imul(stream + 1, 0x9e3779b9)));
+}
+
+/** Mixes a 32-bit value into a well-spread 32-bit value (the murmur3 finaliser). */
+function mix32(x: number): number {
+  let h = x >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 function rotl(x: number, k: number): number {

@@ -1,9 +1,12 @@
 import type { DType, FloatArray } from "./dtype.ts";
-import { allocate, allocateUnfilled, arrayTypes, dtypeOf, isDType, releaseBuffer } from "./dtype.ts";
+import { dtypeOf } from "./dtype.ts";
+import { runBackward, type BackwardOptions } from "./engine.ts";
 import { GraphError, ShapeError, ValueError, fmtShape } from "./errors.ts";
-import { checkShape, packedShape, sameShape, sizeOf } from "./shape.ts";
-import { runBackward, type Node } from "./engine.ts";
+import { recycleGrad } from "./memory.ts";
 import * as ops from "./ops/index.ts";
+import { packedShape, sameShape, sizeOf } from "./shape.ts";
+import type { Node } from "./tape.ts";
+import { isTensor, setTensorClass } from "./tensor-class.ts";
 
 export type NestedArray = number | NestedArray[];
 export type Axis = number | readonly number[] | undefined;
@@ -24,14 +27,8 @@ export class Tensor {
   readonly shape: number[];
   readonly dtype: DType;
   data: FloatArray;
-  /**
-   * The gradient behind `grad`, for the framework's own use (optimizers read it here). Reading `grad`
-   * instead tells the framework that other code may hold the gradient, so zeroGrad leaves its buffer alone.
-   */
-  _grad: Tensor | null = null;
-  /** True while `_grad` was made by backward and nothing outside the framework has read it: its buffer
-   *  is then the framework's to recycle when the gradient is cleared. */
-  _gradOwned = false;
+  /** The accumulated gradient of a leaf: filled by backward() until zeroGrad(). */
+  grad: Tensor | null = null;
   requiresGrad: boolean;
   /** The node that created this tensor on the tape; null for leaves and untracked results. */
   gradFn: Node | null = null;
@@ -45,17 +42,6 @@ export class Tensor {
     this.shape = packed;
     this.dtype = dtypeOf(data);
     this.requiresGrad = requiresGrad;
-  }
-
-  /** Accumulated gradient of a leaf, filled by backward() until zeroGrad(). */
-  get grad(): Tensor | null {
-    this._gradOwned = false;
-    return this._grad;
-  }
-
-  set grad(g: Tensor | null) {
-    this._grad = g;
-    this._gradOwned = false;
   }
 
   /** Number of elements. */
@@ -100,15 +86,21 @@ export class Tensor {
 
   /**
    * Reverse mode from this tensor: accumulates d(this)/d(leaf) into every leaf's `.grad`.
-   * A tensor of more than one element needs `gradient` (the vector in the vector-Jacobian product).
+   * A tensor of more than one element needs `gradient` (the vector in the vector-Jacobian product), a
+   * Tensor or nested arrays of its shape. Options may come alone or after the gradient, as PyTorch's
+   * keyword arguments: `backward({ retainGraph: true })`, `backward(g, { createGraph: true })`.
    * @example loss.backward(); w.grad
    */
-  backward(gradient?: Tensor, options: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+  backward(gradient?: Tensor | NestedArray | BackwardOptions | null, options: BackwardOptions = {}): void {
+    if (gradient !== null && gradient !== undefined && !isTensor(gradient) && typeof gradient === "object" && !Array.isArray(gradient)) {
+      options = gradient;
+      gradient = undefined;
+    }
     if (!this.requiresGrad) {
       throw new GraphError(`backward: tensor of shape ${fmtShape(this.shape)} does not require grad and has no grad_fn`);
     }
     let g: Tensor;
-    if (gradient === undefined) {
+    if (gradient === undefined || gradient === null) {
       if (this.size !== 1) {
         throw new GraphError(
           `backward: grad can be implicitly created only for a scalar output, got shape ${fmtShape(this.shape)}; pass a gradient tensor of that shape`,
@@ -116,22 +108,23 @@ export class Tensor {
       }
       g = ops.onesLike(this);
     } else {
-      if (!sameShape(gradient.shape, this.shape)) {
-        throw new ShapeError(`backward: gradient of shape ${fmtShape(gradient.shape)} does not match output shape ${fmtShape(this.shape)}`);
+      const given = isTensor(gradient) ? gradient : ops.tensor(gradient as NestedArray, { dtype: this.dtype });
+      if (!sameShape(given.shape, this.shape)) {
+        throw new ShapeError(`backward: gradient of shape ${fmtShape(given.shape)} does not match output shape ${fmtShape(this.shape)}`);
       }
-      g = gradient.dtype === this.dtype ? gradient : ops.cast(gradient, this.dtype);
+      g = given.dtype === this.dtype ? given : ops.cast(given, this.dtype);
     }
     runBackward([this], [g], options);
   }
 
   /**
-   * Clears the accumulated gradient (sets it to null, as PyTorch's set_to_none). When no code outside the
-   * framework has read `grad` since backward made it, its buffer goes to the pool for the next gradient.
+   * Clears the accumulated gradient (sets it to null, as PyTorch's set_to_none). With `recycle`, a gradient
+   * that backward allocated goes back to the buffer pool for the next backward: the caller promises that
+   * nothing uses the old gradient again (optimizers do this between steps).
    */
-  zeroGrad(): void {
-    if (this._grad && this._gradOwned) releaseBuffer(this._grad.data);
-    this._grad = null;
-    this._gradOwned = false;
+  zeroGrad(options: { recycle?: boolean } = {}): void {
+    if (options.recycle) recycleGrad(this);
+    else this.grad = null;
   }
 
   /** The same data cut off from the tape (shares memory, like torch's detach). */
@@ -231,79 +224,4 @@ export class Tensor {
   softmax(axis = -1): Tensor { return ops.softmax(this, axis); }
 }
 
-// ---------------------------------------------------------------- factories
-
-function inferShape(data: NestedArray): number[] {
-  const shape: number[] = [];
-  let cur: NestedArray = data;
-  while (Array.isArray(cur)) {
-    shape.push(cur.length);
-    if (cur.length === 0) break;
-    cur = cur[0];
-  }
-  return shape;
-}
-
-function flattenNested(data: NestedArray, shape: number[], out: FloatArray): void {
-  let k = 0;
-  const walk = (x: NestedArray, dim: number, path: number[]): void => {
-    if (dim === shape.length) {
-      if (typeof x !== "number") {
-        throw new ValueError(`tensor: ragged nested array: expected a number at [${path.join("][")}], got an array`);
-      }
-      out[k++] = x;
-      return;
-    }
-    if (!Array.isArray(x) || x.length !== shape[dim]) {
-      const got = Array.isArray(x) ? `length ${x.length}` : typeof x;
-      throw new ValueError(
-        `tensor: ragged nested array: expected length ${shape[dim]} at ${path.length ? `[${path.join("][")}]` : "the top level"}, got ${got} (inferred shape ${fmtShape(shape)})`,
-      );
-    }
-    for (let i = 0; i < x.length; i++) walk(x[i], dim + 1, [...path, i]);
-  };
-  walk(data, 0, []);
-}
-
-/**
- * Creates a leaf tensor from a number, nested arrays, or a flat array / typed array with `shape`.
- * @example tensor([[1, 2], [3, 4]], { requiresGrad: true })
- * @example tensor(new Float64Array(6), { shape: [2, 3], dtype: "float64" })
- */
-export function tensor(data: NestedArray | ArrayLike<number>, options: TensorOptions = {}): Tensor {
-  if (options.dtype !== undefined && !isDType(options.dtype)) {
-    throw new ValueError(`tensor: unknown dtype ${JSON.stringify(options.dtype)}; use "float32" or "float64"`);
-  }
-  const isTyped = ArrayBuffer.isView(data);
-  const dtype: DType = options.dtype ?? (data instanceof Float64Array ? "float64" : "float32");
-  let arr: FloatArray;
-  let shape: number[];
-  if (isTyped || (options.shape && Array.isArray(data) && data.every((v) => typeof v === "number"))) {
-    const flat = data as ArrayLike<number>;
-    shape = options.shape ? [...options.shape] : [flat.length];
-    checkShape("tensor", shape);
-    if (flat.length !== sizeOf(shape)) {
-      throw new ShapeError(`tensor: ${flat.length} values do not fit shape ${fmtShape(shape)} (${sizeOf(shape)} elements)`);
-    }
-    if (ArrayBuffer.isView(flat)) {
-      // NOTE: set copies (and converts) in one native pass into a buffer that skips the zero fill; .from iterates
-      arr = allocateUnfilled(dtype, flat.length);
-      arr.set(flat as unknown as ArrayLike<number>);
-    } else {
-      arr = arrayTypes[dtype].from(flat);
-    }
-  } else {
-    const nested = data as NestedArray;
-    shape = inferShape(nested);
-    arr = allocate(dtype, sizeOf(shape));
-    flattenNested(nested, shape, arr);
-    if (options.shape) {
-      checkShape("tensor", options.shape);
-      if (sizeOf(options.shape) !== arr.length) {
-        throw new ShapeError(`tensor: nested array of shape ${fmtShape(shape)} does not fit shape ${fmtShape(options.shape)}`);
-      }
-      shape = [...options.shape];
-    }
-  }
-  return new Tensor(arr, shape, options.requiresGrad ?? false);
-}
+setTensorClass(Tensor);

@@ -8,10 +8,21 @@ import type { DType } from "./dtype.ts";
 import { ValueError } from "./errors.ts";
 import { sizeOf } from "./shape.ts";
 import { Tensor } from "./tensor.ts";
-import type { InputDomain, OpInfo, SampleArgs } from "./ops/table.ts";
+import type { InputDomain, OpInfo, SampleArgs } from "./opinfo.ts";
+import { grad } from "./autograd.ts";
+import { onesLike, opTable } from "./ops/index.ts";
+import { declaredOps } from "./tape.ts";
 
 export { gradcheck, gradgradcheck, GradcheckError, type GradcheckOptions } from "./gradcheck.ts";
-export { opTable, opInfo, type OpInfo, type SampleArgs, type SampleKind, type InputDomain } from "./ops/table.ts";
+export { opTable } from "./ops/index.ts";
+
+/** The op-table entry named `name`; throws for a name that is not in the table. */
+export function opInfo(name: string): OpInfo {
+  const info = opTable.find((o) => o.name === name);
+  if (!info) throw new ValueError(`opInfo: no op named ${JSON.stringify(name)} in the op table`);
+  return info;
+}
+export type { OpInfo, SampleArgs, SampleKind, InputDomain } from "./opinfo.ts";
 
 export interface ShapeOptions {
   minRank?: number;
@@ -262,3 +273,36 @@ export function propertyRuns(fallback = 100): number {
   return Number.isInteger(v) && v > 0 ? v : fallback;
 }
 
+/** The op names on the tapes that lead to `roots` (an iterative walk of their nodes). */
+export function opsOnTape(roots: readonly Tensor[]): Set<string> {
+  const names = new Set<string>();
+  const seen = new Set<unknown>();
+  const stack = roots.flatMap((r) => (r.gradFn ? [r.gradFn] : []));
+  while (stack.length) {
+    const node = stack.pop()!;
+    if (seen.has(node)) continue;
+    seen.add(node);
+    names.add(node.op);
+    for (const x of node.inputs) if (x.gradFn) stack.push(x.gradFn);
+  }
+  return names;
+}
+
+/**
+ * The declared ops (every op the tape can record) that appear on no tape of the table's samples: neither
+ * in a forward pass nor in its backward recorded with createGraph. An empty list means every op the code
+ * records is exercised by the gradient properties generated from `table`.
+ */
+export function uncoveredOps(table: readonly OpInfo[] = opTable, declared: readonly string[] = declaredOps(), samplesPerOp = 5): string[] {
+  const covered = new Set<string>();
+  table.forEach((info, k) => {
+    for (const { inputs, args } of fc.sample(opSample(info), { numRuns: samplesPerOp, seed: k })) {
+      const out = info.call(inputs, args);
+      for (const name of opsOnTape([out])) covered.add(name);
+      if (!out.requiresGrad) continue;
+      const grads = grad(out, inputs, { gradOutput: onesLike(out, { requiresGrad: true }), createGraph: true, allowUnused: true });
+      for (const name of opsOnTape(grads.flatMap((g) => (g ? [g] : [])))) covered.add(name);
+    }
+  });
+  return declared.filter((name) => !covered.has(name));
+}

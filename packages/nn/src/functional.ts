@@ -4,7 +4,7 @@
  */
 import {
   Tensor, IndexError, ShapeError, ValueError, fmtShape, isGradEnabled, logSoftmax as coreLogSoftmax, noGrad,
-  record, softmax as coreSoftmax, linear as coreLinear, defaultGenerator, type Generator,
+  record, declareOp, softmax as coreSoftmax, linear as coreLinear, defaultGenerator, type Generator,
 } from "@tapegrad/autograd";
 import { expDouble } from "@tapegrad/autograd/kernels";
 
@@ -17,6 +17,8 @@ export interface LossOptions {
 }
 
 const fmt = fmtShape;
+
+const CROSS_ENTROPY = declareOp("crossEntropy");
 
 /** softmax along `axis` (default last), stable for any logits. */
 export function softmax(x: Tensor, axis = -1): Tensor {
@@ -133,7 +135,7 @@ export function crossEntropy(logits: Tensor, labels: Labels, options: LossOption
   if (reduction === "mean") out.data[0] = count === 0 ? NaN : total / count;
   const scale = reduction === "mean" ? 1 / count : 1;
 
-  return record("crossEntropy", [logits], out, (g) => {
+  return record(CROSS_ENTROPY, [logits], out, (g) => {
     if (isGradEnabled()) {
       // createGraph: differentiable in logits (and in g)
       const onehot = new Tensor(allocLike(logits, logits.size), logits.shape);

@@ -67,18 +67,19 @@ export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
     for (const g of this.paramGroups) g.options.lr = value;
   }
 
-  /** Sets every parameter's gradient to null (Tensor.zeroGrad: a buffer nobody else has read is reused). */
+  /**
+   * Sets every parameter's gradient to null and hands the buffers backward allocated for them back to the
+   * pool, for the next backward: a `.grad` kept past this call may be overwritten later (clone() it to keep it).
+   */
   zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) p.zeroGrad();
+    for (const g of this.paramGroups) for (const p of g.params) p.zeroGrad({ recycle: true });
   }
 
   /** One update of every parameter that has a gradient. */
   step(): void {
     for (const group of this.paramGroups) {
       for (const p of group.params) {
-        // NOTE: _grad, not grad: reading grad would mark the gradient as seen by other code, and zeroGrad
-        // would then leave its buffer to the garbage collector instead of reusing it
-        const grad = p._grad;
+        const grad = p.grad;
         if (!grad) continue;
         if (grad.size !== p.size) {
           throw new TapegradError(`${this.name}: gradient of shape [${grad.shape.join(", ")}] does not match parameter [${p.shape.join(", ")}]`);

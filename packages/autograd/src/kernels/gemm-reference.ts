@@ -1,5 +1,6 @@
-/** Float storage accepted by the matrix kernels; A, B and C of one call always share the same type. */
-export type FloatArray = Float32Array | Float64Array;
+import type { FloatArray } from "../dtype.ts";
+
+export type { FloatArray };
 
 /**
  * Naive triple-loop GEMM, the oracle for the fast kernels: C = beta*C + op(A) @ op(B).

@@ -1,11 +1,21 @@
 /** Broadcasting binary ops. Backward formulas return gradients in the output's shape: the engine sums them back. */
-import { record } from "../engine.ts";
 import * as K from "../kernels/index.ts";
 import { broadcastShapes } from "../shape.ts";
-import { Tensor, type TensorLikeInput } from "../tensor.ts";
-import { noGrad } from "../engine.ts";
-import { operands, unfilled } from "./util.ts";
+import { declareOp, noGrad, record, type OpId } from "../tape.ts";
+import type { Tensor } from "../tensor-class.ts";
+import type { TensorLikeInput } from "../tensor.ts";
+import { awayFromZero, anyValue, binaryInfo, positive, unaryInfo, type OpInfo } from "../opinfo.ts";
 import { broadcastTo } from "./shape.ts";
+import { operands, unfilled } from "./util.ts";
+
+const ADD = declareOp("add");
+const SUB = declareOp("sub");
+const MUL = declareOp("mul");
+const DIV = declareOp("div");
+const POW = declareOp("pow");
+const ZERO_WHERE = declareOp("zeroWhere");
+const MAXIMUM = declareOp("maximum");
+const MINIMUM = declareOp("minimum");
 
 function forward(kind: K.BinaryKind, A: Tensor, B: Tensor): Tensor {
   const shape = broadcastShapes(kind, A.shape, B.shape);
@@ -16,17 +26,17 @@ function forward(kind: K.BinaryKind, A: Tensor, B: Tensor): Tensor {
 
 export function add(a: TensorLikeInput, b: TensorLikeInput): Tensor {
   const [A, B] = operands("add", a, b);
-  return record("add", [A, B], forward("add", A, B), (g) => [g, g]);
+  return record(ADD, [A, B], forward("add", A, B), (g) => [g, g]);
 }
 
 export function sub(a: TensorLikeInput, b: TensorLikeInput): Tensor {
   const [A, B] = operands("sub", a, b);
-  return record("sub", [A, B], forward("sub", A, B), (g) => [g, B.requiresGrad ? g.neg() : null]);
+  return record(SUB, [A, B], forward("sub", A, B), (g) => [g, B.requiresGrad ? g.neg() : null]);
 }
 
 export function mul(a: TensorLikeInput, b: TensorLikeInput): Tensor {
   const [A, B] = operands("mul", a, b);
-  return record("mul", [A, B], forward("mul", A, B), (g) => [
+  return record(MUL, [A, B], forward("mul", A, B), (g) => [
     A.requiresGrad ? mul(g, B) : null,
     B.requiresGrad ? mul(g, A) : null,
   ]);
@@ -34,7 +44,7 @@ export function mul(a: TensorLikeInput, b: TensorLikeInput): Tensor {
 
 export function div(a: TensorLikeInput, b: TensorLikeInput): Tensor {
   const [A, B] = operands("div", a, b);
-  return record("div", [A, B], forward("div", A, B), (g) => [
+  return record(DIV, [A, B], forward("div", A, B), (g) => [
     A.requiresGrad ? div(g, B) : null,
     // NOTE: d(a/b)/db = -a/b², written as -(g·a/b)/b to stay finite where b² would underflow
     B.requiresGrad ? div(mul(g, A), B).div(B).neg() : null,
@@ -48,7 +58,7 @@ export function div(a: TensorLikeInput, b: TensorLikeInput): Tensor {
 export function pow(a: TensorLikeInput, b: TensorLikeInput): Tensor {
   const [A, B] = operands("pow", a, b);
   const out = forward("pow", A, B);
-  return record("pow", [A, B], out, (g) => [
+  return record(POW, [A, B], out, (g) => [
     A.requiresGrad ? zeroWhere(noGrad(() => compare("eq", B, 0)), mul(g, mul(B, pow(A, sub(B, 1))))) : null,
     B.requiresGrad ? zeroWhere(noGrad(() => mul(compare("eq", A, 0), compare("ge", B, 0))), mul(g, mul(pow(A, B), A.log()))) : null,
   ]);
@@ -61,7 +71,7 @@ function zeroWhere(mask: Tensor, x: Tensor): Tensor {
   const out = unfilled(x.dtype, x.shape);
   const m = full.data, d = x.data, o = out.data;
   for (let i = 0; i < o.length; i++) o[i] = m[i] !== 0 ? 0 : d[i];
-  return record("zeroWhere", [x], out, (g) => [zeroWhere(full, g)]);
+  return record(ZERO_WHERE, [x], out, (g) => [zeroWhere(full, g)]);
 }
 
 /**
@@ -69,16 +79,16 @@ function zeroWhere(mask: Tensor, x: Tensor): Tensor {
  * of g at ties, so where either is NaN (no order) both get all of g.
  */
 export function maximum(a: TensorLikeInput, b: TensorLikeInput): Tensor {
-  return extremum("maximum", "lt", a, b);
+  return extremum(MAXIMUM, "maximum", "lt", a, b);
 }
 
 export function minimum(a: TensorLikeInput, b: TensorLikeInput): Tensor {
-  return extremum("minimum", "gt", a, b);
+  return extremum(MINIMUM, "minimum", "gt", a, b);
 }
 
-function extremum(kind: "maximum" | "minimum", loses: "gt" | "lt", a: TensorLikeInput, b: TensorLikeInput): Tensor {
+function extremum(op: OpId, kind: "maximum" | "minimum", loses: "gt" | "lt", a: TensorLikeInput, b: TensorLikeInput): Tensor {
   const [A, B] = operands(kind, a, b);
-  return record(kind, [A, B], forward(kind, A, B), (g) => {
+  return record(op, [A, B], forward(kind, A, B), (g) => {
     const [wa, wb] = noGrad(() => {
       const half = forward("eq", A, B).mul(0.5);
       return [sub(sub(1, forward(loses, A, B)), half), sub(sub(1, forward(loses, B, A)), half)];
@@ -92,3 +102,14 @@ export function compare(kind: "eq" | "ne" | "gt" | "ge" | "lt" | "le", a: Tensor
   const [A, B] = noGrad(() => operands(kind, a, b));
   return forward(kind, A, B);
 }
+
+export const binaryOpInfo: readonly OpInfo[] = [
+  binaryInfo("add", add),
+  binaryInfo("sub", sub),
+  binaryInfo("mul", mul),
+  binaryInfo("div", div, [anyValue, awayFromZero]),
+  binaryInfo("pow", pow, [positive, anyValue]),
+  unaryInfo("pow (number exponent)", (x) => pow(x, 3)),
+  binaryInfo("maximum", maximum, [anyValue, anyValue], { avoidTies: true }),
+  binaryInfo("minimum", minimum, [anyValue, anyValue], { avoidTies: true }),
+];

@@ -1,22 +1,26 @@
-export * from "./binary.ts";
-export * from "./unary.ts";
-export * from "./reduce.ts";
-export * from "./matmul.ts";
-export * from "./pick.ts";
-export * from "./shape.ts";
-export * from "./softmax.ts";
+/** Every op, and `opTable`: the test entries (OpInfo) declared beside them. */
+import type { OpInfo } from "../opinfo.ts";
+import { binaryOpInfo } from "./binary.ts";
+import { castOpInfo } from "./cast.ts";
+import { matmulOpInfo } from "./matmul.ts";
+import { pickOpInfo } from "./pick.ts";
+import { reduceOpInfo } from "./reduce.ts";
+import { shapeOpInfo } from "./shape.ts";
+import { softmaxOpInfo } from "./softmax.ts";
+import { unaryOpInfo } from "./unary.ts";
+
+export { add, sub, mul, div, pow, maximum, minimum, compare } from "./binary.ts";
+export { neg, exp, log, relu, tanh, sigmoid, sqrt, abs } from "./unary.ts";
+export { sum, mean, max, min, argmax, logsumexp, sumTo } from "./reduce.ts";
+export { matmul, mm, linear } from "./matmul.ts";
+export { pick, unpick } from "./pick.ts";
+export { reshape, flatten, unsqueeze, squeeze, permute, transpose, reverseAxes, narrow, broadcastTo, clone } from "./shape.ts";
+export { cast } from "./cast.ts";
+export { logSoftmax, softmax } from "./softmax.ts";
 export * from "./factories.ts";
 
-import { installEngineOps } from "../engine.ts";
-import { Tensor } from "../tensor.ts";
-import * as K from "../kernels/index.ts";
-import { add } from "./binary.ts";
-import { cast, sumTo } from "./shape.ts";
-
-installEngineOps({
-  sumTo,
-  add,
-  cast,
-  detachedCopy: (g) => new Tensor(g.data.slice(), g.shape),
-  addInPlace: (target, g) => K.binary("add", target.data, target.shape, g.data, g.shape, target.data, target.shape),
-});
+/** The test entries of every op, collected from the ops' files (see opinfo.ts). */
+export const opTable: readonly OpInfo[] = [
+  ...binaryOpInfo, ...unaryOpInfo, ...castOpInfo, ...shapeOpInfo, ...matmulOpInfo, ...reduceOpInfo,
+  ...softmaxOpInfo, ...pickOpInfo,
+];

@@ -1,12 +1,17 @@
 /** Matrix products. One primitive, mm(a, b, transA, transB), whose backward is mm again with other flags. */
 import { ShapeError, fmtShape } from "../errors.ts";
-import { record, type Node } from "../engine.ts";
 import * as K from "../kernels/index.ts";
+import { kindInfo, type OpInfo } from "../opinfo.ts";
 import { broadcastShapes, sizeOf } from "../shape.ts";
-import type { Tensor } from "../tensor.ts";
-import { reshape, cast } from "./shape.ts";
+import { declareOp, record, type Node } from "../tape.ts";
+import type { Tensor } from "../tensor-class.ts";
+import { cast } from "./cast.ts";
 import { sum } from "./reduce.ts";
+import { reshape } from "./shape.ts";
 import { empty, unfilled } from "./util.ts";
+
+const MATMUL = declareOp("matmul");
+const LINEAR = declareOp("linear");
 
 /**
  * NumPy's matmul: 1-D operands are promoted to a row (left) or a column (right) and the added axis removed;
@@ -85,7 +90,7 @@ export function mm(a: Tensor, b: Tensor, ta: boolean, tb: boolean, what?: string
       }
     }
   }
-  return record("matmul", [a, b], out, (g) => [
+  return record(MATMUL, [a, b], out, (g) => [
     a.requiresGrad ? (ta ? mm(b, g, tb, true) : mm(g, b, false, !tb)) : null,
     b.requiresGrad ? (tb ? mm(g, a, true, ta) : mm(a, g, !ta, false)) : null,
   ]);
@@ -116,7 +121,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
   if (b) K.fillRows(b.data, rows, outF, out.data);
   if (rows > 0 && inF > 0 && outF > 0) K.gemm(false, true, rows, outF, inF, x.data, 0, inF, w.data, 0, inF, out.data, 0, outF, b ? 1 : 0);
   const inputs = b ? [x, w, b] : [x, w];
-  return record("linear", inputs, out, linearBackward);
+  return record(LINEAR, inputs, out, linearBackward);
 }
 
 function linearBackward(g: Tensor, node: Node): (Tensor | null)[] {
@@ -131,3 +136,8 @@ function linearBackward(g: Tensor, node: Node): (Tensor | null)[] {
     b && b.requiresGrad ? sum(g2, 0) : null,
   ];
 }
+
+export const matmulOpInfo: readonly OpInfo[] = [
+  kindInfo("matmul", "matmul", 2, ([a, b]) => matmul(a, b)),
+  kindInfo("linear", "linear", 3, ([x, w, b]) => linear(x, w, b)),
+];

@@ -1,17 +1,23 @@
 /** MXNet's pick (one entry per row along an axis) and its adjoint, a scatter-add into zeros. */
 import { IndexError, ShapeError, fmtShape } from "../errors.ts";
-import { record } from "../engine.ts";
 import * as K from "../kernels/index.ts";
+import { kindInfo, type OpInfo } from "../opinfo.ts";
 import { normalizeAxis, sizeOf } from "../shape.ts";
-import { Tensor, tensor, type IndexInput, type NestedArray } from "../tensor.ts";
+import { declareOp, record } from "../tape.ts";
+import { isTensor, type Tensor } from "../tensor-class.ts";
+import type { IndexInput, NestedArray } from "../tensor.ts";
+import { tensor } from "./factories.ts";
 import { reshape } from "./shape.ts";
 import { empty, unfilled } from "./util.ts";
+
+const PICK = declareOp("pick");
+const UNPICK = declareOp("unpick");
 
 /** Validates `index` (integers in [0, n)) and returns it as an Int32Array. */
 function toIndex(op: string, index: IndexInput, expected: number[], n: number, xShape: readonly number[], axis: number): Int32Array {
   let values: ArrayLike<number>;
   let shape: readonly number[] | null = null;
-  if (index instanceof Tensor) {
+  if (isTensor(index)) {
     values = index.data;
     shape = index.shape;
   } else if (Array.isArray(index) && index.some((v) => Array.isArray(v))) {
@@ -57,7 +63,7 @@ export function pick(x: Tensor, index: IndexInput, axis = -1, keepdims = false):
   const inner = sizeOf(x.shape.slice(a + 1));
   const out = unfilled(x.dtype, outShape);
   K.pickAxis(x.data, outer, n, inner, idx, out.data);
-  const picked = record("pick", [x], out, (g) => [unpick(g, idx, x.shape, a)]);
+  const picked = record(PICK, [x], out, (g) => [unpick(g, idx, x.shape, a)]);
   return keepdims ? reshape(picked, x.shape.map((d, i) => (i === a ? 1 : d))) : picked;
 }
 
@@ -67,5 +73,9 @@ export function unpick(g: Tensor, idx: Int32Array, shape: readonly number[], axi
   const inner = sizeOf(shape.slice(axis + 1));
   const out = empty(g.dtype, shape);
   K.scatterAddAxis(g.data, outer, shape[axis], inner, idx, out.data);
-  return record("unpick", [g], out, (gg) => [pick(gg, idx, axis)]);
+  return record(UNPICK, [g], out, (gg) => [pick(gg, idx, axis)]);
 }
+
+export const pickOpInfo: readonly OpInfo[] = [
+  kindInfo("pick", "pick", 1, ([x], a) => pick(x, a.index!, a.axis as number, a.keepdims)),
+];

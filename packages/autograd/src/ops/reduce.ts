@@ -1,14 +1,19 @@
-/** Reductions: sum and max are primitives; mean, min and logsumexp are composites. */
+/** Reductions: sum and max are primitives; mean, min, logsumexp and sumTo are composites. */
 import type { FloatArray } from "../dtype.ts";
-import { allocate } from "../dtype.ts";
 import { ShapeError, fmtShape } from "../errors.ts";
-import { noGrad, record } from "../engine.ts";
 import * as K from "../kernels/index.ts";
-import { normalizeAxes, normalizeAxis, reducedShape, scalarAxes, sizeOf } from "../shape.ts";
-import { Tensor, type Axis } from "../tensor.ts";
+import { allocate } from "../memory.ts";
+import { kindInfo, reductionInfo, type OpInfo } from "../opinfo.ts";
+import { normalizeAxes, normalizeAxis, reducedShape, sameShape, scalarAxes, sizeOf } from "../shape.ts";
+import { declareOp, noGrad, record } from "../tape.ts";
+import { makeTensor, type Tensor } from "../tensor-class.ts";
+import type { Axis } from "../tensor.ts";
 import { add, div, mul, sub, compare } from "./binary.ts";
 import { log, exp, neg } from "./unary.ts";
 import { broadcastTo, reshape } from "./shape.ts";
+
+const SUM = declareOp("sum");
+const MAX = declareOp("max");
 
 type AxisKernel = (x: FloatArray, outer: number, n: number, inner: number, out: FloatArray) => void;
 
@@ -42,8 +47,8 @@ function reduceAxes(x: Tensor, axes: readonly number[], kernel: AxisKernel): { d
 export function sum(x: Tensor, axis?: Axis, keepdims = false): Tensor {
   const axes = normalizeAxes("sum", axis, x.ndim);
   const { data, kept } = reduceAxes(x, axes, K.sumAxis);
-  const out = new Tensor(data, reducedShape(x.shape, axes, keepdims));
-  return record("sum", [x], out, (g) => [broadcastTo(reshape(g, kept), x.shape)]);
+  const out = makeTensor(data, reducedShape(x.shape, axes, keepdims));
+  return record(SUM, [x], out, (g) => [broadcastTo(reshape(g, kept), x.shape)]);
 }
 
 export function mean(x: Tensor, axis?: Axis, keepdims = false): Tensor {
@@ -60,10 +65,10 @@ export function max(x: Tensor, axis?: Axis, keepdims = false): Tensor {
     if (x.shape[a] === 0) throw new ShapeError(`max: cannot reduce over axis ${a} of size 0 in shape ${fmtShape(x.shape)}`);
   }
   const { data, kept } = reduceAxes(x, axes, K.maxAxis);
-  const out = new Tensor(data, reducedShape(x.shape, axes, keepdims));
-  return record("max", [x], out, (g) => {
+  const out = makeTensor(data, reducedShape(x.shape, axes, keepdims));
+  return record(MAX, [x], out, (g) => {
     const share = noGrad(() => {
-      const hit = compare("eq", x, new Tensor(data, kept));
+      const hit = compare("eq", x, makeTensor(data, kept));
       return div(hit, sum(hit, axes, true));
     });
     return [mul(reshape(g, kept), share)];
@@ -78,19 +83,19 @@ export function min(x: Tensor, axis?: Axis, keepdims = false): Tensor {
 export function argmax(x: Tensor, axis?: number, keepdims = false): Tensor {
   if (axis === undefined) {
     if (x.size === 0) throw new ShapeError(`argmax: empty tensor of shape ${fmtShape(x.shape)}`);
-    const out = new Tensor(allocate(x.dtype, 1), keepdims ? x.shape.map(() => 1) : []);
+    const out = makeTensor(allocate(x.dtype, 1), keepdims ? x.shape.map(() => 1) : []);
     K.argmaxAxis(x.data, 1, x.size, 1, out.data);
     return out;
   }
   if (x.ndim === 0) {
     scalarAxes("argmax", [axis]);
-    return new Tensor(allocate(x.dtype, 1), []);
+    return makeTensor(allocate(x.dtype, 1), []);
   }
   const a = normalizeAxis("argmax", axis, x.ndim);
   if (x.shape[a] === 0) throw new ShapeError(`argmax: cannot reduce over axis ${a} of size 0 in shape ${fmtShape(x.shape)}`);
   const outer = sizeOf(x.shape.slice(0, a));
   const inner = sizeOf(x.shape.slice(a + 1));
-  const out = new Tensor(allocate(x.dtype, outer * inner), reducedShape(x.shape, [a], keepdims));
+  const out = makeTensor(allocate(x.dtype, outer * inner), reducedShape(x.shape, [a], keepdims));
   K.argmaxAxis(x.data, outer, x.shape[a], inner, out.data);
   return out;
 }
@@ -107,3 +112,23 @@ export function logsumexp(x: Tensor, axis?: Axis, keepdims = false): Tensor {
   const out = add(log(sum(exp(sub(x, shift)), axes, true)), shift);
   return keepdims ? out : reshape(out, reducedShape(x.shape, axes, false));
 }
+
+/** Sums `g` down to `shape` (the adjoint of broadcastTo): leading axes and axes where shape has 1. */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const lead = g.ndim - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.ndim; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  return reshape(sum(g, axes, true), shape);
+}
+
+export const reduceOpInfo: readonly OpInfo[] = [
+  reductionInfo("sum", sum),
+  reductionInfo("mean", mean),
+  reductionInfo("max", max, { avoidTies: true }),
+  reductionInfo("min", min, { avoidTies: true }),
+  reductionInfo("logsumexp", logsumexp),
+  kindInfo("sumTo", "sumTo", 1, ([x], a) => sumTo(x, a.shape!)),
+];

@@ -1,13 +1,20 @@
-/** Shape ops: reshape, permute/transpose, narrow, broadcastTo and its adjoint sumTo, cast, clone. */
-import type { DType, FloatArray } from "../dtype.ts";
-import { allocate } from "../dtype.ts";
+/** Shape ops: reshape, permute/transpose, narrow, broadcastTo (its adjoint sumTo is a reduction), clone. */
+import type { FloatArray } from "../dtype.ts";
 import { AxisError, IndexError, ShapeError, ValueError, fmtShape } from "../errors.ts";
-import { record } from "../engine.ts";
 import * as K from "../kernels/index.ts";
+import { allocate } from "../memory.ts";
+import { kindInfo, unaryInfo, type OpInfo } from "../opinfo.ts";
 import { normalizeAxis, sameShape, scalarAxes, sizeOf, broadcastShapes } from "../shape.ts";
-import { Tensor } from "../tensor.ts";
-import { sum } from "./reduce.ts";
+import { declareOp, record } from "../tape.ts";
+import { makeTensor, type Tensor } from "../tensor-class.ts";
 import { empty, unfilled } from "./util.ts";
+
+const RESHAPE = declareOp("reshape");
+const PERMUTE = declareOp("permute");
+const NARROW = declareOp("narrow");
+const NARROW_BACKWARD = declareOp("narrowBackward");
+const BROADCAST_TO = declareOp("broadcastTo");
+const CLONE = declareOp("clone");
 
 /** Same data, new shape; one dimension may be -1. Shares memory with `x`. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -33,8 +40,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     throw new ShapeError(`reshape: cannot reshape ${fmtShape(x.shape)} (${x.size} elements) into ${fmtShape(shape)} (${sizeOf(target)} elements)`);
   }
   if (sameShape(target, x.shape)) return x;
-  const out = new Tensor(x.data, target);
-  return record("reshape", [x], out, (g) => [reshape(g, x.shape)]);
+  const out = makeTensor(x.data, target);
+  return record(RESHAPE, [x], out, (g) => [reshape(g, x.shape)]);
 }
 
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
@@ -68,11 +75,11 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
   if (new Set(norm).size !== norm.length) throw new AxisError(`permute: axes ${JSON.stringify(axes)} repeat an axis`);
   if (norm.every((a, i) => a === i)) return x;
   const outShape = norm.map((a) => x.shape[a]);
-  const out = new Tensor(allocate(x.dtype, x.size), outShape);
+  const out = makeTensor(allocate(x.dtype, x.size), outShape);
   K.permute(x.data, x.shape, norm, out.data);
   const inverse = new Array<number>(norm.length);
   norm.forEach((a, i) => (inverse[a] = i));
-  return record("permute", [x], out, (g) => [permute(g, inverse)]);
+  return record(PERMUTE, [x], out, (g) => [permute(g, inverse)]);
 }
 
 /**
@@ -138,14 +145,14 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
   const outer = sizeOf(x.shape.slice(0, d));
   const inner = sizeOf(x.shape.slice(d + 1));
   let out: Tensor;
-  if (outer === 1) out = new Tensor(x.data.subarray(s * inner, (s + length) * inner), outShape);
+  if (outer === 1) out = makeTensor(x.data.subarray(s * inner, (s + length) * inner), outShape);
   else {
     out = unfilled(x.dtype, outShape);
     copyBlocks(x.data, n * inner, s * inner, out.data, length * inner, 0, length * inner, outer);
   }
   // NOTE: the gradient is always a fresh full-size buffer, never g or a view of it (the engine adopts
   // fresh buffers as a leaf's .grad), and it is itself an op whose backward is narrow again.
-  return record("narrow", [x], out, (g) => [narrowBackward(g, x.shape, d, s)]);
+  return record(NARROW, [x], out, (g) => [narrowBackward(g, x.shape, d, s)]);
 }
 
 /** The adjoint of narrow (PyTorch's slice_backward): zeros of `shape` with `g` written at the slice. */
@@ -155,7 +162,7 @@ function narrowBackward(g: Tensor, shape: readonly number[], dim: number, start:
   const inner = sizeOf(shape.slice(dim + 1));
   const out = empty(g.dtype, shape);
   copyBlocks(g.data, length * inner, 0, out.data, n * inner, start * inner, length * inner, sizeOf(shape.slice(0, dim)));
-  return record("narrowBackward", [g], out, (gg) => [narrow(gg, dim, start, length)]);
+  return record(NARROW_BACKWARD, [g], out, (gg) => [narrow(gg, dim, start, length)]);
 }
 
 /** Copies `count` blocks of `block` elements from `src` to `dst`, each side with its own offset and stride. */
@@ -176,33 +183,25 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
     throw new ShapeError(`broadcastTo: cannot broadcast ${fmtShape(x.shape)} to ${fmtShape(shape)}`);
   }
   if (sameShape(x.shape, shape)) return x;
-  const out = new Tensor(allocate(x.dtype, sizeOf(shape)), shape);
+  const out = makeTensor(allocate(x.dtype, sizeOf(shape)), shape);
   K.broadcastTo(x.data, x.shape, out.data, shape);
-  return record("broadcastTo", [x], out, (g) => [g]);
-}
-
-/** Sums `g` down to `shape` (the adjoint of broadcastTo): leading axes and axes where shape has 1. */
-export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
-  if (sameShape(g.shape, shape)) return g;
-  const lead = g.ndim - shape.length;
-  const axes: number[] = [];
-  for (let i = 0; i < g.ndim; i++) {
-    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
-  }
-  return reshape(sum(g, axes, true), shape);
-}
-
-/** Converts to `dtype`; the gradient is cast back to the input's dtype. */
-export function cast(x: Tensor, dtype: DType): Tensor {
-  if (x.dtype === dtype) return x;
-  const data = allocate(dtype, x.size);
-  data.set(x.data);
-  const out = new Tensor(data, x.shape);
-  return record("cast", [x], out, (g) => [cast(g, x.dtype)]);
+  return record(BROADCAST_TO, [x], out, (g) => [g]);
 }
 
 /** A copy of `x`'s data, recorded on the tape. */
 export function clone(x: Tensor): Tensor {
-  const out = new Tensor(x.data.slice(), x.shape);
-  return record("clone", [x], out, (g) => [g]);
+  const out = makeTensor(x.data.slice(), x.shape);
+  return record(CLONE, [x], out, (g) => [g]);
 }
+
+export const shapeOpInfo: readonly OpInfo[] = [
+  kindInfo("reshape", "reshape", 1, ([x], a) => reshape(x, a.shape!)),
+  kindInfo("flatten", "flatten", 1, ([x], a) => flatten(x, a.startDim, a.endDim)),
+  kindInfo("permute", "permute", 1, ([x], a) => permute(x, a.axes!)),
+  unaryInfo("transpose", (x) => transpose(x)),
+  kindInfo("unsqueeze", "unsqueeze", 1, ([x], a) => unsqueeze(x, a.axis as number)),
+  kindInfo("squeeze", "squeeze", 1, ([x], a) => squeeze(x, a.axis)),
+  kindInfo("broadcastTo", "broadcastTo", 1, ([x], a) => broadcastTo(x, a.shape!)),
+  kindInfo("narrow", "narrow", 1, ([x], a) => narrow(x, a.axis as number, a.start!, a.length!)),
+  unaryInfo("clone", clone),
+];

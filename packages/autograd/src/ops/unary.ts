@@ -1,9 +1,19 @@
 /** Elementwise unary ops; each backward is written with ops so it can be recorded again. */
-import { isGradEnabled, noGrad, record, type Node } from "../engine.ts";
 import * as K from "../kernels/index.ts";
-import type { Tensor } from "../tensor.ts";
+import { kinkAtZero, positive, unaryInfo, type OpInfo } from "../opinfo.ts";
+import { declareOp, isGradEnabled, noGrad, record, type Node } from "../tape.ts";
+import type { Tensor } from "../tensor-class.ts";
 import { mul, div, sub } from "./binary.ts";
 import { unfilled } from "./util.ts";
+
+const NEG = declareOp("neg");
+const EXP = declareOp("exp");
+const LOG = declareOp("log");
+const RELU = declareOp("relu");
+const TANH = declareOp("tanh");
+const SIGMOID = declareOp("sigmoid");
+const SQRT = declareOp("sqrt");
+const ABS = declareOp("abs");
 
 function map(kind: K.UnaryKind, x: Tensor): Tensor {
   const out = unfilled(x.dtype, x.shape);
@@ -12,21 +22,21 @@ function map(kind: K.UnaryKind, x: Tensor): Tensor {
 }
 
 export function neg(x: Tensor): Tensor {
-  return record("neg", [x], map("neg", x), (g) => [neg(g)]);
+  return record(NEG, [x], map("neg", x), (g) => [neg(g)]);
 }
 
 export function exp(x: Tensor): Tensor {
   const out = map("exp", x);
-  return record("exp", [x], out, (g) => [mul(g, out)]);
+  return record(EXP, [x], out, (g) => [mul(g, out)]);
 }
 
 export function log(x: Tensor): Tensor {
-  return record("log", [x], map("log", x), (g) => [div(g, x)]);
+  return record(LOG, [x], map("log", x), (g) => [div(g, x)]);
 }
 
 /** max(x, 0); the gradient at 0 is 0, as in PyTorch. */
 export function relu(x: Tensor): Tensor {
-  return record("relu", [x], map("relu", x), reluBackward);
+  return record(RELU, [x], map("relu", x), reluBackward);
 }
 
 function reluBackward(g: Tensor, node: Node): Tensor[] {
@@ -40,20 +50,31 @@ function reluBackward(g: Tensor, node: Node): Tensor[] {
 
 export function tanh(x: Tensor): Tensor {
   const out = map("tanh", x);
-  return record("tanh", [x], out, (g) => [mul(g, sub(1, mul(out, out)))]);
+  return record(TANH, [x], out, (g) => [mul(g, sub(1, mul(out, out)))]);
 }
 
 export function sigmoid(x: Tensor): Tensor {
   const out = map("sigmoid", x);
-  return record("sigmoid", [x], out, (g) => [mul(g, mul(out, sub(1, out)))]);
+  return record(SIGMOID, [x], out, (g) => [mul(g, mul(out, sub(1, out)))]);
 }
 
 export function sqrt(x: Tensor): Tensor {
   const out = map("sqrt", x);
-  return record("sqrt", [x], out, (g) => [div(g, mul(out, 2))]);
+  return record(SQRT, [x], out, (g) => [div(g, mul(out, 2))]);
 }
 
 /** |x|; the gradient at 0 is 0 (sign(0) = 0), as in PyTorch. */
 export function abs(x: Tensor): Tensor {
-  return record("abs", [x], map("abs", x), (g) => [mul(g, noGrad(() => map("sign", x)))]);
+  return record(ABS, [x], map("abs", x), (g) => [mul(g, noGrad(() => map("sign", x)))]);
 }
+
+export const unaryOpInfo: readonly OpInfo[] = [
+  unaryInfo("neg", neg),
+  unaryInfo("exp", exp),
+  unaryInfo("log", log, positive),
+  unaryInfo("relu", relu, kinkAtZero),
+  unaryInfo("tanh", tanh),
+  unaryInfo("sigmoid", sigmoid),
+  unaryInfo("sqrt", sqrt, positive),
+  unaryInfo("abs", abs, kinkAtZero),
+];

@@ -1,23 +1,25 @@
 import type { DType } from "../dtype.ts";
-import { allocate, allocateUnfilled, promoteTypes } from "../dtype.ts";
+import { promoteTypes } from "../dtype.ts";
 import { ValueError } from "../errors.ts";
+import { allocate, allocateUnfilled } from "../memory.ts";
 import { sizeOf } from "../shape.ts";
-import { Tensor, type TensorLikeInput } from "../tensor.ts";
-import { cast } from "./shape.ts";
+import { isTensor, makeTensor, type Tensor } from "../tensor-class.ts";
+import type { TensorLikeInput } from "../tensor.ts";
+import { cast } from "./cast.ts";
 
 /** A fresh zero-filled tensor to write an op's result into. */
 export function empty(dtype: DType, shape: readonly number[]): Tensor {
-  return new Tensor(allocate(dtype, sizeOf(shape)), shape);
+  return makeTensor(allocate(dtype, sizeOf(shape)), shape);
 }
 
 /** A tensor for a result the op writes entirely: large ones skip the zero fill (see allocateUnfilled). */
 export function unfilled(dtype: DType, shape: readonly number[]): Tensor {
-  return new Tensor(allocateUnfilled(dtype, sizeOf(shape)), shape);
+  return makeTensor(allocateUnfilled(dtype, sizeOf(shape)), shape);
 }
 
 /** A number becomes a 0-d tensor of `like`'s dtype (a plain number does not promote, as in PyTorch). */
 export function lift(op: string, x: TensorLikeInput, like: Tensor | DType): Tensor {
-  if (x instanceof Tensor) return x;
+  if (isTensor(x)) return x;
   if (typeof x !== "number") throw new ValueError(`${op}: expected a Tensor or a number, got ${typeof x}`);
   const dtype = typeof like === "string" ? like : like.dtype;
   const t = empty(dtype, []);
@@ -27,8 +29,8 @@ export function lift(op: string, x: TensorLikeInput, like: Tensor | DType): Tens
 
 /** Both operands as tensors of one dtype, PyTorch's promotion (recorded casts). */
 export function operands(op: string, a: TensorLikeInput, b: TensorLikeInput): [Tensor, Tensor] {
-  let A = a instanceof Tensor ? a : null;
-  let B = b instanceof Tensor ? b : null;
+  let A = isTensor(a) ? a : null;
+  let B = isTensor(b) ? b : null;
   if (!A && !B) throw new ValueError(`${op}: at least one operand must be a Tensor`);
   A ??= lift(op, a, B!);
   B ??= lift(op, b, A);

@@ -1,0 +1,235 @@
+/**
+ * Memory management: allocation, the buffer pool, and the bookkeeping that lets a backward pass reuse
+ * the gradient buffers it proves dead. The engine and optimizers call it through a small interface:
+ *
+ * - `allocate` / `allocateUnfilled`: every tensor's storage, from the pool when a buffer of that size waits there.
+ * - `BackwardMemory`: one per plain backward pass. It knows which arrays the pass allocated ("fresh": no
+ *   tensor outside the pass can hold them), releases the consumed gradients no stored gradient still uses,
+ *   and settles the leaves' gradients at the end, adopting a fresh array as a leaf's `.grad` without a copy.
+ * - `recycleGrad`: called explicitly by `zeroGrad({ recycle: true })` (the optimizers' zeroGrad) to hand a
+ *   gradient that backward allocated back to the pool.
+ *
+ * Rules: only arrays this module can prove unreachable go to the pool; views, shared memory and buffers
+ * below `POOL_MIN_BYTES` are left to the garbage collector. A pooled buffer is warm in cache, where a new
+ * one is first-touched memory and a dropped one waits for the collector.
+ */
+import type { DType, FloatArray } from "./dtype.ts";
+import { itemSize } from "./dtype.ts";
+import * as K from "./kernels/index.ts";
+import { makeTensor, type Tensor } from "./tensor-class.ts";
+
+// ---------------------------------------------------------------- allocation
+
+/** The smallest buffer the pool keeps, and the size from which allocateUnfilled skips the zero fill:
+ *  below it a fresh zeroed array costs less than a pool lookup or a Buffer object. */
+export const POOL_MIN_BYTES = 16384;
+/** Buffers kept per byte length, and in all; a release beyond either is left to the garbage collector. */
+const POOL_PER_SIZE = 8;
+const POOL_MAX_BYTES = 256 * 2 ** 20;
+
+/** Arrays allocated during the current plain backward pass (null outside one). Kept by array, not by
+ *  buffer: reading `.buffer` of a typed array of 64 bytes or less makes V8 copy it off its heap. */
+let freshArrays: WeakSet<FloatArray> | null = null;
+
+/** A zero-filled array of `size` elements. */
+export function allocate(dtype: DType, size: number): FloatArray {
+  if (size * itemSize(dtype) >= POOL_MIN_BYTES) {
+    const pooledArray = fromPool(dtype, size);
+    if (pooledArray) return pooledArray.fill(0);
+  }
+  const a = dtype === "float64" ? new Float64Array(size) : new Float32Array(size);
+  if (freshArrays) freshArrays.add(a);
+  return a;
+}
+
+/** Node's Buffer, where there is one: its allocUnsafeSlow hands out memory without the zero fill. */
+const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(size: number): Uint8Array } }).Buffer;
+
+/**
+ * Like allocate, for a result the caller overwrites entirely: large arrays skip the zero fill. The array
+ * owns its whole ArrayBuffer (byteOffset 0, full length), as allocate's do.
+ */
+export function allocateUnfilled(dtype: DType, size: number): FloatArray {
+  const bytes = size * itemSize(dtype);
+  if (bytes < POOL_MIN_BYTES) return allocate(dtype, size);
+  const pooledArray = fromPool(dtype, size);
+  if (pooledArray) return pooledArray;
+  if (!NodeBuffer) return allocate(dtype, size);
+  const { buffer } = NodeBuffer.allocUnsafeSlow(bytes);
+  const a = dtype === "float64" ? new Float64Array(buffer, 0, size) : new Float32Array(buffer, 0, size);
+  if (freshArrays) freshArrays.add(a);
+  return a;
+}
+
+// ---------------------------------------------------------------- the buffer pool
+
+/** Dead buffers by byte length, for the next allocation of that size (a caching allocator). */
+const pool = new Map<number, ArrayBuffer[]>();
+const pooled = new WeakSet<ArrayBuffer>();
+let pooledBytes = 0;
+let poolOn = true;
+
+/**
+ * Hands `a`'s buffer to the pool. The caller guarantees that nothing will read or write `a`, or any
+ * view of its buffer, again. Views, shared memory and small buffers are left to the garbage collector.
+ */
+export function releaseBuffer(a: FloatArray): void {
+  // NOTE: the size test first: reading .buffer of a small array would move it off V8's heap
+  if (!poolOn || a.byteLength < POOL_MIN_BYTES) return;
+  const buf = a.buffer;
+  if (!(buf instanceof ArrayBuffer) || a.byteOffset !== 0 || a.byteLength !== buf.byteLength) return;
+  if (pooled.has(buf) || pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
+  let list = pool.get(buf.byteLength);
+  if (!list) pool.set(buf.byteLength, (list = []));
+  if (list.length >= POOL_PER_SIZE) return;
+  list.push(buf);
+  pooled.add(buf);
+  pooledBytes += buf.byteLength;
+}
+
+function fromPool(dtype: DType, size: number): FloatArray | null {
+  const buf = pool.get(size * itemSize(dtype))?.pop();
+  if (!buf) return null;
+  pooled.delete(buf);
+  pooledBytes -= buf.byteLength;
+  const a = dtype === "float64" ? new Float64Array(buf) : new Float32Array(buf);
+  if (freshArrays) freshArrays.add(a);
+  return a;
+}
+
+/** Turns the buffer pool off (emptying it) or back on; returns the previous setting. For tests and debugging. */
+export function setBufferPool(on: boolean): boolean {
+  const prev = poolOn;
+  poolOn = on;
+  if (!on) emptyBufferPool();
+  return prev;
+}
+
+/** Empties the buffer pool (its memory goes back to the garbage collector), as torch.cuda.empty_cache. */
+export function emptyBufferPool(): void {
+  pool.clear();
+  pooledBytes = 0;
+}
+
+/** Bytes the pool holds now, and how many buffers. */
+export function bufferPoolSize(): { bytes: number; buffers: number } {
+  let buffers = 0;
+  for (const list of pool.values()) buffers += list.length;
+  return { bytes: pooledBytes, buffers };
+}
+
+// ---------------------------------------------------------------- leaf gradients
+
+/** Gradient arrays that backward allocated and installed as a leaf's `.grad`: only this leaf uses them. */
+const ownedGrads = new WeakSet<FloatArray>();
+
+/**
+ * Sets `t.grad` to null and, when backward allocated that gradient, hands its buffer to the pool. The caller
+ * declares that nothing will use the old gradient again (an optimizer between steps). A gradient set by
+ * user code, or made under createGraph, is only dropped.
+ */
+export function recycleGrad(t: Tensor): void {
+  const g = t.grad;
+  t.grad = null;
+  if (g && ownedGrads.has(g.data)) {
+    ownedGrads.delete(g.data);
+    releaseBuffer(g.data);
+  }
+}
+
+// ---------------------------------------------------------------- one backward pass
+
+/**
+ * The memory side of one plain backward pass (no createGraph, no grad() targets). Gradients made in such
+ * a pass are never recorded or saved, and user code only sees leaf gradients (and, in a defineOp backward,
+ * the gradients handed to it, which `forget` excludes), so a consumed gradient whose array the pass
+ * allocated is dead once no stored gradient uses its memory.
+ */
+export class BackwardMemory {
+  private readonly fresh = new WeakSet<FloatArray>();
+  private readonly outer: WeakSet<FloatArray> | null;
+  private readonly consumed: Tensor[] = [];
+
+  constructor() {
+    this.outer = freshArrays;
+    freshArrays = this.fresh;
+  }
+
+  /** Stops tracking allocations (the pass is over, or failed). */
+  end(): void {
+    freshArrays = this.outer;
+  }
+
+  /** Notes a gradient the pass has finished with. NOTE: byteLength, not buffer (see freshArrays). */
+  consume(t: Tensor): void {
+    if (t.data.byteLength >= POOL_MIN_BYTES) this.consumed.push(t);
+  }
+
+  /** User code (a defineOp backward) saw these: they are never recycled or adopted. */
+  forget(g: Tensor, returned: readonly (Tensor | null | undefined)[]): void {
+    this.fresh.delete(g.data);
+    for (const t of returned) if (t) this.fresh.delete(t.data);
+  }
+
+  /** Releases the consumed gradients that the pass allocated and that no stored gradient still uses. */
+  releaseConsumed(stored: Iterable<Tensor>, leafContributions: Map<Tensor, Tensor[]>): void {
+    for (const t of this.consumed) {
+      if (this.fresh.has(t.data) && !this.stillStored(t.data, stored, leafContributions)) releaseBuffer(t.data);
+    }
+    this.consumed.length = 0;
+  }
+
+  /** Whether a stored gradient uses the memory of `a`, a fresh array. Another fresh array never shares
+   *  `a`'s buffer, so only the other arrays' buffers are read. */
+  private stillStored(a: FloatArray, stored: Iterable<Tensor>, leafContributions: Map<Tensor, Tensor[]>): boolean {
+    for (const t of stored) if (this.sharesMemory(a, t.data)) return true;
+    for (const list of leafContributions.values()) for (const t of list) if (this.sharesMemory(a, t.data)) return true;
+    return false;
+  }
+
+  private sharesMemory(a: FloatArray, b: FloatArray): boolean {
+    return a === b || (!this.fresh.has(b) && a.buffer === b.buffer);
+  }
+
+  /**
+   * Accumulates each leaf's contributions into its `.grad`. A leaf without a gradient adopts its first
+   * contribution without a copy when the pass allocated that array (so it is no view and owns its buffer)
+   * and no other contribution is the same array (add's backward hands one tensor to both inputs) or a view
+   * of its buffer; otherwise it gets a copy. Either way no two leaves, and no tensor of the user's, share a
+   * gradient buffer. The contributions not adopted are dead afterwards; those the pass made go to the pool.
+   */
+  settleLeaves(leafContributions: Map<Tensor, Tensor[]>): void {
+    // NOTE: only the buffers of non-fresh contributions are read, so the usual pass reads none
+    const uses = new Map<FloatArray, number>();
+    let otherBuffers: Set<ArrayBufferLike> | null = null;
+    for (const list of leafContributions.values()) {
+      for (const g of list) {
+        if (this.fresh.has(g.data)) uses.set(g.data, (uses.get(g.data) ?? 0) + 1);
+        else (otherBuffers ??= new Set()).add(g.data.buffer);
+      }
+    }
+    let adopted: Set<FloatArray> | null = null;
+    for (const [x, list] of leafContributions) {
+      let start = 0;
+      if (!x.grad) {
+        const g = list[0];
+        const own = uses.get(g.data) === 1 && !(otherBuffers && otherBuffers.has(g.data.buffer));
+        if (own) (adopted ??= new Set()).add(g.data);
+        const data = own ? g.data : g.data.slice();
+        ownedGrads.add(data);
+        x.grad = makeTensor(data, g.shape);
+        start = 1;
+      }
+      const target = x.grad;
+      for (let i = start; i < list.length; i++) {
+        const g = list[i];
+        K.binary("add", target.data, target.shape, g.data, g.shape, target.data, target.shape);
+      }
+    }
+    for (const list of leafContributions.values()) {
+      for (const g of list) {
+        if (g.data.byteLength >= POOL_MIN_BYTES && this.fresh.has(g.data) && !adopted?.has(g.data)) releaseBuffer(g.data);
+      }
+    }
+  }
+}

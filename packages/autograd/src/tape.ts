@@ -1,0 +1,121 @@
+/**
+ * Recording. Every differentiable op that runs while grad mode is on, with an input that requires grad,
+ * records a Node: its inputs and how to turn the output's gradient into theirs. Node ids are the tape
+ * order. Built-in ops declare their identity once with `declareOp`, so the declared ops are exactly the
+ * ops the tape can hold (the op-coverage test checks that each has samples in the op table).
+ */
+import { captureStack, checkForward, isAnomalyEnabled } from "./anomaly.ts";
+import { ValueError } from "./errors.ts";
+import type { Tensor } from "./tensor-class.ts";
+
+/** Turns the output's gradient into the inputs' gradients; `node` gives access to its inputs and saved values. */
+export type BackwardFn = (grad: Tensor, node: Node) => (Tensor | null | undefined)[];
+
+/** A recorded op's identity: its name on the tape, in errors and in toDot. */
+export interface OpId {
+  readonly name: string;
+  /** User code's backward (defineOp): the engine never recycles the gradients it sees. */
+  readonly userBackward: boolean;
+}
+
+const declared = new Map<string, OpId>();
+
+/**
+ * Declares a built-in op (once per name). Libraries built on tapegrad declare theirs the same way.
+ * @example const SOFTPLUS = declareOp("softplus"); ... record(SOFTPLUS, [x], out, backward)
+ */
+export function declareOp(name: string): OpId {
+  if (typeof name !== "string" || name.length === 0) throw new ValueError("declareOp: name must be a non-empty string");
+  if (declared.has(name)) throw new ValueError(`declareOp: an op named ${JSON.stringify(name)} is already declared`);
+  const op: OpId = { name, userBackward: false };
+  declared.set(name, op);
+  return op;
+}
+
+/** The names of every declared op, in declaration order. */
+export function declaredOps(): string[] {
+  return [...declared.keys()];
+}
+
+/** The identity of a defineOp op: not declared (names may repeat), and its backward is user code. */
+export function userOp(name: string): OpId {
+  return { name, userBackward: true };
+}
+
+let nextNodeId = 0;
+
+/** One recorded op: its inputs and how to turn the output's gradient into the inputs' gradients. */
+export class Node {
+  readonly id = nextNodeId++;
+  readonly op: string;
+  readonly userBackward: boolean;
+  /** Where in user code the op was created; captured only under detectAnomaly. */
+  stack: string | undefined;
+  freed = false;
+  /** Whatever the op keeps for its backward (released with the graph). */
+  saved: unknown;
+
+  constructor(
+    op: OpId,
+    public inputs: Tensor[],
+    public backward: BackwardFn | null,
+    readonly outShape: readonly number[],
+  ) {
+    this.op = op.name;
+    this.userBackward = op.userBackward;
+  }
+}
+
+// ---------------------------------------------------------------- grad mode
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Sets grad mode and returns the previous one (the engine turns it off for a plain backward). */
+export function setGradEnabled(enabled: boolean): boolean {
+  const prev = gradEnabled;
+  gradEnabled = enabled;
+  return prev;
+}
+
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  const prev = setGradEnabled(enabled);
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Runs `fn` without recording anything on the tape (torch.no_grad). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
+/** Runs `fn` with recording on, even inside noGrad (torch.enable_grad). */
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}
+
+// ---------------------------------------------------------------- recording
+
+/**
+ * Records `out = op(inputs)` on the tape when grad mode is on and an input requires grad.
+ * Returns `out`, now carrying its node.
+ */
+export function record(op: OpId, inputs: Tensor[], out: Tensor, backward: BackwardFn, saved?: unknown): Tensor {
+  if (isAnomalyEnabled()) checkForward(op.name, out);
+  if (!gradEnabled) return out;
+  let any = false;
+  for (const x of inputs) if (x.requiresGrad) { any = true; break; }
+  if (!any) return out;
+  const node = new Node(op, inputs, backward, out.shape);
+  node.saved = saved;
+  node.stack = captureStack();
+  out.gradFn = node;
+  out.requiresGrad = true;
+  return out;
+}
