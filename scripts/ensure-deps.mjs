@@ -14,7 +14,7 @@ const fresh = existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).m
 /** Best effort: the optional native backend (OpenBLAS gemm, C loops). Without a compiler or OpenBLAS, tapegrad uses WASM. */
 function buildNative() {
   try {
-    execFileSync(process.execPath, [join(root, "scripts", "build-native.mjs"), "--optional"], { cwd: root, stdio: "inherit" });
+    execFileSync(process.execPath, [join(root, "packages", "autograd", "bin", "build-native.mjs"), "--optional"], { cwd: root, stdio: "inherit" });
   } catch {
     // the WASM and TypeScript kernels need nothing built
   }

@@ -1,5 +1,5 @@
 /**
- * Builds the embedded Fashion-MNIST sample in packages/nn/assets/fashion-mnist-sample from the full
+ * Builds the examples' Fashion-MNIST sample in packages/examples/assets/fashion-mnist-sample from the full
  * dataset: the first N images of each class in file order (600 per class for train, 100 for test),
  * kept in their original order, written as gzip IDX. Deterministic: same input, same bytes.
  *
@@ -8,11 +8,11 @@
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { idxFileNames, type Split } from "../packages/nn/src/data/datasets.ts";
-import { readIdx, writeIdx } from "../packages/nn/src/data/idx.ts";
+import { idxFileNames, type Split } from "../packages/nn/src/data/image-dataset.ts";
+import { readIdx, writeIdx } from "../packages/nn/src/node/idx.ts";
 
 const sourceDir = process.argv[2] ?? "/usr/share/datasets/fashion-mnist";
-const outDir = join(dirname(fileURLToPath(import.meta.url)), "..", "packages", "nn", "assets", "fashion-mnist-sample");
+const outDir = join(dirname(fileURLToPath(import.meta.url)), "..", "packages", "examples", "assets", "fashion-mnist-sample");
 const perClass: Record<Split, number> = { train: 600, test: 100 };
 const classes = 10;
 

@@ -3,18 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Tensor } from "@tapegrad/autograd";
-import {
-  CheckpointError,
-  deserialize,
-  load,
-  loadState,
-  loadStateSync,
-  loadSync,
-  save,
-  saveSync,
-  serialize,
-  type TensorLike,
-} from "../packages/nn/src/checkpoint.ts";
+import { CheckpointError, deserialize, serialize, type TensorLike } from "../packages/nn/src/safetensors.ts";
+import { load, loadState, loadStateSync, loadSync, save, saveSync } from "../packages/nn/src/node/checkpoint.ts";
 
 const encoder = new TextEncoder();
 

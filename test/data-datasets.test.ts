@@ -5,9 +5,12 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { defaultCacheDir, fashionMnist, mnist, resetDataWarnings, type DatasetOptions } from "../packages/nn/src/data/datasets.ts";
-import { type Checksum, downloadFile } from "../packages/nn/src/data/download.ts";
-import { readIdx, writeIdx } from "../packages/nn/src/data/idx.ts";
+import {
+  DatasetNotFoundError, defaultCacheDir, fashionMnist, mnist, resetDataWarnings, type DatasetOptions,
+} from "../packages/nn/src/node/datasets.ts";
+import { type Checksum, type DownloadProgress, downloadFile } from "../packages/nn/src/node/download.ts";
+import { readIdx, writeIdx } from "../packages/nn/src/node/idx.ts";
+import { fashionMnistSample } from "../packages/examples/src/lib/data.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "tapegrad-datasets-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -40,7 +43,7 @@ function isolated(extra: Partial<DatasetOptions> = {}): DatasetOptions {
     cacheDir: freshDir("cache"),
     systemDirs: [],
     download: false,
-    progress: false,
+    onProgress: () => {},
     ...extra,
   };
 }
@@ -170,12 +173,12 @@ describe("datasets: decoding", () => {
   });
 });
 
-describe("datasets: embedded sample and the error when nothing is found", () => {
-  it("falls back to the class-balanced sample with one warning", async () => {
+describe("datasets: the sample fallback and the error when nothing is found", () => {
+  it("falls back to the given sample (the examples' class-balanced one) with one warning", async () => {
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     try {
-      const train = await fashionMnist(isolated());
-      const test = await fashionMnist(isolated({ split: "test" }));
+      const train = await fashionMnist(isolated({ sampleDir: fashionMnistSample }));
+      const test = await fashionMnist(isolated({ split: "test", sampleDir: fashionMnistSample }));
       expect(train).toMatchObject({ n: 6000, rows: 28, cols: 28, source: "sample", isSample: true });
       expect(test).toMatchObject({ n: 1000, source: "sample", isSample: true });
       const counts = new Array(10).fill(0);
@@ -190,7 +193,7 @@ describe("datasets: embedded sample and the error when nothing is found", () => 
       expect(min).toBe(0);
       expect(max).toBe(1);
       expect(warn).toHaveBeenCalledTimes(1);
-      expect(String(warn.mock.calls[0][0])).toMatch(/embedded sample/);
+      expect(String(warn.mock.calls[0][0])).toMatch(`using the sample in ${fashionMnistSample} (6000 train images)`);
       expect(String(warn.mock.calls[0][0])).toMatch(/apt-get install dataset-fashion-mnist/);
     } finally {
       warn.mockRestore();
@@ -198,7 +201,7 @@ describe("datasets: embedded sample and the error when nothing is found", () => 
   });
 
   it("with allowSample: false the error says exactly how to get the data", async () => {
-    const promise = fashionMnist(isolated({ allowSample: false }));
+    const promise = fashionMnist(isolated({ sampleDir: fashionMnistSample, allowSample: false }));
     await expect(promise).rejects.toThrow(/Fashion-MNIST train split not found/);
     await expect(promise).rejects.toThrow(/apt-get install dataset-fashion-mnist/);
     await expect(promise).rejects.toThrow(/TAPEGRAD_DATA=/);
@@ -206,8 +209,9 @@ describe("datasets: embedded sample and the error when nothing is found", () => 
     await expect(promise).rejects.toThrow(/train-images-idx3-ubyte\.gz and train-labels-idx1-ubyte\.gz/);
   });
 
-  it("MNIST has no sample: nothing found is an error", async () => {
-    await expect(mnist(isolated())).rejects.toThrow(/MNIST train split not found \(MNIST has no embedded sample\)/);
+  it("without a sampleDir, nothing found is an error", async () => {
+    await expect(mnist(isolated())).rejects.toThrow(/MNIST train split not found\./);
+    await expect(fashionMnist(isolated())).rejects.toThrow(DatasetNotFoundError);
   });
 
   it("rejects an unknown split", async () => {
@@ -225,10 +229,10 @@ describe.skipIf(!existsSync(join(DEBIAN, "t10k-images-idx3-ubyte.gz")))("dataset
     expect(counts).toEqual(new Array(10).fill(1000));
   });
 
-  it("the embedded test sample is the first 100 images per class in file order", async () => {
+  it("the examples' test sample is the first 100 images per class in file order", async () => {
     const full = readIdx(join(DEBIAN, "t10k-images-idx3-ubyte.gz"));
     const labels = readIdx(join(DEBIAN, "t10k-labels-idx1-ubyte.gz"));
-    const sample = await fashionMnist(isolated({ split: "test" }));
+    const sample = await fashionMnist(isolated({ split: "test", sampleDir: fashionMnistSample }));
     const taken = new Array(10).fill(0);
     let j = 0;
     for (let i = 0; i < labels.shape[0] && j < sample.n; i++) {
@@ -338,22 +342,29 @@ describe("datasets: download from a mirror", () => {
     const dir = freshDir("dl-stall");
     const dest = join(dir, "sub", "labels.gz");
     await expect(
-      downloadFile(`${base}/stall/train-labels-idx1-ubyte.gz`, dest, { idleTimeoutMs: 200, progress: false }),
+      downloadFile(`${base}/stall/train-labels-idx1-ubyte.gz`, dest, { idleTimeoutMs: 200 }),
     ).rejects.toThrow(/no data for 200 ms/);
     expect(readdirSync(join(dir, "sub"))).toEqual([]);
   });
 
   it("downloadFile without checksums writes the exact bytes", async () => {
     const dest = join(freshDir("dl-plain"), "x.gz");
-    await downloadFile(`${base}/ok/train-labels-idx1-ubyte.gz`, dest, { progress: false });
-    expect(readFileSync(dest).equals(served.get("train-labels-idx1-ubyte.gz") as Buffer)).toBe(true);
+    const events: DownloadProgress[] = [];
+    await downloadFile(`${base}/ok/train-labels-idx1-ubyte.gz`, dest, { onProgress: (p) => events.push(p) });
+    const body = served.get("train-labels-idx1-ubyte.gz") as Buffer;
+    expect(readFileSync(dest).equals(body)).toBe(true);
+    // onProgress: once when the server answers, then after each chunk, counting up to the whole body
+    const url = `${base}/ok/train-labels-idx1-ubyte.gz`;
+    expect(events[0]).toEqual({ url, file: "x.gz", received: 0, total: body.length });
+    expect(events.at(-1)).toEqual({ url, file: "x.gz", received: body.length, total: body.length });
+    expect(events.map((e) => e.received)).toEqual([...events.map((e) => e.received)].sort((x, y) => x - y));
   });
 
   it("an HTTP error falls back to the sample with a warning naming the failure", async () => {
     const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
     try {
       const cacheDir = freshDir("dl-404");
-      const ds = await fashionMnist(isolated({ cacheDir, download: true, baseUrl: `${base}/missing/` }));
+      const ds = await fashionMnist(isolated({ cacheDir, download: true, baseUrl: `${base}/missing/`, sampleDir: fashionMnistSample }));
       expect(ds.isSample).toBe(true);
       expect(warn).toHaveBeenCalledTimes(1);
       expect(String(warn.mock.calls[0][0])).toMatch(/HTTP 404/);

@@ -3,17 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  IdxFormatError,
-  encodeIdx,
-  isGzip,
-  parseIdx,
-  readIdx,
-  writeFileAtomic,
-  writeIdx,
-  type IdxData,
-  type IdxDtype,
-} from "../packages/nn/src/data/idx.ts";
+import { IdxFormatError, encodeIdx, isGzip, parseIdx, type IdxData, type IdxDtype } from "../packages/nn/src/data/idx.ts";
+import { writeFileAtomic } from "../packages/nn/src/node/atomic.ts";
+import { readIdx, writeIdx } from "../packages/nn/src/node/idx.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "tapegrad-idx-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

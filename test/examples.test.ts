@@ -10,10 +10,11 @@ import { run as softmaxRegression } from "../packages/examples/src/examples/soft
 import { helpText, parseOptions } from "../packages/examples/src/lib/cli.ts";
 import { curvesSvg } from "../packages/examples/src/lib/curves.ts";
 import { examples } from "../packages/examples/src/examples/index.ts";
-import { loadSync } from "../packages/nn/src/checkpoint.ts";
+import { loadSync } from "../packages/nn/src/node/checkpoint.ts";
+import { fashionMnistSample } from "../packages/examples/src/lib/data.ts";
 
-// The embedded Fashion-MNIST sample (6000 train / 1000 test images): small, always present, no network.
-const sample = join(import.meta.dirname, "../packages/nn/assets/fashion-mnist-sample");
+// The examples' Fashion-MNIST sample (6000 train / 1000 test images): small, always present, no network.
+const sample = fashionMnistSample;
 const root = mkdtempSync(join(tmpdir(), "tapegrad-examples-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 

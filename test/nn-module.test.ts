@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { Tensor, gradcheck, manualSeed, randn, tensor, zeros } from "@tapegrad/autograd";
-import { nn, F, deserialize, loadSync, saveSync, serialize } from "@tapegrad/nn";
+import { nn, F, deserialize, serialize } from "@tapegrad/nn";
+import { loadSync, saveSync } from "@tapegrad/nn/node";
 
 class Block extends nn.Module {
   fc = new nn.Linear(3, 4);

@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { tensor, manualSeed } from "@tapegrad/autograd";
-import { nn, optim, F, DataLoader, data } from "@tapegrad/nn";
+import { nn, optim, F, DataLoader } from "@tapegrad/nn";
+import { fashionMnist } from "@tapegrad/nn/node";
+import { fashionMnistSample } from "../packages/examples/src/lib/data.ts";
 
 const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 
@@ -23,9 +25,11 @@ describe("README", () => {
     expect(JSON.stringify(x.grad!.toArray()).replace(/,/g, ", ")).toBe(claimed);
   });
 
-  it("README: the training loop of the example runs as written (on the embedded sample)", async () => {
+  it("README: the training loop of the example runs as written (on the examples' sample)", async () => {
     manualSeed(0);
-    const train = await data.fashionMnist({ split: "train", root: "/nonexistent", download: false, systemDirs: [], cacheDir: "/nonexistent", env: {} });
+    const train = await fashionMnist({
+      split: "train", root: "/nonexistent", download: false, systemDirs: [], cacheDir: "/nonexistent", env: {}, sampleDir: fashionMnistSample,
+    });
     expect(train.isSample).toBe(true);
     const loader = new DataLoader(train, { batchSize: 128, shuffle: true, seed: 0 });
     const model = new nn.Sequential(new nn.Linear(784, 128), new nn.ReLU(), new nn.Linear(128, 10));

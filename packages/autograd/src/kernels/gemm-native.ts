@@ -4,9 +4,9 @@ import { gemmReference, type FloatArray } from "./gemm-reference.ts";
 /**
  * The optional native backend: packages/autograd/native/*.c, a Node-API addon that dlopens the
  * machine's OpenBLAS (or Accelerate) and calls cblas_sgemm / cblas_dgemm, and carries compiled
- * elementwise loops (see native-loops.ts). It exists only after
- * `pnpm build:native`; without it (or outside Node, or without a BLAS) this module reports "unavailable"
- * and never throws on load.
+ * elementwise loops (see native-loops.ts). It exists only after `npx tapegrad-build-native` (in the
+ * repository: `pnpm build:native`); without it (or outside Node, or without a BLAS) this module reports
+ * "unavailable" and never throws on load.
  */
 
 /** The addon's elementwise loops (native/elementwise.c); an addon built before they existed lacks them. */
@@ -52,8 +52,11 @@ interface NativeAddon extends Partial<NativeLoops> {
 // AVX2 + FMA register tiles (native/tile_gemm.c) instead of BLAS where the CPU has them: no packing, and
 // the split hands out small column chunks, so a split result equals the one-thread result bit for bit.
 
-/** Where scripts/build-native.mjs puts the addon, relative to this file. */
-const ADDON_URL = new URL("../../native/build/tapegrad_blas.node", import.meta.url);
+/** Where bin/build-native.mjs puts the addon, relative to this file (src/kernels or dist/kernels); the
+ *  environment variable TAPEGRAD_NATIVE_ADDON names another file (one built with `--out`).
+ *  NOTE: resolved from a variable, not a literal `new URL("…", import.meta.url)`, which webpack and Vite
+ *  would try to bundle as an asset. */
+const ADDON_PATH = "../../native/build/tapegrad_blas.node";
 
 let addon: NativeAddon | null | undefined;
 let unavailableReason = "";
@@ -97,9 +100,9 @@ function loadAddon(): NativeAddon | null {
     const { existsSync } = proc.getBuiltinModule("node:fs");
     const { createRequire } = proc.getBuiltinModule("node:module");
     const { fileURLToPath } = proc.getBuiltinModule("node:url");
-    const path = fileURLToPath(ADDON_URL);
+    const path = proc.env?.TAPEGRAD_NATIVE_ADDON || fileURLToPath(new URL(ADDON_PATH, import.meta.url));
     if (!existsSync(path)) {
-      unavailableReason = `the addon is not built (${path} is missing)`;
+      unavailableReason = `the addon is not built (${path} is missing; \`npx tapegrad-build-native\` builds it)`;
       return addon;
     }
     const candidate = createRequire(import.meta.url)(path) as NativeAddon;
@@ -205,7 +208,7 @@ export function gemmNative(transA: boolean, transB: boolean, m: number, n: numbe
   a: FloatArray, aOffset: number, lda: number, b: FloatArray, bOffset: number, ldb: number,
   c: FloatArray, cOffset: number, ldc: number, beta: 0 | 1): void {
   const loaded = loadAddon();
-  if (!loaded) throw new Error(`gemmNative: ${unavailableReason}; run \`pnpm build:native\``);
+  if (!loaded) throw new Error(`gemmNative: ${unavailableReason}; run \`npx tapegrad-build-native\` (in the repository: \`pnpm build:native\`)`);
   if (m <= 0 || n <= 0) return;
   // BLAS rejects a stride narrower than its row (legal here when the rows overlap, or k = 0 with lda 0):
   // those rare shapes, and empty depths, take the TypeScript kernel.

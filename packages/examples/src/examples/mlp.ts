@@ -3,7 +3,8 @@
  * Fashion-MNIST (about 0.87 test accuracy after 10 epochs; about 0.97 on MNIST). Saves model.safetensors.
  */
 import { type Tensor } from "@tapegrad/autograd";
-import { nn, optim, saveSync } from "@tapegrad/nn";
+import { nn, optim } from "@tapegrad/nn";
+import { saveSync } from "@tapegrad/nn/node";
 import { type OptionTable, type ParsedValues, commonOptions, intOption, numberOption, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
 import { defineExample, type RunOptions, datasetFields, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";

@@ -3,7 +3,8 @@
  * lr 0.1 and batch 256 for 5 epochs (about 0.83 test accuracy). Then shows nine test images' true and
  * predicted labels.
  */
-import { nn, optim, saveSync } from "@tapegrad/nn";
+import { nn, optim } from "@tapegrad/nn";
+import { saveSync } from "@tapegrad/nn/node";
 import { commonOptions, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
 import { defineExample, type RunOptions, datasetFields, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";

@@ -1,7 +1,10 @@
 /** Loading the train and test splits for an example, with optional subsets for smoke runs. */
-import { fashionMnist, mnist, type data } from "@tapegrad/nn";
+import { fileURLToPath } from "node:url";
+import type { data } from "@tapegrad/nn";
+import { fashionMnist, mnist } from "@tapegrad/nn/node";
 import { UsageError } from "./cli.ts";
 import { userPath } from "./paths.ts";
+import { downloadProgress } from "./progress.ts";
 
 export type ImageDataset = data.ImageDataset;
 export type DatasetName = "fashion-mnist" | "mnist";
@@ -12,7 +15,15 @@ export interface DataOptions {
   data?: string;
   limitTrain?: number;
   limitTest?: number;
+  /** Draw download progress bars (default true; they are hidden when stderr is not a terminal). */
+  progress?: boolean;
 }
+
+/**
+ * The Fashion-MNIST sample the examples fall back on when the full set is nowhere to be found (6000 train /
+ * 1000 test images, class-balanced; made by scripts/make-sample.ts).
+ */
+export const fashionMnistSample = fileURLToPath(new URL("../../assets/fashion-mnist-sample", import.meta.url));
 
 export function datasetName(value: unknown): DatasetName {
   if (value === "fashion-mnist" || value === "mnist") return value;
@@ -27,8 +38,11 @@ export function subset(ds: ImageDataset, n: number | undefined): ImageDataset {
 }
 
 export async function loadSplit(options: DataOptions, split: "train" | "test"): Promise<ImageDataset> {
-  const load = options.dataset === "mnist" ? mnist : fashionMnist;
-  const ds = await load({ split, root: options.data !== undefined ? userPath(options.data) : undefined });
+  const root = options.data !== undefined ? userPath(options.data) : undefined;
+  const onProgress = downloadProgress(options.progress ?? true);
+  const ds = options.dataset === "mnist"
+    ? await mnist({ split, root, onProgress })
+    : await fashionMnist({ split, root, onProgress, sampleDir: fashionMnistSample });
   return subset(ds, split === "train" ? options.limitTrain : options.limitTest);
 }
 
@@ -39,6 +53,6 @@ export async function loadSplits(options: DataOptions): Promise<{ train: ImageDa
 
 /** One line saying what was loaded, e.g. "fashion-mnist: 60000 train / 10000 test images from debian:/usr/…". */
 export function describeData(train: ImageDataset, test: ImageDataset): string {
-  const sample = train.isSample ? " (embedded sample: accuracy will be lower than on the full set)" : "";
+  const sample = train.isSample ? " (the examples' sample: accuracy will be lower than on the full set)" : "";
   return `${train.name}: ${train.n} train / ${test.n} test images from ${train.source}${sample}`;
 }

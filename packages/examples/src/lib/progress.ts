@@ -1,4 +1,5 @@
-/** A per-epoch progress bar (cli-progress on stderr), silent when stderr is not a terminal or when disabled. */
+/** Progress bars (cli-progress on stderr), silent when stderr is not a terminal or when disabled. */
+import type { DownloadProgress } from "@tapegrad/nn/node";
 import cliProgress from "cli-progress";
 
 export interface EpochBar {
@@ -41,4 +42,39 @@ export function countBar(label: string, total: number, unit: string, enabled = t
   );
   bar.start(total, 0);
   return { update: (done) => bar.update(done), stop: () => bar.stop() };
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/**
+ * An onProgress for the data set loaders: one bar per downloaded file on a terminal, otherwise one line per
+ * file when its download starts.
+ * @example await fashionMnist({ split: "train", onProgress: downloadProgress() })
+ */
+export function downloadProgress(enabled = true): (progress: DownloadProgress) => void {
+  const bars = new Map<string, cliProgress.SingleBar>();
+  return ({ url, file, received, total }) => {
+    let bar = bars.get(url);
+    if (bar === undefined) {
+      if (!enabled || !process.stderr.isTTY) {
+        if (received === 0) console.warn(`downloading ${url} (${total === undefined ? "size unknown" : formatBytes(total)})`);
+        return;
+      }
+      bar = new cliProgress.SingleBar(
+        { format: `${file} [{bar}] {percentage}% | {got} / {size}`, stream: process.stderr, hideCursor: true, clearOnComplete: false },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total ?? 0, 0, { got: formatBytes(0), size: total === undefined ? "?" : formatBytes(total) });
+      bars.set(url, bar);
+    }
+    bar.update(received, { got: formatBytes(received) });
+    if (total !== undefined && received >= total) {
+      bar.stop();
+      bars.delete(url);
+    }
+  };
 }

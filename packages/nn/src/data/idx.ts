@@ -1,13 +1,12 @@
 /**
- * The IDX file format (the one MNIST and Fashion-MNIST ship in).
+ * The IDX file format (the one MNIST and Fashion-MNIST ship in), decoded from and encoded to bytes; reading
+ * and writing files is in node/idx.ts.
  *
  * Layout: two zero bytes, a dtype byte, a byte with the number of dimensions, then one big-endian
  * uint32 per dimension, then the elements in row-major order, big-endian. Files may be gzip-compressed.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
-import { gunzipSync, gzipSync } from "node:zlib";
+import { TapegradError, ValueError } from "@tapegrad/autograd";
+import { gunzipSync } from "fflate";
 
 /** Element types an IDX file can hold, by the name used in this API. */
 export type IdxDtype = "uint8" | "int8" | "int16" | "int32" | "float32" | "float64";
@@ -50,13 +49,12 @@ const DTYPE_BY_CODE = new Map<number, IdxDtype>(
 );
 
 /** Thrown for any malformed IDX input; the message starts with the file's name. */
-export class IdxFormatError extends Error {
+export class IdxFormatError extends TapegradError {
   constructor(
     readonly file: string,
     detail: string,
   ) {
     super(`${file}: ${detail}`);
-    this.name = "IdxFormatError";
   }
 }
 
@@ -72,13 +70,21 @@ export function isGzip(bytes: Uint8Array): boolean {
 /**
  * Decodes IDX bytes (raw or gzip-compressed). `name` is used in error messages.
  *
- * @example parseIdx(readFileSync("t10k-labels-idx1-ubyte.gz"), "t10k-labels").shape // [10000]
+ * @example parseIdx(new Uint8Array(await (await fetch(url)).arrayBuffer()), "t10k-labels").shape // [10000]
  */
 export function parseIdx(input: Uint8Array, name = "<idx>"): IdxArray {
+  return parseIdxWith(input, name, gunzipSync);
+}
+
+/**
+ * parseIdx with a given gunzip (node/idx.ts passes zlib's, which is faster than the portable one).
+ * @internal
+ */
+export function parseIdxWith(input: Uint8Array, name: string, gunzip: (bytes: Uint8Array) => Uint8Array): IdxArray {
   let bytes = input;
   if (isGzip(bytes)) {
     try {
-      bytes = gunzipSync(bytes);
+      bytes = gunzip(bytes);
     } catch (err) {
       throw new IdxFormatError(name, `gzip stream is corrupt or truncated (${(err as Error).message})`);
     }
@@ -158,21 +164,6 @@ function decode(view: DataView, offset: number, count: number, dtype: IdxDtype):
   }
 }
 
-/**
- * Reads an IDX file, raw or gzip-compressed (detected by content, not by name).
- *
- * @example const { shape, data } = readIdx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
- */
-export function readIdx(path: string): IdxArray {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    throw new Error(`${path}: cannot read IDX file (${(err as Error).message})`);
-  }
-  return parseIdx(bytes, path);
-}
-
 function dtypeOf(data: IdxData): IdxDtype {
   if (data instanceof Uint8Array) return "uint8";
   if (data instanceof Int8Array) return "int8";
@@ -192,17 +183,17 @@ export function encodeIdx(array: { shape: readonly number[]; data: IdxData; dtyp
   const { code, bytes: width } = DTYPES[dtype];
   const { shape, data } = array;
   if (shape.length === 0 || shape.length > 255) {
-    throw new Error(`encodeIdx: IDX needs 1 to 255 dimensions, got shape [${shape.join(", ")}]`);
+    throw new ValueError(`encodeIdx: IDX needs 1 to 255 dimensions, got shape [${shape.join(", ")}]`);
   }
   let count = 1;
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0 || d > 0xffffffff) {
-      throw new Error(`encodeIdx: invalid dimension ${d} in shape [${shape.join(", ")}]`);
+      throw new ValueError(`encodeIdx: invalid dimension ${d} in shape [${shape.join(", ")}]`);
     }
     count *= d;
   }
   if (count !== data.length) {
-    throw new Error(`encodeIdx: shape [${shape.join(", ")}] holds ${count} elements but data has ${data.length}`);
+    throw new ValueError(`encodeIdx: shape [${shape.join(", ")}] holds ${count} elements but data has ${data.length}`);
   }
   const headerBytes = 4 + 4 * shape.length;
   const out = new Uint8Array(headerBytes + count * width);
@@ -235,42 +226,4 @@ export function encodeIdx(array: { shape: readonly number[]; data: IdxData; dtyp
     }
   }
   return out;
-}
-
-/**
- * Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, then rename,
- * so readers never see a half-written file and a failure leaves nothing behind.
- */
-export function writeFileAtomic(path: string, bytes: Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  try {
-    const fd = openSync(tmp, "w");
-    try {
-      let written = 0;
-      while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-}
-
-/**
- * Writes an IDX file atomically. Gzip-compressed when `gzip` is true, or by default when the path ends in `.gz`.
- *
- * @example writeIdx("labels-idx1-ubyte.gz", { shape: [3], data: new Uint8Array([0, 1, 2]) });
- */
-export function writeIdx(
-  path: string,
-  array: { shape: readonly number[]; data: IdxData; dtype?: IdxDtype },
-  options: { gzip?: boolean } = {},
-): void {
-  const raw = encodeIdx(array);
-  const gzip = options.gzip ?? path.endsWith(".gz");
-  // mtime 0 and a fixed level keep the output byte-identical across runs (the sample is committed).
-  writeFileAtomic(path, gzip ? gzipSync(raw, { level: 9 }) : raw);
 }

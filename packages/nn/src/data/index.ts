@@ -1,4 +1,4 @@
-/** Datasets, IDX files and mini-batch loading for tapegrad. */
+/** Data that lives in memory: IDX bytes, image datasets and mini-batch loading. Runs anywhere (files: `@tapegrad/nn/node`). */
 export {
   type IdxArray,
   type IdxArrayMap,
@@ -8,19 +8,7 @@ export {
   encodeIdx,
   isGzip,
   parseIdx,
-  readIdx,
-  writeFileAtomic,
-  writeIdx,
 } from "./idx.ts";
-export { type Checksum, type DownloadOptions, DownloadError, downloadFile } from "./download.ts";
-export {
-  type DatasetOptions,
-  type ImageDataset,
-  type Split,
-  defaultCacheDir,
-  fashionMnist,
-  idxFileNames,
-  mnist,
-} from "./datasets.ts";
+export { type ImageDataset, type ImageDatasetInfo, type Split, idxFileNames, imageDataset } from "./image-dataset.ts";
 export { DataLoader, type DataLoaderOptions, type LoaderDataset, TensorDataset } from "./loader.ts";
-export { epochPermutation, mulberry32, shuffleInPlace } from "./random.ts";
+export { epochPermutation } from "./random.ts";

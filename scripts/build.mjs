@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Builds the publishable packages to dist/ (ESM .js, .d.ts, declaration and source maps) with each one's
+// tsconfig.build.json, after removing its old dist/. Dependencies first: nn's types are checked against
+// autograd's built .d.ts, as a user's would be.
+//   node scripts/build.mjs              every publishable package, in dependency order
+//   node scripts/build.mjs packages/nn  the named package folders only (their dependencies must be built)
+import { execFileSync } from "node:child_process";
+import { rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+/** The publishable packages, dependencies before dependents. */
+export const PUBLISHED = ["packages/autograd", "packages/nn"];
+
+const tsc = createRequire(join(root, "package.json")).resolve("typescript/bin/tsc");
+const dirs = process.argv.length > 2 ? process.argv.slice(2).map((d) => resolve(d)) : PUBLISHED.map((d) => join(root, d));
+for (const dir of dirs) {
+  const name = relative(root, dir) || ".";
+  rmSync(join(dir, "dist"), { recursive: true, force: true });
+  const started = performance.now();
+  try {
+    execFileSync(process.execPath, [tsc, "-p", join(dir, "tsconfig.build.json")], { cwd: dir, stdio: "inherit" });
+  } catch {
+    console.error(`build: ${name} failed`);
+    process.exit(1);
+  }
+  console.log(`build: ${name} -> ${name}/dist (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+}
