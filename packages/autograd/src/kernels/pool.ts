@@ -1,0 +1,298 @@
+/**
+ * 2-D pooling kernels over NCHW typed arrays: max pooling with saved argmax indices, average pooling,
+ * adaptive average pooling; forward and backward, PyTorch's window and divisor rules. Plain loops, no
+ * allocation; the caller supplies every buffer.
+ */
+import type { FloatArray } from "../dtype.ts";
+import { ShapeError, ValueError, fmtShape } from "../errors.ts";
+import type { Pair } from "./conv.ts";
+
+export interface Pool2dGeometry {
+  readonly batch: number;
+  readonly channels: number;
+  readonly height: number;
+  readonly width: number;
+  readonly kernelH: number;
+  readonly kernelW: number;
+  readonly strideH: number;
+  readonly strideW: number;
+  readonly padH: number;
+  readonly padW: number;
+  readonly dilationH: number;
+  readonly dilationW: number;
+  readonly ceilMode: boolean;
+  readonly outH: number;
+  readonly outW: number;
+}
+
+export interface Pool2dOptions {
+  kernelSize: Pair;
+  /** Defaults to kernelSize, as in PyTorch. */
+  stride?: Pair;
+  padding?: Pair;
+  /** Max pooling only. */
+  dilation?: Pair;
+  ceilMode?: boolean;
+}
+
+/**
+ * PyTorch's pooling output length: floor((size + 2·pad − dilation·(kernel − 1) − 1 + (ceilMode ? stride − 1 : 0)) / stride) + 1,
+ * less one in ceil mode when the last window would start at or past the end of input and left padding.
+ * @example pool2dOutputSize(5, 2, 2, 0, 1, true) // 3
+ */
+export function pool2dOutputSize(size: number, kernel: number, stride: number, pad: number, dilation: number, ceilMode: boolean): number {
+  let out = Math.floor((size + 2 * pad - dilation * (kernel - 1) - 1 + (ceilMode ? stride - 1 : 0)) / stride) + 1;
+  if (ceilMode && (out - 1) * stride >= size + pad) out--;
+  return out;
+}
+
+function pair(op: string, name: string, v: Pair, min: number): [number, number] {
+  const p: [number, number] = typeof v === "number" ? [v, v] : [v[0], v[1]];
+  if ((typeof v !== "number" && v.length !== 2) || !p.every((x) => Number.isInteger(x) && x >= min)) {
+    throw new ValueError(`${op}: ${name} must be an integer ≥ ${min} or a pair of them, got ${JSON.stringify(v)}`);
+  }
+  return p;
+}
+
+/**
+ * Checks an NCHW (or CHW, read as one image) input shape against the pooling options (PyTorch's rules:
+ * padding at most half the kernel, an output of at least one element) and returns the kernels' geometry.
+ * `op` names the operation in errors ("maxPool2d" or "avgPool2d"; only maxPool2d takes a dilation).
+ * @example pool2dGeometry("maxPool2d", [128, 32, 28, 28], { kernelSize: 2 }).outH // 14
+ */
+export function pool2dGeometry(op: "maxPool2d" | "avgPool2d", inputShape: readonly number[], options: Pool2dOptions): Pool2dGeometry {
+  if (inputShape.length !== 4 && inputShape.length !== 3) {
+    throw new ShapeError(`${op}: expected a 3-D [C, H, W] or 4-D [N, C, H, W] input, got ${fmtShape(inputShape)}`);
+  }
+  const [batch, channels, height, width] = inputShape.length === 4 ? inputShape : [1, ...inputShape];
+  const [kernelH, kernelW] = pair(op, "kernelSize", options.kernelSize, 1);
+  const [strideH, strideW] = pair(op, "stride", options.stride ?? options.kernelSize, 1);
+  const [padH, padW] = pair(op, "padding", options.padding ?? 0, 0);
+  if (op === "avgPool2d" && options.dilation !== undefined && pair(op, "dilation", options.dilation, 1).some((d) => d !== 1)) {
+    throw new ValueError(`avgPool2d: takes no dilation, got ${JSON.stringify(options.dilation)}`);
+  }
+  const [dilationH, dilationW] = pair(op, "dilation", options.dilation ?? 1, 1);
+  if (padH > kernelH >> 1 || padW > kernelW >> 1) {
+    throw new ValueError(`${op}: padding should be at most half of the kernel size, got padding [${padH}, ${padW}] for kernelSize [${kernelH}, ${kernelW}]`);
+  }
+  const ceilMode = options.ceilMode ?? false;
+  const outH = pool2dOutputSize(height, kernelH, strideH, padH, dilationH, ceilMode);
+  const outW = pool2dOutputSize(width, kernelW, strideW, padW, dilationW, ceilMode);
+  if (outH < 1 || outW < 1) {
+    throw new ShapeError(`${op}: the input ${fmtShape(inputShape)} is too small for kernelSize [${kernelH}, ${kernelW}]`
+      + ` (padding [${padH}, ${padW}], dilation [${dilationH}, ${dilationW}]): the output would be ${outH} × ${outW}`);
+  }
+  return { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, ceilMode, outH, outW };
+}
+
+/**
+ * out = max over each window, indices = the flat position ih·W + iw within its input plane of the element
+ * chosen (PyTorch's return_indices). Padding counts as −∞; a NaN is the maximum (the last NaN of a window
+ * is the one chosen, as in PyTorch); a window of −∞ alone picks its first element. A dilated window that
+ * misses the input entirely gives −∞ and, as in PyTorch, an index past the plane, which the backward skips.
+ */
+export function maxPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArray, indices: Int32Array): void {
+  const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = p;
+  const planes = p.batch * p.channels, inPlane = height * width, outPlane = outH * outW;
+  if (kernelH === 2 && kernelW === 2 && strideH === 2 && strideW === 2 && padH === 0 && padW === 0
+    && dilationH === 1 && dilationW === 1 && 2 * outH <= height && 2 * outW <= width) {
+    maxPool2x2(x, planes, height, width, outH, outW, out, indices);
+    return;
+  }
+  for (let pl = 0; pl < planes; pl++) {
+    const xo = pl * inPlane;
+    let o = pl * outPlane;
+    for (let oh = 0; oh < outH; oh++) {
+      let h0 = oh * strideH - padH;
+      const h1 = Math.min(h0 + (kernelH - 1) * dilationH + 1, height);
+      while (h0 < 0) h0 += dilationH;
+      for (let ow = 0; ow < outW; ow++, o++) {
+        let w0 = ow * strideW - padW;
+        const w1 = Math.min(w0 + (kernelW - 1) * dilationW + 1, width);
+        while (w0 < 0) w0 += dilationW;
+        let best = -Infinity;
+        let arg = h0 * width + w0;
+        for (let ih = h0; ih < h1; ih += dilationH) {
+          for (let iw = w0; iw < w1; iw += dilationW) {
+            const v = x[xo + ih * width + iw];
+            if (v > best || v !== v) { best = v; arg = ih * width + iw; }
+          }
+        }
+        out[o] = best;
+        indices[o] = arg;
+      }
+    }
+  }
+}
+
+/** The 2×2, stride-2, unpadded case (the common one) without the window loops. */
+function maxPool2x2(x: FloatArray, planes: number, height: number, width: number, outH: number, outW: number,
+  out: FloatArray, indices: Int32Array): void {
+  let o = 0;
+  for (let pl = 0; pl < planes; pl++) {
+    const xo = pl * height * width;
+    for (let oh = 0; oh < outH; oh++) {
+      let i = 2 * oh * width;
+      for (let ow = 0; ow < outW; ow++, o++, i += 2) {
+        // the same comparisons in the same order as the general loop
+        let best = x[xo + i], arg = i;
+        let v = x[xo + i + 1];
+        if (v > best || v !== v) { best = v; arg = i + 1; }
+        v = x[xo + i + width];
+        if (v > best || v !== v) { best = v; arg = i + width; }
+        v = x[xo + i + width + 1];
+        if (v > best || v !== v) { best = v; arg = i + width + 1; }
+        out[o] = best;
+        indices[o] = arg;
+      }
+    }
+  }
+}
+
+/** gradInput (overwritten) = gradOut scattered to the saved argmax positions; overlapping windows add.
+ *  Indices outside the plane (windows that missed the input) send nothing, where PyTorch writes past the plane. */
+export function maxPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, indices: Int32Array, gradInput: FloatArray): void {
+  const planes = p.batch * p.channels, inPlane = p.height * p.width, outPlane = p.outH * p.outW;
+  gradInput.fill(0, 0, planes * inPlane);
+  for (let pl = 0; pl < planes; pl++) {
+    const xo = pl * inPlane;
+    const o0 = pl * outPlane;
+    for (let o = o0; o < o0 + outPlane; o++) {
+      const k = indices[o];
+      if (k >= 0 && k < inPlane) gradInput[xo + k] += gradOut[o];
+    }
+  }
+}
+
+/**
+ * out = the mean of each window. countIncludePad true divides by the window clipped to the padded input
+ * (PyTorch's default), false by the elements inside the input; a ceil-mode window hanging past the padding
+ * counts only the part inside it. Sums in double.
+ */
+export function avgPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArray, countIncludePad = true): void {
+  const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = p;
+  const planes = p.batch * p.channels, inPlane = height * width, outPlane = outH * outW;
+  if (kernelH === 2 && kernelW === 2 && strideH === 2 && strideW === 2 && padH === 0 && padW === 0 && 2 * outH <= height && 2 * outW <= width) {
+    let o = 0;
+    for (let pl = 0; pl < planes; pl++) {
+      const xo = pl * inPlane;
+      for (let oh = 0; oh < outH; oh++) {
+        let i = xo + 2 * oh * width;
+        for (let ow = 0; ow < outW; ow++, o++, i += 2) out[o] = (x[i] + x[i + 1] + x[i + width] + x[i + width + 1]) / 4;
+      }
+    }
+    return;
+  }
+  for (let oh = 0; oh < outH; oh++) {
+    // PyTorch's avg_pool window: [start, end) clipped to the input; the divisor's span clipped to input + padding
+    const hs = oh * strideH - padH, hePadded = Math.min(hs + kernelH, height + padH);
+    const h0 = Math.max(hs, 0), h1 = Math.min(hePadded, height), spanH = hePadded - hs;
+    for (let ow = 0; ow < outW; ow++) {
+      const ws = ow * strideW - padW, wePadded = Math.min(ws + kernelW, width + padW);
+      const w0 = Math.max(ws, 0), w1 = Math.min(wePadded, width), spanW = wePadded - ws;
+      const o = oh * outW + ow;
+      if (h0 >= h1 || w0 >= w1) {
+        for (let pl = 0; pl < planes; pl++) out[pl * outPlane + o] = 0;
+        continue;
+      }
+      const divisor = countIncludePad ? spanH * spanW : (h1 - h0) * (w1 - w0);
+      for (let pl = 0; pl < planes; pl++) {
+        const xo = pl * inPlane;
+        let s = 0;
+        for (let ih = h0; ih < h1; ih++) for (let iw = w0; iw < w1; iw++) s += x[xo + ih * width + iw];
+        out[pl * outPlane + o] = s / divisor;
+      }
+    }
+  }
+}
+
+/** gradInput (overwritten): each window's gradient divided by avgPool2dForward's divisor, added to every element of the window. */
+export function avgPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, gradInput: FloatArray, countIncludePad = true): void {
+  const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = p;
+  const planes = p.batch * p.channels, inPlane = height * width, outPlane = outH * outW;
+  if (kernelH === 2 && kernelW === 2 && strideH === 2 && strideW === 2 && padH === 0 && padW === 0 && 2 * outH <= height && 2 * outW <= width) {
+    // NOTE: windows do not overlap; the rows and columns no window covers (odd sizes) get 0
+    if (2 * outH !== height || 2 * outW !== width) gradInput.fill(0, 0, planes * inPlane);
+    let o = 0;
+    for (let pl = 0; pl < planes; pl++) {
+      const xo = pl * inPlane;
+      for (let oh = 0; oh < outH; oh++) {
+        let i = xo + 2 * oh * width;
+        for (let ow = 0; ow < outW; ow++, o++, i += 2) {
+          const v = gradOut[o] / 4;
+          gradInput[i] = v; gradInput[i + 1] = v; gradInput[i + width] = v; gradInput[i + width + 1] = v;
+        }
+      }
+    }
+    return;
+  }
+  gradInput.fill(0, 0, planes * inPlane);
+  for (let oh = 0; oh < outH; oh++) {
+    // PyTorch's avg_pool window: [start, end) clipped to the input; the divisor's span clipped to input + padding
+    const hs = oh * strideH - padH, hePadded = Math.min(hs + kernelH, height + padH);
+    const h0 = Math.max(hs, 0), h1 = Math.min(hePadded, height), spanH = hePadded - hs;
+    for (let ow = 0; ow < outW; ow++) {
+      const ws = ow * strideW - padW, wePadded = Math.min(ws + kernelW, width + padW);
+      const w0 = Math.max(ws, 0), w1 = Math.min(wePadded, width), spanW = wePadded - ws;
+      if (h0 >= h1 || w0 >= w1) continue;
+      const divisor = countIncludePad ? spanH * spanW : (h1 - h0) * (w1 - w0);
+      const o = oh * outW + ow;
+      for (let pl = 0; pl < planes; pl++) {
+        const xo = pl * inPlane;
+        const v = gradOut[pl * outPlane + o] / divisor;
+        for (let ih = h0; ih < h1; ih++) for (let iw = w0; iw < w1; iw++) gradInput[xo + ih * width + iw] += v;
+      }
+    }
+  }
+}
+
+/** PyTorch's adaptive pooling window along one axis: [floor(i·in/out), ceil((i + 1)·in/out)). */
+export function adaptiveStart(i: number, inSize: number, outSize: number): number {
+  return Math.floor((i * inSize) / outSize);
+}
+export function adaptiveEnd(i: number, inSize: number, outSize: number): number {
+  return Math.ceil(((i + 1) * inSize) / outSize);
+}
+
+/**
+ * out [planes, outH, outW] = the mean of each adaptive window of x [planes, height, width] (planes = N·C).
+ * @example adaptiveAvgPool2dForward(x, 128 * 64, 7, 7, 1, 1, out) // global average pooling
+ */
+export function adaptiveAvgPool2dForward(x: FloatArray, planes: number, height: number, width: number,
+  outH: number, outW: number, out: FloatArray): void {
+  const inPlane = height * width, outPlane = outH * outW;
+  for (let oh = 0; oh < outH; oh++) {
+    const h0 = adaptiveStart(oh, height, outH), h1 = adaptiveEnd(oh, height, outH);
+    for (let ow = 0; ow < outW; ow++) {
+      const w0 = adaptiveStart(ow, width, outW), w1 = adaptiveEnd(ow, width, outW);
+      const count = (h1 - h0) * (w1 - w0);
+      const o = oh * outW + ow;
+      for (let pl = 0; pl < planes; pl++) {
+        const xo = pl * inPlane;
+        let s = 0;
+        for (let ih = h0; ih < h1; ih++) for (let iw = w0; iw < w1; iw++) s += x[xo + ih * width + iw];
+        out[pl * outPlane + o] = s / count;
+      }
+    }
+  }
+}
+
+/** gradInput (overwritten) of adaptiveAvgPool2dForward: each window's gradient / its size, to every element of it. */
+export function adaptiveAvgPool2dBackward(gradOut: FloatArray, planes: number, height: number, width: number,
+  outH: number, outW: number, gradInput: FloatArray): void {
+  const inPlane = height * width, outPlane = outH * outW;
+  gradInput.fill(0, 0, planes * inPlane);
+  for (let oh = 0; oh < outH; oh++) {
+    const h0 = adaptiveStart(oh, height, outH), h1 = adaptiveEnd(oh, height, outH);
+    for (let ow = 0; ow < outW; ow++) {
+      const w0 = adaptiveStart(ow, width, outW), w1 = adaptiveEnd(ow, width, outW);
+      const count = (h1 - h0) * (w1 - w0);
+      const o = oh * outW + ow;
+      for (let pl = 0; pl < planes; pl++) {
+        const xo = pl * inPlane;
+        const v = gradOut[pl * outPlane + o] / count;
+        for (let ih = h0; ih < h1; ih++) for (let iw = w0; iw < w1; iw++) gradInput[xo + ih * width + iw] += v;
+      }
+    }
+  }
+}

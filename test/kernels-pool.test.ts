@@ -1,0 +1,229 @@
+// Pooling kernels against their definitions written as direct loops here.
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import {
+  adaptiveAvgPool2dBackward, adaptiveAvgPool2dForward, avgPool2dBackward, avgPool2dForward, maxPool2dBackward,
+  maxPool2dForward, pool2dGeometry, pool2dOutputSize, type Pool2dGeometry,
+} from "../packages/autograd/src/kernels/pool.ts";
+import { ShapeError, ValueError } from "../packages/autograd/src/errors.ts";
+
+type FloatArray = Float32Array | Float64Array;
+
+function filled(Type: Float32ArrayConstructor | Float64ArrayConstructor, length: number, seed: number): FloatArray {
+  const out = new Type(length);
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** The input positions (ih, iw) of output (oh, ow)'s window, in row-major window order, padding left out. */
+function windowOf(p: Pool2dGeometry, oh: number, ow: number): [number, number][] {
+  const cells: [number, number][] = [];
+  for (let i = 0; i < p.kernelH; i++) for (let j = 0; j < p.kernelW; j++) {
+    const ih = oh * p.strideH - p.padH + i * p.dilationH, iw = ow * p.strideW - p.padW + j * p.dilationW;
+    if (ih >= 0 && ih < p.height && iw >= 0 && iw < p.width) cells.push([ih, iw]);
+  }
+  return cells;
+}
+
+interface PoolCase {
+  batch: number; channels: number; height: number; width: number; kernel: [number, number]; stride: [number, number];
+  padding: [number, number]; dilation: [number, number]; ceilMode: boolean; float64: boolean; seed: number;
+}
+
+const poolCase = (dilation: boolean): fc.Arbitrary<PoolCase> => fc.record({
+  batch: fc.integer({ min: 1, max: 2 }), channels: fc.integer({ min: 1, max: 3 }),
+  height: fc.integer({ min: 1, max: 9 }), width: fc.integer({ min: 1, max: 9 }),
+  kernel: fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 })),
+  stride: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })),
+  padding: fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })),
+  dilation: dilation ? fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })) : fc.constant<[number, number]>([1, 1]),
+  ceilMode: fc.boolean(), float64: fc.boolean(), seed: fc.nat(),
+});
+
+function geometry(op: "maxPool2d" | "avgPool2d", t: PoolCase): Pool2dGeometry | null {
+  try {
+    return pool2dGeometry(op, [t.batch, t.channels, t.height, t.width],
+      { kernelSize: t.kernel, stride: t.stride, padding: t.padding, dilation: op === "maxPool2d" ? t.dilation : undefined, ceilMode: t.ceilMode });
+  } catch (e) {
+    if (e instanceof ShapeError || e instanceof ValueError) return null; // padding over half the kernel, empty output
+    throw e;
+  }
+}
+
+/** Checks maxPool2dForward against the window definition and the backward by the adjoint identity. */
+function checkMaxPool(t: PoolCase): void {
+  const p = geometry("maxPool2d", t);
+  if (p === null) return;
+  const Type = t.float64 ? Float64Array : Float32Array;
+  const x = filled(Type, p.batch * p.channels * p.height * p.width, t.seed);
+  const n = p.batch * p.channels * p.outH * p.outW;
+  const out = new Type(n).fill(NaN), indices = new Int32Array(n).fill(-7);
+  maxPool2dForward(p, x, out, indices);
+  for (let pl = 0, o = 0; pl < p.batch * p.channels; pl++) {
+    for (let oh = 0; oh < p.outH; oh++) for (let ow = 0; ow < p.outW; ow++, o++) {
+      const cells = windowOf(p, oh, ow);
+      if (cells.length === 0) {
+        // a dilated window can miss the input entirely: -inf, and (as in PyTorch) an index past the plane
+        expect(out[o]).toBe(-Infinity);
+        expect(indices[o] < 0 || indices[o] >= p.height * p.width).toBe(true);
+        continue;
+      }
+      const values = cells.map(([ih, iw]) => x[pl * p.height * p.width + ih * p.width + iw]);
+      expect(out[o]).toBe(Math.max(...values));
+      expect(cells.some(([ih, iw]) => ih * p.width + iw === indices[o])).toBe(true);
+      expect(x[pl * p.height * p.width + indices[o]]).toBe(out[o]);
+    }
+  }
+  // backward: the adjoint of the forward with its indices fixed, <pool(x), g> = <x, backward(g)>
+  const g = filled(Type, n, t.seed + 1);
+  const gx = new Type(x.length).fill(NaN);
+  maxPool2dBackward(p, g, indices, gx);
+  let lhs = 0, rhs = 0;
+  for (let i = 0; i < n; i++) if (out[i] !== -Infinity) lhs += out[i] * g[i]; // windows that missed the input send nothing
+  for (let i = 0; i < x.length; i++) rhs += x[i] * gx[i];
+  expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual((t.float64 ? 1e-13 : 1e-5) * (n + 1));
+}
+
+/** Checks avgPool2dForward against the window definition and PyTorch's divisor, and the backward by the adjoint identity. */
+function checkAvgPool(t: PoolCase, countIncludePad: boolean): void {
+  const p = geometry("avgPool2d", t);
+  if (p === null) return;
+  const Type = t.float64 ? Float64Array : Float32Array;
+  const x = filled(Type, p.batch * p.channels * p.height * p.width, t.seed);
+  const n = p.batch * p.channels * p.outH * p.outW;
+  const out = new Type(n).fill(NaN);
+  avgPool2dForward(p, x, out, countIncludePad);
+  for (let pl = 0, o = 0; pl < p.batch * p.channels; pl++) {
+    for (let oh = 0; oh < p.outH; oh++) for (let ow = 0; ow < p.outW; ow++, o++) {
+      const cells = windowOf(p, oh, ow);
+      // the divisor counts window positions inside the padded input [-pad, size + pad) (countIncludePad)
+      // or inside the input itself
+      let padded = 0;
+      for (let i = 0; i < p.kernelH; i++) for (let j = 0; j < p.kernelW; j++) {
+        const ih = oh * p.strideH - p.padH + i, iw = ow * p.strideW - p.padW + j;
+        if (ih < p.height + p.padH && iw < p.width + p.padW) padded++;
+      }
+      const divisor = countIncludePad ? padded : cells.length;
+      const sum = cells.reduce((s, [ih, iw]) => s + x[pl * p.height * p.width + ih * p.width + iw], 0);
+      expect(out[o]).toBeCloseTo(cells.length === 0 ? 0 : sum / divisor, t.float64 ? 12 : 5);
+    }
+  }
+  const g = filled(Type, n, t.seed + 1);
+  const gx = new Type(x.length).fill(NaN);
+  avgPool2dBackward(p, g, gx, countIncludePad);
+  let lhs = 0, rhs = 0;
+  for (let i = 0; i < n; i++) lhs += out[i] * g[i];
+  for (let i = 0; i < x.length; i++) rhs += x[i] * gx[i];
+  expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual((t.float64 ? 1e-13 : 1e-5) * (n + 1));
+}
+
+describe("maxPool2d kernels", () => {
+  it("maxPool2d: each output is its window's maximum, and its index points at that element inside the window", () => {
+    fc.assert(fc.property(poolCase(true), checkMaxPool), { numRuns: 300 });
+  });
+
+  it("maxPool2d: ties pick the first element in window order, a NaN is the maximum (the last NaN), padding is -inf", () => {
+    const p = pool2dGeometry("maxPool2d", [1, 1, 2, 4], { kernelSize: 2, stride: 2 });
+    const x = new Float64Array([1, 3, 5, NaN, 3, 2, NaN, 5]);
+    const out = new Float64Array(2), indices = new Int32Array(2);
+    maxPool2dForward(p, x, out, indices);
+    expect(out[0]).toBe(3);
+    expect(indices[0]).toBe(1);
+    expect(out[1]).toBeNaN();
+    expect(indices[1]).toBe(6);
+    // the general loop (padding, dilation) follows the same rules as the 2×2 fast path
+    const q = pool2dGeometry("maxPool2d", [1, 1, 3, 3], { kernelSize: 3, stride: 1, padding: 1 });
+    const y = new Float64Array([-Infinity, -Infinity, -Infinity, -Infinity, NaN, 2, 1, NaN, 2]);
+    const outQ = new Float64Array(9), idxQ = new Int32Array(9);
+    maxPool2dForward(q, y, outQ, idxQ);
+    expect(outQ[0]).toBeNaN();
+    expect(idxQ[0]).toBe(4);
+    expect(outQ[2]).toBeNaN(); // window rows 0–1, columns 1–2: the NaN at 4
+    expect(idxQ[8]).toBe(7);   // window rows 1–2, columns 1–2: NaN at 4 then NaN at 7, the last wins
+    const allNegInf = new Float64Array(9).fill(-Infinity);
+    maxPool2dForward(q, allNegInf, outQ, idxQ);
+    expect(outQ[4]).toBe(-Infinity);
+    expect(idxQ[4]).toBe(0); // the first element of the window, not a padding position
+    expect(idxQ[8]).toBe(4);
+  });
+
+  it("maxPool2dBackward: overlapping windows add their gradients on a shared maximum", () => {
+    const p = pool2dGeometry("maxPool2d", [1, 1, 1, 3], { kernelSize: [1, 2], stride: 1 });
+    const x = new Float32Array([0, 9, 0]);
+    const out = new Float32Array(2), indices = new Int32Array(2), gx = new Float32Array(3);
+    maxPool2dForward(p, x, out, indices);
+    maxPool2dBackward(p, new Float32Array([1.5, 2]), indices, gx);
+    expect(Array.from(gx)).toEqual([0, 3.5, 0]);
+  });
+});
+
+describe("avgPool2d kernels", () => {
+  it("avgPool2d: sums over the window divided by PyTorch's divisor (countIncludePad, ceil-mode windows past the padding)", () => {
+    fc.assert(fc.property(poolCase(false), fc.boolean(), checkAvgPool), { numRuns: 300 });
+  });
+
+  it("maxPool2d and avgPool2d: the 2×2 stride-2 fast paths follow the definitions, odd sizes included", () => {
+    for (const [height, width] of [[4, 6], [5, 7], [2, 3]]) {
+      for (const float64 of [false, true]) {
+        const t: PoolCase = { batch: 2, channels: 3, height, width, kernel: [2, 2], stride: [2, 2], padding: [0, 0],
+          dilation: [1, 1], ceilMode: false, float64, seed: height * width };
+        checkMaxPool(t);
+        checkAvgPool(t, true);
+        checkAvgPool({ ...t, ceilMode: true }, false); // ceil mode on odd sizes: the general loop
+      }
+    }
+  });
+});
+
+describe("adaptiveAvgPool2d kernels", () => {
+  it("adaptiveAvgPool2d: means over [floor(i·in/out), ceil((i+1)·in/out)) windows, and the backward is their adjoint", () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 12 }),
+      fc.integer({ min: 1, max: 12 }), fc.nat(), (h, w, oh, ow, seed) => {
+        const planes = 3;
+        const x = filled(Float64Array, planes * h * w, seed);
+        const out = new Float64Array(planes * oh * ow).fill(NaN);
+        adaptiveAvgPool2dForward(x, planes, h, w, oh, ow, out);
+        for (let pl = 0; pl < planes; pl++) for (let i = 0; i < oh; i++) for (let j = 0; j < ow; j++) {
+          const h0 = Math.floor((i * h) / oh), h1 = Math.ceil(((i + 1) * h) / oh);
+          const w0 = Math.floor((j * w) / ow), w1 = Math.ceil(((j + 1) * w) / ow);
+          let s = 0;
+          for (let a = h0; a < h1; a++) for (let b = w0; b < w1; b++) s += x[pl * h * w + a * w + b];
+          expect(out[(pl * oh + i) * ow + j]).toBeCloseTo(s / ((h1 - h0) * (w1 - w0)), 12);
+        }
+        const g = filled(Float64Array, out.length, seed + 1);
+        const gx = new Float64Array(x.length).fill(NaN);
+        adaptiveAvgPool2dBackward(g, planes, h, w, oh, ow, gx);
+        let lhs = 0, rhs = 0;
+        for (let i = 0; i < out.length; i++) lhs += out[i] * g[i];
+        for (let i = 0; i < x.length; i++) rhs += x[i] * gx[i];
+        expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual(1e-12 * (out.length + x.length));
+      }), { numRuns: 200 });
+  });
+});
+
+describe("pool2dGeometry", () => {
+  it("pool2dGeometry: PyTorch's output sizes, ceil mode's last window starting inside the input or left padding", () => {
+    expect(pool2dOutputSize(28, 2, 2, 0, 1, false)).toBe(14);
+    expect(pool2dOutputSize(5, 2, 2, 0, 1, false)).toBe(2);
+    expect(pool2dOutputSize(5, 2, 2, 0, 1, true)).toBe(3);
+    // ceil would give 3, but the third window would start at 4 = size + pad: dropped
+    expect(pool2dOutputSize(4, 2, 2, 0, 1, true)).toBe(2);
+    expect(pool2dOutputSize(6, 3, 2, 1, 1, true)).toBe(4);
+    expect(pool2dOutputSize(5, 3, 3, 1, 1, true)).toBe(2);
+    expect(pool2dOutputSize(10, 3, 2, 1, 2, false)).toBe(4);
+    expect(pool2dGeometry("maxPool2d", [2, 3, 10, 9], { kernelSize: 3, stride: 2, ceilMode: true })).toMatchObject({ outH: 5, outW: 4 });
+    expect(pool2dGeometry("avgPool2d", [3, 10, 9], { kernelSize: [2, 3] })).toMatchObject({ batch: 1, channels: 3, outH: 5, outW: 3, strideH: 2, strideW: 3 });
+  });
+
+  it("pool2dGeometry: padding over half the kernel, an empty output, a dilated avgPool2d are errors", () => {
+    expect(() => pool2dGeometry("maxPool2d", [1, 1, 8, 8], { kernelSize: 2, padding: 2 })).toThrow(/maxPool2d: padding should be at most half of the kernel size/);
+    expect(() => pool2dGeometry("avgPool2d", [1, 1, 1, 1], { kernelSize: 3 })).toThrow(ShapeError);
+    expect(() => pool2dGeometry("avgPool2d", [1, 1, 8, 8], { kernelSize: 2, dilation: 2 })).toThrow(/avgPool2d: takes no dilation/);
+    expect(() => pool2dGeometry("maxPool2d", [8, 8], { kernelSize: 2 })).toThrow(/expected a 3-D \[C, H, W\] or 4-D/);
+    expect(() => pool2dGeometry("maxPool2d", [1, 1, 8, 8], { kernelSize: 0 })).toThrow(/kernelSize must be an integer ≥ 1/);
+  });
+});
