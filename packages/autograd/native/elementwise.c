@@ -30,6 +30,7 @@
 
 #include "libm.h"
 #include "native.h"
+#include "opcodes.h"
 
 /* The streaming loops are compiled twice, for AVX2 and for the baseline, and the dynamic loader picks one
  * for the CPU (target_clones, an ifunc: x86-64 with glibc). Both do the same IEEE operations on each
@@ -41,8 +42,6 @@
 #define TG_CLONES
 #endif
 
-enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAXIMUM, OP_MINIMUM };
-enum { OP_NEG, OP_RELU, OP_ABS, OP_SIGN, OP_STEP, OP_SQRT, OP_EXP, OP_LOG };
 
 #define ARGS(count)                                                                       \
   size_t argc = count;                                                                    \

@@ -120,9 +120,6 @@ export function bufferPoolSize(): { bytes: number; buffers: number } {
 
 // ---------------------------------------------------------------- leaf gradients
 
-/** Gradient arrays that backward allocated and installed as a leaf's `.grad`: only this leaf uses them. */
-const ownedGrads = new WeakSet<FloatArray>();
-
 /**
  * Sets `t.grad` to null and, when backward allocated that gradient, hands its buffer to the pool. The caller
  * declares that nothing will use the old gradient again (an optimizer between steps). A gradient set by
@@ -131,8 +128,8 @@ const ownedGrads = new WeakSet<FloatArray>();
 export function recycleGrad(t: Tensor): void {
   const g = t.grad;
   t.grad = null;
-  if (g && ownedGrads.has(g.data)) {
-    ownedGrads.delete(g.data);
+  if (g && g.poolable) {
+    g.poolable = false;
     releaseBuffer(g.data);
   }
 }
@@ -215,9 +212,8 @@ export class BackwardMemory {
         const g = list[0];
         const own = uses.get(g.data) === 1 && !(otherBuffers && otherBuffers.has(g.data.buffer));
         if (own) (adopted ??= new Set()).add(g.data);
-        const data = own ? g.data : g.data.slice();
-        ownedGrads.add(data);
-        x.grad = makeTensor(data, g.shape);
+        x.grad = makeTensor(own ? g.data : g.data.slice(), g.shape);
+        x.grad.poolable = true;
         start = 1;
       }
       const target = x.grad;

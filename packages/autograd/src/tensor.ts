@@ -29,6 +29,9 @@ export class Tensor {
   data: FloatArray;
   /** The accumulated gradient of a leaf: filled by backward() until zeroGrad(). */
   grad: Tensor | null = null;
+  /** Set by backward on a gradient it allocated for one leaf alone: zeroGrad({ recycle: true }) may pool its
+   *  buffer (see memory.ts). */
+  poolable = false;
   requiresGrad: boolean;
   /** The node that created this tensor on the tape; null for leaves and untracked results. */
   gradFn: Node | null = null;

@@ -4,6 +4,7 @@
  */
 import type { FloatArray } from "../dtype.ts";
 import { NATIVE_MIN_ELEMENTS, nativeLoops, sameArrayType } from "./native-loops.ts";
+import { NATIVE_BINARY_OPS, NATIVE_UNARY_OPS, opCodes } from "./native-ops.ts";
 import { expDouble, logDouble } from "./libm.ts";
 
 export type BinaryKind = "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum" | "eq" | "ne" | "gt" | "ge" | "lt" | "le";
@@ -21,8 +22,8 @@ export function broadcastStrides(shape: readonly number[], outShape: readonly nu
   return s;
 }
 
-/** The native binary loop's op codes (native/elementwise.c); the other kinds stay in TypeScript. */
-const NATIVE_BINARY: Partial<Record<BinaryKind, number>> = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 };
+/** The native binary loop's op codes (native-ops.ts); the other kinds stay in TypeScript. */
+const NATIVE_BINARY = opCodes(NATIVE_BINARY_OPS) as Partial<Record<BinaryKind, number>>;
 
 /** out[i] = a[ai] ∘ b[bi] for `len` elements with strides sa, sb (0 = broadcast). out may be a or b
  *  itself (in-place accumulation) but must not overlap a stride-0 operand: the native loop reads it once. */
@@ -140,9 +141,9 @@ export function broadcastTo(x: FloatArray, xShape: readonly number[], out: Float
 
 export type UnaryKind = "neg" | "exp" | "log" | "relu" | "tanh" | "sigmoid" | "sqrt" | "abs" | "sign" | "step";
 
-/** The native unary loop's op codes. exp and log are libm.ts's on both sides; tanh and sigmoid stay in
- *  TypeScript, whose Math.tanh and Math.exp may differ from the C library's in the last bit. */
-const NATIVE_UNARY: Partial<Record<UnaryKind, number>> = { neg: 0, relu: 1, abs: 2, sign: 3, step: 4, sqrt: 5, exp: 6, log: 7 };
+/** The native unary loop's op codes (native-ops.ts). exp and log are libm.ts's on both sides; tanh and
+ *  sigmoid stay in TypeScript, whose Math.tanh and Math.exp may differ from the C library's in the last bit. */
+const NATIVE_UNARY = opCodes(NATIVE_UNARY_OPS) as Partial<Record<UnaryKind, number>>;
 
 /** out = f(x) elementwise; `step` is the 0/1 mask x > 0 that relu's backward multiplies by. */
 export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {

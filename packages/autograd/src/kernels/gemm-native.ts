@@ -11,11 +11,11 @@ import { gemmReference, type FloatArray } from "./gemm-reference.ts";
 
 /** The addon's elementwise loops (native/elementwise.c); an addon built before they existed lacks them. */
 export interface NativeLoops {
-  /** out[i] = a[aOffset + i*aStride] op b[bOffset + i*bStride]; op 0 add, 1 sub, 2 mul, 3 div, 4 maximum,
-   *  5 minimum; strides 0 or 1. */
+  /** out[i] = a[aOffset + i*aStride] op b[bOffset + i*bStride]; op is a code of NATIVE_BINARY_OPS
+   *  (native-ops.ts); strides 0 or 1. */
   binary(op: number, a: FloatArray, aOffset: number, aStride: number, b: FloatArray, bOffset: number, bStride: number,
     out: FloatArray, outOffset: number, n: number): void;
-  /** out[i] = f(x[i]); op 0 neg, 1 relu, 2 abs, 3 sign, 4 step, 5 sqrt, 6 exp, 7 log (libm.ts's). */
+  /** out[i] = f(x[i]); op is a code of NATIVE_UNARY_OPS (native-ops.ts); exp and log are libm.ts's. */
   unary(op: number, x: FloatArray, out: FloatArray, n: number): void;
   reluBackward(g: FloatArray, x: FloatArray, out: FloatArray, n: number): void;
   /** y[yOffset + i] += alpha * x[xOffset + i], computed in double. */
