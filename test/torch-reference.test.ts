@@ -17,6 +17,7 @@ const cases: Record<string, [(...a: Tensor[]) => Tensor, () => Tensor[]]> = {
   softmax0: [(x) => x.softmax(0).mul(T([[1, 2, 3], [4, 5, 6]], false)), () => [X()]],
   div_pow: [(x) => x.abs().add(1).pow(1.5).div(x.mul(x).add(1)), () => [X()]],
   tanh_sig: [(x) => x.tanh().mul(x.sigmoid()).add(x.exp().log()), () => [X()]],
+  softplus: [(x) => x.mul(T([[1, 10, -30], [25, 0.01, -5]], false)).softplus(), () => [X()]],
   matmul_batch: [(x, w) => x.reshape([2, 1, 3]).matmul(w).sum(1), () => [X(), W()]],
   maximum: [(x) => maximum(x, T([[1, 0, 3], [0, 0, 0]], false)), () => [X()]],
   var: [(x) => x.sub(x.mean(0)).pow(2).mean(), () => [X()]],

@@ -11,7 +11,7 @@ export {
   type FactoryOptions, type RandomOptions,
 } from "./ops/factories.ts";
 export {
-  add, sub, mul, div, pow, maximum, minimum, neg, exp, log, relu, tanh, sigmoid, sqrt, abs,
+  add, sub, mul, div, pow, maximum, minimum, neg, exp, log, relu, tanh, sigmoid, softplus, sqrt, abs,
   matmul, mm, linear, sum, mean, max, min, argmax, logsumexp, pick, reshape, flatten, transpose, permute,
   broadcastTo, sumTo, unsqueeze, squeeze, narrow, cast, clone, logSoftmax, softmax,
 } from "./ops/index.ts";

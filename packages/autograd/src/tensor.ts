@@ -168,6 +168,7 @@ export class Tensor {
   relu(): Tensor { return ops.relu(this); }
   tanh(): Tensor { return ops.tanh(this); }
   sigmoid(): Tensor { return ops.sigmoid(this); }
+  softplus(): Tensor { return ops.softplus(this); }
   sqrt(): Tensor { return ops.sqrt(this); }
   abs(): Tensor { return ops.abs(this); }
   square(): Tensor { return ops.mul(this, this); }

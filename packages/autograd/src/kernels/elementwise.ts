@@ -139,7 +139,7 @@ export function broadcastTo(x: FloatArray, xShape: readonly number[], out: Float
   }
 }
 
-export type UnaryKind = "neg" | "exp" | "log" | "relu" | "tanh" | "sigmoid" | "sqrt" | "abs" | "sign" | "step";
+export type UnaryKind = "neg" | "exp" | "log" | "relu" | "tanh" | "sigmoid" | "softplus" | "sqrt" | "abs" | "sign" | "step";
 
 /** The native unary loop's op codes (native-ops.ts). exp and log are libm.ts's on both sides; tanh and
  *  sigmoid stay in TypeScript, whose Math.tanh and Math.exp may differ from the C library's in the last bit. */
@@ -169,6 +169,11 @@ export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
         if (v >= 0) out[i] = 1 / (1 + Math.exp(-v));
         else { const e = Math.exp(v); out[i] = e / (1 + e); }
       }
+      return;
+    case "softplus":
+      // NOTE: log(1 + e^v) = max(v, 0) + log1p(e^-|v|), which never overflows; above 20 it is v itself
+      // in float32 and float64 alike (PyTorch's threshold)
+      for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 20 ? v : Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v))); }
       return;
     case "sqrt": for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]); return;
     case "abs": for (let i = 0; i < n; i++) out[i] = Math.abs(x[i]); return;

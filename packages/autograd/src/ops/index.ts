@@ -10,7 +10,7 @@ import { softmaxOpInfo } from "./softmax.ts";
 import { unaryOpInfo } from "./unary.ts";
 
 export { add, sub, mul, div, pow, maximum, minimum, compare } from "./binary.ts";
-export { neg, exp, log, relu, tanh, sigmoid, sqrt, abs } from "./unary.ts";
+export { neg, exp, log, relu, tanh, sigmoid, softplus, sqrt, abs } from "./unary.ts";
 export { sum, mean, max, min, argmax, logsumexp, sumTo } from "./reduce.ts";
 export { matmul, mm, linear } from "./matmul.ts";
 export { pick, unpick } from "./pick.ts";

@@ -12,6 +12,7 @@ const LOG = declareOp("log");
 const RELU = declareOp("relu");
 const TANH = declareOp("tanh");
 const SIGMOID = declareOp("sigmoid");
+const SOFTPLUS = declareOp("softplus");
 const SQRT = declareOp("sqrt");
 const ABS = declareOp("abs");
 
@@ -58,6 +59,11 @@ export function sigmoid(x: Tensor): Tensor {
   return record(SIGMOID, [x], out, (g) => [mul(g, mul(out, sub(1, out)))]);
 }
 
+/** log(1 + exp(x)), a smooth relu (torch.nn.functional.softplus); its gradient is sigmoid(x). */
+export function softplus(x: Tensor): Tensor {
+  return record(SOFTPLUS, [x], map("softplus", x), (g) => [mul(g, sigmoid(x))]);
+}
+
 export function sqrt(x: Tensor): Tensor {
   const out = map("sqrt", x);
   return record(SQRT, [x], out, (g) => [div(g, mul(out, 2))]);
@@ -75,6 +81,7 @@ export const unaryOpInfo: readonly OpInfo[] = [
   unaryInfo("relu", relu, kinkAtZero),
   unaryInfo("tanh", tanh),
   unaryInfo("sigmoid", sigmoid),
+  unaryInfo("softplus", softplus, { min: -25, max: 25, avoid: [20], margin: 1e-3 }),
   unaryInfo("sqrt", sqrt, positive),
   unaryInfo("abs", abs, kinkAtZero),
 ];
