@@ -89,7 +89,9 @@ export function pool2dGeometry(op: "maxPool2d" | "avgPool2d", inputShape: readon
  * out = max over each window, indices = the flat position ih·W + iw within its input plane of the element
  * chosen (PyTorch's return_indices). Padding counts as −∞; a NaN is the maximum (the last NaN of a window
  * is the one chosen, as in PyTorch); a window of −∞ alone picks its first element. A dilated window that
- * misses the input entirely gives −∞ and, as in PyTorch, an index past the plane, which the backward skips.
+ * misses the input entirely gives −∞ and index −1, so no gradient flows back through it.
+ * NOTE: PyTorch 1.13 gives such a window the index of the position just past its padding, which can be
+ * another element of the plane (or of the next plane), and its backward sends the gradient there.
  */
 export function maxPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArray, indices: Int32Array): void {
   const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = p;
@@ -111,7 +113,7 @@ export function maxPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArr
         const w1 = Math.min(w0 + (kernelW - 1) * dilationW + 1, width);
         while (w0 < 0) w0 += dilationW;
         let best = -Infinity;
-        let arg = h0 * width + w0;
+        let arg = h0 < h1 && w0 < w1 ? h0 * width + w0 : -1;
         for (let ih = h0; ih < h1; ih += dilationH) {
           for (let iw = w0; iw < w1; iw += dilationW) {
             const v = x[xo + ih * width + iw];
@@ -150,7 +152,7 @@ function maxPool2x2(x: FloatArray, planes: number, height: number, width: number
 }
 
 /** gradInput (overwritten) = gradOut scattered to the saved argmax positions; overlapping windows add.
- *  Indices outside the plane (windows that missed the input) send nothing, where PyTorch writes past the plane. */
+ *  Index −1 (a window that missed the input) sends nothing. */
 export function maxPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, indices: Int32Array, gradInput: FloatArray): void {
   const planes = p.batch * p.channels, inPlane = p.height * p.width, outPlane = p.outH * p.outW;
   gradInput.fill(0, 0, planes * inPlane);
