@@ -38,6 +38,16 @@ describe("detectAnomaly", () => {
     expect(source[line - 1]).toContain("the line the message must point to");
   });
 
+  it("detectAnomaly: a NaN made inside a library function (F.crossEntropy) points at the user's call, not into the library", async () => {
+    const { F } = await import("@tapegrad/nn");
+    const logits = tensor([[NaN, 1, 2]], { requiresGrad: true });
+    const msg = messageOf(() => detectAnomaly(() => F.crossEntropy(logits, [0]))); // the user's call
+    const line = Number(/anomaly\.test\.ts:(\d+)/.exec(msg)![1]);
+    const source = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n");
+    expect(source[line - 1]).toContain("the user's call");
+    expect(msg).not.toMatch(/functional\.ts/);
+  });
+
   it("detectAnomaly: a non-finite gradient returned by a backward names the op and input", () => {
     const nanGrad = defineOp({
       name: "nanGrad",

@@ -380,11 +380,11 @@ describe.skipIf(!nativeActive)("native loops: bit-identical to the TypeScript lo
     }
   });
 
-  it("unary relu, abs, sign, sqrt: the sign of zero and NaN pass through as in the TypeScript kernel", () => {
+  it("unary relu, abs, sign, step, sqrt: signed zeros and NaN come out as in the TypeScript kernel", () => {
     const n = NATIVE_MIN_ELEMENTS;
     const cases: [K.UnaryKind, number, number][] = [
       ["relu", -0, 0], ["relu", NaN, NaN], ["relu", -Infinity, 0], ["abs", -0, 0], ["abs", NaN, NaN],
-      ["sign", -0, -0], ["sign", NaN, NaN], ["sign", -1.401298464324817e-45, -1], ["sqrt", -0, -0], ["sqrt", -1, NaN], ["neg", 0, -0],
+      ["sign", -0, 0], ["sign", NaN, 0], ["step", NaN, 1], ["step", -0, 0], ["sign", -1.401298464324817e-45, -1], ["sqrt", -0, -0], ["sqrt", -1, NaN], ["neg", 0, -0],
     ];
     for (const Type of [Float32Array, Float64Array]) {
       for (const [kind, x, expected] of cases) {

@@ -292,7 +292,9 @@ describe("shape ops", () => {
     expect(x.unsqueeze(0).shape).toEqual([1, 2, 3]);
     expect(x.unsqueeze(-1).shape).toEqual([2, 3, 1]);
     expect(zeros([1, 3, 1]).squeeze().shape).toEqual([3]);
-    expect(() => x.squeeze(0)).toThrow(/squeeze: axis 0 of shape \[2, 3\] has size 2/);
+    expect(x.squeeze(0)).toBe(x); // an axis whose size is not 1 is left alone, as in PyTorch
+    expect(zeros([1, 3, 1]).squeeze([0, 1]).shape).toEqual([3, 1]);
+    expect(() => x.squeeze(2)).toThrow(/squeeze: axis 2 is out of range for a tensor of rank 2/);
     expect(tensor([1, 2, 3]).broadcastTo([2, 3]).toArray()).toEqual([[1, 2, 3], [1, 2, 3]]);
     expect(() => tensor([1, 2, 3]).broadcastTo([3, 2])).toThrow(/cannot be broadcast|cannot broadcast/);
     expect(() => y.permute([0, 0, 1])).toThrow(/repeat an axis/);

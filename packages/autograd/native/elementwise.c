@@ -15,7 +15,7 @@
  *   binary(op, a, aOffset, aStride, b, bOffset, bStride, out, outOffset, n)
  *       out[i] = a[i*sa] op b[i*sb]; op 0 add, 1 sub, 2 mul, 3 div, 4 maximum, 5 minimum; strides 0 or 1
  *   unary(op, x, out, n)       op 0 neg, 1 relu, 2 abs, 3 sign, 4 step (x > 0), 5 sqrt, 6 exp, 7 log
- *   reluBackward(g, x, out, n) out[i] = x[i] > 0 ? g[i] : 0
+ *   reluBackward(g, x, out, n) out[i] = x[i] <= 0 ? 0 : g[i] (a NaN input passes the gradient, as in PyTorch)
  *   axpy(alpha, x, xOffset, y, yOffset, n)   y[i] += alpha * x[i]
  *   sumAxis(x, outer, n, inner, out)         out[o, i] = sum over j of x[o, j, i]
  *   logSoftmax(x, outer, n, inner, out)      log-softmax of every (o, :, i) row
@@ -235,8 +235,8 @@ EXP_LOOP(double, exp_f64)
       /* NOTE: NaN passes through relu, as in PyTorch */                                             \
       case OP_RELU: for (int64_t i = 0; i < n; i++) { T v = x[i]; out[i] = v > 0 ? v : (v != v ? v : 0); } break; \
       case OP_ABS: for (int64_t i = 0; i < n; i++) { T v = x[i]; out[i] = v < 0 ? -v : (v == 0 ? 0 : v); } break; \
-      case OP_SIGN: for (int64_t i = 0; i < n; i++) { T v = x[i]; out[i] = v > 0 ? 1 : (v < 0 ? -1 : v); } break; \
-      case OP_STEP: for (int64_t i = 0; i < n; i++) out[i] = x[i] > 0 ? 1 : 0; break;                \
+      case OP_SIGN: for (int64_t i = 0; i < n; i++) { T v = x[i]; out[i] = v > 0 ? 1 : (v < 0 ? -1 : 0); } break;  \
+      case OP_STEP: for (int64_t i = 0; i < n; i++) out[i] = x[i] <= 0 ? 0 : 1; break;               \
       case OP_SQRT: for (int64_t i = 0; i < n; i++) out[i] = SQRT(x[i]); break;                      \
       case OP_EXP: EXP(x, out, n); break;                                                            \
       case OP_LOG: for (int64_t i = 0; i < n; i++) out[i] = (T)tg_log((double)x[i]); break;          \
@@ -269,7 +269,7 @@ static napi_value unary(napi_env env, napi_callback_info info) {
  * only under the branch it stays a branch, which mispredicts on real activations */
 #define RELU_BACKWARD(T, NAME)                                                                 \
   TG_CLONES static void NAME(const T *g, const T *x, T *out, int64_t n) {                      \
-    for (int64_t i = 0; i < n; i++) { T gv = g[i]; out[i] = x[i] > 0 ? gv : 0; }               \
+    for (int64_t i = 0; i < n; i++) { T gv = g[i]; out[i] = x[i] <= 0 ? 0 : gv; }              \
   }
 
 RELU_BACKWARD(float, relu_backward_f32)

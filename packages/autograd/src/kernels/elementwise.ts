@@ -145,7 +145,8 @@ export type UnaryKind = "neg" | "exp" | "log" | "relu" | "tanh" | "sigmoid" | "s
  *  sigmoid stay in TypeScript, whose Math.tanh and Math.exp may differ from the C library's in the last bit. */
 const NATIVE_UNARY = opCodes(NATIVE_UNARY_OPS) as Partial<Record<UnaryKind, number>>;
 
-/** out = f(x) elementwise; `step` is the 0/1 mask x > 0 that relu's backward multiplies by. */
+/** out = f(x) elementwise. `step` is relu's gradient mask: 0 where x ≤ 0, else 1 (a NaN passes, as in
+ *  PyTorch); `sign` is abs's gradient: 0 at 0 and at NaN. */
 export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
   const n = x.length;
   if (n >= NATIVE_MIN_ELEMENTS) {
@@ -177,8 +178,8 @@ export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
       return;
     case "sqrt": for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]); return;
     case "abs": for (let i = 0; i < n; i++) out[i] = Math.abs(x[i]); return;
-    case "sign": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? 1 : v < 0 ? -1 : v; } return;
-    case "step": for (let i = 0; i < n; i++) out[i] = x[i] > 0 ? 1 : 0; return;
+    case "sign": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? 1 : v < 0 ? -1 : 0; } return;
+    case "step": for (let i = 0; i < n; i++) out[i] = x[i] <= 0 ? 0 : 1; return;
   }
 }
 
@@ -231,7 +232,7 @@ export function transpose2d(x: FloatArray, xo: number, r: number, c: number, out
   }
 }
 
-/** relu's backward in one pass: out[i] = x[i] > 0 ? g[i] : 0. */
+/** relu's backward in one pass: out[i] = x[i] <= 0 ? 0 : g[i] (a NaN input passes the gradient). */
 export function reluBackward(g: FloatArray, x: FloatArray, out: FloatArray): void {
   const n = out.length;
   if (n >= NATIVE_MIN_ELEMENTS) {
@@ -241,7 +242,7 @@ export function reluBackward(g: FloatArray, x: FloatArray, out: FloatArray): voi
       return;
     }
   }
-  for (let i = 0; i < n; i++) out[i] = x[i] > 0 ? g[i] : 0;
+  for (let i = 0; i < n; i++) out[i] = x[i] <= 0 ? 0 : g[i];
 }
 
 /**

@@ -68,11 +68,21 @@ export function max(x: Tensor, axis?: Axis, keepdims = false): Tensor {
   const out = makeTensor(data, reducedShape(x.shape, axes, keepdims));
   return record(MAX, [x], out, (g) => {
     const share = noGrad(() => {
-      const hit = compare("eq", x, makeTensor(data, kept));
+      const hit = maxHits(x, makeTensor(data, kept));
       return div(hit, sum(hit, axes, true));
     });
     return [mul(reshape(g, kept), share)];
   });
+}
+
+/** 1 where x equals its slice's maximum `m` (broadcast), or where both are NaN (a NaN is the maximum, and
+ *  the gradient goes to the NaNs, as PyTorch's evenly_distribute_backward); 0 elsewhere. */
+function maxHits(x: Tensor, m: Tensor): Tensor {
+  const hit = compare("eq", x, m);
+  const full = broadcastTo(m, x.shape);
+  const xd = x.data, md = full.data, h = hit.data;
+  for (let i = 0; i < h.length; i++) if (xd[i] !== xd[i] && md[i] !== md[i]) h[i] = 1;
+  return hit;
 }
 
 export function min(x: Tensor, axis?: Axis, keepdims = false): Tensor {

@@ -57,13 +57,20 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
   return reshape(x, [...x.shape.slice(0, a), 1, ...x.shape.slice(a)]);
 }
 
+/**
+ * Removes axes of size 1: all of them, or those of `axis` (one or a list). As in PyTorch, a named axis whose
+ * size is not 1 is left as it is, and a 0-d tensor accepts axis 0 or -1 and comes back unchanged.
+ */
 export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
   if (axis === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
-  const axes = (typeof axis === "number" ? [axis] : axis).map((a) => normalizeAxis("squeeze", a, x.ndim));
-  for (const a of axes) {
-    if (x.shape[a] !== 1) throw new ShapeError(`squeeze: axis ${a} of shape ${fmtShape(x.shape)} has size ${x.shape[a]}, not 1`);
+  const list = typeof axis === "number" ? [axis] : axis;
+  if (x.ndim === 0) {
+    scalarAxes("squeeze", list);
+    return x;
   }
-  return reshape(x, x.shape.filter((_, i) => !axes.includes(i)));
+  const axes = list.map((a) => normalizeAxis("squeeze", a, x.ndim));
+  if (new Set(axes).size !== axes.length) throw new AxisError(`squeeze: axis repeated in ${JSON.stringify(list)}`);
+  return reshape(x, x.shape.filter((d, i) => d !== 1 || !axes.includes(i)));
 }
 
 /** Reorders the axes: out.shape[i] = x.shape[axes[i]]. */
