@@ -4,10 +4,11 @@
  * over the parameters. No nn modules, no F, no optimizer.
  */
 import { type Tensor, noGrad, randn, zeros } from "@tapegrad/autograd";
+import { DataLoader } from "@tapegrad/nn";
 import { type ParsedValues, commonOptions, intOption, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
 import { defineExample, type RunOptions, datasetFields, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
-import { fit } from "../lib/train.ts";
+import { TrainingLog, predict } from "../lib/train.ts";
 
 export interface FromScratchOptions extends RunOptions {
   hidden?: number;
@@ -59,20 +60,24 @@ export async function run(options: FromScratchOptions) {
 
   const net = (X: Tensor): Tensor => X.matmul(W1).add(b1).relu().matmul(W2).add(b2);
 
-  const history = fit(
-    {
-      forward: net,
-      loss: (logits, y) => crossEntropy(softmax(logits), y).mean(),
-      lossPerSample: (logits, y) => crossEntropy(softmax(logits), y),
-      zeroGrad: () => params.forEach((p) => (p.grad = null)),
-      step: () => sgd(params, options.lr),
-    },
-    train,
-    test,
-    { ...options, output, log, title: `MLP from scratch 784-${hidden}-10 on ${train.name}` },
-  );
+  const lossPerSample = (logits: Tensor, y: Tensor): Tensor => crossEntropy(softmax(logits), y);
 
-  const last = history[history.length - 1];
+  const loader = new DataLoader(train, { batchSize: options.batchSize, shuffle: true, seed: options.seed });
+  const record = new TrainingLog({ ...options, output, log, title: `MLP from scratch 784-${hidden}-10 on ${train.name}` });
+  for (let epoch = 1; epoch <= options.epochs; epoch++) {
+    const meter = record.startEpoch(loader.length);
+    for (const [X, y] of loader) {
+      const logits = net(X);
+      const loss = lossPerSample(logits, y).mean();
+      for (const p of params) p.grad = null;
+      loss.backward();
+      sgd(params, options.lr);
+      meter.update(loss, logits, y);
+    }
+    record.endEpoch(meter, predict({ forward: net }, test, { lossPerSample }));
+  }
+
+  const last = record.last;
   return finishRun(output, started, {
     example: "from-scratch",
     ...datasetFields(train),

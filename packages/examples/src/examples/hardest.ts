@@ -80,10 +80,9 @@ export async function run(options: HardestOptions) {
 
   const test = await loadSplit(options, "test");
   log(`${test.name}: ${test.n} test images from ${test.source}`);
-  const { predictions, losses, accuracy } = predict(
-    { forward: (x) => model.forward(x), lossPerSample: (logits, y) => F.crossEntropy(logits, y, { reduction: "none" }), zeroGrad() {}, step() {} },
-    test,
-  );
+  const { predictions, losses, accuracy } = predict(model, test, {
+    lossPerSample: (logits, y) => F.crossEntropy(logits, y, { reduction: "none" }),
+  });
   const order = Array.from(losses.keys()).sort((a, b) => losses[b] - losses[a]);
   log(`test accuracy ${accuracy.toFixed(4)}; the ${Math.min(show, test.n)} hardest test images:`);
   const rows = ["rank,index,loss,true,predicted"];

@@ -9,7 +9,8 @@ import { commonOptions, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
 import { defineExample, type RunOptions, datasetFields, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
 import { GREEN, RED, imageAt, imageGridPng } from "../lib/images.ts";
-import { fit, predict } from "../lib/train.ts";
+import { predict } from "../lib/train.ts";
+import { trainClassifier } from "./mlp.ts";
 
 export async function run(options: RunOptions) {
   const log = options.log ?? console.log;
@@ -19,16 +20,11 @@ export async function run(options: RunOptions) {
 
   const model = new nn.SoftmaxRegression(train.rows * train.cols, train.classes.length);
   const optimizer = new optim.SGD(model.parameters(), { lr: options.lr });
-  const history = fit(
-    { forward: (x) => model.forward(x), zeroGrad: () => optimizer.zeroGrad(), step: () => optimizer.step() },
-    train,
-    test,
-    { ...options, output, log, title: `softmax regression on ${train.name}` },
-  );
+  const history = trainClassifier(model, optimizer, { train, test }, { ...options, output, log, title: `softmax regression on ${train.name}` });
   saveSync(output.track("model.safetensors"), model.stateDict(), { example: "softmax-regression", dataset: train.name });
 
   // d2l's predict_ch3: the first nine test images with their true and predicted labels
-  const { predictions } = predict({ forward: (x) => model.forward(x), zeroGrad() {}, step() {} }, test);
+  const { predictions } = predict(model, test);
   const shown = Math.min(9, test.n);
   const lines: string[] = [];
   for (let i = 0; i < shown; i++) {
