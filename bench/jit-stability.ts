@@ -21,7 +21,7 @@ const arg = (name: string): string | undefined =>
   process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 
 /** The child's job: `steps` SGD steps of a 48 → 32 → 10 MLP on 1024 synthetic samples. */
-function train(steps: number): void {
+function trainSteps(steps: number): void {
   const batch = 16, features = 48, hidden = 32, classes = 10;
   const samples = 64 * batch;
   let seed = 7;
@@ -102,5 +102,5 @@ function main(): void {
 }
 
 const trainArg = arg("train");
-if (trainArg !== undefined) train(Number(trainArg));
+if (trainArg !== undefined) trainSteps(Number(trainArg));
 else main();
