@@ -13,8 +13,8 @@
  * Exports (all synchronous; arrays are Float32Array or Float64Array, all of one type per call; every
  * span is bounds-checked before it is touched):
  *   binary(op, a, aOffset, aStride, b, bOffset, bStride, out, outOffset, n)
- *       out[i] = a[i*sa] op b[i*sb]; op 0 add, 1 sub, 2 mul, 3 div, 4 maximum, 5 minimum; strides 0 or 1
- *   unary(op, x, out, n)       op 0 neg, 1 relu, 2 abs, 3 sign, 4 step (x > 0), 5 sqrt, 6 exp, 7 log
+ *       out[i] = a[i*sa] op b[i*sb]; op an OP_ code of opcodes.h (add ... minimum); strides 0 or 1
+ *   unary(op, x, out, n)       op an OP_ code of opcodes.h (neg ... log; step is x > 0)
  *   reluBackward(g, x, out, n) out[i] = x[i] <= 0 ? 0 : g[i] (a NaN input passes the gradient, as in PyTorch)
  *   axpy(alpha, x, xOffset, y, yOffset, n)   y[i] += alpha * x[i]
  *   sumAxis(x, outer, n, inner, out)         out[o, i] = sum over j of x[o, j, i]
