@@ -9,10 +9,9 @@ import { rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { PUBLISHED } from "./packages.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-/** The publishable packages, dependencies before dependents. */
-export const PUBLISHED = ["packages/autograd", "packages/nn"];
 
 const tsc = createRequire(join(root, "package.json")).resolve("typescript/bin/tsc");
 const dirs = process.argv.length > 2 ? process.argv.slice(2).map((d) => resolve(d)) : PUBLISHED.map((d) => join(root, d));

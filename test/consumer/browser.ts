@@ -1,0 +1,53 @@
+/**
+ * The consumer test's browser program: type-checked with lib DOM and no @types/node, bundled by esbuild for
+ * --platform=browser (which fails on any node: import), and run in headless Chromium where there is one.
+ * Uses only @tapegrad/autograd and the @tapegrad/nn core. Writes its result into the page.
+ */
+import { gradcheck, manualSeed, noGrad, randn, tensor } from "@tapegrad/autograd";
+import { DataLoader, F, TensorDataset, data, deserialize, nn, optim, serialize } from "@tapegrad/nn";
+
+function run(): Record<string, unknown> {
+  const x = tensor([[1, 2], [3, 4]], { requiresGrad: true });
+  x.matmul(x.transpose()).relu().sum().backward();
+
+  manualSeed(0);
+  const n = 256;
+  const points = randn([n, 2]);
+  const labels = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    labels[i] = i % 2;
+    points.data[2 * i] += i % 2 === 0 ? -2 : 2;
+  }
+  const targets = tensor(labels);
+  const model = new nn.Sequential(new nn.Linear(2, 8), new nn.ReLU(), new nn.Linear(8, 2));
+  const opt = new optim.Adam(model.parameters(), { lr: 0.05 });
+  for (let epoch = 0; epoch < 10; epoch++) {
+    for (const [xb, yb] of new DataLoader(new TensorDataset(points, targets), { batchSize: 32, shuffle: true, seed: epoch })) {
+      const loss = F.crossEntropy(model.forward(xb), yb);
+      opt.zeroGrad();
+      loss.backward();
+      opt.step();
+    }
+  }
+  const accuracy = noGrad(() => F.accuracy(model.forward(points), targets));
+
+  const a = randn([2, 3], { dtype: "float64", requiresGrad: true });
+  const gradOk = gradcheck((p) => p.mul(p).sigmoid().sum(), [a]);
+  const restored = deserialize(serialize(model.stateDict())).tensors["0.weight"];
+  const idx = data.parseIdx(data.encodeIdx({ shape: [2, 2], data: new Uint8Array([1, 2, 3, 4]) }));
+  return {
+    grad: x.grad?.toArray(),
+    accuracy,
+    gradOk,
+    restoredShape: restored.shape,
+    idx: { shape: idx.shape, data: Array.from(idx.data) },
+  };
+}
+
+let result: Record<string, unknown>;
+try {
+  result = run();
+} catch (error) {
+  result = { error: String(error) };
+}
+document.body.textContent = `BROWSER ${JSON.stringify(result)}`;
