@@ -12,7 +12,7 @@ import { add } from "./ops/binary.ts";
 import { cast } from "./ops/cast.ts";
 import { sumTo } from "./ops/reduce.ts";
 import { sameShape } from "./shape.ts";
-import { setGradEnabled, type Node } from "./tape.ts";
+import { checkVersions, setGradEnabled, type Node } from "./tape.ts";
 import type { Tensor } from "./tensor-class.ts";
 
 export interface BackwardOptions {
@@ -68,6 +68,7 @@ export function runBackward(outputs: Tensor[], gradOutputs: Tensor[], options: R
         if (ti !== undefined) results[ti] = g;
         if (!needed!.has(node)) continue;
       }
+      checkVersions(node);
       const inputGrads = isAnomalyEnabled() ? runBlamed(node, g) : node.backward!(g, node);
       if (node.userBackward && memory) memory.forget(g, inputGrads);
       const inputs = node.inputs;
@@ -180,6 +181,7 @@ function freeNode(node: Node): void {
   node.backward = null;
   node.inputs = [];
   node.saved = undefined;
+  node.output = null;
 }
 
 /** The one place where broadcast gradients are summed back to their input's shape and checked. */

@@ -1,7 +1,7 @@
 export { Tensor } from "./tensor.ts";
 export type { NestedArray, Axis, TensorOptions, TensorLikeInput, IndexInput } from "./tensor.ts";
 export type { DType, FloatArray } from "./dtype.ts";
-export { noGrad, enableGrad, isGradEnabled, record, declareOp, type BackwardFn, type OpId, type Node } from "./tape.ts";
+export { noGrad, enableGrad, isGradEnabled, record, declareOp, type BackwardFn, type OpId, type OpSaves, type Node } from "./tape.ts";
 export { detectAnomaly, isAnomalyEnabled } from "./anomaly.ts";
 export type { BackwardOptions } from "./engine.ts";
 export { grad, type GradOptions } from "./autograd.ts";

@@ -4,8 +4,8 @@
  * order. Built-in ops declare their identity once with `declareOp`, so the declared ops are exactly the
  * ops the tape can hold (the op-coverage test checks that each has samples in the op table).
  */
-import { captureStack, checkForward, isAnomalyEnabled } from "./anomaly.ts";
-import { ValueError } from "./errors.ts";
+import { captureStack, checkForward, checksum, isAnomalyEnabled } from "./anomaly.ts";
+import { GraphError, ValueError, fmtShape } from "./errors.ts";
 import type { Tensor } from "./tensor-class.ts";
 
 /** Turns the output's gradient into the inputs' gradients; `node` gives access to its inputs and saved values. */
@@ -16,6 +16,16 @@ export interface OpId {
   readonly name: string;
   /** User code's backward (defineOp): the engine never recycles the gradients it sees. */
   readonly userBackward: boolean;
+  /** Which values the backward reads: an in-place change to them after the forward pass is an error at
+   *  backward. Ops whose backward needs only shapes (add, sum, reshape) save neither. */
+  readonly savesInputs: boolean;
+  readonly savesOutput: boolean;
+}
+
+/** What an op's backward reads (see OpId); both by default. */
+export interface OpSaves {
+  inputs?: boolean;
+  output?: boolean;
 }
 
 const declared = new Map<string, OpId>();
@@ -24,10 +34,10 @@ const declared = new Map<string, OpId>();
  * Declares a built-in op (once per name). Libraries built on tapegrad declare theirs the same way.
  * @example const SOFTPLUS = declareOp("softplus"); ... record(SOFTPLUS, [x], out, backward)
  */
-export function declareOp(name: string): OpId {
+export function declareOp(name: string, saves: OpSaves = {}): OpId {
   if (typeof name !== "string" || name.length === 0) throw new ValueError("declareOp: name must be a non-empty string");
   if (declared.has(name)) throw new ValueError(`declareOp: an op named ${JSON.stringify(name)} is already declared`);
-  const op: OpId = { name, userBackward: false };
+  const op: OpId = { name, userBackward: false, savesInputs: saves.inputs ?? true, savesOutput: saves.output ?? true };
   declared.set(name, op);
   return op;
 }
@@ -39,7 +49,7 @@ export function declaredOps(): string[] {
 
 /** The identity of a defineOp op: not declared (names may repeat), and its backward is user code. */
 export function userOp(name: string): OpId {
-  return { name, userBackward: true };
+  return { name, userBackward: true, savesInputs: true, savesOutput: true };
 }
 
 let nextNodeId = 0;
@@ -49,11 +59,19 @@ export class Node {
   readonly id = nextNodeId++;
   readonly op: string;
   readonly userBackward: boolean;
+  readonly savesInputs: boolean;
   /** Where in user code the op was created; captured only under detectAnomaly. */
   stack: string | undefined;
   freed = false;
   /** Whatever the op keeps for its backward (released with the graph). */
   saved: unknown;
+  /** The output, when the backward reads it (exp, tanh, sigmoid, logSoftmax). */
+  output: Tensor | null = null;
+  /** The sum of the inputs' and the output's versions when recorded: an in-place change since then makes
+   *  the saved values stale (see checkVersions). */
+  versions = 0;
+  /** Under detectAnomaly: a checksum of the inputs' and the output's data, which catches writes into `.data`. */
+  dataChecksum: number | undefined;
 
   constructor(
     op: OpId,
@@ -63,6 +81,7 @@ export class Node {
   ) {
     this.op = op.name;
     this.userBackward = op.userBackward;
+    this.savesInputs = op.savesInputs;
   }
 }
 
@@ -114,8 +133,43 @@ export function record(op: OpId, inputs: Tensor[], out: Tensor, backward: Backwa
   if (!any) return out;
   const node = new Node(op, inputs, backward, out.shape);
   node.saved = saved;
-  node.stack = captureStack();
+  if (op.savesOutput) node.output = out;
+  node.versions = savedVersions(node);
+  if (isAnomalyEnabled()) {
+    node.stack = captureStack();
+    node.dataChecksum = checksum(savedTensors(node));
+  }
   out.gradFn = node;
   out.requiresGrad = true;
   return out;
+}
+
+/**
+ * Before a node's backward runs: the tensors it saved (its inputs and output) must not have been modified
+ * in place since it was recorded (PyTorch's version counters); under detectAnomaly, their data must also
+ * have the checksum it had, which catches writes straight into `.data`.
+ */
+export function checkVersions(node: Node): void {
+  const changed = savedVersions(node) !== node.versions;
+  if (!changed && (node.dataChecksum === undefined || checksum(savedTensors(node)) === node.dataChecksum)) return;
+  const saved = node.savesInputs ? node.inputs.map((x, i) => `input ${i} ${fmtShape(x.shape)}`) : [];
+  if (node.output) saved.push(`its output ${fmtShape(node.outShape)}`);
+  throw new GraphError(
+    `${node.op}: one of the tensors it saved for backward (${saved.join(", ")}) was modified in place ` +
+      `${changed ? "(its version changed)" : "(its data changed: detectAnomaly's checksum)"} after the forward pass, so its gradient ` +
+      "would be wrong; modify a clone() instead, or run the forward again after the change",
+  );
+}
+
+/** The sum of the saved tensors' versions (versions only grow, so any change changes the sum). */
+function savedVersions(node: Node): number {
+  let versions = node.output ? node.output.version : 0;
+  if (node.savesInputs) for (const x of node.inputs) versions += x.version;
+  return versions;
+}
+
+function savedTensors(node: Node): Tensor[] {
+  const saved = node.savesInputs ? [...node.inputs] : [];
+  if (node.output) saved.push(node.output);
+  return saved;
 }

@@ -5,7 +5,7 @@ import { GraphError, ShapeError, ValueError, fmtShape } from "./errors.ts";
 import { recycleGrad } from "./memory.ts";
 import * as ops from "./ops/index.ts";
 import { packedShape, sameShape, sizeOf } from "./shape.ts";
-import type { Node } from "./tape.ts";
+import { isGradEnabled, noGrad, type Node } from "./tape.ts";
 import { isTensor, setTensorClass } from "./tensor-class.ts";
 
 export type NestedArray = number | NestedArray[];
@@ -32,6 +32,10 @@ export class Tensor {
   /** Set by backward on a gradient it allocated for one leaf alone: zeroGrad({ recycle: true }) may pool its
    *  buffer (see memory.ts). */
   poolable = false;
+  /** Counts in-place modifications (PyTorch's _version): a graph that saved this tensor refuses to backward
+   *  once it has changed. The in-place methods, optimizers, initializers and loadStateDict bump it; code that
+   *  writes into `.data` itself calls markModified(). */
+  version = 0;
   requiresGrad: boolean;
   /** The node that created this tensor on the tape; null for leaves and untracked results. */
   gradFn: Node | null = null;
@@ -128,6 +132,47 @@ export class Tensor {
   zeroGrad(options: { recycle?: boolean } = {}): void {
     if (options.recycle) recycleGrad(this);
     else this.grad = null;
+  }
+
+  /**
+   * Tells tapegrad that this tensor's data was changed in place (by code writing into `.data`): a graph that
+   * saved it for backward will refuse to run with the stale values. Returns this.
+   * @example w.data[0] = 0; w.markModified();
+   */
+  markModified(): this {
+    this.version++;
+    return this;
+  }
+
+  /** Copies `src` (broadcast to this shape) into this tensor, in place (torch's copy_). */
+  copy_(src: Tensor | number): this {
+    this.checkInPlace("copy_");
+    const s = isTensor(src) ? src : ops.tensor(src, { dtype: this.dtype });
+    const full = s.shape.length === this.shape.length && sameShape(s.shape, this.shape) ? s : noGrad(() => ops.broadcastTo(s, this.shape));
+    this.data.set(full.data);
+    return this.markModified();
+  }
+
+  /** Fills this tensor with `value`, in place. */
+  fill_(value: number): this {
+    this.checkInPlace("fill_");
+    this.data.fill(value);
+    return this.markModified();
+  }
+
+  /** Fills this tensor with zeros, in place. */
+  zero_(): this {
+    return this.fill_(0);
+  }
+
+  /** In-place ops are not recorded, so they may only change a tensor the tape does not differentiate. */
+  private checkInPlace(op: string): void {
+    if (this.requiresGrad && isGradEnabled()) {
+      throw new GraphError(
+        `${op}: a tensor that requires grad (${this.isLeaf ? "a leaf" : "the output of a recorded op"}, shape ${fmtShape(this.shape)}) cannot be modified in place while grad mode is on; ` +
+          "wrap the update in noGrad(() => ...) (as optimizers do) or modify a detach()ed copy",
+      );
+    }
   }
 
   /** The same data cut off from the tape (shares memory, like torch's detach). */

@@ -18,7 +18,7 @@ export interface LossOptions {
 
 const fmt = fmtShape;
 
-const CROSS_ENTROPY = declareOp("crossEntropy");
+const CROSS_ENTROPY = declareOp("crossEntropy", { output: false });
 
 /** softmax along `axis` (default last), stable for any logits. */
 export function softmax(x: Tensor, axis = -1): Tensor {

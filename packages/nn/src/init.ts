@@ -76,7 +76,7 @@ export function uniform_(t: Tensor, a = 0, b = 1, options: RandomInitOptions = {
   const gen = options.generator ?? defaultGenerator;
   const d = t.data;
   for (let i = 0; i < d.length; i++) d[i] = a + (b - a) * gen.uniform();
-  return t;
+  return t.markModified();
 }
 
 /** Fills with N(mean, std²). */
@@ -85,12 +85,12 @@ export function normal_(t: Tensor, mean = 0, std = 1, options: RandomInitOptions
   const gen = options.generator ?? defaultGenerator;
   const d = t.data;
   for (let i = 0; i < d.length; i++) d[i] = mean + std * gen.normal();
-  return t;
+  return t.markModified();
 }
 
 export function constant_(t: Tensor, value: number): Tensor {
   t.data.fill(value);
-  return t;
+  return t.markModified();
 }
 
 export function zeros_(t: Tensor): Tensor {

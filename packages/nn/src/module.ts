@@ -265,7 +265,10 @@ export class Module {
       throw new StateDictError(`loadStateDict: error(s) loading state dict for ${this.constructor.name}:\n  ${problems.join("\n  ")}`);
     }
     for (const [k, target] of own) {
-      if (Object.hasOwn(dict, k)) target.data.set(dict[k].data);
+      if (Object.hasOwn(dict, k)) {
+        target.data.set(dict[k].data);
+        target.markModified();
+      }
     }
     return { missingKeys, unexpectedKeys };
   }

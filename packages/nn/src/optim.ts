@@ -90,6 +90,7 @@ export abstract class Optimizer<O extends { lr: number } = { lr: number }> {
           this.state.set(p, st);
         }
         this.update(p.data, grad.data, st, group.options);
+        p.markModified();
       }
     }
   }

@@ -3,21 +3,24 @@
  * of the weight and of the bias. They know nothing of tensors or the tape; every buffer, the workspace
  * included, comes from the caller (conv2dWorkspaceSize says how large), so the hot path allocates nothing.
  *
- * Three paths, picked per geometry by conv2dPath:
- * - "pointwise": 1×1 kernel, stride 1, no padding. The convolution is a gemm on each image as it lies
- *   in memory; no workspace.
- * - "wide": stride 1 (any padding, dilation, groups). The input is copied once into a zero-padded buffer,
- *   and the output is computed on the padded width ("wide" rows of Wp = outW + dilation·(kW − 1) columns,
- *   the last few of each row thrown away). On that grid every row of the im2col matrix is one contiguous
- *   run of the padded input, so im2col is a memcpy (copyWithin) instead of an element loop, and the
- *   gemm runs over a chunk of several images at once. The input gradient is the same kind of convolution
- *   of the (padded) output gradient with the flipped, transposed kernel, so it takes the same path: no
- *   col2im scatter.
+ * Four paths, picked per geometry by conv2dPath:
+ * - "pointwise": 1×1 kernel, stride 1, no padding. A gemm on each image as it lies in memory.
+ * - "rows": stride 1 with output rows as wide as the input's (padding "same" along the width: 3×3 pad 1,
+ *   5×5 pad 2). Row (c, i, j) of the im2col matrix is then one contiguous run of input plane c, shifted by
+ *   (i − padH)·W + j − padW: one memcpy (copyWithin from the image staged in the workspace), then zeros
+ *   in the few columns per output row whose read wrapped around into the neighbouring input row. The gemm
+ *   writes each image's output straight into `out`. The input gradient is the same kind of convolution of
+ *   the output gradient with the flipped, transposed kernel, so it takes the same path: no col2im scatter.
+ * - "wide": any other stride-1 convolution. The input is copied into a zero-padded buffer and the output
+ *   computed on its full width ("wide" rows of Wp = outW + dilation·(kW − 1) columns), where again every
+ *   im2col row is one contiguous run; the wide result is unpacked into `out`. The gemm runs over a chunk of
+ *   several images at once. The input gradient: the flipped-kernel convolution on the same kind of grid.
  * - "im2col": strided convolutions. Classic im2col (an element loop) per image, gemm, col2im.
+ * The bias gradient is one gemm of the whole output gradient against a vector of ones.
  *
  * NOTE: the element loops of TypeScript copy about one element per nanosecond, a memcpy ten or more; a
- * 3×3 im2col writes nine times the input, so on the stride-1 path only the padded copy (1×) and the
- * unpacking of the wide output (1×) are element loops.
+ * 3×3 im2col writes nine times the input, so the stride-1 paths move data with copyWithin and keep the
+ * element loops to the few wrapped columns (rows) or one pass over the input and the output (wide).
  */
 import type { FloatArray } from "../dtype.ts";
 import { ShapeError, ValueError, fmtShape } from "../errors.ts";
@@ -115,13 +118,13 @@ export function conv2dGeometry(inputShape: readonly number[], weightShape: reado
   return { batch, inChannels, height, width, outChannels, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, groups, outH, outW };
 }
 
-export type Conv2dPath = "pointwise" | "wide" | "im2col";
+export type Conv2dPath = "pointwise" | "rows" | "wide" | "im2col";
 
 /** Which algorithm the kernels use for this geometry (see the file's comment). */
 export function conv2dPath(g: Conv2dGeometry): Conv2dPath {
   if (g.strideH !== 1 || g.strideW !== 1) return "im2col";
   if (g.kernelH === 1 && g.kernelW === 1 && g.padH === 0 && g.padW === 0 && g.outH === g.height && g.outW === g.width) return "pointwise";
-  return "wide";
+  return g.outW === g.width ? "rows" : "wide";
 }
 
 let chunkOverride: number | undefined;
@@ -164,13 +167,29 @@ function backwardGrid(g: Conv2dGeometry): { hp: number; wp: number; q: number } 
 
 export type Conv2dPass = "forward" | "backwardInput" | "backwardWeight";
 
+/** The staged image's margin on the rows path: the columns a shifted run may read before or after it. */
+function rowsMargin(g: Conv2dGeometry): number {
+  return Math.max(g.padW, g.dilationW * (g.kernelW - 1) - g.padW);
+}
+
 /** Elements of workspace (the input's array type) that `pass` needs for geometry g. */
 export function conv2dWorkspaceSize(g: Conv2dGeometry, pass: Conv2dPass): number {
   const path = conv2dPath(g);
   const kk = g.kernelH * g.kernelW;
   const rows = g.inChannels * kk; // rows of the im2col matrix
-  if (path === "pointwise") return 0;
-  if (path === "im2col") return rows * g.outH * g.outW;
+  const l = g.outH * g.outW;
+  // the bias gradient: a vector of ones and one sum per (image, channel)
+  const biasPart = pass === "backwardWeight" ? l + g.batch * g.outChannels : 0;
+  if (path === "pointwise") return biasPart;
+  if (path === "im2col") return rows * l + biasPart;
+  if (path === "rows") {
+    const margin = rowsMargin(g);
+    if (pass === "backwardInput") {
+      const outSize = g.outChannels * l;
+      return g.outChannels * (g.inChannels / g.groups) * kk + outSize + 2 * margin + g.outChannels * kk * g.height * g.width;
+    }
+    return g.inChannels * g.height * g.width + 2 * margin + rows * l + biasPart;
+  }
   if (pass === "backwardInput") {
     const { hp, wp, q } = backwardGrid(g);
     const nb = chunkImages(g, q);
@@ -178,7 +197,7 @@ export function conv2dWorkspaceSize(g: Conv2dGeometry, pass: Conv2dPass): number
   }
   const { hp, wp, q } = forwardGrid(g);
   const nb = chunkImages(g, q);
-  return nb * (g.inChannels * hp * wp + rows * q + g.outChannels * q);
+  return nb * (g.inChannels * hp * wp + rows * q + g.outChannels * q) + biasPart;
 }
 
 function checkBuffers(op: string, arrays: readonly (FloatArray | null)[], lengths: readonly number[], names: readonly string[]): void {

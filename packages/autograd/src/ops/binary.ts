@@ -8,14 +8,14 @@ import { awayFromZero, anyValue, binaryInfo, positive, unaryInfo, type OpInfo } 
 import { broadcastTo } from "./shape.ts";
 import { operands, unfilled } from "./util.ts";
 
-const ADD = declareOp("add");
-const SUB = declareOp("sub");
-const MUL = declareOp("mul");
-const DIV = declareOp("div");
-const POW = declareOp("pow");
-const ZERO_WHERE = declareOp("zeroWhere");
-const MAXIMUM = declareOp("maximum");
-const MINIMUM = declareOp("minimum");
+const ADD = declareOp("add", { inputs: false, output: false });
+const SUB = declareOp("sub", { inputs: false, output: false });
+const MUL = declareOp("mul", { output: false });
+const DIV = declareOp("div", { output: false });
+const POW = declareOp("pow", { output: false });
+const ZERO_WHERE = declareOp("zeroWhere", { inputs: false, output: false });
+const MAXIMUM = declareOp("maximum", { output: false });
+const MINIMUM = declareOp("minimum", { output: false });
 
 function forward(kind: K.BinaryKind, A: Tensor, B: Tensor): Tensor {
   const shape = broadcastShapes(kind, A.shape, B.shape);

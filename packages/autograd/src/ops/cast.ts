@@ -5,7 +5,7 @@ import { unaryInfo, type OpInfo } from "../opinfo.ts";
 import { declareOp, record } from "../tape.ts";
 import { makeTensor, type Tensor } from "../tensor-class.ts";
 
-const CAST = declareOp("cast");
+const CAST = declareOp("cast", { inputs: false, output: false });
 
 /** Converts to `dtype`; the gradient is cast back to the input's dtype. */
 export function cast(x: Tensor, dtype: DType): Tensor {

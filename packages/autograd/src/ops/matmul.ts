@@ -10,8 +10,8 @@ import { sum } from "./reduce.ts";
 import { reshape } from "./shape.ts";
 import { empty, unfilled } from "./util.ts";
 
-const MATMUL = declareOp("matmul");
-const LINEAR = declareOp("linear");
+const MATMUL = declareOp("matmul", { output: false });
+const LINEAR = declareOp("linear", { output: false });
 
 /**
  * NumPy's matmul: 1-D operands are promoted to a row (left) or a column (right) and the added axis removed;

@@ -10,8 +10,8 @@ import { tensor } from "./factories.ts";
 import { reshape } from "./shape.ts";
 import { empty, unfilled } from "./util.ts";
 
-const PICK = declareOp("pick");
-const UNPICK = declareOp("unpick");
+const PICK = declareOp("pick", { inputs: false, output: false });
+const UNPICK = declareOp("unpick", { inputs: false, output: false });
 
 /** Validates `index` (integers in [0, n)) and returns it as an Int32Array. */
 function toIndex(op: string, index: IndexInput, expected: number[], n: number, xShape: readonly number[], axis: number): Int32Array {

@@ -12,7 +12,7 @@ import { add, div, mul, sub, compare } from "./binary.ts";
 import { log, exp, neg } from "./unary.ts";
 import { broadcastTo, reshape } from "./shape.ts";
 
-const SUM = declareOp("sum");
+const SUM = declareOp("sum", { inputs: false, output: false });
 const MAX = declareOp("max");
 
 type AxisKernel = (x: FloatArray, outer: number, n: number, inner: number, out: FloatArray) => void;

@@ -9,12 +9,12 @@ import { declareOp, record } from "../tape.ts";
 import { makeTensor, type Tensor } from "../tensor-class.ts";
 import { empty, unfilled } from "./util.ts";
 
-const RESHAPE = declareOp("reshape");
-const PERMUTE = declareOp("permute");
-const NARROW = declareOp("narrow");
-const NARROW_BACKWARD = declareOp("narrowBackward");
-const BROADCAST_TO = declareOp("broadcastTo");
-const CLONE = declareOp("clone");
+const RESHAPE = declareOp("reshape", { inputs: false, output: false });
+const PERMUTE = declareOp("permute", { inputs: false, output: false });
+const NARROW = declareOp("narrow", { inputs: false, output: false });
+const NARROW_BACKWARD = declareOp("narrowBackward", { inputs: false, output: false });
+const BROADCAST_TO = declareOp("broadcastTo", { inputs: false, output: false });
+const CLONE = declareOp("clone", { inputs: false, output: false });
 
 /** Same data, new shape; one dimension may be -1. Shares memory with `x`. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {

@@ -9,7 +9,7 @@ import { sum } from "./reduce.ts";
 import { exp } from "./unary.ts";
 import { empty, unfilled } from "./util.ts";
 
-const LOG_SOFTMAX = declareOp("logSoftmax");
+const LOG_SOFTMAX = declareOp("logSoftmax", { inputs: false });
 
 /**
  * log softmax along `axis`: x - max - log Σ exp(x - max), finite for logits of any size.

@@ -6,15 +6,15 @@ import type { Tensor } from "../tensor-class.ts";
 import { mul, div, sub } from "./binary.ts";
 import { unfilled } from "./util.ts";
 
-const NEG = declareOp("neg");
-const EXP = declareOp("exp");
-const LOG = declareOp("log");
-const RELU = declareOp("relu");
-const TANH = declareOp("tanh");
-const SIGMOID = declareOp("sigmoid");
-const SOFTPLUS = declareOp("softplus");
-const SQRT = declareOp("sqrt");
-const ABS = declareOp("abs");
+const NEG = declareOp("neg", { inputs: false, output: false });
+const EXP = declareOp("exp", { inputs: false });
+const LOG = declareOp("log", { output: false });
+const RELU = declareOp("relu", { output: false });
+const TANH = declareOp("tanh", { inputs: false });
+const SIGMOID = declareOp("sigmoid", { inputs: false });
+const SOFTPLUS = declareOp("softplus", { output: false });
+const SQRT = declareOp("sqrt", { inputs: false });
+const ABS = declareOp("abs", { output: false });
 
 function map(kind: K.UnaryKind, x: Tensor): Tensor {
   const out = unfilled(x.dtype, x.shape);
