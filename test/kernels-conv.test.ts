@@ -115,10 +115,11 @@ function checkCase(t: Case): void {
   const fanOut = (g.outChannels / g.groups) * g.kernelH * g.kernelW;
   expectClose(gx, ref.gx, unit * (fanOut + 2), `backwardInput ${JSON.stringify(t)} gradInput`);
 
-  const gw = new Type(w.length).fill(NaN);
-  conv2dBackwardWeight(g, x, gy, gw, workspace("backwardWeight"));
+  const gw = new Type(w.length).fill(NaN), gbFused = new Type(g.outChannels).fill(NaN);
+  conv2dBackwardWeight(g, x, gy, gw, t.bias ? gbFused : null, workspace("backwardWeight"));
   const terms = g.batch * g.outH * g.outW;
   expectClose(gw, ref.gw, unit * (terms + 2), `backwardWeight ${JSON.stringify(t)} gradWeight`);
+  if (t.bias) expectClose(gbFused, ref.gb, unit * (terms + 2), `backwardWeight ${JSON.stringify(t)} gradBias`);
 
   const gb = new Type(g.outChannels).fill(NaN);
   conv2dBackwardBias(gy, g.batch, g.outChannels, g.outH * g.outW, gb);
@@ -156,17 +157,22 @@ describe(`conv2d kernels (gemm backend: ${gemmBackend()})`, () => {
     for (const chunk of [1, 2, 3, 7, 50]) {
       setConv2dChunk(chunk);
       checkCase(base);
-      checkCase({ ...base, float64: false, padding: "same", kernelH: 4, seed: 12 });
+      checkCase({ ...base, float64: false, padding: "valid", kernelH: 4, seed: 12 });
     }
   });
 
-  it("conv2d: each path is exercised (pointwise, wide, im2col) on both dtypes", () => {
+  it("conv2d: each path is exercised (pointwise, rows, wide, im2col) on both dtypes", () => {
     const shapes: [Partial<Case>, string][] = [
       [{ kernelH: 1, kernelW: 1, padding: [0, 0] }, "pointwise"],
-      [{ kernelH: 3, kernelW: 3, padding: [1, 1] }, "wide"],
+      [{ kernelH: 3, kernelW: 3, padding: [1, 1] }, "rows"],
+      [{ kernelH: 3, kernelW: 3, padding: [1, 0] }, "wide"],
+      [{ kernelH: 4, kernelW: 4, padding: "same" }, "rows"],
+      [{ kernelH: 3, kernelW: 5, padding: [0, 2], dilation: [2, 1] }, "rows"],
+      [{ kernelH: 2, kernelW: 3, padding: [3, 2], dilation: [1, 2] }, "rows"],
       [{ kernelH: 3, kernelW: 3, padding: [1, 0], stride: [2, 1] }, "im2col"],
       [{ kernelH: 1, kernelW: 1, padding: [0, 0], stride: [2, 2] }, "im2col"],
-      [{ kernelH: 1, kernelW: 1, padding: [1, 0] }, "wide"],
+      [{ kernelH: 1, kernelW: 1, padding: [1, 0] }, "rows"],
+      [{ kernelH: 1, kernelW: 1, padding: [0, 1] }, "wide"],
     ];
     for (const [shape, path] of shapes) {
       for (const float64 of [false, true]) {
@@ -197,7 +203,7 @@ describe(`conv2d kernels (gemm backend: ${gemmBackend()})`, () => {
       const gx = new Float64Array(x.length);
       conv2dBackwardInput(g, gy, w, gx, new Float64Array(conv2dWorkspaceSize(g, "backwardInput")));
       const gw = new Float64Array(w.length);
-      conv2dBackwardWeight(g, x, gy, gw, new Float64Array(conv2dWorkspaceSize(g, "backwardWeight")));
+      conv2dBackwardWeight(g, x, gy, gw, null, new Float64Array(conv2dWorkspaceSize(g, "backwardWeight")));
       const dot = (a: FloatArray, b: FloatArray) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * b[i]; return s; };
       const yg = dot(y, gy);
       const scale = 1e-12 * (1 + gy.length + x.length + w.length);
@@ -210,15 +216,17 @@ describe(`conv2d kernels (gemm backend: ${gemmBackend()})`, () => {
     const g = conv2dGeometry([2, 2, 5, 5], [3, 2, 3, 3], { padding: 1 });
     const x = filled(Float64Array, 100, 1), gy = filled(Float64Array, 150, 2);
     const ws = new Float64Array(conv2dWorkspaceSize(g, "backwardWeight"));
-    const once = new Float64Array(54);
-    conv2dBackwardWeight(g, x, gy, once, ws);
-    const twice = once.slice();
-    conv2dBackwardWeight(g, x, gy, twice, ws, true);
+    const once = new Float64Array(54), onceBias = new Float64Array(3).fill(NaN);
+    conv2dBackwardWeight(g, x, gy, once, onceBias, ws);
+    const twice = once.slice(), twiceBias = onceBias.slice();
+    conv2dBackwardWeight(g, x, gy, twice, twiceBias, ws, true);
     twice.forEach((v, i) => expect(v).toBeCloseTo(2 * once[i], 12));
+    twiceBias.forEach((v, i) => expect(v).toBeCloseTo(2 * onceBias[i], 12));
     const gb = new Float64Array(3).fill(1);
     conv2dBackwardBias(gy, 2, 3, 25, gb, true);
     const ref = convGradReference(g, x, filled(Float64Array, 54, 3), gy).gb;
     gb.forEach((v, i) => expect(v).toBeCloseTo(ref[i] + 1, 12));
+    onceBias.forEach((v, i) => expect(v).toBeCloseTo(ref[i], 12));
   });
 
   it("conv2dGeometry: output sizes, 'same' and 'valid' padding as in PyTorch", () => {

@@ -328,14 +328,78 @@ function col2im(g: Conv2dGeometry, col: FloatArray, x: FloatArray, xOffset: numb
   }
 }
 
-/** out[n, o, :] += bias[o] for every image and channel. */
-function addBias(out: FloatArray, batch: number, channels: number, size: number, bias: FloatArray): void {
+/**
+ * The rows path's im2col of one image staged at ws[stage] (`channels` planes of hs × w, with `margin`
+ * readable elements before and after): row (c, i, j) of the matrix at ws[col] holds outH·w columns, output
+ * (oh, ow) reading input (oh + i·dh − padTop, ow + j·dw − padLeft), or 0 outside the plane. The run of
+ * valid output rows is one copyWithin; the output rows above and below it are zero-filled, and the columns
+ * whose read wrapped around into the neighbouring input row (|j·dw − padLeft| per row) are zeroed after.
+ */
+function rowColumns(ws: FloatArray, stage: number, channels: number, hs: number, w: number,
+  kh: number, kw: number, dh: number, dw: number, padTop: number, padLeft: number, outH: number, col: number): void {
+  const l = outH * w;
+  let row = col;
+  for (let c = 0; c < channels; c++) {
+    const plane = stage + c * hs * w;
+    for (let i = 0; i < kh; i++) {
+      const shiftH = i * dh - padTop; // input row = oh + shiftH
+      const oh0 = Math.min(outH, Math.max(0, -shiftH));
+      const oh1 = Math.max(oh0, Math.min(outH, hs - shiftH));
+      for (let j = 0; j < kw; j++, row += l) {
+        if (oh0 > 0) ws.fill(0, row, row + oh0 * w);
+        if (oh1 < outH) ws.fill(0, row + oh1 * w, row + l);
+        if (oh0 === oh1) continue;
+        const shiftW = j * dw - padLeft; // input column = ow + shiftW
+        const src = plane + (oh0 + shiftH) * w + shiftW;
+        ws.copyWithin(row + oh0 * w, src, src + (oh1 - oh0) * w);
+        const left = Math.min(w, Math.max(0, -shiftW)), right = Math.max(0, w - Math.max(0, shiftW));
+        if (left === 0 && right === w) continue;
+        for (let oh = oh0, r = row + oh0 * w; oh < oh1; oh++, r += w) {
+          for (let k = 0; k < left; k++) ws[r + k] = 0;
+          for (let k = right; k < w; k++) ws[r + k] = 0;
+        }
+      }
+    }
+  }
+}
+
+/** The input gradient's kernel: per group, a [C/groups, (O/groups)·kH·kW] matrix of the weight flipped in
+ *  both spatial axes with its two channel axes swapped, written to ws[at]. */
+function flipWeights(g: Conv2dGeometry, weight: FloatArray, ws: FloatArray, at: number): void {
+  const cg = g.inChannels / g.groups, og = g.outChannels / g.groups, kk = g.kernelH * g.kernelW, rows = og * kk;
+  for (let grp = 0; grp < g.groups; grp++) {
+    for (let o = 0; o < og; o++) {
+      for (let c = 0; c < cg; c++) {
+        const src = ((grp * og + o) * cg + c) * kk;
+        const dst = at + (grp * cg + c) * rows + o * kk;
+        for (let t = 0; t < kk; t++) ws[dst + t] = weight[src + kk - 1 - t];
+      }
+    }
+  }
+}
+
+/** out[n, o, :] = bias[o] for every image and channel (fill: a memset per plane), before a gemm with beta 1. */
+function fillBias(out: FloatArray, outOffset: number, batch: number, channels: number, size: number, bias: FloatArray): void {
   for (let n = 0; n < batch; n++) {
     for (let o = 0; o < channels; o++) {
-      const bv = bias[o];
-      const d = (n * channels + o) * size;
-      for (let i = 0; i < size; i++) out[d + i] += bv;
+      const d = outOffset + (n * channels + o) * size;
+      out.fill(bias[o], d, d + size);
     }
+  }
+}
+
+/**
+ * gradBias (+)= Σ over images and positions of gradOut: one gemm of gradOut, read as [N·O, L], with a
+ * vector of ones (ws[at], L long) into per-plane sums (ws[at + L], N·O long), then a sum over the images.
+ */
+function biasGradient(g: Conv2dGeometry, gradOut: FloatArray, gradBias: FloatArray, ws: FloatArray, at: number, accumulate: boolean): void {
+  const l = g.outH * g.outW, planes = g.batch * g.outChannels, sums = at + l;
+  ws.fill(1, at, at + l);
+  gemm(false, true, planes, 1, l, gradOut, 0, l, ws, at, l, ws, sums, 1, 0);
+  for (let o = 0; o < g.outChannels; o++) {
+    let s = 0;
+    for (let n = 0; n < g.batch; n++) s += ws[sums + n * g.outChannels + o];
+    gradBias[o] = accumulate ? gradBias[o] + s : s;
   }
 }
 
@@ -347,36 +411,47 @@ function addBias(out: FloatArray, batch: number, channels: number, size: number,
 export function conv2dForward(g: Conv2dGeometry, x: FloatArray, weight: FloatArray, bias: FloatArray | null,
   out: FloatArray, workspace: FloatArray): void {
   const { batch: n, inChannels: cin, outChannels: cout, groups } = g;
-  const cg = cin / groups, og = cout / groups, kk = g.kernelH * g.kernelW;
+  const cg = cin / groups, og = cout / groups, kk = g.kernelH * g.kernelW, rows = cg * kk;
   const inSize = cin * g.height * g.width, outSize = cout * g.outH * g.outW, l = g.outH * g.outW;
   checkBuffers("conv2dForward", [x, weight, bias, out, workspace],
-    [n * inSize, cout * cg * kk, cout, n * outSize, conv2dWorkspaceSize(g, "forward")], ["x", "weight", "bias", "out", "workspace"]);
+    [n * inSize, cout * rows, cout, n * outSize, conv2dWorkspaceSize(g, "forward")], ["x", "weight", "bias", "out", "workspace"]);
   if (n === 0) return;
   const path = conv2dPath(g);
+  const beta: 0 | 1 = bias ? 1 : 0;
   if (path === "pointwise") {
+    if (bias) fillBias(out, 0, n, cout, l, bias);
     for (let b = 0; b < n; b++) {
       for (let grp = 0; grp < groups; grp++) {
-        gemm(false, false, og, l, cg, weight, grp * og * cg, cg, x, b * inSize + grp * cg * l, l, out, b * outSize + grp * og * l, l, 0);
+        gemm(false, false, og, l, cg, weight, grp * og * cg, cg, x, b * inSize + grp * cg * l, l, out, b * outSize + grp * og * l, l, beta);
       }
     }
-    if (bias) addBias(out, n, cout, l, bias);
+    return;
+  }
+  if (path === "rows") {
+    const margin = rowsMargin(g), stage = margin, col = inSize + 2 * margin;
+    if (bias) fillBias(out, 0, n, cout, l, bias);
+    for (let b = 0; b < n; b++) {
+      workspace.set(x.subarray(b * inSize, (b + 1) * inSize), stage);
+      rowColumns(workspace, stage, cin, g.height, g.width, g.kernelH, g.kernelW, g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col);
+      for (let grp = 0; grp < groups; grp++) {
+        gemm(false, false, og, l, rows, weight, grp * og * rows, rows, workspace, col + grp * rows * l, l, out, b * outSize + grp * og * l, l, beta);
+      }
+    }
     return;
   }
   if (path === "im2col") {
-    const rows = cg * kk;
+    if (bias) fillBias(out, 0, n, cout, l, bias);
     for (let b = 0; b < n; b++) {
       im2col(g, x, b * inSize, workspace);
       for (let grp = 0; grp < groups; grp++) {
-        gemm(false, false, og, l, rows, weight, grp * og * rows, rows, workspace, grp * rows * l, l, out, b * outSize + grp * og * l, l, 0);
+        gemm(false, false, og, l, rows, weight, grp * og * rows, rows, workspace, grp * rows * l, l, out, b * outSize + grp * og * l, l, beta);
       }
     }
-    if (bias) addBias(out, n, cout, l, bias);
     return;
   }
   const { hp, wp, q } = forwardGrid(g);
   const plane = hp * wp;
   const nb = chunkImages(g, q);
-  const rows = cg * kk;
   const padded = 0, col = nb * cin * plane, wide = col + cin * kk * nb * q;
   for (let n0 = 0; n0 < n; n0 += nb) {
     const count = Math.min(nb, n - n0), ld = count * q;
@@ -394,6 +469,8 @@ export function conv2dForward(g: Conv2dGeometry, x: FloatArray, weight: FloatArr
  * gradInput = the gradient of conv2d with respect to x, given gradOut [N, O, outH, outW] (overwritten,
  * [N, C, H, W]). workspace: conv2dWorkspaceSize(g, "backwardInput") elements.
  * NOTE: this is the adjoint of conv2dForward without bias: <conv(x), g> = <x, conv2dBackwardInput(g)>.
+ * On the stride-1 paths it is a stride-1 convolution of gradOut, padded by dilation·(k − 1) − pad (cropped
+ * where that is negative), with the flipped, channel-transposed kernel.
  */
 export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weight: FloatArray,
   gradInput: FloatArray, workspace: FloatArray): void {
@@ -423,23 +500,26 @@ export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weig
     }
     return;
   }
-  // gradInput = a stride-1 convolution of gradOut, padded by dilation·(k − 1) − pad (cropped where that is
-  // negative), with the kernel flipped in both axes and its two channel axes swapped within each group.
+  const rows = og * kk;
+  const flipped = 0;
+  flipWeights(g, weight, workspace, flipped);
+  const top = g.dilationH * (kh - 1) - g.padH, left = g.dilationW * (kw - 1) - g.padW;
+  if (path === "rows") {
+    const margin = rowsMargin(g), stage = cout * cg * kk + margin, col = stage + outSize + margin;
+    const hw = g.height * g.width;
+    for (let b = 0; b < n; b++) {
+      workspace.set(gradOut.subarray(b * outSize, (b + 1) * outSize), stage);
+      rowColumns(workspace, stage, cout, g.outH, g.width, kh, kw, g.dilationH, g.dilationW, top, left, g.height, col);
+      for (let grp = 0; grp < groups; grp++) {
+        gemm(false, false, cg, hw, rows, workspace, flipped + grp * cg * rows, rows, workspace, col + grp * rows * hw, hw, gradInput, b * inSize + grp * cg * hw, hw, 0);
+      }
+    }
+    return;
+  }
   const { hp, wp, q } = backwardGrid(g);
   const plane = hp * wp;
   const nb = chunkImages(g, q);
-  const rows = og * kk;
-  const flipped = 0, padded = cout * cg * kk, col = padded + nb * cout * plane, wide = col + cout * kk * nb * q;
-  for (let grp = 0; grp < groups; grp++) {
-    for (let o = 0; o < og; o++) {
-      for (let c = 0; c < cg; c++) {
-        const src = ((grp * og + o) * cg + c) * kk;
-        const dst = flipped + (grp * cg + c) * rows + o * kk;
-        for (let t = 0; t < kk; t++) workspace[dst + t] = weight[src + kk - 1 - t];
-      }
-    }
-  }
-  const top = g.dilationH * (kh - 1) - g.padH, left = g.dilationW * (kw - 1) - g.padW;
+  const padded = cout * cg * kk, col = padded + nb * cout * plane, wide = col + cout * kk * nb * q;
   for (let n0 = 0; n0 < n; n0 += nb) {
     const count = Math.min(nb, n - n0), ld = count * q;
     workspace.fill(0, padded, padded + count * cout * plane);
@@ -453,27 +533,42 @@ export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weig
 }
 
 /**
- * gradWeight (+)= the gradient of conv2d with respect to the weight, summed over the batch:
- * [O, C/groups, kH, kW]. accumulate false overwrites gradWeight, true adds to it.
+ * gradWeight (+)= the gradient of conv2d with respect to the weight, summed over the batch
+ * ([O, C/groups, kH, kW]), and, where gradBias is given, gradBias (+)= Σ gradOut over images and
+ * positions. accumulate false overwrites them, true adds to them.
  * workspace: conv2dWorkspaceSize(g, "backwardWeight") elements.
  */
 export function conv2dBackwardWeight(g: Conv2dGeometry, x: FloatArray, gradOut: FloatArray,
-  gradWeight: FloatArray, workspace: FloatArray, accumulate = false): void {
+  gradWeight: FloatArray, gradBias: FloatArray | null, workspace: FloatArray, accumulate = false): void {
   const { batch: n, inChannels: cin, outChannels: cout, groups } = g;
   const cg = cin / groups, og = cout / groups, kk = g.kernelH * g.kernelW, rows = cg * kk;
   const inSize = cin * g.height * g.width, outSize = cout * g.outH * g.outW, l = g.outH * g.outW;
-  checkBuffers("conv2dBackwardWeight", [x, gradOut, gradWeight, workspace],
-    [n * inSize, n * outSize, cout * rows, conv2dWorkspaceSize(g, "backwardWeight")], ["x", "gradOut", "gradWeight", "workspace"]);
+  const size = conv2dWorkspaceSize(g, "backwardWeight");
+  checkBuffers("conv2dBackwardWeight", [x, gradOut, gradWeight, gradBias, workspace],
+    [n * inSize, n * outSize, cout * rows, cout, size], ["x", "gradOut", "gradWeight", "gradBias", "workspace"]);
   if (n === 0) {
-    if (!accumulate) gradWeight.fill(0, 0, cout * rows);
+    if (!accumulate) { gradWeight.fill(0, 0, cout * rows); gradBias?.fill(0, 0, cout); }
     return;
   }
+  // the bias gradient's scratch sits at the end of the workspace, after what the path uses
+  if (gradBias) biasGradient(g, gradOut, gradBias, workspace, size - (l + n * cout), accumulate);
   let beta: 0 | 1 = accumulate ? 1 : 0;
   const path = conv2dPath(g);
   if (path === "pointwise") {
     for (let b = 0; b < n; b++, beta = 1) {
       for (let grp = 0; grp < groups; grp++) {
         gemm(false, true, og, cg, l, gradOut, b * outSize + grp * og * l, l, x, b * inSize + grp * cg * l, l, gradWeight, grp * og * cg, cg, beta);
+      }
+    }
+    return;
+  }
+  if (path === "rows") {
+    const margin = rowsMargin(g), stage = margin, col = inSize + 2 * margin;
+    for (let b = 0; b < n; b++, beta = 1) {
+      workspace.set(x.subarray(b * inSize, (b + 1) * inSize), stage);
+      rowColumns(workspace, stage, cin, g.height, g.width, g.kernelH, g.kernelW, g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col);
+      for (let grp = 0; grp < groups; grp++) {
+        gemm(false, true, og, rows, l, gradOut, b * outSize + grp * og * l, l, workspace, col + grp * rows * l, l, gradWeight, grp * og * rows, rows, beta);
       }
     }
     return;
@@ -506,7 +601,8 @@ export function conv2dBackwardWeight(g: Conv2dGeometry, x: FloatArray, gradOut: 
 }
 
 /**
- * gradBias (+)= Σ over images and positions of gradOut [N, O, outH, outW], summed in double.
+ * gradBias (+)= Σ over images and positions of gradOut [N, O, outH, outW], summed in double, without a
+ * workspace (conv2dBackwardWeight computes the same with one gemm).
  * @example conv2dBackwardBias(gradOut, 128, 32, 28 * 28, gradBias)
  */
 export function conv2dBackwardBias(gradOut: FloatArray, batch: number, channels: number, size: number,
