@@ -178,6 +178,7 @@ await step("esbuild --platform=browser bundle of autograd and the nn core", asyn
   if (imports.length) fail(`the browser bundle still imports ${imports.join(", ")}`);
   if (!inputs.some((i) => i.includes("node_modules/@tapegrad/nn/dist/"))) fail("the bundle did not take @tapegrad/nn from its dist/");
   if (inputs.some((i) => i.includes("/dist/node/"))) fail("the bundle pulled in @tapegrad/nn/node");
+  if (inputs.some((i) => i.includes("node_modules/fast-check/"))) fail("the bundle pulled in fast-check (only @tapegrad/autograd/testing may)");
   bundle = readFileSync(outfile, "utf8");
   log(`  ${(bundle.length / 1024).toFixed(0)} KiB, ${inputs.length} modules, no imports left`);
 });
