@@ -91,7 +91,7 @@ export function runBackward(outputs: Tensor[], gradOutputs: Tensor[], options: R
       }
       if (memory) {
         memory.consume(g);
-        memory.releaseConsumed(grads.values(), sink.contributions);
+        memory.releaseConsumed(grads, sink.contributions);
       }
     }
     if (memory) memory.settleLeaves(sink.contributions);

@@ -168,8 +168,10 @@ export class BackwardMemory {
     for (const t of returned) if (t) this.fresh.delete(t.data);
   }
 
-  /** Releases the consumed gradients that the pass allocated and that no stored gradient still uses. */
-  releaseConsumed(stored: Iterable<Tensor>, leafContributions: Map<Tensor, Tensor[]>): void {
+  /** Releases the consumed gradients that the pass allocated and that no stored gradient (the walk's
+   *  pending gradients, the leaves' contributions) still uses. */
+  releaseConsumed(stored: Map<unknown, Tensor>, leafContributions: Map<Tensor, Tensor[]>): void {
+    if (this.consumed.length === 0) return;
     for (const t of this.consumed) {
       if (this.fresh.has(t.data) && !this.stillStored(t.data, stored, leafContributions)) releaseBuffer(t.data);
     }
@@ -178,8 +180,8 @@ export class BackwardMemory {
 
   /** Whether a stored gradient uses the memory of `a`, a fresh array. Another fresh array never shares
    *  `a`'s buffer, so only the other arrays' buffers are read. */
-  private stillStored(a: FloatArray, stored: Iterable<Tensor>, leafContributions: Map<Tensor, Tensor[]>): boolean {
-    for (const t of stored) if (this.sharesMemory(a, t.data)) return true;
+  private stillStored(a: FloatArray, stored: Map<unknown, Tensor>, leafContributions: Map<Tensor, Tensor[]>): boolean {
+    for (const t of stored.values()) if (this.sharesMemory(a, t.data)) return true;
     for (const list of leafContributions.values()) for (const t of list) if (this.sharesMemory(a, t.data)) return true;
     return false;
   }
