@@ -1,9 +1,10 @@
 /**
  * The consumer test's browser program: type-checked with lib DOM and no @types/node, bundled by esbuild for
  * --platform=browser (which fails on any node: import), and run in headless Chromium where there is one.
- * Uses only @tapegrad/autograd and the @tapegrad/nn core. Writes its result into the page.
+ * Uses only @tapegrad/autograd (and its kernels entry) and the @tapegrad/nn core. Writes its result into the page.
  */
 import { gradcheck, manualSeed, noGrad, randn, tensor } from "@tapegrad/autograd";
+import { gemmBackend } from "@tapegrad/autograd/kernels";
 import { DataLoader, F, TensorDataset, data, deserialize, nn, optim, serialize } from "@tapegrad/nn";
 
 function run(): Record<string, unknown> {
@@ -36,6 +37,7 @@ function run(): Record<string, unknown> {
   const restored = deserialize(serialize(model.stateDict())).tensors["0.weight"];
   const idx = data.parseIdx(data.encodeIdx({ shape: [2, 2], data: new Uint8Array([1, 2, 3, 4]) }));
   return {
+    backend: gemmBackend(),
     grad: x.grad?.toArray(),
     accuracy,
     gradOk,
