@@ -132,7 +132,7 @@ await step("npm install of the tarballs", () => {
     devDependencies: { "@types/node": rootPkg.devDependencies["@types/node"] },
   }, null, 2));
   run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], { cwd: project });
-  for (const f of ["train.ts", "browser.ts"]) copyFileSync(join(root, "test", "consumer", f), join(project, "src", f));
+  for (const f of ["train.ts", "browser.ts", "blobs.ts"]) copyFileSync(join(root, "test", "consumer", f), join(project, "src", f));
 });
 
 const strict = { strict: true, target: "ES2022", skipLibCheck: false, forceConsistentCasingInFileNames: true };

@@ -3,23 +3,16 @@
  * --platform=browser (which fails on any node: import), and run in headless Chromium where there is one.
  * Uses only @tapegrad/autograd (and its kernels entry) and the @tapegrad/nn core. Writes its result into the page.
  */
-import { gradcheck, manualSeed, noGrad, randn, tensor } from "@tapegrad/autograd";
+import { gradcheck, noGrad, randn, tensor } from "@tapegrad/autograd";
 import { gemmBackend } from "@tapegrad/autograd/kernels";
 import { DataLoader, F, TensorDataset, data, deserialize, nn, optim, serialize } from "@tapegrad/nn";
+import { blobs } from "./blobs.js";
 
 function run(): Record<string, unknown> {
   const x = tensor([[1, 2], [3, 4]], { requiresGrad: true });
   x.matmul(x.transpose()).relu().sum().backward();
 
-  manualSeed(0);
-  const n = 256;
-  const points = randn([n, 2]);
-  const labels = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    labels[i] = i % 2;
-    points.data[2 * i] += i % 2 === 0 ? -2 : 2;
-  }
-  const targets = tensor(labels);
+  const { points, targets } = blobs(256);
   const model = new nn.Sequential(new nn.Linear(2, 8), new nn.ReLU(), new nn.Linear(8, 2));
   const opt = new optim.Adam(model.parameters(), { lr: 0.05 });
   for (let epoch = 0; epoch < 10; epoch++) {

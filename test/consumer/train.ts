@@ -7,12 +7,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Tensor, gradcheck, manualSeed, noGrad, randn, tensor } from "@tapegrad/autograd";
+import { type Tensor, gradcheck, noGrad, randn, tensor } from "@tapegrad/autograd";
 import { gemmBackend } from "@tapegrad/autograd/kernels";
 import { arbitraries } from "@tapegrad/autograd/testing";
 import { DataLoader, F, TensorDataset, deserialize, nn, optim, serialize, type ImageDataset } from "@tapegrad/nn";
 import { fashionMnist, loadSync, saveSync, type DownloadProgress } from "@tapegrad/nn/node";
 import fc from "fast-check";
+import { blobs } from "./blobs.js";
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(`consumer: ${what}`);
@@ -24,15 +25,7 @@ x.matmul(x.transpose()).relu().sum().backward();
 check(JSON.stringify(x.grad?.toArray()) === "[[8,12],[8,12]]", `README gradient ${JSON.stringify(x.grad?.toArray())}`);
 
 // A small MLP learns two Gaussian blobs.
-manualSeed(0);
-const n = 512;
-const points = randn([n, 2]);
-const labels = new Float32Array(n);
-for (let i = 0; i < n; i++) {
-  labels[i] = i % 2;
-  points.data[2 * i] += i % 2 === 0 ? -2 : 2;
-}
-const targets = tensor(labels);
+const { points, targets } = blobs(512);
 const model = new nn.Sequential(new nn.Linear(2, 16), new nn.ReLU(), new nn.Linear(16, 2));
 const opt = new optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
 const loader = new DataLoader(new TensorDataset(points, targets), { batchSize: 64, shuffle: true, seed: 0 });
