@@ -13,6 +13,14 @@ import { PUBLISHED } from "./packages.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
+// As a package's prepack: only pnpm rewrites the workspace: versions of the manifests; an npm-made tarball
+// would keep them and fail to install.
+const agent = process.env.npm_config_user_agent ?? "";
+if (process.env.npm_lifecycle_event === "prepack" && !agent.startsWith("pnpm/")) {
+  console.error(`build: pack and publish with pnpm (pnpm pack, pnpm publish), not ${agent.split(" ")[0] || "this tool"}: it leaves workspace: versions in package.json`);
+  process.exit(1);
+}
+
 const tsc = createRequire(join(root, "package.json")).resolve("typescript/bin/tsc");
 const dirs = process.argv.length > 2 ? process.argv.slice(2).map((d) => resolve(d)) : PUBLISHED.map((d) => join(root, d));
 for (const dir of dirs) {
