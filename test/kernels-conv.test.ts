@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
-  conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dGeometry, conv2dOutputSize,
+  conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardInputPath, conv2dBackwardWeight, conv2dForward, conv2dGeometry, conv2dOutputSize,
   conv2dPath, conv2dWorkspaceSize, setConv2dChunk, type Conv2dGeometry, type Conv2dOptions,
 } from "../packages/autograd/src/kernels/conv.ts";
 import { gemmBackend } from "../packages/autograd/src/kernels/gemm.ts";
@@ -150,7 +150,7 @@ describe(`conv2d kernels (gemm backend: ${gemmBackend()})`, () => {
     fc.assert(fc.property(caseArbitrary, (t) => { checkCase(t); }), { numRuns: 300 });
   });
 
-  it("conv2d: the wide path gives the same results for every chunk size, partial last chunks included", () => {
+  it("conv2d: the rows and wide paths give the same results for every chunk size, partial last chunks included", () => {
     const base: Case = { batch: 7, groups: 2, cinPerGroup: 3, coutPerGroup: 2, height: 6, width: 5, kernelH: 3, kernelW: 2,
       stride: [1, 1], padding: [1, 2], dilation: [2, 1], bias: true, float64: true, seed: 11 };
     expect(conv2dPath(geometryOf(base)!)).toBe("wide");
@@ -158,6 +158,9 @@ describe(`conv2d kernels (gemm backend: ${gemmBackend()})`, () => {
       setConv2dChunk(chunk);
       checkCase(base);
       checkCase({ ...base, float64: false, padding: "valid", kernelH: 4, seed: 12 });
+      // the rows path chunks the same way (same-width padding)
+      checkCase({ ...base, padding: [1, 1], kernelW: 3, dilation: [2, 1], seed: 13 });
+      checkCase({ ...base, padding: "same", kernelH: 4, kernelW: 4, float64: false, seed: 14 });
     }
   });
 
@@ -184,11 +187,27 @@ describe(`conv2d kernels (gemm backend: ${gemmBackend()})`, () => {
     }
   });
 
+  it("conv2dBackwardInputPath: the wide path's input gradient goes through col2im where the output gradient has few channels", () => {
+    expect(conv2dBackwardInputPath(conv2dGeometry([1, 6, 14, 14], [16, 6, 5, 5]))).toBe("im2col");
+    expect(conv2dBackwardInputPath(conv2dGeometry([1, 64, 14, 14], [64, 64, 3, 3]))).toBe("wide");
+    expect(conv2dBackwardInputPath(conv2dGeometry([1, 32, 14, 14], [64, 32, 3, 3], { padding: 1 }))).toBe("rows");
+    checkCase({ batch: 2, groups: 1, cinPerGroup: 20, coutPerGroup: 20, height: 9, width: 9, kernelH: 3, kernelW: 3,
+      stride: [1, 1], padding: "valid", dilation: [1, 1], bias: true, float64: false, seed: 8 });
+  });
+
   it("conv2d: a larger case (the cnn's second layer at batch 4) matches the direct loops", () => {
     checkCase({ batch: 4, groups: 1, cinPerGroup: 32, coutPerGroup: 16, height: 14, width: 14, kernelH: 3, kernelW: 3,
       stride: [1, 1], padding: [1, 1], dilation: [1, 1], bias: true, float64: false, seed: 3 });
     checkCase({ batch: 3, groups: 1, cinPerGroup: 6, coutPerGroup: 16, height: 14, width: 14, kernelH: 5, kernelW: 5,
       stride: [1, 1], padding: "valid", dilation: [1, 1], bias: true, float64: true, seed: 4 });
+  });
+
+  it("conv2d: the rows path builds its im2col matrix in channel blocks when it is large (uneven blocks, groups)", () => {
+    // 16×16 outputs: a block holds at most 2^16 / 256 = 256 rows, 28 channels of a 3×3 kernel
+    checkCase({ batch: 2, groups: 1, cinPerGroup: 64, coutPerGroup: 40, height: 16, width: 16, kernelH: 3, kernelW: 3,
+      stride: [1, 1], padding: [1, 1], dilation: [1, 1], bias: true, float64: false, seed: 21 });
+    checkCase({ batch: 2, groups: 2, cinPerGroup: 33, coutPerGroup: 30, height: 16, width: 16, kernelH: 3, kernelW: 3,
+      stride: [1, 1], padding: [2, 2], dilation: [2, 2], bias: false, float64: true, seed: 22 });
   });
 
   it("conv2d: backward is the transpose of forward: <conv(x, w), g> = <x, backwardInput(g)> = <w, backwardWeight(x, g)>", () => {

@@ -127,10 +127,26 @@ export function conv2dPath(g: Conv2dGeometry): Conv2dPath {
   return g.outW === g.width ? "rows" : "wide";
 }
 
+/**
+ * The wide path's input gradient is a convolution over the padded output gradient, whose im2col matrix
+ * copies (O/groups)·kH·kW runs of q elements per image and group; col2im instead scatters (C/groups)·kH·kW·L
+ * elements one by one. An element loop costs about COPY_RATIO times a copied element, so col2im wins when
+ * the output gradient has few channels against the input (LeNet's second layer, 6 → 16).
+ */
+const COPY_RATIO = 5;
+
+/** The path conv2dBackwardInput takes: conv2dPath's, except col2im where that moves less (see COPY_RATIO). */
+export function conv2dBackwardInputPath(g: Conv2dGeometry): Conv2dPath {
+  const path = conv2dPath(g);
+  if (path !== "wide") return path;
+  const { q } = backwardGrid(g);
+  return g.outChannels * q > COPY_RATIO * g.inChannels * g.outH * g.outW ? "im2col" : "wide";
+}
+
 let chunkOverride: number | undefined;
 
 /**
- * Sets how many images the wide path puts in one gemm (undefined: the built-in choice) and returns the
+ * Sets how many images the rows and wide paths put in one gemm (undefined: the built-in choice) and returns the
  * previous setting. For tests (chunk boundaries) and bench/conv-kernels.ts (the choice's measurements).
  */
 export function setConv2dChunk(images: number | undefined): number | undefined {
@@ -141,14 +157,24 @@ export function setConv2dChunk(images: number | undefined): number | undefined {
 }
 
 /**
- * Images per chunk on the wide path: enough that the wide output of a chunk has about WIDE_CHUNK_COLUMNS
- * columns (one gemm of that width keeps both threads of the native gemm busy), never more than the batch.
+ * Images per chunk on the rows and wide paths: enough that a chunk's gemm has about CHUNK_COLUMNS columns,
+ * never more than the batch. NOTE: one product per chunk instead of one per image also keeps the native
+ * gemm's helper thread, which spins for a while after each split product, from slowing the copies between
+ * products (bench/NOTES-conv.md, "Chunks").
  */
-const WIDE_CHUNK_COLUMNS = 1024;
+const CHUNK_COLUMNS = 1024;
 
 function chunkImages(g: Conv2dGeometry, columnsPerImage: number): number {
-  const chosen = chunkOverride ?? Math.max(1, Math.floor(WIDE_CHUNK_COLUMNS / columnsPerImage));
+  const chosen = chunkOverride ?? Math.max(1, Math.floor(CHUNK_COLUMNS / columnsPerImage));
   return Math.max(1, Math.min(chosen, g.batch));
+}
+
+/** Images per gemm that `pass` uses for geometry g: the chunk on the rows and wide paths, else 1. */
+export function conv2dChunk(g: Conv2dGeometry, pass: Conv2dPass): number {
+  const path = pass === "backwardInput" ? conv2dBackwardInputPath(g) : conv2dPath(g);
+  if (path === "rows") return chunkImages(g, pass === "backwardInput" ? g.height * g.width : g.outH * g.outW);
+  if (path === "wide") return chunkImages(g, (pass === "backwardInput" ? backwardGrid(g) : forwardGrid(g)).q);
+  return 1;
 }
 
 /** The padded grid of the forward (and weight-gradient) wide path: planes of hp × wp, q wide columns per image. */
@@ -172,6 +198,22 @@ function rowsMargin(g: Conv2dGeometry): number {
   return Math.max(g.padW, g.dilationW * (g.kernelW - 1) - g.padW);
 }
 
+/**
+ * The rows path builds the im2col matrix of a chunk in blocks of whole channels and accumulates one gemm
+ * per block, so that a block (written, then read by the gemm) stays in cache: at most ROWS_BLOCK_ELEMENTS
+ * elements (2 MB of float32, within the L3 cache) and MAX_GEMM_DEPTH rows (the native float32 tile
+ * kernels' depth bound), split evenly.
+ */
+const ROWS_BLOCK_ELEMENTS = 1 << 19;
+const MAX_GEMM_DEPTH = 512;
+
+function rowsBlockChannels(channels: number, kk: number, columns: number): number {
+  const maxRows = Math.min(MAX_GEMM_DEPTH, Math.floor(ROWS_BLOCK_ELEMENTS / columns));
+  const perBlock = Math.max(1, Math.floor(maxRows / kk));
+  const blocks = Math.ceil(channels / perBlock);
+  return Math.ceil(channels / blocks);
+}
+
 /** Elements of workspace (the input's array type) that `pass` needs for geometry g. */
 export function conv2dWorkspaceSize(g: Conv2dGeometry, pass: Conv2dPass): number {
   const path = conv2dPath(g);
@@ -181,14 +223,19 @@ export function conv2dWorkspaceSize(g: Conv2dGeometry, pass: Conv2dPass): number
   // the bias gradient: a vector of ones and one sum per (image, channel)
   const biasPart = pass === "backwardWeight" ? l + g.batch * g.outChannels : 0;
   if (path === "pointwise") return biasPart;
-  if (path === "im2col") return rows * l + biasPart;
+  if (path === "im2col" || (pass === "backwardInput" && conv2dBackwardInputPath(g) === "im2col")) return rows * l + biasPart;
   if (path === "rows") {
-    const margin = rowsMargin(g);
+    const margin = rowsMargin(g), cg = g.inChannels / g.groups, og = g.outChannels / g.groups;
+    const nb = chunkImages(g, l);
+    // staged chunk | im2col block | the gemm's result (forward, input gradient) or staged gradient (weight)
+    const staged = nb * (pass === "backwardInput" ? g.outChannels * l : g.inChannels * g.height * g.width) + 2 * margin;
     if (pass === "backwardInput") {
-      const outSize = g.outChannels * l;
-      return g.outChannels * (g.inChannels / g.groups) * kk + outSize + 2 * margin + g.outChannels * kk * g.height * g.width;
+      const hw = g.height * g.width;
+      return g.outChannels * cg * kk + staged + rowsBlockChannels(og, kk, nb * hw) * kk * nb * hw + (nb > 1 ? cg * nb * hw : 0);
     }
-    return g.inChannels * g.height * g.width + 2 * margin + rows * l + biasPart;
+    const block = rowsBlockChannels(cg, kk, nb * l) * kk * nb * l;
+    if (pass === "forward") return staged + block + (nb > 1 ? og * nb * l : 0);
+    return staged + block + (nb > 1 ? g.outChannels * nb * l : 0) + biasPart;
   }
   if (pass === "backwardInput") {
     const { hp, wp, q } = backwardGrid(g);
@@ -330,13 +377,14 @@ function col2im(g: Conv2dGeometry, col: FloatArray, x: FloatArray, xOffset: numb
 
 /**
  * The rows path's im2col of one image staged at ws[stage] (`channels` planes of hs × w, with `margin`
- * readable elements before and after): row (c, i, j) of the matrix at ws[col] holds outH·w columns, output
+ * readable elements before and after): row (c, i, j) of the matrix at ws[col] (row stride ld, so that the
+ * images of a chunk sit side by side) holds outH·w columns, output
  * (oh, ow) reading input (oh + i·dh − padTop, ow + j·dw − padLeft), or 0 outside the plane. The run of
  * valid output rows is one copyWithin; the output rows above and below it are zero-filled, and the columns
  * whose read wrapped around into the neighbouring input row (|j·dw − padLeft| per row) are zeroed after.
  */
 function rowColumns(ws: FloatArray, stage: number, channels: number, hs: number, w: number,
-  kh: number, kw: number, dh: number, dw: number, padTop: number, padLeft: number, outH: number, col: number): void {
+  kh: number, kw: number, dh: number, dw: number, padTop: number, padLeft: number, outH: number, col: number, ld: number): void {
   const l = outH * w;
   let row = col;
   for (let c = 0; c < channels; c++) {
@@ -345,7 +393,7 @@ function rowColumns(ws: FloatArray, stage: number, channels: number, hs: number,
       const shiftH = i * dh - padTop; // input row = oh + shiftH
       const oh0 = Math.min(outH, Math.max(0, -shiftH));
       const oh1 = Math.max(oh0, Math.min(outH, hs - shiftH));
-      for (let j = 0; j < kw; j++, row += l) {
+      for (let j = 0; j < kw; j++, row += ld) {
         if (oh0 > 0) ws.fill(0, row, row + oh0 * w);
         if (oh1 < outH) ws.fill(0, row + oh1 * w, row + l);
         if (oh0 === oh1) continue;
@@ -359,6 +407,29 @@ function rowColumns(ws: FloatArray, stage: number, channels: number, hs: number,
           for (let k = right; k < w; k++) ws[r + k] = 0;
         }
       }
+    }
+  }
+}
+
+/** dst[image b, channel ch, :] = ws[from + ch·ld + b·size, + size] for `count` images and `channels`
+ *  channels (dst image stride dstImage): a chunk's gemm result back into NCHW, one memcpy per plane. */
+function copyPlanesOut(ws: FloatArray, from: number, ld: number, size: number, count: number, channels: number,
+  dst: FloatArray, dstOffset: number, dstImage: number): void {
+  for (let b = 0; b < count; b++) {
+    for (let ch = 0; ch < channels; ch++) {
+      const s = from + ch * ld + b * size;
+      dst.set(ws.subarray(s, s + size), dstOffset + b * dstImage + ch * size);
+    }
+  }
+}
+
+/** The opposite of copyPlanesOut: the planes of `count` NCHW images of src into ws as [channels, count·size]. */
+function copyPlanesIn(src: FloatArray, srcOffset: number, srcImage: number, size: number, count: number, channels: number,
+  ws: FloatArray, to: number, ld: number): void {
+  for (let b = 0; b < count; b++) {
+    for (let ch = 0; ch < channels; ch++) {
+      const s = srcOffset + b * srcImage + ch * size;
+      ws.set(src.subarray(s, s + size), to + ch * ld + b * size);
     }
   }
 }
@@ -428,13 +499,26 @@ export function conv2dForward(g: Conv2dGeometry, x: FloatArray, weight: FloatArr
     return;
   }
   if (path === "rows") {
-    const margin = rowsMargin(g), stage = margin, col = inSize + 2 * margin;
-    if (bias) fillBias(out, 0, n, cout, l, bias);
-    for (let b = 0; b < n; b++) {
-      workspace.set(x.subarray(b * inSize, (b + 1) * inSize), stage);
-      rowColumns(workspace, stage, cin, g.height, g.width, g.kernelH, g.kernelW, g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col);
+    const nb = chunkImages(g, l), margin = rowsMargin(g), plane = g.height * g.width;
+    const block = rowsBlockChannels(cg, kk, nb * l);
+    const stage = margin, col = nb * inSize + 2 * margin, result = col + block * kk * nb * l;
+    for (let n0 = 0; n0 < n; n0 += nb) {
+      const count = Math.min(nb, n - n0), ld = count * l;
+      workspace.set(x.subarray(n0 * inSize, (n0 + count) * inSize), stage);
+      if (count === 1 && bias) fillBias(out, n0 * outSize, 1, cout, l, bias);
       for (let grp = 0; grp < groups; grp++) {
-        gemm(false, false, og, l, rows, weight, grp * og * rows, rows, workspace, col + grp * rows * l, l, out, b * outSize + grp * og * l, l, beta);
+        // one image: the gemm writes into out; several: into the workspace, copied out per plane below
+        const [c, cOffset, ldc] = count === 1 ? [out, n0 * outSize + grp * og * l, l] : [workspace, result, ld];
+        if (count > 1 && bias) for (let o = 0; o < og; o++) workspace.fill(bias[grp * og + o], result + o * ld, result + (o + 1) * ld);
+        for (let c0 = 0; c0 < cg; c0 += block) {
+          const channels = Math.min(block, cg - c0);
+          for (let b = 0; b < count; b++) {
+            rowColumns(workspace, stage + b * inSize + (grp * cg + c0) * plane, channels, g.height, g.width, g.kernelH, g.kernelW,
+              g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col + b * l, ld);
+          }
+          gemm(false, false, og, ld, channels * kk, weight, grp * og * rows + c0 * kk, rows, workspace, col, ld, c, cOffset, ldc, c0 === 0 ? beta : 1);
+        }
+        if (count > 1) copyPlanesOut(workspace, result, ld, l, count, og, out, n0 * outSize + grp * og * l, outSize);
       }
     }
     return;
@@ -480,7 +564,7 @@ export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weig
   checkBuffers("conv2dBackwardInput", [gradOut, weight, gradInput, workspace],
     [n * outSize, cout * cg * kk, n * inSize, conv2dWorkspaceSize(g, "backwardInput")], ["gradOut", "weight", "gradInput", "workspace"]);
   if (n === 0) return;
-  const path = conv2dPath(g);
+  const path = conv2dBackwardInputPath(g);
   if (path === "pointwise") {
     for (let b = 0; b < n; b++) {
       for (let grp = 0; grp < groups; grp++) {
@@ -505,13 +589,24 @@ export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weig
   flipWeights(g, weight, workspace, flipped);
   const top = g.dilationH * (kh - 1) - g.padH, left = g.dilationW * (kw - 1) - g.padW;
   if (path === "rows") {
-    const margin = rowsMargin(g), stage = cout * cg * kk + margin, col = stage + outSize + margin;
-    const hw = g.height * g.width;
-    for (let b = 0; b < n; b++) {
-      workspace.set(gradOut.subarray(b * outSize, (b + 1) * outSize), stage);
-      rowColumns(workspace, stage, cout, g.outH, g.width, kh, kw, g.dilationH, g.dilationW, top, left, g.height, col);
+    const hw = g.height * g.width, nb = chunkImages(g, l), margin = rowsMargin(g);
+    const block = rowsBlockChannels(og, kk, nb * hw);
+    const stage = cout * cg * kk + margin, col = stage + nb * outSize + margin, result = col + block * kk * nb * hw;
+    for (let n0 = 0; n0 < n; n0 += nb) {
+      const count = Math.min(nb, n - n0), ld = count * hw;
+      workspace.set(gradOut.subarray(n0 * outSize, (n0 + count) * outSize), stage);
       for (let grp = 0; grp < groups; grp++) {
-        gemm(false, false, cg, hw, rows, workspace, flipped + grp * cg * rows, rows, workspace, col + grp * rows * hw, hw, gradInput, b * inSize + grp * cg * hw, hw, 0);
+        const [c, cOffset, ldc] = count === 1 ? [gradInput, n0 * inSize + grp * cg * hw, hw] : [workspace, result, ld];
+        for (let o0 = 0; o0 < og; o0 += block) {
+          const channels = Math.min(block, og - o0);
+          for (let b = 0; b < count; b++) {
+            rowColumns(workspace, stage + b * outSize + (grp * og + o0) * l, channels, g.outH, g.width, kh, kw,
+              g.dilationH, g.dilationW, top, left, g.height, col + b * hw, ld);
+          }
+          gemm(false, false, cg, ld, channels * kk, workspace, flipped + grp * cg * rows + o0 * kk, rows, workspace, col, ld,
+            c, cOffset, ldc, o0 === 0 ? 0 : 1);
+        }
+        if (count > 1) copyPlanesOut(workspace, result, ld, hw, count, cg, gradInput, n0 * inSize + grp * cg * hw, inSize);
       }
     }
     return;
@@ -563,12 +658,25 @@ export function conv2dBackwardWeight(g: Conv2dGeometry, x: FloatArray, gradOut: 
     return;
   }
   if (path === "rows") {
-    const margin = rowsMargin(g), stage = margin, col = inSize + 2 * margin;
-    for (let b = 0; b < n; b++, beta = 1) {
-      workspace.set(x.subarray(b * inSize, (b + 1) * inSize), stage);
-      rowColumns(workspace, stage, cin, g.height, g.width, g.kernelH, g.kernelW, g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col);
+    const nb = chunkImages(g, l), margin = rowsMargin(g), plane = g.height * g.width;
+    const block = rowsBlockChannels(cg, kk, nb * l);
+    const stage = margin, col = nb * inSize + 2 * margin, staged = col + block * kk * nb * l;
+    for (let n0 = 0; n0 < n; n0 += nb, beta = 1) {
+      const count = Math.min(nb, n - n0), ld = count * l;
+      workspace.set(x.subarray(n0 * inSize, (n0 + count) * inSize), stage);
+      // the output gradient of the chunk as [O, count·L]: as it lies for one image, gathered for several
+      const [a, aOffset] = count === 1 ? [gradOut, n0 * outSize] : [workspace, staged];
+      if (count > 1) copyPlanesIn(gradOut, n0 * outSize, outSize, l, count, cout, workspace, staged, ld);
       for (let grp = 0; grp < groups; grp++) {
-        gemm(false, true, og, rows, l, gradOut, b * outSize + grp * og * l, l, workspace, col + grp * rows * l, l, gradWeight, grp * og * rows, rows, beta);
+        for (let c0 = 0; c0 < cg; c0 += block) {
+          const channels = Math.min(block, cg - c0);
+          for (let b = 0; b < count; b++) {
+            rowColumns(workspace, stage + b * inSize + (grp * cg + c0) * plane, channels, g.height, g.width, g.kernelH, g.kernelW,
+              g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col + b * l, ld);
+          }
+          gemm(false, true, og, channels * kk, ld, a, aOffset + grp * og * (count === 1 ? l : ld), count === 1 ? l : ld, workspace, col, ld,
+            gradWeight, grp * og * rows + c0 * kk, rows, beta);
+        }
       }
     }
     return;
