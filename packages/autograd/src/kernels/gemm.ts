@@ -32,7 +32,7 @@ function chooseBackend(): GemmBackend {
   }
   if (requested === "native" && !nativeGemmAvailable()) {
     throw new Error(`TAPEGRAD_BACKEND=native, but the native BLAS gemm is ${nativeGemmInfo()}; `
-      + "run `pnpm build:native` (needs a C compiler and OpenBLAS), or unset TAPEGRAD_BACKEND");
+      + "run `npx tapegrad-build-native` (in the repository: `pnpm build:native`; needs a C compiler and OpenBLAS), or unset TAPEGRAD_BACKEND");
   }
   if (requested === "wasm" && !wasmGemmAvailable()) {
     throw new Error("TAPEGRAD_BACKEND=wasm, but this runtime has no WebAssembly SIMD; unset TAPEGRAD_BACKEND");
@@ -43,7 +43,7 @@ function chooseBackend(): GemmBackend {
 let backend: GemmBackend | undefined;
 
 /** The kernel family `gemm` dispatches to, decided once per process: "native" (the machine's BLAS)
- *  where `pnpm build:native` built it and it loads, else "wasm" (SIMD) where available, else "js".
+ *  where `npx tapegrad-build-native` built it and it loads, else "wasm" (SIMD) where available, else "js".
  *  TAPEGRAD_BACKEND=native|wasm|js forces one and throws if it cannot run. */
 export function gemmBackend(): GemmBackend {
   backend ??= chooseBackend();
