@@ -187,12 +187,16 @@ describe(`conv2d kernels (gemm backend: ${gemmBackend()})`, () => {
     }
   });
 
-  it("conv2dBackwardInputPath: the wide path's input gradient goes through col2im where the output gradient has few channels", () => {
-    expect(conv2dBackwardInputPath(conv2dGeometry([1, 6, 14, 14], [16, 6, 5, 5]))).toBe("im2col");
-    expect(conv2dBackwardInputPath(conv2dGeometry([1, 64, 14, 14], [64, 64, 3, 3]))).toBe("wide");
+  it("conv2dBackwardInputPath: a stride-1 convolution with narrower output rows takes the rows path for its input gradient", () => {
+    expect(conv2dBackwardInputPath(conv2dGeometry([1, 6, 14, 14], [16, 6, 5, 5]))).toBe("rows");
+    expect(conv2dBackwardInputPath(conv2dGeometry([1, 6, 14, 14], [16, 6, 3, 3], { padding: [0, 2] }))).toBe("wide");
     expect(conv2dBackwardInputPath(conv2dGeometry([1, 32, 14, 14], [64, 32, 3, 3], { padding: 1 }))).toBe("rows");
-    checkCase({ batch: 2, groups: 1, cinPerGroup: 20, coutPerGroup: 20, height: 9, width: 9, kernelH: 3, kernelW: 3,
-      stride: [1, 1], padding: "valid", dilation: [1, 1], bias: true, float64: false, seed: 8 });
+    expect(conv2dBackwardInputPath(conv2dGeometry([1, 32, 14, 14], [64, 32, 3, 3], { padding: 1, stride: 2 }))).toBe("im2col");
+    for (const chunk of [1, 2, undefined]) {
+      setConv2dChunk(chunk);
+      checkCase({ batch: 3, groups: 2, cinPerGroup: 5, coutPerGroup: 4, height: 9, width: 8, kernelH: 3, kernelW: 4,
+        stride: [1, 1], padding: [2, 1], dilation: [1, 2], bias: true, float64: false, seed: 8 });
+    }
   });
 
   it("conv2d: a larger case (the cnn's second layer at batch 4) matches the direct loops", () => {

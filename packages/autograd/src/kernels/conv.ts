@@ -128,19 +128,14 @@ export function conv2dPath(g: Conv2dGeometry): Conv2dPath {
 }
 
 /**
- * The wide path's input gradient is a convolution over the padded output gradient, whose im2col matrix
- * copies (O/groups)·kH·kW runs of q elements per image and group; col2im instead scatters (C/groups)·kH·kW·L
- * elements one by one. An element loop costs about COPY_RATIO times a copied element, so col2im wins when
- * the output gradient has few channels against the input (LeNet's second layer, 6 → 16).
+ * The path conv2dBackwardInput takes: conv2dPath's, except "rows" for a stride-1 convolution whose output
+ * rows are narrower than its input's (no "same" padding, LeNet's 5×5 valid): its input gradient is a
+ * convolution whose output rows are as wide as the input's once the output gradient is staged with zero
+ * columns on the right.
  */
-const COPY_RATIO = 5;
-
-/** The path conv2dBackwardInput takes: conv2dPath's, except col2im where that moves less (see COPY_RATIO). */
 export function conv2dBackwardInputPath(g: Conv2dGeometry): Conv2dPath {
   const path = conv2dPath(g);
-  if (path !== "wide") return path;
-  const { q } = backwardGrid(g);
-  return g.outChannels * q > COPY_RATIO * g.inChannels * g.outH * g.outW ? "im2col" : "wide";
+  return path === "wide" && g.outW < g.width ? "rows" : path;
 }
 
 let chunkOverride: number | undefined;
@@ -223,16 +218,18 @@ export function conv2dWorkspaceSize(g: Conv2dGeometry, pass: Conv2dPass): number
   // the bias gradient: a vector of ones and one sum per (image, channel)
   const biasPart = pass === "backwardWeight" ? l + g.batch * g.outChannels : 0;
   if (path === "pointwise") return biasPart;
-  if (path === "im2col" || (pass === "backwardInput" && conv2dBackwardInputPath(g) === "im2col")) return rows * l + biasPart;
-  if (path === "rows") {
+  if (path === "im2col") return rows * l + biasPart;
+  if (path === "rows" || (pass === "backwardInput" && conv2dBackwardInputPath(g) === "rows")) {
     const margin = rowsMargin(g), cg = g.inChannels / g.groups, og = g.outChannels / g.groups;
-    const nb = chunkImages(g, l);
-    // staged chunk | im2col block | the gemm's result (forward, input gradient) or staged gradient (weight)
-    const staged = nb * (pass === "backwardInput" ? g.outChannels * l : g.inChannels * g.height * g.width) + 2 * margin;
+    // flipped weight (input gradient) | staged chunk | im2col block | the gemm's result (forward, input
+    // gradient) or the staged output gradient (weight)
     if (pass === "backwardInput") {
-      const hw = g.height * g.width;
+      const hw = g.height * g.width, nb = chunkImages(g, hw);
+      const staged = nb * g.outChannels * g.outH * g.width + 2 * margin;
       return g.outChannels * cg * kk + staged + rowsBlockChannels(og, kk, nb * hw) * kk * nb * hw + (nb > 1 ? cg * nb * hw : 0);
     }
+    const nb = chunkImages(g, l);
+    const staged = nb * g.inChannels * g.height * g.width + 2 * margin;
     const block = rowsBlockChannels(cg, kk, nb * l) * kk * nb * l;
     if (pass === "forward") return staged + block + (nb > 1 ? og * nb * l : 0);
     return staged + block + (nb > 1 ? g.outChannels * nb * l : 0) + biasPart;
@@ -272,6 +269,17 @@ function placePlanes(src: FloatArray, srcOffset: number, planes: number, hs: num
       for (let c = c0; c < c1; c++) dst[d + c] = src[s + c];
     }
   }
+}
+
+/** placePlanes into a zeroed region, or one memcpy where the padded planes are the input planes (no padding). */
+function stagePadded(src: FloatArray, srcOffset: number, planes: number, hs: number, ws: number,
+  dst: FloatArray, dstOffset: number, hd: number, wd: number, top: number, left: number): void {
+  if (hs === hd && ws === wd && top === 0 && left === 0) {
+    dst.set(src.subarray(srcOffset, srcOffset + planes * hs * ws), dstOffset);
+    return;
+  }
+  dst.fill(0, dstOffset, dstOffset + planes * hd * wd);
+  placePlanes(src, srcOffset, planes, hs, ws, dst, dstOffset, hd, wd, top, left);
 }
 
 /** Builds the wide im2col matrix of `count` images: row (c, kh, kw) holds, for each image b, the q
@@ -539,8 +547,7 @@ export function conv2dForward(g: Conv2dGeometry, x: FloatArray, weight: FloatArr
   const padded = 0, col = nb * cin * plane, wide = col + cin * kk * nb * q;
   for (let n0 = 0; n0 < n; n0 += nb) {
     const count = Math.min(nb, n - n0), ld = count * q;
-    workspace.fill(0, padded, padded + count * cin * plane);
-    placePlanes(x, n0 * inSize, count * cin, g.height, g.width, workspace, padded, hp, wp, g.padH, g.padW);
+    stagePadded(x, n0 * inSize, count * cin, g.height, g.width, workspace, padded, hp, wp, g.padH, g.padW);
     wideColumns(workspace, padded, cin, plane, count, g.kernelH, g.kernelW, g.dilationH, g.dilationW, wp, q, col);
     for (let grp = 0; grp < groups; grp++) {
       gemm(false, false, og, ld, rows, weight, grp * og * rows, rows, workspace, col + grp * rows * ld, ld, workspace, wide + grp * og * ld, ld, 0);
@@ -589,18 +596,26 @@ export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weig
   flipWeights(g, weight, workspace, flipped);
   const top = g.dilationH * (kh - 1) - g.padH, left = g.dilationW * (kw - 1) - g.padW;
   if (path === "rows") {
-    const hw = g.height * g.width, nb = chunkImages(g, l), margin = rowsMargin(g);
+    // the output gradient staged with rows as wide as the input's: as it is, or (outW < width, a convolution
+    // without "same" padding) with zero columns on the right
+    const hw = g.height * g.width, nb = chunkImages(g, hw), margin = rowsMargin(g);
+    const stagedPlane = g.outH * g.width, stagedImage = cout * stagedPlane;
     const block = rowsBlockChannels(og, kk, nb * hw);
-    const stage = cout * cg * kk + margin, col = stage + nb * outSize + margin, result = col + block * kk * nb * hw;
+    const stage = cout * cg * kk + margin, col = stage + nb * stagedImage + margin, result = col + block * kk * nb * hw;
     for (let n0 = 0; n0 < n; n0 += nb) {
       const count = Math.min(nb, n - n0), ld = count * hw;
-      workspace.set(gradOut.subarray(n0 * outSize, (n0 + count) * outSize), stage);
+      if (g.outW === g.width) {
+        workspace.set(gradOut.subarray(n0 * outSize, (n0 + count) * outSize), stage);
+      } else {
+        workspace.fill(0, stage, stage + count * stagedImage);
+        placePlanes(gradOut, n0 * outSize, count * cout, g.outH, g.outW, workspace, stage, g.outH, g.width, 0, 0);
+      }
       for (let grp = 0; grp < groups; grp++) {
         const [c, cOffset, ldc] = count === 1 ? [gradInput, n0 * inSize + grp * cg * hw, hw] : [workspace, result, ld];
         for (let o0 = 0; o0 < og; o0 += block) {
           const channels = Math.min(block, og - o0);
           for (let b = 0; b < count; b++) {
-            rowColumns(workspace, stage + b * outSize + (grp * og + o0) * l, channels, g.outH, g.width, kh, kw,
+            rowColumns(workspace, stage + b * stagedImage + (grp * og + o0) * stagedPlane, channels, g.outH, g.width, kh, kw,
               g.dilationH, g.dilationW, top, left, g.height, col + b * hw, ld);
           }
           gemm(false, false, cg, ld, channels * kk, workspace, flipped + grp * cg * rows + o0 * kk, rows, workspace, col, ld,
@@ -696,8 +711,7 @@ export function conv2dBackwardWeight(g: Conv2dGeometry, x: FloatArray, gradOut: 
   const padded = 0, col = nb * cin * plane, wide = col + cin * kk * nb * q;
   for (let n0 = 0; n0 < n; n0 += nb, beta = 1) {
     const count = Math.min(nb, n - n0), ld = count * q;
-    workspace.fill(0, padded, padded + count * cin * plane);
-    placePlanes(x, n0 * inSize, count * cin, g.height, g.width, workspace, padded, hp, wp, g.padH, g.padW);
+    stagePadded(x, n0 * inSize, count * cin, g.height, g.width, workspace, padded, hp, wp, g.padH, g.padW);
     wideColumns(workspace, padded, cin, plane, count, g.kernelH, g.kernelW, g.dilationH, g.dilationW, wp, q, col);
     // the wide gradient's thrown-away columns must be zero: they meet real columns of the im2col matrix
     workspace.fill(0, wide, wide + cout * ld);
