@@ -225,7 +225,8 @@ export function conv2dWorkspaceSize(g: Conv2dGeometry, pass: Conv2dPass): number
     // gradient) or the staged output gradient (weight)
     if (pass === "backwardInput") {
       const hw = g.height * g.width, nb = chunkImages(g, hw);
-      const staged = nb * g.outChannels * g.outH * g.width + 2 * margin;
+      const stagedRows = g.outW !== g.width ? g.height + g.dilationH * (g.kernelH - 1) : g.outH;
+      const staged = nb * g.outChannels * stagedRows * g.width + 2 * margin;
       return g.outChannels * cg * kk + staged + rowsBlockChannels(og, kk, nb * hw) * kk * nb * hw + (nb > 1 ? cg * nb * hw : 0);
     }
     const nb = chunkImages(g, l);
@@ -389,10 +390,13 @@ function col2im(g: Conv2dGeometry, col: FloatArray, x: FloatArray, xOffset: numb
  * images of a chunk sit side by side) holds outH·w columns, output
  * (oh, ow) reading input (oh + i·dh − padTop, ow + j·dw − padLeft), or 0 outside the plane. The run of
  * valid output rows is one copyWithin; the output rows above and below it are zero-filled, and the columns
- * whose read wrapped around into the neighbouring input row (|j·dw − padLeft| per row) are zeroed after.
+ * whose read wrapped around into the neighbouring input row (|j·dw − padLeft| per row) are zeroed after,
+ * except wraps to the left of at most `zeroRight` columns where the staged rows end in that many zeros
+ * (and the margin before the first plane is zero).
  */
 function rowColumns(ws: FloatArray, stage: number, channels: number, hs: number, w: number,
-  kh: number, kw: number, dh: number, dw: number, padTop: number, padLeft: number, outH: number, col: number, ld: number): void {
+  kh: number, kw: number, dh: number, dw: number, padTop: number, padLeft: number, outH: number, col: number, ld: number,
+  zeroRight: number): void {
   const l = outH * w;
   let row = col;
   for (let c = 0; c < channels; c++) {
@@ -408,7 +412,8 @@ function rowColumns(ws: FloatArray, stage: number, channels: number, hs: number,
         const shiftW = j * dw - padLeft; // input column = ow + shiftW
         const src = plane + (oh0 + shiftH) * w + shiftW;
         ws.copyWithin(row + oh0 * w, src, src + (oh1 - oh0) * w);
-        const left = Math.min(w, Math.max(0, -shiftW)), right = Math.max(0, w - Math.max(0, shiftW));
+        // a read wrapping left lands in the previous row's last columns: nothing to fix where those are zeros
+        const left = -shiftW <= zeroRight ? 0 : Math.min(w, -shiftW), right = Math.max(0, w - Math.max(0, shiftW));
         if (left === 0 && right === w) continue;
         for (let oh = oh0, r = row + oh0 * w; oh < oh1; oh++, r += w) {
           for (let k = 0; k < left; k++) ws[r + k] = 0;
@@ -522,7 +527,7 @@ export function conv2dForward(g: Conv2dGeometry, x: FloatArray, weight: FloatArr
           const channels = Math.min(block, cg - c0);
           for (let b = 0; b < count; b++) {
             rowColumns(workspace, stage + b * inSize + (grp * cg + c0) * plane, channels, g.height, g.width, g.kernelH, g.kernelW,
-              g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col + b * l, ld);
+              g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col + b * l, ld, 0);
           }
           gemm(false, false, og, ld, channels * kk, weight, grp * og * rows + c0 * kk, rows, workspace, col, ld, c, cOffset, ldc, c0 === 0 ? beta : 1);
         }
@@ -597,26 +602,29 @@ export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weig
   const top = g.dilationH * (kh - 1) - g.padH, left = g.dilationW * (kw - 1) - g.padW;
   if (path === "rows") {
     // the output gradient staged with rows as wide as the input's: as it is, or (outW < width, a convolution
-    // without "same" padding) with zero columns on the right
+    // without "same" padding) with zero columns on the right and its padding rows, so that no read wrapping
+    // left needs fixing and no output row lies outside the staged plane
     const hw = g.height * g.width, nb = chunkImages(g, hw), margin = rowsMargin(g);
-    const stagedPlane = g.outH * g.width, stagedImage = cout * stagedPlane;
+    const widened = g.outW !== g.width;
+    const stagedRows = widened ? g.height + g.dilationH * (kh - 1) : g.outH;
+    const stagedPlane = stagedRows * g.width, stagedImage = cout * stagedPlane;
     const block = rowsBlockChannels(og, kk, nb * hw);
     const stage = cout * cg * kk + margin, col = stage + nb * stagedImage + margin, result = col + block * kk * nb * hw;
     for (let n0 = 0; n0 < n; n0 += nb) {
       const count = Math.min(nb, n - n0), ld = count * hw;
-      if (g.outW === g.width) {
-        workspace.set(gradOut.subarray(n0 * outSize, (n0 + count) * outSize), stage);
+      if (widened) {
+        workspace.fill(0, stage - margin, stage + count * stagedImage);
+        placePlanes(gradOut, n0 * outSize, count * cout, g.outH, g.outW, workspace, stage, stagedRows, g.width, top, 0);
       } else {
-        workspace.fill(0, stage, stage + count * stagedImage);
-        placePlanes(gradOut, n0 * outSize, count * cout, g.outH, g.outW, workspace, stage, g.outH, g.width, 0, 0);
+        workspace.set(gradOut.subarray(n0 * outSize, (n0 + count) * outSize), stage);
       }
       for (let grp = 0; grp < groups; grp++) {
         const [c, cOffset, ldc] = count === 1 ? [gradInput, n0 * inSize + grp * cg * hw, hw] : [workspace, result, ld];
         for (let o0 = 0; o0 < og; o0 += block) {
           const channels = Math.min(block, og - o0);
           for (let b = 0; b < count; b++) {
-            rowColumns(workspace, stage + b * stagedImage + (grp * og + o0) * stagedPlane, channels, g.outH, g.width, kh, kw,
-              g.dilationH, g.dilationW, top, left, g.height, col + b * hw, ld);
+            rowColumns(workspace, stage + b * stagedImage + (grp * og + o0) * stagedPlane, channels, stagedRows, g.width, kh, kw,
+              g.dilationH, g.dilationW, widened ? 0 : top, left, g.height, col + b * hw, ld, widened ? g.width - g.outW : 0);
           }
           gemm(false, false, cg, ld, channels * kk, workspace, flipped + grp * cg * rows + o0 * kk, rows, workspace, col, ld,
             c, cOffset, ldc, o0 === 0 ? 0 : 1);
@@ -687,7 +695,7 @@ export function conv2dBackwardWeight(g: Conv2dGeometry, x: FloatArray, gradOut: 
           const channels = Math.min(block, cg - c0);
           for (let b = 0; b < count; b++) {
             rowColumns(workspace, stage + b * inSize + (grp * cg + c0) * plane, channels, g.height, g.width, g.kernelH, g.kernelW,
-              g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col + b * l, ld);
+              g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col + b * l, ld, 0);
           }
           gemm(false, true, og, channels * kk, ld, a, aOffset + grp * og * (count === 1 ? l : ld), count === 1 ? l : ld, workspace, col, ld,
             gradWeight, grp * og * rows + c0 * kk, rows, beta);
