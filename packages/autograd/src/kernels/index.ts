@@ -4,3 +4,4 @@ export { nativeLoops, setNativeLoops, NATIVE_MIN_ELEMENTS } from "./native-loops
 export * from "./elementwise.ts";
 export * from "./reduce.ts";
 export { expDouble, logDouble } from "./libm.ts";
+export * from "./cnn.ts";
