@@ -24,7 +24,7 @@
  */
 import type { FloatArray } from "../dtype.ts";
 import { ShapeError, ValueError, fmtShape } from "../errors.ts";
-import { gemm } from "./gemm.ts";
+import { gemm, gemmBackend } from "./gemm.ts";
 
 /** Everything a convolution kernel needs to know about the shapes, as plain numbers. */
 export interface Conv2dGeometry {
@@ -473,11 +473,17 @@ function fillBias(out: FloatArray, outOffset: number, batch: number, channels: n
 }
 
 /**
- * gradBias (+)= Σ over images and positions of gradOut: one gemm of gradOut, read as [N·O, L], with a
- * vector of ones (ws[at], L long) into per-plane sums (ws[at + L], N·O long), then a sum over the images.
+ * gradBias (+)= Σ over images and positions of gradOut. With the native gemm: one gemm of gradOut, read as
+ * [N·O, L], with a vector of ones (ws[at], L long) into per-plane sums (ws[at + L], N·O long), then a sum
+ * over the images (a BLAS reads memory several times faster than a TypeScript loop). The WebAssembly and
+ * TypeScript gemms pad a one-column product to a whole tile and copy gradOut in first: there, the loop.
  */
 function biasGradient(g: Conv2dGeometry, gradOut: FloatArray, gradBias: FloatArray, ws: FloatArray, at: number, accumulate: boolean): void {
   const l = g.outH * g.outW, planes = g.batch * g.outChannels, sums = at + l;
+  if (gemmBackend() !== "native") {
+    conv2dBackwardBias(gradOut, g.batch, g.outChannels, l, gradBias, accumulate);
+    return;
+  }
   ws.fill(1, at, at + l);
   gemm(false, true, planes, 1, l, gradOut, 0, l, ws, at, l, ws, sums, 1, 0);
   for (let o = 0; o < g.outChannels; o++) {
