@@ -527,7 +527,8 @@ export function conv2dForward(g: Conv2dGeometry, x: FloatArray, weight: FloatArr
       if (count === 1 && bias) fillBias(out, n0 * outSize, 1, cout, l, bias);
       for (let grp = 0; grp < groups; grp++) {
         // one image: the gemm writes into out; several: into the workspace, copied out per plane below
-        const [c, cOffset, ldc] = count === 1 ? [out, n0 * outSize + grp * og * l, l] : [workspace, result, ld];
+        const direct = count === 1;
+        const c = direct ? out : workspace, cOffset = direct ? n0 * outSize + grp * og * l : result;
         if (count > 1 && bias) for (let o = 0; o < og; o++) workspace.fill(bias[grp * og + o], result + o * ld, result + (o + 1) * ld);
         for (let c0 = 0; c0 < cg; c0 += block) {
           const channels = Math.min(block, cg - c0);
@@ -535,7 +536,7 @@ export function conv2dForward(g: Conv2dGeometry, x: FloatArray, weight: FloatArr
             rowColumns(workspace, stage + b * inSize + (grp * cg + c0) * plane, channels, g.height, g.width, g.kernelH, g.kernelW,
               g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col + b * l, ld, 0);
           }
-          gemm(false, false, og, ld, channels * kk, weight, grp * og * rows + c0 * kk, rows, workspace, col, ld, c, cOffset, ldc, c0 === 0 ? beta : 1);
+          gemm(false, false, og, ld, channels * kk, weight, grp * og * rows + c0 * kk, rows, workspace, col, ld, c, cOffset, ld, c0 === 0 ? beta : 1);
         }
         if (count > 1) copyPlanesOut(workspace, result, ld, l, count, og, out, n0 * outSize + grp * og * l, outSize);
       }
@@ -625,7 +626,8 @@ export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weig
         workspace.set(gradOut.subarray(n0 * outSize, (n0 + count) * outSize), stage);
       }
       for (let grp = 0; grp < groups; grp++) {
-        const [c, cOffset, ldc] = count === 1 ? [gradInput, n0 * inSize + grp * cg * hw, hw] : [workspace, result, ld];
+        const direct = count === 1;
+        const c = direct ? gradInput : workspace, cOffset = direct ? n0 * inSize + grp * cg * hw : result;
         for (let o0 = 0; o0 < og; o0 += block) {
           const channels = Math.min(block, og - o0);
           for (let b = 0; b < count; b++) {
@@ -633,7 +635,7 @@ export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weig
               g.dilationH, g.dilationW, widened ? 0 : top, left, g.height, col + b * hw, ld, widened ? g.width - g.outW : 0);
           }
           gemm(false, false, cg, ld, channels * kk, workspace, flipped + grp * cg * rows + o0 * kk, rows, workspace, col, ld,
-            c, cOffset, ldc, o0 === 0 ? 0 : 1);
+            c, cOffset, ld, o0 === 0 ? 0 : 1);
         }
         if (count > 1) copyPlanesOut(workspace, result, ld, hw, count, cg, gradInput, n0 * inSize + grp * cg * hw, inSize);
       }
@@ -694,7 +696,7 @@ export function conv2dBackwardWeight(g: Conv2dGeometry, x: FloatArray, gradOut: 
       const count = Math.min(nb, n - n0), ld = count * l;
       workspace.set(x.subarray(n0 * inSize, (n0 + count) * inSize), stage);
       // the output gradient of the chunk as [O, count·L]: as it lies for one image, gathered for several
-      const [a, aOffset] = count === 1 ? [gradOut, n0 * outSize] : [workspace, staged];
+      const a = count === 1 ? gradOut : workspace, aOffset = count === 1 ? n0 * outSize : staged;
       if (count > 1) copyPlanesIn(gradOut, n0 * outSize, outSize, l, count, cout, workspace, staged, ld);
       for (let grp = 0; grp < groups; grp++) {
         for (let c0 = 0; c0 < cg; c0 += block) {
@@ -703,7 +705,7 @@ export function conv2dBackwardWeight(g: Conv2dGeometry, x: FloatArray, gradOut: 
             rowColumns(workspace, stage + b * inSize + (grp * cg + c0) * plane, channels, g.height, g.width, g.kernelH, g.kernelW,
               g.dilationH, g.dilationW, g.padH, g.padW, g.outH, col + b * l, ld, 0);
           }
-          gemm(false, true, og, channels * kk, ld, a, aOffset + grp * og * (count === 1 ? l : ld), count === 1 ? l : ld, workspace, col, ld,
+          gemm(false, true, og, channels * kk, ld, a, aOffset + grp * og * ld, ld, workspace, col, ld,
             gradWeight, grp * og * rows + c0 * kk, rows, beta);
         }
       }
