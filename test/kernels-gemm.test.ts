@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import {
   gemm, gemmJs, gemmNative, gemmReference, gemmWasm, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads,
   nativeGemmTiles, nativeHelperStats,
-  wasmGemmAvailable, wasmGemmThreads, wasmHelperStats, type FloatArray,
+  initWasmThreads, wasmGemmAvailable, wasmGemmThreads, wasmHelperStats, wasmThreadingInfo, type FloatArray,
 } from "../packages/autograd/src/kernels/gemm.ts";
 
 type Gemm = typeof gemmReference;
@@ -77,15 +77,12 @@ describe.skipIf(!wasmGemmAvailable())("gemmWasm on two threads", () => {
   it("gemmWasm: a helper worker computes part of large products, with the same bits as one thread", async () => {
     const previous = wasmGemmThreads(2);
     try {
-      const big: Case = { transA: false, transB: false, m: 256, n: 256, k: 256, aOffset: 0, bOffset: 0, cOffset: 0,
-        aPad: 0, bPad: 0, cPad: 0, beta: 0, float64: false, seed: 1 };
-      checkAgainstReference(gemmWasm, big); // starts the helper
-      for (let i = 0; i < 400 && !wasmHelperStats().ready; i++) await new Promise((resolve) => setTimeout(resolve, 25));
-      if (wasmGemmThreads() < 2) return; // no shared WebAssembly memory in this runtime: one thread only
+      const info = await initWasmThreads();
+      if (info.threads < 2) return; // no shared WebAssembly memory in this runtime: one thread only
       expect(wasmHelperStats().ready).toBe(true);
       const before = wasmHelperStats().parts;
-      // the MLP's three layouts (split by rows, by rows, by columns), odd sizes under every flag, and a
-      // square large enough that the helper is awake before the caller finishes its half
+      // the MLP's three layouts, odd sizes under every flag (chunks of rows and of columns, a last chunk
+      // narrower than the others), and a square cut into many chunks
       const shapes: [number, number, number, (typeof flagCombos)[number][]][] = [
         [128, 128, 784, [[false, false]]], [784, 128, 128, [[true, false]]], [128, 784, 128, [[false, true]]],
         [67, 133, 301, [...flagCombos]], [133, 67, 301, [...flagCombos]], [9, 1000, 300, [...flagCombos]],
@@ -107,6 +104,31 @@ describe.skipIf(!wasmGemmAvailable())("gemmWasm on two threads", () => {
         }
       }
       expect(wasmHelperStats().parts).toBeGreaterThan(before);
+    } finally {
+      wasmGemmThreads(previous);
+    }
+  });
+
+  it("initWasmThreads: resolves once the helper is up, and wasmThreadingInfo gives the count and its reason", async () => {
+    const previous = wasmGemmThreads(2);
+    try {
+      const info = await initWasmThreads();
+      expect(info).toEqual(wasmThreadingInfo());
+      if (info.threads === 2) {
+        expect(info).toMatchObject({ helper: "ready", workerKind: "worker_threads" });
+        expect(info.reason).toBe("2 threads: the caller and a helper worker thread (worker_threads) over shared WebAssembly memory");
+        expect(wasmHelperStats().ready).toBe(true);
+      } else {
+        expect(info.reason).toMatch(/^1 thread: /);
+      }
+      wasmGemmThreads(1);
+      expect(wasmGemmThreads()).toBe(1);
+      expect(wasmThreadingInfo()).toMatchObject({ threads: 1, reason: "1 thread: wasmGemmThreads(1)" });
+      // a product on one thread posts nothing to the helper
+      const posted = wasmHelperStats().posted;
+      checkAgainstReference(gemmWasm, { transA: false, transB: false, m: 256, n: 256, k: 256, aOffset: 0, bOffset: 0, cOffset: 0,
+        aPad: 0, bPad: 0, cPad: 0, beta: 0, float64: false, seed: 3 });
+      expect(wasmHelperStats().posted).toBe(posted);
     } finally {
       wasmGemmThreads(previous);
     }

@@ -6,7 +6,10 @@ import { gemmWasm, wasmGemmAvailable } from "./gemm-wasm.ts";
 export type { FloatArray } from "./gemm-reference.ts";
 export { gemmReference } from "./gemm-reference.ts";
 export { gemmJs } from "./gemm-js.ts";
-export { gemmWasm, wasmGemmAvailable, wasmGemmThreads, wasmHelperStats } from "./gemm-wasm.ts";
+export {
+  gemmWasm, initWasmThreads, wasmGemmAvailable, wasmGemmThreads, wasmHelperStats, wasmThreadingInfo,
+  type HelperWorker, type InitWasmThreadsOptions, type WasmHelperState, type WasmThreadingInfo,
+} from "./gemm-wasm.ts";
 export { gemmNative, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads, nativeGemmTiles, nativeHelperStats, type HelperStats } from "./gemm-native.ts";
 
 export type GemmBackend = "native" | "wasm" | "js";

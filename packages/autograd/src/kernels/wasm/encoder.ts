@@ -48,6 +48,9 @@ function section(id: number, body: number[]): number[] {
 export const op = {
   block: (): number[] => [0x02, 0x40],
   loop: (): number[] => [0x03, 0x40],
+  /** if / else of a block with no result. */
+  if: (): number[] => [0x04, 0x40],
+  else: (): number[] => [0x05],
   end: (): number[] => [0x0b],
   brIf: (depth: number): number[] => [0x0d, ...uleb(depth)],
   localGet: (i: number): number[] => [0x20, ...uleb(i)],

@@ -4,8 +4,9 @@ import { encodeModule, op, simdOp, valType, type FunctionDef, type ValType } fro
  * The WebAssembly SIMD GEMM kernels, generated as bytecode. For each element type (f32 with f32x4
  * lanes, f64 with f64x2) the module exports:
  *
- * `gemmF32` / `gemmF64` (mStrips, nStrips, kc, a, aRow, aStrip, b, bRow, bStrip, c, ldc):
- *   for every MR×NR tile of a block, C_tile += A_strip @ B_strip over a depth of kc, where
+ * `gemmF32` / `gemmF64` (mStrips, nStrips, kc, a, aRow, aStrip, b, bRow, bStrip, c, ldc, accumulate):
+ *   for every MR×NR tile of a block, C_tile += A_strip @ B_strip over a depth of kc (C_tile = A_strip @
+ *   B_strip when accumulate is 0: C is then written without being read), where
  *   row p of A strip i (MR values) starts at a + i*aStrip + p*aRow, row p of B strip j (NR values)
  *   at b + j*bStrip + p*bRow, and the tile's top-left element of C at c + i*MR*ldc + j*NR*bytes.
  *   All strides are in bytes. Packed strips have aRow = MR*bytes; an operand whose MR (or NR)
@@ -62,15 +63,17 @@ const i32s = (count: number): ValType[] => new Array<ValType>(count).fill(valTyp
 function blockKernel(t: ElementType, shape: KernelShape): FunctionDef {
   const mr = shape.mr;
   const nv = shape.nr / t.lanes;
-  const [mStrips, nStrips, kc, a, aRow, aStrip, b, bRow, bStrip, c, ldc] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-  const params = 11;
-  const [jCount, iCount, bj, cj, ai, ci, ap, bp, p, cr, cStride] = [11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21];
+  const [mStrips, nStrips, kc, a, aRow, aStrip, b, bRow, bStrip, c, ldc, accumulate] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const params = 12;
+  const [jCount, iCount, bj, cj, ai, ci, ap, bp, p, cr, cStride] = [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
   const i32Locals = 11;
   const firstVector = params + i32Locals;
   const acc = (r: number, v: number): number => firstVector + r * nv + v;
   const bv = (v: number): number => firstVector + mr * nv + v;
   const av = firstVector + mr * nv + nv;
-  const vectorLocals = mr * nv + nv + 1;
+  /** Never written: WebAssembly zero-initialises locals. */
+  const zero = av + 1;
+  const vectorLocals = mr * nv + nv + 2;
 
   const vecLoad = (offset: number): number[] => op.simd(simdOp.v128Load, ...op.memarg(4, offset));
   const vecStore = (offset: number): number[] => op.simd(simdOp.v128Store, ...op.memarg(4, offset));
@@ -84,6 +87,7 @@ function blockKernel(t: ElementType, shape: KernelShape): FunctionDef {
   };
   const loadTile = tileRows((r) => Array.from({ length: nv }, (_, v) =>
     [...op.localGet(cr), ...vecLoad(16 * v), ...op.localSet(acc(r, v))]).flat());
+  const zeroTile = Array.from({ length: mr * nv }, (_, i) => [...op.localGet(zero), ...op.localSet(firstVector + i)]).flat();
   const storeTile = tileRows((r) => Array.from({ length: nv }, (_, v) =>
     [...op.localGet(cr), ...op.localGet(acc(r, v)), ...vecStore(16 * v)]).flat());
 
@@ -109,7 +113,7 @@ function blockKernel(t: ElementType, shape: KernelShape): FunctionDef {
     ...set(ai, op.localGet(a)),
     ...set(ci, op.localGet(cj)),
     ...op.loop(),
-    ...loadTile,
+    ...op.localGet(accumulate), ...op.if(), ...loadTile, ...op.else(), ...zeroTile, ...op.end(),
     ...set(ap, op.localGet(ai)),
     ...set(bp, op.localGet(bj)),
     ...set(p, op.localGet(kc)),

@@ -1,0 +1,107 @@
+import { f32Kernel, f64Kernel, gemmModuleBytes, type KernelShape } from "./wasm/gemm-module.ts";
+import type { JobConfig, KernelNames } from "./wasm-parts.ts";
+
+/**
+ * The WebAssembly kernel module, instantiated once per thread: its memory (shared where the runtime allows,
+ * so a helper worker can instantiate the same module over it), its exports and what a job needs to know.
+ */
+
+export const PAGE_BYTES = 65536;
+/** The module's memory limit: beyond it the gemm falls back to the JS kernel. */
+export const MAX_BYTES = 2 ** 31;
+/** Depth of one packed block: a kc×NR strip of B (4 KiB for float32) stays in L1 while every A strip
+ *  of the block passes it (256 was slower on large squares: bench/NOTES.md, "WebAssembly gemm"). */
+export const KC = 128;
+/** Rows of one A block (MC·KC elements, 64 KiB for float32, in L2); rounded down to whole tiles. */
+export const MC = 128;
+
+// NOTE: the project's TypeScript lib has no WebAssembly declarations, so the global is typed here.
+export interface WasmMemory { buffer: ArrayBuffer; grow(pages: number): number }
+export interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
+}
+
+export interface WasmBackend {
+  memory: WasmMemory;
+  exports: Record<string, unknown>;
+  config: JobConfig;
+  shapes: { f32: KernelShape; f64: KernelShape };
+  /** The compiled module and whether its memory is shared (then a helper worker can instantiate it). */
+  module: object;
+  shared: boolean;
+  /** Why the memory is not shared, when it is not. */
+  unsharedReason?: string;
+}
+
+let backend: WasmBackend | null | undefined;
+
+function kernelNames(name: "F32" | "F64", shape: KernelShape): KernelNames {
+  return {
+    kernel: `gemm${name}`,
+    packA: `gather${name}x${shape.mr}`,
+    packAT: `copy${shape.mr * shape.bytes}`,
+    packB: `copy${shape.nr * shape.bytes}`,
+    packBT: `gather${name}x${shape.nr}`,
+  };
+}
+
+export function wasmApi(): WasmApi | undefined {
+  return (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+}
+
+/** Why this runtime cannot share WebAssembly memory between threads, or undefined when it can. */
+function sharedMemoryBlocker(): string | undefined {
+  const g = globalThis as { crossOriginIsolated?: boolean };
+  if (g.crossOriginIsolated === false) {
+    return "the page is not cross-origin isolated (serve it with the headers Cross-Origin-Opener-Policy: same-origin "
+      + "and Cross-Origin-Embedder-Policy: require-corp), so it has no SharedArrayBuffer";
+  }
+  if (typeof SharedArrayBuffer !== "function") return "this runtime has no SharedArrayBuffer";
+  return undefined;
+}
+
+/** Instantiates the kernel once; null where WebAssembly or its SIMD extension is missing. Prefers a
+ *  shared memory (for the helper worker) and falls back to the module's own. */
+export function loadWasmBackend(): WasmBackend | null {
+  if (backend !== undefined) return backend;
+  backend = null;
+  const api = wasmApi();
+  if (!api) return backend;
+  const shapes = { f32: f32Kernel, f64: f64Kernel };
+  const config: JobConfig = {
+    names: [kernelNames("F32", f32Kernel), kernelNames("F64", f64Kernel)],
+    shapes: [{ ...f32Kernel }, { ...f64Kernel }],
+    kc: KC,
+    mc: MC,
+  };
+  let unsharedReason = sharedMemoryBlocker();
+  if (unsharedReason === undefined) {
+    try {
+      const maxPages = MAX_BYTES / PAGE_BYTES;
+      const bytes = gemmModuleBytes({ maxPages });
+      if (api.validate(bytes)) {
+        const memory = new api.Memory({ initial: 1, maximum: maxPages, shared: true });
+        const module = new api.Module(bytes);
+        const { exports } = new api.Instance(module, { env: { memory } });
+        backend = { memory, exports, config, shapes, module, shared: true };
+        return backend;
+      }
+      unsharedReason = "this runtime's WebAssembly has no threads (shared memory)";
+    } catch (error) {
+      unsharedReason = `shared WebAssembly memory failed: ${(error as Error).message}`;
+    }
+  }
+  try {
+    const bytes = gemmModuleBytes();
+    if (!api.validate(bytes)) return backend;
+    const module = new api.Module(bytes);
+    const { exports } = new api.Instance(module, {});
+    backend = { memory: exports.memory as WasmMemory, exports, config, shapes, module, shared: false, unsharedReason };
+  } catch {
+    backend = null;
+  }
+  return backend;
+}

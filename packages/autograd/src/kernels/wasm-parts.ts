@@ -1,0 +1,203 @@
+/**
+ * The work of one WebAssembly gemm product, shared by the calling thread and its helper worker.
+ *
+ * A product is a job of `chunks` chunks: column ranges of C (or row ranges), each a multiple of whole tiles.
+ * Each thread that takes part claims chunks one at a time from the control array (Atomics), packs the
+ * operand every chunk needs in full once per job into its own region, then packs its chunk's part of the
+ * other operand one depth block at a time and runs the block kernel into the padded C. Whoever computes a
+ * chunk, every element of C is summed over the same depth blocks in the same order, so the result is the
+ * same bits on one thread or two and for any split between them.
+ *
+ * NOTE: the functions here use nothing but their arguments (no imports, no module constants, no closures):
+ * the Node helper runs their source text (Function.prototype.toString), the browser's module worker
+ * imports them.
+ */
+
+/** Slots of the Int32 control array (its own SharedArrayBuffer) that the caller and the helper share. */
+export const SLOTS = {
+  /** Bumped by the caller for every posted job. */
+  SEQ: 0,
+  /** (job tag << 12) | chunks not yet claimed; claimed by compare-and-swap. */
+  CLAIM: 1,
+  /** Chunks of the current job finished, by either thread. */
+  DONE: 2,
+  /** 1 once the helper instantiated the module. */
+  READY: 3,
+  /** 1 after the helper threw. */
+  FAILED: 4,
+  /** Chunks the helper computed (statistics). */
+  HELPER_CHUNKS: 5,
+  /** The SEQ of the latest job whose operands the caller has copied into memory. */
+  DATA: 6,
+  /** Jobs in which the helper computed at least one chunk (statistics). */
+  HELPER_JOBS: 7,
+  /** 1 while the helper sleeps in Atomics.wait (the caller only wakes it then). */
+  ASLEEP: 8,
+  /** First of the job's parameters (JOB_PARAMS). */
+  PARAMS: 16,
+  COUNT: 48,
+} as const;
+
+/** Indices of a job's parameters; all are int32, offsets are in elements of the product's type. */
+export const JOB_PARAMS = {
+  f64: 0, transA: 1, transB: 2, m: 3, n: 4, k: 5, lda: 6, ldb: 7,
+  /** Raw copies of A and B, as stored (their row strides lda, ldb). */
+  rawA: 8, rawB: 9,
+  /** 1: chunks are ranges of rows (each thread packs all of B); 0: of columns (each packs all of A). */
+  byRows: 10,
+  /** Rows or columns per chunk (whole tiles), and how many chunks. */
+  chunkSize: 11, chunks: 12,
+  /** The padded C, mPad×nPad with row stride nPad. */
+  cBase: 13,
+  /** 1 when the padded C already holds C (beta 1): the first depth block accumulates onto it. */
+  accumulate: 14,
+  /** Each thread's region for the operand packed in full (thread 0, thread 1). */
+  full0: 15, full1: 16,
+  /** Each thread's region for its chunk's packed depth block. */
+  part0: 17, part1: 18,
+  COUNT: 19,
+} as const;
+
+/** Bits of the job tag in the CLAIM slot (the low 12 bits count the chunks left). */
+export const TAG_MASK = 0x7ffff;
+export const MAX_CHUNKS = 4095;
+
+/** Export names of the block kernel and the strip packers for one element type. */
+export interface KernelNames {
+  kernel: string;
+  /** A stored m×k (gathered), Aᵀ stored k×m (copied), B stored k×n (copied), Bᵀ stored n×k (gathered). */
+  packA: string;
+  packAT: string;
+  packB: string;
+  packBT: string;
+}
+
+/** What both threads need to run a job: kernel names and tile shapes ([float32, float64]), block sizes. */
+export interface JobConfig {
+  names: [KernelNames, KernelNames];
+  shapes: [{ mr: number; nr: number; bytes: number }, { mr: number; nr: number; bytes: number }];
+  kc: number;
+  mc: number;
+}
+
+type BlockKernel = (mStrips: number, nStrips: number, kc: number, a: number, aRow: number, aStrip: number,
+  b: number, bRow: number, bStrip: number, c: number, ldcBytes: number, accumulate: number) => void;
+type Packer = (src: number, ld: number, strips: number, kc: number, dst: number) => void;
+
+/**
+ * Claims and computes chunks of the job tagged `tag` until none is left; returns how many this thread
+ * computed. Every claimed chunk is counted in DONE, also when it throws, so the caller never waits forever.
+ */
+export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32Array, p: ArrayLike<number>,
+  thread: number, tag: number, S: typeof SLOTS, P: typeof JOB_PARAMS): number {
+  const type = p[P.f64];
+  const names = cfg.names[type];
+  const { mr, nr, bytes } = cfg.shapes[type];
+  const transA = p[P.transA] === 1, transB = p[P.transB] === 1;
+  const m = p[P.m], n = p[P.n], k = p[P.k], lda = p[P.lda], ldb = p[P.ldb];
+  const rawA = p[P.rawA], rawB = p[P.rawB], byRows = p[P.byRows] === 1;
+  const chunkSize = p[P.chunkSize], chunks = p[P.chunks], cBase = p[P.cBase], accumulate = p[P.accumulate];
+  const full = thread === 0 ? p[P.full0] : p[P.full1];
+  const part = thread === 0 ? p[P.part0] : p[P.part1];
+  const kernel = wasm[names.kernel] as BlockKernel;
+  const packA = wasm[transA ? names.packAT : names.packA] as Packer;
+  const packB = wasm[transB ? names.packBT : names.packB] as Packer;
+  const kcMax = cfg.kc;
+  const mcBlock = Math.floor(cfg.mc / mr) * mr;
+  const mPad = Math.ceil(m / mr) * mr;
+  const nPad = Math.ceil(n / nr) * nr;
+  // Element (x, d) of A (row x, depth d) sits at rawA + x*sx + d*sd in storage; the same for B by column.
+  const aRowStep = transA ? 1 : lda, aDepthStep = transA ? lda : 1;
+  const bColStep = transB ? ldb : 1, bDepthStep = transB ? 1 : ldb;
+  let fullPacked = false;
+  let computed = 0;
+  for (;;) {
+    const w = Atomics.load(ctl, S.CLAIM);
+    if (w >>> 12 !== tag) break;
+    const left = w & 4095;
+    if (left === 0) break;
+    if (Atomics.compareExchange(ctl, S.CLAIM, w, w - 1) !== w) continue;
+    const chunk = chunks - left;
+    try {
+      if (!fullPacked) {
+        // the operand every chunk needs, all depth blocks, into this thread's region
+        for (let p0 = 0; p0 < k; p0 += kcMax) {
+          const kc = Math.min(kcMax, k - p0);
+          if (byRows) packB((rawB + p0 * bDepthStep) * bytes, ldb * bytes, nPad / nr, kc, (full + p0 * nPad) * bytes);
+          else packA((rawA + p0 * aDepthStep) * bytes, lda * bytes, mPad / mr, kc, (full + p0 * mPad) * bytes);
+        }
+        fullPacked = true;
+      }
+      const start = chunk * chunkSize;
+      if (byRows) {
+        const rows = Math.min(chunkSize, m - start);
+        const rowsPad = Math.ceil(rows / mr) * mr;
+        for (let p0 = 0; p0 < k; p0 += kcMax) {
+          const kc = Math.min(kcMax, k - p0);
+          packA((rawA + start * aRowStep + p0 * aDepthStep) * bytes, lda * bytes, rowsPad / mr, kc, part * bytes);
+          const add = p0 > 0 || accumulate === 1 ? 1 : 0;
+          for (let r = 0; r < rowsPad; r += mcBlock) {
+            const mc = Math.min(mcBlock, rowsPad - r);
+            kernel(mc / mr, nPad / nr, kc, (part + r * kc) * bytes, mr * bytes, mr * kc * bytes,
+              (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, (cBase + (start + r) * nPad) * bytes, nPad * bytes, add);
+          }
+        }
+      } else {
+        const cols = Math.min(chunkSize, n - start);
+        const colsPad = Math.ceil(cols / nr) * nr;
+        for (let p0 = 0; p0 < k; p0 += kcMax) {
+          const kc = Math.min(kcMax, k - p0);
+          packB((rawB + start * bColStep + p0 * bDepthStep) * bytes, ldb * bytes, colsPad / nr, kc, part * bytes);
+          const add = p0 > 0 || accumulate === 1 ? 1 : 0;
+          for (let r = 0; r < mPad; r += mcBlock) {
+            const mc = Math.min(mcBlock, mPad - r);
+            kernel(mc / mr, colsPad / nr, kc, (full + p0 * mPad + r * kc) * bytes, mr * bytes, mr * kc * bytes,
+              part * bytes, nr * bytes, nr * kc * bytes, (cBase + r * nPad + start) * bytes, nPad * bytes, add);
+          }
+        }
+      }
+      computed++;
+    } finally {
+      Atomics.add(ctl, S.DONE, 1);
+    }
+  }
+  return computed;
+}
+
+/**
+ * The helper's loop: sleeps until a job is posted, waits for its operands, takes chunks with `run` (runJob)
+ * as thread 1, and sleeps again. Never returns; on an error it flags FAILED and rethrows (the caller then
+ * computes alone).
+ */
+export function helperLoop(ctl: Int32Array, wasm: Record<string, unknown>, cfg: JobConfig,
+  S: typeof SLOTS, P: typeof JOB_PARAMS, run: typeof runJob): never {
+  const params = new Array<number>(P.COUNT).fill(0);
+  let seen = Atomics.load(ctl, S.SEQ);
+  for (;;) {
+    Atomics.store(ctl, S.ASLEEP, 1);
+    Atomics.wait(ctl, S.SEQ, seen);
+    Atomics.store(ctl, S.ASLEEP, 0);
+    const seq = Atomics.load(ctl, S.SEQ);
+    if (seq === seen) continue;
+    seen = seq;
+    // NOTE: the caller writes a job's parameters before its CLAIM and SEQ, and the next job's only after
+    // every chunk of this one is done: if a claim below succeeds, these are this job's parameters.
+    for (let i = 0; i < P.COUNT; i++) params[i] = Atomics.load(ctl, S.PARAMS + i);
+    // the caller posts a job before it copies the operands in (the wake-up overlaps the copy)
+    let current = true;
+    while (Atomics.load(ctl, S.DATA) !== seq) {
+      if (Atomics.load(ctl, S.SEQ) !== seq) { current = false; break; }
+    }
+    if (!current) continue;
+    try {
+      const computed = run(wasm, cfg, ctl, params, 1, seq & 0x7ffff, S, P);
+      if (computed > 0) {
+        Atomics.add(ctl, S.HELPER_CHUNKS, computed);
+        Atomics.add(ctl, S.HELPER_JOBS, 1);
+      }
+    } catch (error) {
+      Atomics.store(ctl, S.FAILED, 1);
+      throw error;
+    }
+  }
+}
