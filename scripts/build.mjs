@@ -5,7 +5,7 @@
 //   node scripts/build.mjs              every publishable package, in dependency order
 //   node scripts/build.mjs packages/nn  the named package folders only (their dependencies must be built)
 import { execFileSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,6 +32,14 @@ for (const dir of dirs) {
   } catch {
     console.error(`build: ${name} failed`);
     process.exit(1);
+  }
+  // tsc rewrites the .ts of relative imports, not of module workers' `new URL("./x.ts", import.meta.url)`
+  for (const file of readdirSync(join(dir, "dist"), { recursive: true })) {
+    if (!String(file).endsWith(".js")) continue;
+    const path = join(dir, "dist", String(file));
+    const text = readFileSync(path, "utf8");
+    const fixed = text.replace(/new URL\((["'])(\.{1,2}\/[^"']+)\.ts\1, import\.meta\.url\)/g, "new URL($1$2.js$1, import.meta.url)");
+    if (fixed !== text) writeFileSync(path, fixed);
   }
   console.log(`build: ${name} -> ${name}/dist (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }
