@@ -42,11 +42,14 @@ export async function save(path: string, stateDict: Record<string, TensorLike>, 
   }
 }
 
+/** The most bytes asked of one read call: node refuses lengths of 2 GiB and more. */
+const MAX_READ = 2 ** 30;
+
 function readExactSync(fd: number, out: Uint8Array, position: number, fileLength: number, where: string): Uint8Array {
   const length = out.length;
   let done = 0;
   while (done < length) {
-    const n = fs.readSync(fd, out, done, length - done, position + done);
+    const n = fs.readSync(fd, out, done, Math.min(length - done, MAX_READ), position + done);
     if (n === 0) fail(where, `truncated: file ended at byte ${position + done} of ${fileLength} while reading (modified during load?)`);
     done += n;
   }
@@ -57,7 +60,7 @@ async function readExact(handle: fs.promises.FileHandle, out: Uint8Array, positi
   const length = out.length;
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await handle.read(out, done, length - done, position + done);
+    const { bytesRead } = await handle.read(out, done, Math.min(length - done, MAX_READ), position + done);
     if (bytesRead === 0) fail(where, `truncated: file ended at byte ${position + done} of ${fileLength} while reading (modified during load?)`);
     done += bytesRead;
   }

@@ -17,6 +17,11 @@ export interface DatasetOptions {
   split: Split;
   /** A directory holding the IDX files (or a `<dataset>/` folder of them); searched first. */
   root?: string;
+  /**
+   * Look in `root` only (no $TAPEGRAD_DATA, cache, system copy, download or sample): a missing folder or
+   * file is a DatasetNotFoundError naming it. Default false.
+   */
+  strict?: boolean;
   /** Download into the cache when no local copy is found (default true). */
   download?: boolean;
   /** Fall back to `sampleDir` when nothing else works (default true). */
@@ -187,11 +192,32 @@ function howToGet(spec: DatasetSpec, split: Split, cacheDir: string): string {
   return lines.join("\n");
 }
 
+/** The split from `root` alone, or a DatasetNotFoundError naming the missing folder or files. */
+function loadFromRootOnly(spec: DatasetSpec, split: Split, root: string | undefined): ImageDataset {
+  if (root === undefined) throw new ValueError(`${spec.name}: strict: true needs a root directory`);
+  let isDir = false;
+  try {
+    isDir = statSync(root).isDirectory();
+  } catch {
+    throw new DatasetNotFoundError(`${spec.title} ${split} split: the folder ${root} does not exist`);
+  }
+  if (!isDir) throw new DatasetNotFoundError(`${spec.title} ${split} split: ${root} is a file, not a folder`);
+  const found = findSplit(root, spec, split);
+  if (found !== undefined) return decode(spec, split, found, `root:${root}`, false);
+  const stems = idxFileNames(split);
+  const missing = [stems.images, stems.labels].filter((stem) => findFile(root, stem) === undefined && findFile(join(root, spec.name), stem) === undefined);
+  throw new DatasetNotFoundError(
+    `${spec.title} ${split} split not found in ${root}: ${missing.length ? `no ${missing.join(" or ")}` : "its image and label files are in different folders"} ` +
+      `(looked in ${root} and ${join(root, spec.name)}; raw or .gz)`,
+  );
+}
+
 async function loadDataset(spec: DatasetSpec, options: DatasetOptions): Promise<ImageDataset> {
   const { split } = options;
   if (split !== "train" && split !== "test") {
     throw new ValueError(`${spec.name}: split must be "train" or "test", got ${JSON.stringify(split)}`);
   }
+  if (options.strict) return loadFromRootOnly(spec, split, options.root);
   const env = options.env ?? process.env;
   const cacheRoot = options.cacheDir ?? defaultCacheDir(env);
   const cacheDir = join(cacheRoot, spec.name);
