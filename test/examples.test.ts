@@ -122,7 +122,7 @@ describe("examples: command line", () => {
     const values = parseOptions(["--epochs", "3", "--no-bias"], mlpExample.options);
     expect(values).toMatchObject({ epochs: "3", "no-bias": true, lr: "0.1", dataset: "fashion-mnist" });
     expect(() => parseOptions(["--bogus"], mlpExample.options)).toThrow(/bogus/);
-    await expect(mlpExample.runWith({ ...values, epochs: "0" })).rejects.toThrow(/--epochs must be an integer/);
+    await expect(mlpExample.runWith({ ...values, epochs: "0" })).rejects.toThrow(/--epochs must be a whole number of at least 1, got 0/);
   });
 
   it("curvesSvg draws one polyline per series with more than one point", () => {

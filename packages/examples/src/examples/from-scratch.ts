@@ -7,8 +7,11 @@ import { type Tensor, noGrad, randn, zeros } from "@tapegrad/autograd";
 import { DataLoader } from "@tapegrad/nn";
 import { type ParsedValues, commonOptions, intOption, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
-import { defineExample, type RunOptions, datasetFields, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
-import { TrainingLog, predict } from "../lib/train.ts";
+import {
+  defineExample, type RunOptions, checkMemory, datasetFields, finishRun, resumeFields, runOptionsFrom, startRun, trainingSettings,
+} from "../lib/example.ts";
+import { predict } from "../lib/train.ts";
+import { TrainingRun } from "../lib/training-run.ts";
 
 export interface FromScratchOptions extends RunOptions {
   hidden?: number;
@@ -45,8 +48,9 @@ function sgd(params: Tensor[], lr: number): void {
 export async function run(options: FromScratchOptions) {
   const log = options.log ?? console.log;
   const hidden = options.hidden ?? 128;
+  const settings = { ...trainingSettings(options), hidden };
+  const { output, started, resume } = startRun("from-scratch", options, settings);
   const { train, test } = await loadSplits(options);
-  const { output, started } = startRun("from-scratch", options);
   log(describeData(train, test));
 
   const inputs = train.rows * train.cols;
@@ -63,21 +67,26 @@ export async function run(options: FromScratchOptions) {
   const lossPerSample = (logits: Tensor, y: Tensor): Tensor => crossEntropy(softmax(logits), y);
 
   const loader = new DataLoader(train, { batchSize: options.batchSize, shuffle: true, seed: options.seed });
-  const record = new TrainingLog({ ...options, output, log, title: `MLP from scratch 784-${hidden}-10 on ${train.name}` });
-  for (let epoch = 1; epoch <= options.epochs; epoch++) {
-    const meter = record.startEpoch(loader.length);
-    for (const [X, y] of loader) {
+  // checkpoints every epoch, stops on NaN, saves on Ctrl-C, resumes (see lib/training-run.ts)
+  const run = new TrainingRun({
+    ...options, example: "from-scratch", output, log, resume, settings, dataFolder: options.data, loader, data: { train, test },
+    model: { W1, b1, W2, b2 }, metadata: { dataset: train.name, hidden: String(hidden) },
+    title: `MLP from scratch 784-${hidden}-10 on ${train.name}`,
+  });
+  for (let epoch = run.firstEpoch; epoch <= options.epochs; epoch++) {
+    for (const [X, y] of run.batches(epoch)) {
       const logits = net(X);
       const loss = lossPerSample(logits, y).mean();
       for (const p of params) p.grad = null;
       loss.backward();
       sgd(params, options.lr);
-      meter.update(loss, logits, y);
+      await run.stepDone(loss, logits, y);
     }
-    record.endEpoch(meter, predict({ forward: net }, test, { lossPerSample }));
+    run.endEpoch(predict({ forward: net }, test, { lossPerSample }));
   }
 
-  const last = record.last;
+  const { history } = run.finish();
+  const last = history[history.length - 1];
   return finishRun(output, started, {
     example: "from-scratch",
     ...datasetFields(train),
@@ -86,6 +95,7 @@ export async function run(options: FromScratchOptions) {
     trainLoss: last?.trainLoss,
     trainAccuracy: last?.trainAccuracy,
     testAccuracy: last?.testAccuracy,
+    ...resumeFields(resume),
   });
 }
 
@@ -96,6 +106,11 @@ export const fromScratch = defineExample({
     ...withDefaults(commonOptions, { epochs: "10", "batch-size": "64", lr: "0.1" }),
     hidden: { type: "string", valueName: "N", default: "128", description: "hidden units" },
   },
-  parse: (values: ParsedValues) => ({ ...runOptionsFrom(values), hidden: intOption(values, "hidden") ?? 128 }),
+  parse: (values: ParsedValues) => {
+    const options = runOptionsFrom(values);
+    const hidden = intOption(values, "hidden") ?? 128;
+    checkMemory({ hidden, batchSize: options.batchSize });
+    return { ...options, hidden };
+  },
   run,
 });

@@ -6,12 +6,15 @@
 import { type Tensor, noGrad, tensor } from "@tapegrad/autograd";
 import { F, nn } from "@tapegrad/nn";
 import { type ParsedValues, commonOptions, intOption, numberOption, stringOption } from "../lib/cli.ts";
-import { datasetName, loadSplit, type DataOptions } from "../lib/data.ts";
-import { defineExample, datasetFields, finishRun, startRun } from "../lib/example.ts";
+import { MAX_TRAIN_IMAGES, checkDataFolder, datasetName, loadSplit, type DataOptions } from "../lib/data.ts";
+import { UsageError } from "../lib/errors.ts";
+import { checkMemory, defineExample, datasetFields, finishRun, startRun } from "../lib/example.ts";
 import { countBar } from "../lib/progress.ts";
 
 export interface GradientCheckOptions extends DataOptions {
   out?: string;
+  /** Replace the run in a non-empty `out`. */
+  overwrite?: boolean;
   seed: number;
   /** Training images in the batch (default 3). */
   images?: number;
@@ -69,8 +72,11 @@ export async function run(options: GradientCheckOptions) {
   const count = options.images ?? 3;
   const hidden = options.hidden ?? 50;
   const eps = options.eps ?? 1e-5;
-  const train = await loadSplit({ ...options, limitTrain: count }, "train");
   const { output, started } = startRun("gradient-check", options);
+  const train = await loadSplit({ ...options, limitTrain: count }, "train");
+  if (train.n < count) {
+    throw new UsageError(`--images ${count}: the training split from ${train.source} has only ${train.n} images`);
+  }
   const size = train.rows * train.cols;
   log(`${train.name}: ${train.n} training images from ${train.source}`);
 
@@ -109,12 +115,14 @@ export async function run(options: GradientCheckOptions) {
   }
   const worst = Math.max(...checks.map((c) => c.meanAbsDiff));
   const ok = worst < 1e-7;
-  log(ok ? "gradients agree" : `gradients DISAGREE: worst mean difference ${worst.toExponential(2)}`);
+  const verdict = ok ? "gradients agree" : `gradients DISAGREE: worst mean difference ${worst.toExponential(2)} (the threshold is 1e-7)`;
+  log(verdict);
   output.writeJson("gradient-check.json", { images: count, hidden, eps, checks });
   return finishRun(output, started, {
     example: "gradient-check",
     ...datasetFields(train),
     ok,
+    ...(ok ? {} : { failed: verdict }),
     maxMeanAbsDiff: worst,
     checks: Object.fromEntries(checks.map((c) => [c.name, c.meanAbsDiff])),
   });
@@ -127,22 +135,32 @@ export const gradientCheck = defineExample({
     dataset: commonOptions.dataset,
     data: commonOptions.data,
     out: commonOptions.out,
+    overwrite: commonOptions.overwrite,
     seed: commonOptions.seed,
-    images: { type: "string", valueName: "N", default: "3", description: "training images in the batch" },
+    images: { type: "string", valueName: "N", default: "3", description: `training images in the batch (1 to ${MAX_TRAIN_IMAGES})` },
     hidden: { type: "string", valueName: "N", default: "50", description: "hidden units" },
     eps: { type: "string", valueName: "H", default: "1e-5", description: "central-difference step" },
     "no-progress": commonOptions["no-progress"],
     help: commonOptions.help,
   },
-  parse: (values: ParsedValues) => ({
-    dataset: datasetName(values.dataset),
-    data: stringOption(values, "data"),
-    out: stringOption(values, "out"),
-    seed: intOption(values, "seed", 0) ?? 0,
-    images: intOption(values, "images"),
-    hidden: intOption(values, "hidden"),
-    eps: numberOption(values, "eps"),
-    progress: values["no-progress"] !== true,
-  }),
+  parse: (values: ParsedValues): GradientCheckOptions => {
+    const data = stringOption(values, "data");
+    checkDataFolder(data);
+    const images = intOption(values, "images", { max: MAX_TRAIN_IMAGES, maxReason: `the training split has ${MAX_TRAIN_IMAGES} images` });
+    const hidden = intOption(values, "hidden");
+    // float64 weights, their gradients and the numerical gradient; activations for a batch of `images` rows
+    checkMemory({ hidden: hidden ?? 50, batchSize: images ?? 3, bytesPerValue: 8 });
+    return {
+      dataset: datasetName(values.dataset),
+      data,
+      out: stringOption(values, "out"),
+      overwrite: values.overwrite === true,
+      seed: intOption(values, "seed", { min: 0, max: 2 ** 32 - 1 }) ?? 0,
+      images,
+      hidden,
+      eps: numberOption(values, "eps"),
+      progress: values["no-progress"] !== true,
+    };
+  },
   run,
 });

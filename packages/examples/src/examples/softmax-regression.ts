@@ -1,27 +1,32 @@
 /**
  * Softmax regression on Fashion-MNIST, the d2l setup: one Linear(784, 10), cross-entropy, SGD with
  * lr 0.1 and batch 256 for 5 epochs (about 0.83 test accuracy). Then shows nine test images' true and
- * predicted labels.
+ * predicted labels. Checkpoints and --resume as in mlp.ts.
  */
 import { nn, optim } from "@tapegrad/nn";
 import { saveSync } from "@tapegrad/nn/node";
 import { commonOptions, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
-import { defineExample, type RunOptions, datasetFields, finishRun, runOptionsFrom, startRun } from "../lib/example.ts";
+import { defineExample, type RunOptions, datasetFields, finishRun, resumeFields, runOptionsFrom, startRun, trainingSettings } from "../lib/example.ts";
 import { GREEN, RED, imageAt, imageGridPng } from "../lib/images.ts";
 import { predict } from "../lib/train.ts";
 import { trainClassifier } from "./mlp.ts";
 
 export async function run(options: RunOptions) {
   const log = options.log ?? console.log;
+  const settings = trainingSettings(options);
+  const { output, started, resume } = startRun("softmax-regression", options, settings);
   const { train, test } = await loadSplits(options);
-  const { output, started } = startRun("softmax-regression", options);
   log(describeData(train, test));
 
   const model = new nn.SoftmaxRegression(train.rows * train.cols, train.classes.length);
   const optimizer = new optim.SGD(model.parameters(), { lr: options.lr });
-  const history = trainClassifier(model, optimizer, { train, test }, { ...options, output, log, title: `softmax regression on ${train.name}` });
-  saveSync(output.track("model.safetensors"), model.stateDict(), { example: "softmax-regression", dataset: train.name });
+  const history = await trainClassifier(model, optimizer, { train, test }, {
+    ...options, example: "softmax-regression", output, log, resume, settings, dataFolder: options.data,
+    metadata: { dataset: train.name }, title: `softmax regression on ${train.name}`,
+  });
+  const checkpoint = output.track("model.safetensors");
+  output.guard(checkpoint, () => saveSync(checkpoint, model.stateDict(), { example: "softmax-regression", dataset: train.name }));
 
   // d2l's predict_ch3: the first nine test images with their true and predicted labels
   const { predictions } = predict(model, test);
@@ -54,6 +59,7 @@ export async function run(options: RunOptions) {
     trainLoss: last?.trainLoss,
     trainAccuracy: last?.trainAccuracy,
     testAccuracy: last?.testAccuracy,
+    ...resumeFields(resume),
   });
 }
 

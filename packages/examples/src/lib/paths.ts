@@ -1,5 +1,5 @@
 /** Where runs go and how user-given paths are read. */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -22,11 +22,9 @@ export function timestamp(date = new Date()): string {
   return `${date.getFullYear()}${p(date.getMonth() + 1)}${p(date.getDate())}-${p(date.getHours())}${p(date.getMinutes())}${p(date.getSeconds())}`;
 }
 
-/** Creates the run folder: `out` (relative to the invocation folder) or runs/<example>-<timestamp> in the repository. */
-export function makeRunDir(example: string, out?: string): string {
-  let dir = out !== undefined ? userPath(out) : join(repoRoot, "runs", `${example}-${timestamp()}`);
-  // two default runs in the same second get distinct folders
-  for (let i = 2; out === undefined && existsSync(dir); i++) dir = join(repoRoot, "runs", `${example}-${timestamp()}-${i}`);
-  mkdirSync(dir, { recursive: true });
+/** A new folder name runs/<example>-<timestamp> in the repository (two runs in the same second get distinct names). */
+export function defaultRunDir(example: string): string {
+  let dir = join(repoRoot, "runs", `${example}-${timestamp()}`);
+  for (let i = 2; existsSync(dir); i++) dir = join(repoRoot, "runs", `${example}-${timestamp()}-${i}`);
   return dir;
 }

@@ -5,6 +5,7 @@
  */
 import { noGrad, type Tensor } from "@tapegrad/autograd";
 import { DataLoader, F } from "@tapegrad/nn";
+import type { MeterState } from "./checkpoints.ts";
 import type { ImageDataset } from "./data.ts";
 import type { EpochMetrics, RunOutput } from "./output.ts";
 import { type EpochBar, epochBar } from "./progress.ts";
@@ -19,13 +20,31 @@ export class EpochMeter {
 
   constructor(readonly label: string, private readonly bar: EpochBar) {}
 
-  /** Counts one training batch: its mean loss and how many of its logits' argmaxes hit the labels. */
-  update(loss: Tensor, logits: Tensor, labels: Tensor): void {
+  /** Counts one training batch: its mean loss and how many of its logits' argmaxes hit the labels; returns the loss. */
+  update(loss: Tensor, logits: Tensor, labels: Tensor): number {
     const b = labels.shape[0];
-    this.lossSum += loss.item() * b;
+    const value = loss.item();
+    this.lossSum += value * b;
     this.hits += Math.round(F.accuracy(logits, labels) * b);
     this.seen += b;
     this.bar.update(++this.batches, this.lossSum / this.seen, this.hits / this.seen);
+    return value;
+  }
+
+  /** The running sums, for a checkpoint taken mid-epoch. */
+  state(): MeterState {
+    return { lossSum: this.lossSum, hits: this.hits, seen: this.seen, batches: this.batches };
+  }
+
+  /** Continues from a mid-epoch checkpoint's running sums. */
+  restore(state: MeterState): void {
+    ({ lossSum: this.lossSum, hits: this.hits, seen: this.seen, batches: this.batches } = state);
+    if (this.seen > 0) this.bar.update(this.batches, this.lossSum / this.seen, this.hits / this.seen);
+  }
+
+  /** Stops the progress bar without finishing the epoch (the run stops mid-epoch). */
+  stopBar(): void {
+    this.bar.stop();
   }
 
   /** Stops the progress bar; the epoch's mean training loss and accuracy. */
@@ -50,7 +69,15 @@ export interface TrainingLogOptions {
 export class TrainingLog {
   readonly history: EpochMetrics[] = [];
 
-  constructor(private readonly options: TrainingLogOptions) {}
+  /** `history`: the epochs a resumed run already finished (metrics.jsonl and curves.svg are rewritten from them). */
+  constructor(private readonly options: TrainingLogOptions, history: EpochMetrics[] = []) {
+    this.history.push(...history);
+    const { output } = options;
+    if (output && history.length > 0) {
+      output.writeMetrics(history);
+      output.writeCurves(options.title ?? "training", history);
+    }
+  }
 
   /** The meter of the next epoch, over `batches` batches. */
   startEpoch(batches: number): EpochMeter {
