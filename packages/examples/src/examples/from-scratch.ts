@@ -85,7 +85,7 @@ export async function run(options: FromScratchOptions) {
     run.endEpoch(predict({ forward: net }, test, { lossPerSample }));
   }
 
-  const { history } = run.finish();
+  const { history, nonFinite } = run.finish();
   const last = history[history.length - 1];
   return finishRun(output, started, {
     example: "from-scratch",
@@ -96,6 +96,7 @@ export async function run(options: FromScratchOptions) {
     trainAccuracy: last?.trainAccuracy,
     testAccuracy: last?.testAccuracy,
     ...resumeFields(resume),
+    ...(nonFinite ? { nonFinite } : {}),
   });
 }
 

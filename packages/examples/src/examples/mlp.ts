@@ -11,7 +11,6 @@ import { type ImageDataset, describeData, loadSplits } from "../lib/data.ts";
 import {
   defineExample, type RunOptions, checkMemory, datasetFields, finishRun, resumeFields, runOptionsFrom, startRun, trainingSettings,
 } from "../lib/example.ts";
-import type { EpochMetrics } from "../lib/output.ts";
 import { predict } from "../lib/train.ts";
 import { TrainingRun, type TrainingRunOptions } from "../lib/training-run.ts";
 
@@ -43,7 +42,7 @@ export type TrainOptions = Omit<TrainingRunOptions, "model" | "optimizer" | "loa
  */
 export async function trainClassifier(
   model: nn.Module, optimizer: optim.Optimizer, data: { train: ImageDataset; test: ImageDataset }, options: TrainOptions,
-): Promise<EpochMetrics[]> {
+): Promise<ReturnType<TrainingRun["finish"]>> {
   const loader = new DataLoader(data.train, { batchSize: options.batchSize, shuffle: true, seed: options.seed });
   const run = new TrainingRun({ ...options, model, optimizer, loader, data });
   for (let epoch = run.firstEpoch; epoch <= options.epochs; epoch++) {
@@ -58,7 +57,7 @@ export async function trainClassifier(
     }
     run.endEpoch(predict(model, data.test)); // prints the epoch; metrics.jsonl, curves.svg, checkpoints/
   }
-  return run.finish().history;
+  return run.finish(); // the epochs' metrics, the best epoch, where the loss went non-finite (--allow-nonfinite)
 }
 
 /** The settings that fix an mlp run's numbers (a resumed run must keep them). */
@@ -77,7 +76,7 @@ export async function run(options: MlpOptions) {
   log(`${model.toString()}\n${model.numParameters()} parameters; SGD lr ${options.lr}${momentum ? ` momentum ${momentum}` : ""}, batch ${options.batchSize}, ${options.epochs} epochs`);
   const optimizer = new optim.SGD(model.parameters(), { lr: options.lr, momentum });
   const metadata = { dataset: train.name, hidden: String(hidden), bias: String(bias) };
-  const history = await trainClassifier(model, optimizer, { train, test }, {
+  const { history, nonFinite } = await trainClassifier(model, optimizer, { train, test }, {
     ...options, example: "mlp", output, log, resume, settings: mlpSettings(options), metadata,
     dataFolder: options.data, divergenceHint: "a smaller --lr or --momentum",
     title: `MLP 784-${hidden}-10${bias ? "" : " (no bias)"} on ${train.name}`,
@@ -104,6 +103,7 @@ export async function run(options: MlpOptions) {
     testAccuracy: last?.testAccuracy,
     checkpoint,
     ...resumeFields(resume),
+    ...(nonFinite ? { nonFinite } : {}),
   });
 }
 

@@ -21,7 +21,7 @@ export async function run(options: RunOptions) {
 
   const model = new nn.SoftmaxRegression(train.rows * train.cols, train.classes.length);
   const optimizer = new optim.SGD(model.parameters(), { lr: options.lr });
-  const history = await trainClassifier(model, optimizer, { train, test }, {
+  const { history, nonFinite } = await trainClassifier(model, optimizer, { train, test }, {
     ...options, example: "softmax-regression", output, log, resume, settings, dataFolder: options.data,
     metadata: { dataset: train.name }, title: `softmax regression on ${train.name}`,
   });
@@ -60,6 +60,7 @@ export async function run(options: RunOptions) {
     trainAccuracy: last?.trainAccuracy,
     testAccuracy: last?.testAccuracy,
     ...resumeFields(resume),
+    ...(nonFinite ? { nonFinite } : {}),
   });
 }
 

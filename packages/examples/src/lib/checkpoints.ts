@@ -134,7 +134,7 @@ export function readCheckpoint(
     const bad = findNonFinite(loaded.tensors);
     if (bad) {
       throw new NonFiniteError(
-        `${what} ${shownPath(path)} holds non-finite values: tensor "${bad.name}" has ${bad.count} (the first, at index ${bad.index}, is ${bad.value}). ` +
+        `${what} ${shownPath(path)} holds non-finite values: tensor "${bad.name}" has ${bad.count} NaN or infinite value${bad.count === 1 ? "" : "s"} (the first, at index ${bad.index}, is ${bad.value}). ` +
           "It comes from a run that diverged; train again with a smaller --lr, or pass --allow-nonfinite to use it anyway.",
       );
     }
