@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Smoke run of every example on real Fashion-MNIST (half the training set, 2 epochs), each checked against an
-# accuracy floor read from its result.json. About 40 s on 2 cores. Without the real data
+# accuracy floor read from its result.json; then a run stopped after 1 epoch and resumed must end with the
+# same model file as the uninterrupted one, and bad input must give its exit code (2 bad options, 3 a failed
+# check). About 80 s on 2 cores. Without the real data
 # (/usr/share/datasets/fashion-mnist, $TAPEGRAD_DATA or the cache) the examples fall back to the
 # embedded sample, and the floors drop to what a model trained on it reaches.
 set -euo pipefail
@@ -49,5 +51,25 @@ check "$OUT/gradient-check" gradient-check 0 0 'r.ok && r.maxMeanAbsDiff < 1e-8'
 
 run hardest --checkpoint "$OUT/mlp/model.safetensors" --limit-test 2000 --no-progress
 check "$OUT/hardest" hardest 0.78 0.65 'r.trainedHere === false && r.hardestLoss > r.easiestLoss'
+
+# --resume: 1 epoch, then resumed to 2, gives the 2-epoch run's model.safetensors byte for byte
+echo "smoke: pnpm example mlp --epochs 1 ${SMALL[*]} --out $OUT/resumed, then --resume $OUT/resumed --epochs 2"
+{ pnpm -s example mlp --epochs 1 "${SMALL[@]}" --out "$OUT/resumed" && pnpm -s example mlp --resume "$OUT/resumed" --epochs 2 --no-progress; } \
+  > "$OUT/resumed.log" 2>&1 || { cat "$OUT/resumed.log"; exit 1; }
+cmp "$OUT/mlp/model.safetensors" "$OUT/resumed/model.safetensors" || { echo "smoke: resumed mlp differs from the uninterrupted run"; exit 1; }
+echo "smoke: mlp resumed after epoch 1 ends with the uninterrupted run's weights"
+
+# expect_exit <code> <what> <args...>: the example must fail with that exit code
+expect_exit() {
+  local code=$1 what=$2
+  shift 2
+  local got=0
+  pnpm -s example "$@" > "$OUT/exit.log" 2>&1 || got=$?
+  if [ "$got" != "$code" ]; then echo "smoke: $what: exit $got, expected $code"; cat "$OUT/exit.log"; exit 1; fi
+  echo "smoke: $what exits $code: $(tail -n1 "$OUT/exit.log" | cut -c1-120)"
+}
+expect_exit 2 "mlp --epochs -1" mlp --epochs -1
+expect_exit 3 "gradient-check --eps 1" gradient-check --eps 1 --hidden 3 --no-progress --out "$OUT/gc-eps"
+expect_exit 1 "hardest with a missing checkpoint" hardest --checkpoint "$OUT/none.safetensors"
 
 echo "smoke: all examples passed in $((SECONDS - start)) s"
