@@ -278,7 +278,7 @@ describe("examples: --data is strict and data sets are checked", () => {
     for (const f of ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]) copyFileSync(join(sample, f), join(folder, f));
     const err = await loadSplits({ dataset: "fashion-mnist", data: folder }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RunFileError);
-    expect((err as Error).message).toMatch(/Fashion-MNIST test split not found in .*train-only: no t10k-images-idx3-ubyte or t10k-labels-idx1-ubyte/);
+    expect((err as Error).message).toMatch(/Fashion-MNIST test split not found in .*train-only: missing t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte/);
   });
 
   it("a --data folder that does not exist is refused before any work", async () => {

@@ -74,6 +74,7 @@ export class RunOutput {
   constructor(example: string, options: OutputOptions = {}) {
     const { out, resume, overwrite = false } = options;
     if (resume !== undefined) {
+      if (overwrite) throw new UsageError("--resume continues the run in its folder and --overwrite replaces it: pick one");
       this.dir = userPath(resume);
       if (out !== undefined && userPath(out) !== this.dir) {
         throw new UsageError(`--out ${out} and --resume ${resume} name different folders: a resumed run writes into its own folder`);

@@ -207,7 +207,7 @@ function loadFromRootOnly(spec: DatasetSpec, split: Split, root: string | undefi
   const stems = idxFileNames(split);
   const missing = [stems.images, stems.labels].filter((stem) => findFile(root, stem) === undefined && findFile(join(root, spec.name), stem) === undefined);
   throw new DatasetNotFoundError(
-    `${spec.title} ${split} split not found in ${root}: ${missing.length ? `no ${missing.join(" or ")}` : "its image and label files are in different folders"} ` +
+    `${spec.title} ${split} split not found in ${root}: ${missing.length ? `missing ${missing.join(" and ")}` : "its image and label files are in different folders"} ` +
       `(looked in ${root} and ${join(root, spec.name)}; raw or .gz)`,
   );
 }
