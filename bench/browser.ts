@@ -1,0 +1,129 @@
+/**
+ * The browser rows of `pnpm bench`: the MLP epoch (784-128-10, batch 128, the bench's synthetic data) with
+ * tapegrad and with TF.js's WebAssembly backend in the same headless Chromium, on the playground's bench page
+ * (packages/web/bench.html), served on 127.0.0.1 with the cross-origin isolation headers so both may use
+ * threads. Skipped, with the reason, where there is no Chromium.
+ *
+ * Alone: `tsx bench/browser.ts [--quick] [--epochs=N] [--no-isolation]` prints the page's JSON.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildSite, findChromium, launchChromium } from "../packages/web/scripts/browser.ts";
+import { serveSite } from "../packages/web/scripts/serve.ts";
+
+export interface BrowserToolResult {
+  tool: string;
+  medianMs: number;
+  epochsMs: number[];
+  backend: string;
+  finalLoss: number;
+}
+
+export interface BrowserBenchResult {
+  environment: { userAgent: string; cores: number; crossOriginIsolated: boolean };
+  results: BrowserToolResult[];
+}
+
+export interface BrowserBenchOptions {
+  samples: number;
+  warmup: number;
+  /** Timed epochs of tapegrad (TF.js, at seconds an epoch, gets one). */
+  epochs: number;
+  isolation?: boolean;
+  timeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+/** Runs the bench page once in headless Chromium and returns what it measured. */
+export async function runBrowserBench(options: BrowserBenchOptions): Promise<BrowserBenchResult> {
+  const executable = findChromium();
+  if (!executable) throw new Error("no Chromium (install Debian's chromium, or set CHROMIUM to a Chromium or Chrome binary)");
+  const dir = mkdtempSync(join(tmpdir(), "tapegrad-web-bench-"));
+  const log = options.log ?? (() => {});
+  try {
+    log("building the site");
+    await buildSite(join(dir, "dist"));
+    const site = await serveSite({ root: join(dir, "dist"), isolation: options.isolation !== false });
+    const browser = await launchChromium(executable);
+    try {
+      const page = await browser.context.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (error) => errors.push(error.message));
+      const timing = (tools: string, epochs: number): string =>
+        `bench.html?tools=${tools}&samples=${options.samples}&warmup=${options.warmup}&epochs=${epochs}`;
+      const results: BrowserToolResult[] = [];
+      let environment: BrowserBenchResult["environment"] | undefined;
+      // one page per tool: each starts from a fresh worker and heap, as the Node bench's child processes do
+      for (const [tool, epochs] of [["tapegrad", options.epochs], ["tfjs-wasm", 1]] as const) {
+        log(`${tool} in ${executable}`);
+        await page.goto(site.url + timing(tool, epochs));
+        await page.waitForFunction("document.querySelector('#result').dataset.done === 'true' || !!document.querySelector('#result').dataset.error",
+          null, { timeout: options.timeoutMs ?? 300_000, polling: 250 });
+        const error = await page.getAttribute("#result", "data-error");
+        if (error || errors.length) throw new Error(`the bench page failed: ${error ?? errors.join("; ")}`);
+        const parsed = JSON.parse((await page.textContent("#result")) ?? "") as BrowserBenchResult;
+        results.push(...parsed.results);
+        environment = parsed.environment;
+      }
+      return { environment: environment!, results };
+    } finally {
+      await browser.close();
+      await site.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A row of bench/run.ts's table. */
+export interface BrowserRow {
+  workload: string;
+  title: string;
+  tool: string;
+  medianMs: number;
+  runs: number;
+  ratio?: number;
+}
+
+export const BROWSER_WORKLOAD = "MLP epoch b128 in Chromium";
+
+/** The browser rows for `pnpm bench`, with their notes, or the reason they are skipped. */
+export async function browserRows(options: { quick: boolean; log?: (line: string) => void }):
+Promise<{ rows: BrowserRow[]; notes: string[] } | { skipped: string }> {
+  if (!findChromium()) return { skipped: "no Chromium (apt-get install chromium, or set CHROMIUM)" };
+  const samples = options.quick ? 6000 : 60000;
+  const epochs = options.quick ? 1 : 3;
+  let measured: BrowserBenchResult;
+  try {
+    measured = await runBrowserBench({ samples, warmup: 1, epochs, log: options.log });
+  } catch (error) {
+    return { skipped: (error as Error).message.split("\n")[0] };
+  }
+  const ours = measured.results.find((r) => r.tool === "tapegrad");
+  const title = `MLP 784-128-10 epoch in headless Chromium, ${samples}×784, batch 128 (bench page, one Web Worker per tool)`;
+  const rows = measured.results.map((r): BrowserRow => ({
+    workload: BROWSER_WORKLOAD, title, tool: r.tool, medianMs: r.medianMs, runs: r.epochsMs.length,
+    ratio: ours && r !== ours ? ours.medianMs / r.medianMs : undefined,
+  }));
+  const version = /(?:Headless)?Chrome\/([\d.]+)/.exec(measured.environment.userAgent)?.[1] ?? measured.environment.userAgent;
+  const notes = [
+    `browser rows: Chromium ${version}, ${measured.environment.cores} cores, cross-origin isolated: ${measured.environment.crossOriginIsolated}; `
+      + measured.results.map((r) => `${r.tool}: ${r.backend}, ${r.epochsMs.length} timed after 1 warm-up`).join("; "),
+  ];
+  return { rows, notes };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  const quick = args.includes("--quick");
+  const epochs = Number(args.find((a) => a.startsWith("--epochs="))?.split("=")[1] ?? (quick ? 1 : 3));
+  const result = await runBrowserBench({
+    samples: quick ? 6000 : 60000, warmup: 1, epochs, isolation: !args.includes("--no-isolation"),
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  const [ours, tfjs] = ["tapegrad", "tfjs-wasm"].map((tool) => result.results.find((r) => r.tool === tool));
+  if (ours && tfjs) process.stderr.write(`tapegrad ${ours.medianMs.toFixed(0)} ms, TF.js wasm ${tfjs.medianMs.toFixed(0)} ms: tapegrad is ${(tfjs.medianMs / ours.medianMs).toFixed(1)}× faster\n`);
+}

@@ -1,0 +1,201 @@
+/**
+ * The browser playground (packages/web) in a real browser: the site is built with Vite, served from
+ * 127.0.0.1 with the cross-origin isolation headers (and once without them), and driven in Debian's Chromium
+ * (headless, playwright-core) through its own controls, on the shipped Fashion-MNIST sample:
+ * training lowers the loss and passes an accuracy floor on two WebAssembly threads; a checkpoint downloaded
+ * from the page loads in Node into the examples' MLP with the same predictions, and loads back into the
+ * page; a dropped test image is classified as Node classifies it; strokes on the pad give probabilities;
+ * without the headers the page trains on one thread and says why; the console stays clean.
+ * The screenshot goes to .ci/artifacts/web-playground.png.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { noGrad, Tensor } from "@tapegrad/autograd";
+import { type ImageDataset } from "@tapegrad/nn";
+import { fashionMnist, load, loadState } from "@tapegrad/nn/node";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildMlp } from "../packages/examples/src/examples/mlp.ts";
+import { buildSite, type Chromium, findChromium, launchChromium } from "../packages/web/scripts/browser.ts";
+import { serveSite, type StaticSite } from "../packages/web/scripts/serve.ts";
+
+const repo = join(import.meta.dirname, "..");
+const sampleDir = join(repo, "packages/examples/assets/fashion-mnist-sample");
+const artifacts = join(repo, ".ci/artifacts");
+const chromium = findChromium();
+/** Two epochs of the 6,000-image sample at batch 128: 94 steps. */
+const EPOCHS = 2;
+const STEPS = EPOCHS * Math.ceil(6000 / 128);
+/** Test accuracy after those steps is about 0.8 (Adam, lr 0.002); a broken gradient stays near 0.1. */
+const ACCURACY_FLOOR = 0.7;
+const TROUSER = 1;
+
+describe.skipIf(!chromium)(`web playground in headless Chromium${chromium ? "" : " (skipped: no Chromium; apt-get install chromium or set CHROMIUM)"}`, () => {
+  let work: string;
+  let isolated: StaticSite;
+  let plain: StaticSite;
+  let browser: Chromium;
+  let page: Page;
+  let test: ImageDataset;
+  const consoleErrors: string[] = [];
+  const watch = (p: Page): void => {
+    p.on("console", (m) => {
+      if (m.type() === "error" || m.type() === "warning") consoleErrors.push(`${m.type()}: ${m.text()}`);
+    });
+    p.on("pageerror", (e) => consoleErrors.push(`page error: ${e.message}`));
+  };
+  const attr = async (selector: string, name: string): Promise<string> => (await page.getAttribute(selector, name)) ?? "";
+  const waitFor = (p: Page, condition: string, timeout = 60_000) => p.waitForFunction(condition, null, { timeout, polling: 50 });
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), "tapegrad-web-test-"));
+    const [dist] = await Promise.all([buildSite(join(work, "dist")), fashionMnist({ split: "test", root: sampleDir, strict: true }).then((d) => (test = d))]);
+    [isolated, plain] = await Promise.all([serveSite({ root: dist }), serveSite({ root: dist, isolation: false })]);
+    browser = await launchChromium(chromium!);
+    page = await browser.context.newPage();
+    watch(page);
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await Promise.all([isolated?.close(), plain?.close()]);
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("trains the MLP on two threads: the loss falls and test accuracy passes the floor", async () => {
+    await page.goto(`${isolated.url}?data=sample&epochs=${EPOCHS}&eval=1000`);
+    await waitFor(page, "!document.querySelector('#start').disabled");
+    expect(await attr("#backend", "data-gemm")).toBe("wasm");
+    expect(await attr("#backend", "data-threads")).toBe("2");
+    expect(await attr("#backend", "data-isolated")).toBe("true");
+    expect(await page.textContent("#backend")).toBe("wasm SIMD · 2 threads");
+    expect(await page.isHidden("#backend-note")).toBe(true);
+    expect(await attr("#data-source", "data-source")).toBe("sample");
+    expect(await page.inputValue("#model")).toBe("mlp");
+    const untrained = Number(await attr("#test-accuracy", "data-value"));
+
+    await page.click("#start");
+    await waitFor(page, `document.querySelector('#status').dataset.running === 'false' && document.querySelector('#status').dataset.step === '${STEPS}'`);
+    await waitFor(page, `document.querySelector('#test-accuracy').dataset.step === '${STEPS}'`);
+    const firstLoss = Number(await attr("#status", "data-first-loss"));
+    const lastLoss = Number(await attr("#status", "data-last-loss"));
+    const accuracy = Number(await attr("#test-accuracy", "data-value"));
+    expect(firstLoss).toBeGreaterThan(1.2); // steps 1-10 from random weights: near ln 10 = 2.3
+    expect(lastLoss).toBeLessThan(0.5 * firstLoss);
+    expect(accuracy).toBeGreaterThan(ACCURACY_FLOOR);
+    expect(accuracy).toBeGreaterThan(untrained + 0.4);
+    expect(await page.locator("#per-class li").count()).toBe(10);
+    expect(await page.locator("#grid .cell[data-predicted]").count()).toBe(40);
+    expect(await page.locator("#grid .cell.wrong").count()).toBeLessThan(40 * (1 - ACCURACY_FLOOR + 0.15));
+  });
+
+  it("downloads a checkpoint that the examples' MLP loads in Node with the page's predictions", async () => {
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#save")]);
+    const file = join(work, download.suggestedFilename());
+    await download.saveAs(file);
+    expect(download.suggestedFilename()).toBe("tapegrad-mlp.safetensors");
+    const { metadata } = await loadState(file);
+    expect(metadata).toMatchObject({ example: "mlp", dataset: "fashion-mnist", hidden: "128", bias: "true", steps: String(STEPS) });
+
+    const model = buildMlp(784, 128, 10);
+    model.loadStateDict(await load(file));
+    model.eval();
+    const cells = await page.locator("#grid .cell").evaluateAll((nodes) =>
+      nodes.map((n) => ({ index: Number((n as unknown as { dataset: Record<string, string> }).dataset.index),
+        predicted: Number((n as unknown as { dataset: Record<string, string> }).dataset.predicted),
+        probability: Number((n as unknown as { dataset: Record<string, string> }).dataset.probability) })));
+    const x = new Float32Array(cells.length * 784);
+    cells.forEach((c, i) => x.set(test.images.subarray(c.index * 784, (c.index + 1) * 784), i * 784));
+    const probabilities = noGrad(() => model.forward(new Tensor(x, [cells.length, 784])).softmax(1));
+    const predicted = probabilities.argmax(1).data;
+    cells.forEach((c, i) => {
+      expect(c.predicted, `grid image ${c.index}`).toBe(predicted[i]);
+      expect(c.probability).toBeCloseTo(probabilities.data[i * 10 + predicted[i]], 4);
+    });
+
+    // the same file back into the page, after a reset has replaced the weights
+    const trained = await attr("#test-accuracy", "data-value");
+    await page.click("#reset");
+    await waitFor(page, "document.querySelector('#status').dataset.step === '0'");
+    await waitFor(page, `document.querySelector('#test-accuracy').dataset.value !== '${trained}'`);
+    await page.setInputFiles("#load", file);
+    await waitFor(page, `document.querySelector('#status').dataset.loaded === '${download.suggestedFilename()}'`);
+    await waitFor(page, `document.querySelector('#test-accuracy').dataset.value === '${trained}'`);
+  });
+
+  it("classifies a test image dropped on the pad as Node does, and strokes give probabilities", async () => {
+    const model = buildMlp(784, 128, 10);
+    const [checkpoint] = await Promise.all([page.waitForEvent("download"), page.click("#save")]);
+    const file = join(work, "reloaded.safetensors");
+    await checkpoint.saveAs(file);
+    model.loadStateDict(await load(file));
+    model.eval();
+    // the first test trouser the model gets right (trousers are the easiest class)
+    let index = -1;
+    let nodeClass = -1;
+    noGrad(() => {
+      for (let i = 0; i < test.n && index < 0; i++) {
+        if (test.labels[i] !== TROUSER) continue;
+        const guess = model.forward(new Tensor(test.images.slice(i * 784, (i + 1) * 784), [1, 784])).argmax(1).data[0];
+        if (guess === TROUSER) [index, nodeClass] = [i, guess];
+      }
+    });
+    expect(index).toBeGreaterThanOrEqual(0);
+    const bytes = Array.from(test.images.subarray(index * 784, (index + 1) * 784), (v) => Math.round(v * 255));
+    const transfer = await page.evaluateHandle(`(async (bytes) => {
+      const canvas = new OffscreenCanvas(28, 28);
+      const ctx = canvas.getContext("2d");
+      const image = ctx.createImageData(28, 28);
+      bytes.forEach((v, i) => image.data.set([v, v, v, 255], 4 * i));
+      ctx.putImageData(image, 0, 0);
+      const blob = await canvas.convertToBlob({ type: "image/png" });
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([blob], "trouser.png", { type: "image/png" }));
+      return transfer;
+    })(${JSON.stringify(bytes)})`);
+    const before = await attr("#prediction", "data-request");
+    await page.dispatchEvent("#pad", "drop", { dataTransfer: transfer });
+    await waitFor(page, `(document.querySelector('#prediction').dataset.request ?? '') !== '${before}'`);
+    expect(Number(await attr("#prediction", "data-class"))).toBe(nodeClass);
+    expect(await page.textContent("#prediction")).toMatch(/^Trouser \(/);
+
+    // strokes: clear, then a vertical bar drawn with the mouse
+    await page.click("#clear");
+    const pad = (await page.locator("#pad").boundingBox())!;
+    const requested = await attr("#prediction", "data-request");
+    await page.mouse.move(pad.x + pad.width * 0.5, pad.y + pad.height * 0.15);
+    await page.mouse.down();
+    for (let t = 0.15; t <= 0.85; t += 0.05) await page.mouse.move(pad.x + pad.width * 0.5, pad.y + pad.height * t);
+    await page.mouse.up();
+    await waitFor(page, `(document.querySelector('#prediction').dataset.request ?? '') !== '${requested}'`);
+    const probabilities = await page.locator("#probabilities li").evaluateAll((nodes) =>
+      nodes.map((n) => Number((n as unknown as { dataset: Record<string, string> }).dataset.value)));
+    expect(probabilities).toHaveLength(10);
+    expect(probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, "web-playground.png"), fullPage: true });
+  });
+
+  it("without the isolation headers trains on one thread and says why", async () => {
+    const single = await browser.context.newPage();
+    watch(single);
+    await single.goto(`${plain.url}?data=sample&epochs=1`);
+    await waitFor(single, "!document.querySelector('#start').disabled");
+    expect(await single.getAttribute("#backend", "data-threads")).toBe("1");
+    expect(await single.getAttribute("#backend", "data-isolated")).toBe("false");
+    expect(await single.textContent("#backend")).toBe("wasm SIMD · 1 thread");
+    expect(await single.isVisible("#backend-note")).toBe(true);
+    expect(await single.textContent("#backend-note")).toMatch(/not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/);
+    await single.click("#start");
+    await waitFor(single, "Number(document.querySelector('#status').dataset.step) >= 20");
+    await single.click("#start"); // pause
+    await waitFor(single, "document.querySelector('#status').dataset.running === 'false'");
+    await single.close();
+  });
+
+  it("leaves no errors or warnings in the console", () => {
+    expect(consoleErrors).toEqual([]);
+  });
+});
