@@ -7,6 +7,7 @@
 import { TapegradError } from "@tapegrad/autograd";
 import { helpText, parseCommandLine } from "./lib/cli.ts";
 import { EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, InterruptedError, exitCodeOf } from "./lib/errors.ts";
+import { discardUnusedOutputs } from "./lib/output.ts";
 import { trainingInProgress } from "./lib/training-run.ts";
 import { examples } from "./examples/index.ts";
 
@@ -37,6 +38,7 @@ function handleInterrupts(controller: AbortController): () => void {
       return;
     }
     console.error("\ninterrupted");
+    discardUnusedOutputs();
     process.exit(EXIT_INTERRUPTED);
   };
   process.on("SIGINT", onSigint);

@@ -25,6 +25,7 @@ import {
 import type { ImageDataset } from "./data.ts";
 import { InterruptedError, NonFiniteError, RunFileError } from "./errors.ts";
 import type { EpochMetrics, RunOutput } from "./output.ts";
+import { userPath } from "./paths.ts";
 import { type EpochMeter, type Predictions, TrainingLog, type TrainingLogOptions } from "./train.ts";
 
 /** Training runs in progress in this process (main's Ctrl-C handler saves them instead of quitting). */
@@ -265,7 +266,7 @@ export class TrainingRun {
       best: this.best,
       nonFinite: this.nonFinite,
       data: { train: fingerprint(options.data.train), test: fingerprint(options.data.test) },
-      dataFolder: options.dataFolder ?? null,
+      dataFolder: options.dataFolder !== undefined ? userPath(options.dataFolder) : null,
     };
   }
 
