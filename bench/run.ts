@@ -7,6 +7,8 @@
  *                    (`numpy 1t`, `torch 2t`, ...). Default 1,2: tapegrad is single-threaded, the targets
  *                    use each library's best. Above 1 thread OMP_WAIT_POLICY=PASSIVE; 0 = their default
  *   --no-python, --no-tfjs   skip those references
+ *   --no-browser     skip the browser rows (tapegrad and TF.js wasm in headless Chromium, bench/browser.ts;
+ *                    they run by default where Chromium is installed)
  *   --no-tfjs-epochs skip TF.js's epochs (its wasm backend takes seconds per epoch: with them a full run
  *                    takes about a minute longer)
  *   --rounds=N       rounds of the epoch workloads (default 3, 1 with --quick), see below
@@ -25,6 +27,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
+import { BROWSER_WORKLOAD, browserRows } from "./browser.ts";
 import type { Timing } from "./measure.ts";
 import { pythonTools, type ReferenceThreads } from "./tools/python.ts";
 import { tapegradTools } from "./tools/tapegrad.ts";
@@ -52,7 +55,7 @@ function referenceThreads(arg: string): ReferenceThreads[] {
 }
 
 const args = process.argv.slice(2);
-const OPTIONS = ["quick", "filter", "threads", "no-python", "no-tfjs", "no-tfjs-epochs", "rounds", "warmup-epochs", "out"];
+const OPTIONS = ["quick", "filter", "threads", "no-python", "no-tfjs", "no-tfjs-epochs", "no-browser", "rounds", "warmup-epochs", "out"];
 for (const arg of args) {
   const name = arg.startsWith("--") ? arg.slice(2).split("=")[0] : "";
   if (!OPTIONS.includes(name)) {
@@ -178,6 +181,12 @@ async function main(): Promise<void> {
       results.get(id)!.set(tool, { medianMs: sorted[sorted.length >> 1], runs: sorted.length * epochsPerRound });
     }
   }
+  // the browser rows: the MLP epoch in headless Chromium, tapegrad against TF.js wasm on the bench page
+  const browser = flag("no-browser") === undefined && (!filter || BROWSER_WORKLOAD.includes(filter))
+    ? await browserRows({ quick, log: (line) => process.stderr.write(`  browser        ${line}\n`) })
+    : undefined;
+  if (browser && "skipped" in browser) missing.push({ name: "browser rows", reason: browser.skipped });
+  if (browser && "notes" in browser) memory.push(...browser.notes);
   memory.unshift(`peak RSS of the bench process (tapegrad's kernels, tiny ops, TF.js): ${peakRssMb().toFixed(0)} MB`);
   const fastest = fastestSettings(results);
   if (fastest) memory.unshift(fastest);
@@ -197,6 +206,8 @@ async function main(): Promise<void> {
       });
     }
   }
+
+  if (browser && "rows" in browser) rows.push(...browser.rows);
 
   const cpus = os.cpus();
   const header = {
