@@ -1,12 +1,12 @@
 /**
  * The WebAssembly gemm on one thread and on two (the caller and its helper worker), alternating in one
  * process: the batch-128 MLP's products and square ones. Prints each product's best time per setting,
- * the ratio two ÷ one, and how many of the posted halves the helper computed (the caller takes a half
- * back when the helper has not woken by the time it finishes its own).
+ * the ratio two ÷ one, the share of the split products' chunks the helper computed, and in how many of
+ * them it took part (a helper that wakes after the caller has claimed every chunk computes none).
  *   pnpm exec tsx bench/wasm-threads.ts [--rounds=15] [--reps=20]
  */
 import { parseArgs } from "node:util";
-import { gemmWasm, wasmGemmAvailable, wasmGemmThreads, wasmHelperStats } from "../packages/autograd/src/kernels/gemm.ts";
+import { gemmWasm, initWasmThreads, wasmGemmAvailable, wasmGemmThreads, wasmHelperStats } from "../packages/autograd/src/kernels/gemm.ts";
 
 const { values } = parseArgs({ options: { rounds: { type: "string", default: "15" }, reps: { type: "string", default: "20" } } });
 const rounds = Number(values.rounds), reps = Number(values.reps);
@@ -24,17 +24,15 @@ const shapes: [string, boolean, boolean, number, number, number][] = [
 ];
 const random = (length: number): Float32Array => Float32Array.from({ length }, () => Math.random() - 0.5);
 
-// start the helper and give it time to come up
-gemmWasm(false, false, 512, 512, 512, random(512 * 512), 0, 512, random(512 * 512), 0, 512, new Float32Array(512 * 512), 0, 512, 0);
-await new Promise((resolve) => setTimeout(resolve, 500));
-if (wasmGemmThreads() < 2 || !wasmHelperStats().ready) {
-  console.error("wasm-threads: no helper worker here (no shared WebAssembly memory, one core, or TAPEGRAD_WASM_THREADS=1)");
+const threading = await initWasmThreads();
+if (threading.threads < 2 || threading.helper !== "ready") {
+  console.error(`wasm-threads: no helper worker here: ${threading.reason}`);
   process.exit(1);
 }
 
 console.log(`WebAssembly gemm, best of ${rounds} alternated rounds of ${reps} products (fewer for 1024²)`);
-console.log("| product | 1 thread ms | 2 threads ms | 2 ÷ 1 | halves the helper computed |");
-console.log("| --- | ---: | ---: | ---: | ---: |");
+console.log("| product | 1 thread ms | 2 threads ms | 2 ÷ 1 | chunks by the helper | products it took part in |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
 for (const [name, transA, transB, m, n, k] of shapes) {
   const a = random(m * k), b = random(k * n), c = new Float32Array(m * n);
   const n1 = m * n * k > 2 ** 28 ? Math.max(2, reps >> 3) : reps;
@@ -49,7 +47,7 @@ for (const [name, transA, transB, m, n, k] of shapes) {
     }
   }
   const after = wasmHelperStats();
-  const posted = after.posted - before.posted, parts = after.parts - before.parts;
-  console.log(`| ${name} | ${best[0].toFixed(3)} | ${best[1].toFixed(3)} | ${(best[1] / best[0]).toFixed(2)} | ${parts} of ${posted} |`);
+  const posted = after.posted - before.posted, parts = after.parts - before.parts, jobs = after.jobs - before.jobs;
+  console.log(`| ${name} | ${best[0].toFixed(3)} | ${best[1].toFixed(3)} | ${(best[1] / best[0]).toFixed(2)} | ${(parts / posted).toFixed(1)} a product | ${jobs} of ${posted} |`);
 }
 wasmGemmThreads(2);

@@ -2,7 +2,7 @@ import type { FloatArray } from "./gemm-reference.ts";
 import { gemmJs } from "./gemm-js.ts";
 import { KC, loadWasmBackend, MAX_BYTES, PAGE_BYTES, type WasmBackend } from "./wasm-backend.ts";
 import { JOB_PARAMS as P, MAX_CHUNKS, runJob, SLOTS } from "./wasm-parts.ts";
-import { dataReady, finishJob, postJob, readyHelper } from "./wasm-threads.ts";
+import { finishJob, postJob, readyHelper } from "./wasm-threads.ts";
 
 export {
   initWasmThreads, wasmGemmThreads, wasmHelperStats, wasmThreadingInfo,
@@ -35,6 +35,33 @@ let viewF64 = new Float64Array(0);
 /** The control array of products that run on the calling thread alone. */
 const aloneControl = new Int32Array(SLOTS.COUNT);
 const params = new Array<number>(P.COUNT).fill(0);
+
+/** Where the time of the WebAssembly gemm goes (bench/wasm-epoch-profile.ts), collected while enabled. */
+export interface WasmGemmProfile {
+  /** Products, and of them those split with the helper. */
+  products: number;
+  splits: number;
+  /** Milliseconds inside gemmWasm, and of them in split products. */
+  ms: number;
+  splitMs: number;
+  /** Milliseconds of the split products' phases on the calling thread: copying the operands in, computing
+   *  its chunks, waiting for the helper's last chunk, copying C out. */
+  copyInMs: number;
+  computeMs: number;
+  waitMs: number;
+  copyOutMs: number;
+}
+
+let profile: WasmGemmProfile | null = null;
+
+/** Starts (true) or stops (false) collecting a WasmGemmProfile, clearing it; returns the profile so far
+ *  (null while off). The timer calls cost about 0.2 µs a product. */
+export function wasmGemmProfile(collect?: boolean): WasmGemmProfile | null {
+  const current = profile && { ...profile };
+  if (collect === true) profile = { products: 0, splits: 0, ms: 0, splitMs: 0, copyInMs: 0, computeMs: 0, waitMs: 0, copyOutMs: 0 };
+  if (collect === false) profile = null;
+  return current;
+}
 
 /** True when the WebAssembly SIMD kernel can run in this process. */
 export function wasmGemmAvailable(): boolean {
@@ -75,6 +102,8 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
     if (beta === 0) for (let i = 0; i < m; i++) c.fill(0, cOffset + i * ldc, cOffset + i * ldc + n);
     return;
   }
+  const prof = profile;
+  const tStart = prof ? performance.now() : 0;
   const isF32 = c instanceof Float32Array;
   const { mr, nr, bytes } = isF32 ? be.shapes.f32 : be.shapes.f64;
   const mPad = roundUp(m, mr);
@@ -82,10 +111,11 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   const work = m * n * k;
   const ctl = work >= SPLIT_MIN_WORK ? readyHelper(be) : null;
   // Chunks cut the operand that costs more to pack, so each thread packs only its chunks of it and all of
-  // the other. A gathered operand (A, Bᵀ) counts four times a copied one (Aᵀ, B): gathers move one value
-  // at a time, copies a vector. Column chunks are whole cache lines of C wide, so the threads never write
-  // the same line.
-  let byRows = m * (transA ? 1 : 4) > n * (transB ? 4 : 1);
+  // the other. A stored m×k is read in place by the Rows kernel and costs nothing to pack; a gathered
+  // operand (Bᵀ) counts four times a copied one (Aᵀ, B): gathers move one value at a time, copies a
+  // vector. Column chunks are whole cache lines of C wide, so the threads never write the same line.
+  const aInPlace = !transA;
+  let byRows = (aInPlace ? 0 : m) > n * (transB ? 4 : 1);
   let chunks = 1;
   let chunkSize = 0;
   if (ctl) {
@@ -103,13 +133,13 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   // Raw storage spans, copied as they are (gaps of lda > cols included).
   const aSpan = (transA ? k - 1 : m - 1) * lda + (transA ? m : k);
   const bSpan = (transB ? n - 1 : k - 1) * ldb + (transB ? k : n);
-  // NOTE: packing whole strips reads up to W rows or W values past a span; those values land only in
-  // C's padding rows or columns, which are discarded. The slack just keeps the reads inside memory.
+  // NOTE: whole strips read up to MR (NR) rows or values past a span, packed or in place; those values
+  // land only in C's padding rows or columns, which are discarded. The slack keeps the reads inside memory.
   const align = CACHE_LINE / bytes;
   const rawA = 0;
   const rawB = rawA + roundUp(aSpan + mr * (lda + 1), align);
   const cBase = rawB + roundUp(bSpan + nr * (ldb + 1), align);
-  const fullSize = roundUp(byRows ? nPad * k : mPad * k, align);
+  const fullSize = roundUp(byRows ? nPad * k : aInPlace ? 0 : mPad * k, align);
   const partSize = roundUp(chunkSize * Math.min(k, KC), align);
   const full0 = cBase + roundUp(mPad * nPad, align);
   const part0 = full0 + fullSize;
@@ -130,27 +160,51 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   params[P.byRows] = byRows ? 1 : 0; params[P.chunkSize] = chunkSize; params[P.chunks] = chunks;
   params[P.cBase] = cBase; params[P.accumulate] = beta;
   params[P.full0] = full0; params[P.part0] = part0; params[P.full1] = full1; params[P.part1] = part1;
-  // the helper wakes while the operands are copied in
-  const seq = split && ctl ? postJob(ctl, params, chunks) : 0;
+  params[P.aInPlace] = aInPlace ? 1 : 0;
   const view: FloatArray = isF32 ? viewF32 : viewF64;
   view.set(a.subarray(aOffset, aOffset + aSpan), rawA);
   view.set(b.subarray(bOffset, bOffset + bSpan), rawB);
-  const copyC = (): void => {
-    if (nPad === n && ldc === n) view.set(c.subarray(cOffset, cOffset + m * n), cBase);
-    else for (let i = 0; i < m; i++) view.set(c.subarray(cOffset + i * ldc, cOffset + i * ldc + n), cBase + i * nPad);
-  };
-  if (beta === 1) copyC();
-  if (seq !== 0 && ctl) {
-    dataReady(ctl, seq);
+  if (beta === 1) copyIn(c, cOffset, ldc, m, n, nPad, cBase, view);
+  const tIn = prof ? performance.now() : 0;
+  let tComputed = tIn;
+  if (split && ctl) {
+    const seq = postJob(ctl, params, chunks);
     runJob(be.exports, be.config, ctl, params, 0, seq & 0x7ffff, SLOTS, P);
+    if (prof) tComputed = performance.now();
     if (!finishJob(ctl, chunks)) {
       // the helper failed: compute the whole product here
-      if (beta === 1) copyC();
+      if (beta === 1) copyIn(c, cOffset, ldc, m, n, nPad, cBase, view);
       computeAlone(be, chunks);
     }
   } else {
     computeAlone(be, chunks);
+    if (prof) tComputed = performance.now();
   }
+  const tWaited = prof ? performance.now() : 0;
+  copyOut(c, cOffset, ldc, m, n, nPad, cBase, view);
+  if (prof) {
+    const tEnd = performance.now();
+    prof.products++;
+    prof.ms += tEnd - tStart;
+    if (split) {
+      prof.splits++;
+      prof.splitMs += tEnd - tStart;
+      prof.copyInMs += tIn - tStart;
+      prof.computeMs += tComputed - tIn;
+      prof.waitMs += tWaited - tComputed;
+      prof.copyOutMs += tEnd - tWaited;
+    }
+  }
+}
+
+/** The padded C block = C (for beta 1). */
+function copyIn(c: FloatArray, cOffset: number, ldc: number, m: number, n: number, nPad: number, cBase: number, view: FloatArray): void {
+  if (nPad === n && ldc === n) view.set(c.subarray(cOffset, cOffset + m * n), cBase);
+  else for (let i = 0; i < m; i++) view.set(c.subarray(cOffset + i * ldc, cOffset + i * ldc + n), cBase + i * nPad);
+}
+
+/** C = the padded C block's valid region. */
+function copyOut(c: FloatArray, cOffset: number, ldc: number, m: number, n: number, nPad: number, cBase: number, view: FloatArray): void {
   if (nPad === n && ldc === n) {
     c.set(view.subarray(cBase, cBase + m * n), cOffset);
     return;

@@ -27,12 +27,12 @@ export const SLOTS = {
   FAILED: 4,
   /** Chunks the helper computed (statistics). */
   HELPER_CHUNKS: 5,
-  /** The SEQ of the latest job whose operands the caller has copied into memory. */
-  DATA: 6,
   /** Jobs in which the helper computed at least one chunk (statistics). */
-  HELPER_JOBS: 7,
-  /** 1 while the helper sleeps in Atomics.wait (the caller only wakes it then). */
-  ASLEEP: 8,
+  HELPER_JOBS: 6,
+  /** 1 while the helper sleeps in Atomics.wait for a job (the caller only wakes it then). */
+  ASLEEP: 7,
+  /** 1 while the caller sleeps waiting for the helper's last chunk (DONE). */
+  CALLER_WAIT: 8,
   /** First of the job's parameters (JOB_PARAMS). */
   PARAMS: 16,
   COUNT: 48,
@@ -55,7 +55,9 @@ export const JOB_PARAMS = {
   full0: 15, full1: 16,
   /** Each thread's region for its chunk's packed depth block. */
   part0: 17, part1: 18,
-  COUNT: 19,
+  /** 1: A (stored m×k, not transposed) is read in place from its raw copy by the Rows kernel, never packed. */
+  aInPlace: 19,
+  COUNT: 20,
 } as const;
 
 /** Bits of the job tag in the CLAIM slot (the low 12 bits count the chunks left). */
@@ -65,6 +67,8 @@ export const MAX_CHUNKS = 4095;
 /** Export names of the block kernel and the strip packers for one element type. */
 export interface KernelNames {
   kernel: string;
+  /** The kernel that reads A in place from its row-major storage. */
+  kernelRows: string;
   /** A stored m×k (gathered), Aᵀ stored k×m (copied), B stored k×n (copied), Bᵀ stored n×k (gathered). */
   packA: string;
   packAT: string;
@@ -82,6 +86,8 @@ export interface JobConfig {
 
 type BlockKernel = (mStrips: number, nStrips: number, kc: number, a: number, aRow: number, aStrip: number,
   b: number, bRow: number, bStrip: number, c: number, ldcBytes: number, accumulate: number) => void;
+type RowsKernel = (mStrips: number, nStrips: number, kc: number, a: number, aRow: number, aStrip: number,
+  b: number, bRow: number, bStrip: number, c: number, ldcBytes: number, accumulate: number, aLane: number) => void;
 type Packer = (src: number, ld: number, strips: number, kc: number, dst: number) => void;
 
 /**
@@ -100,6 +106,8 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
   const full = thread === 0 ? p[P.full0] : p[P.full1];
   const part = thread === 0 ? p[P.part0] : p[P.part1];
   const kernel = wasm[names.kernel] as BlockKernel;
+  const kernelRows = wasm[names.kernelRows] as RowsKernel;
+  const aInPlace = p[P.aInPlace] === 1;
   const packA = wasm[transA ? names.packAT : names.packA] as Packer;
   const packB = wasm[transB ? names.packBT : names.packB] as Packer;
   const kcMax = cfg.kc;
@@ -124,7 +132,7 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
         for (let p0 = 0; p0 < k; p0 += kcMax) {
           const kc = Math.min(kcMax, k - p0);
           if (byRows) packB((rawB + p0 * bDepthStep) * bytes, ldb * bytes, nPad / nr, kc, (full + p0 * nPad) * bytes);
-          else packA((rawA + p0 * aDepthStep) * bytes, lda * bytes, mPad / mr, kc, (full + p0 * mPad) * bytes);
+          else if (!aInPlace) packA((rawA + p0 * aDepthStep) * bytes, lda * bytes, mPad / mr, kc, (full + p0 * mPad) * bytes);
         }
         fullPacked = true;
       }
@@ -134,10 +142,15 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
         const rowsPad = Math.ceil(rows / mr) * mr;
         for (let p0 = 0; p0 < k; p0 += kcMax) {
           const kc = Math.min(kcMax, k - p0);
-          packA((rawA + start * aRowStep + p0 * aDepthStep) * bytes, lda * bytes, rowsPad / mr, kc, part * bytes);
+          if (!aInPlace) packA((rawA + start * aRowStep + p0 * aDepthStep) * bytes, lda * bytes, rowsPad / mr, kc, part * bytes);
           const add = p0 > 0 || accumulate === 1 ? 1 : 0;
           for (let r = 0; r < rowsPad; r += mcBlock) {
             const mc = Math.min(mcBlock, rowsPad - r);
+            if (aInPlace) {
+              kernelRows(mc / mr, nPad / nr, kc, (rawA + (start + r) * lda + p0) * bytes, bytes, mr * lda * bytes,
+                (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, (cBase + (start + r) * nPad) * bytes, nPad * bytes, add, lda * bytes);
+              continue;
+            }
             kernel(mc / mr, nPad / nr, kc, (part + r * kc) * bytes, mr * bytes, mr * kc * bytes,
               (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, (cBase + (start + r) * nPad) * bytes, nPad * bytes, add);
           }
@@ -151,6 +164,11 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
           const add = p0 > 0 || accumulate === 1 ? 1 : 0;
           for (let r = 0; r < mPad; r += mcBlock) {
             const mc = Math.min(mcBlock, mPad - r);
+            if (aInPlace) {
+              kernelRows(mc / mr, colsPad / nr, kc, (rawA + r * lda + p0) * bytes, bytes, mr * lda * bytes,
+                part * bytes, nr * bytes, nr * kc * bytes, (cBase + r * nPad + start) * bytes, nPad * bytes, add, lda * bytes);
+              continue;
+            }
             kernel(mc / mr, colsPad / nr, kc, (full + p0 * mPad + r * kc) * bytes, mr * bytes, mr * kc * bytes,
               part * bytes, nr * bytes, nr * kc * bytes, (cBase + r * nPad + start) * bytes, nPad * bytes, add);
           }
@@ -159,13 +177,14 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
       computed++;
     } finally {
       Atomics.add(ctl, S.DONE, 1);
+      if (thread !== 0 && Atomics.load(ctl, S.CALLER_WAIT) === 1) Atomics.notify(ctl, S.DONE);
     }
   }
   return computed;
 }
 
 /**
- * The helper's loop: sleeps until a job is posted, waits for its operands, takes chunks with `run` (runJob)
+ * The helper's loop: sleeps until a job is posted, takes chunks with `run` (runJob)
  * as thread 1, and sleeps again. Never returns; on an error it flags FAILED and rethrows (the caller then
  * computes alone).
  */
@@ -180,15 +199,10 @@ export function helperLoop(ctl: Int32Array, wasm: Record<string, unknown>, cfg: 
     const seq = Atomics.load(ctl, S.SEQ);
     if (seq === seen) continue;
     seen = seq;
-    // NOTE: the caller writes a job's parameters before its CLAIM and SEQ, and the next job's only after
-    // every chunk of this one is done: if a claim below succeeds, these are this job's parameters.
+    // NOTE: the caller copies a job's operands in and writes its parameters before its CLAIM and SEQ, and
+    // the next job's only after every chunk of this one is done: if a claim below succeeds, the operands
+    // are in memory and these are this job's parameters.
     for (let i = 0; i < P.COUNT; i++) params[i] = Atomics.load(ctl, S.PARAMS + i);
-    // the caller posts a job before it copies the operands in (the wake-up overlaps the copy)
-    let current = true;
-    while (Atomics.load(ctl, S.DATA) !== seq) {
-      if (Atomics.load(ctl, S.SEQ) !== seq) { current = false; break; }
-    }
-    if (!current) continue;
     try {
       const computed = run(wasm, cfg, ctl, params, 1, seq & 0x7ffff, S, P);
       if (computed > 0) {

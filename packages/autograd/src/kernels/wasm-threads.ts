@@ -228,8 +228,11 @@ function startHelper(be: WasmBackend, options: InitWasmThreadsOptions = {}): Hel
     if (h.state === "starting") h.state = "ready";
     settle();
   };
+  /** Lets the process exit with the helper still there (Node). */
+  let release = (): void => {};
   const onFailure = (why: string): void => {
     clearTimeout(timer);
+    release();
     fail(h, why);
     settle();
   };
@@ -242,11 +245,15 @@ function startHelper(be: WasmBackend, options: InitWasmThreadsOptions = {}): Hel
         execArgv: [],
         workerData: { module: be.module, memory: be.memory, control: control.buffer, config: be.config, slots: SLOTS, params: JOB_PARAMS },
       });
-      worker.once("message", onReady);
+      // NOTE: referenced until it is ready, so that a process awaiting initWasmThreads() stays alive; then
+      // unreferenced, so that an idle helper never keeps a process from exiting
+      release = () => worker.unref();
+      worker.once("message", () => {
+        release();
+        onReady();
+      });
       worker.on("error", (error: Error) => onFailure(`the helper worker failed: ${error.message}`));
       worker.once("exit", (code: number) => onFailure(`the helper worker exited (code ${code})`));
-      worker.unref();
-      (timer as { unref?: () => void }).unref?.();
     } else {
       const worker = options.worker ? options.worker()
         : options.workerUrl !== undefined ? new Worker(options.workerUrl, { type: "module" }) : defaultWebWorker();
@@ -279,8 +286,12 @@ export function readyHelper(be: WasmBackend): Int32Array | null {
   return null;
 }
 
-/** Posts a job (its parameters, `chunks` chunks to claim) before its operands are in memory; returns its
- *  sequence number, which the caller hands to dataReady once they are. */
+/**
+ * Posts a job (its parameters, `chunks` chunks to claim) whose operands are in memory, waking the helper;
+ * returns its sequence number.
+ * NOTE: posting before the copy would hide the helper's wake-up behind it, but on a busy machine the woken
+ * helper can take the caller's core and then wait for operands the caller cannot copy.
+ */
 export function postJob(ctl: Int32Array, params: ArrayLike<number>, chunks: number): number {
   for (let i = 0; i < JOB_PARAMS.COUNT; i++) Atomics.store(ctl, SLOTS.PARAMS + i, params[i]);
   Atomics.store(ctl, SLOTS.DONE, 0);
@@ -291,19 +302,38 @@ export function postJob(ctl: Int32Array, params: ArrayLike<number>, chunks: numb
   return seq;
 }
 
-export function dataReady(ctl: Int32Array, seq: number): void {
-  Atomics.store(ctl, SLOTS.DATA, seq);
+let blockingAllowed: boolean | undefined;
+
+/** Whether this thread may block in Atomics.wait (not a browser's main thread). */
+function canBlock(): boolean {
+  if (blockingAllowed === undefined) {
+    try {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+      blockingAllowed = true;
+    } catch {
+      blockingAllowed = false;
+    }
+  }
+  return blockingAllowed;
 }
 
 /**
- * Waits (spinning: a browser's main thread may not block) until every chunk of the job is done. False when
- * the helper failed or stalled: the caller then computes the whole job again on its own.
+ * Waits until every chunk of the job is done: spins a little (the helper's last chunk is usually nearly
+ * done), then sleeps in Atomics.wait where this thread may block (on a busy machine the helper may be
+ * waiting for this core), else keeps spinning (a browser's main thread). False when the helper failed or
+ * stalled: the caller then computes the whole job again on its own.
  */
 export function finishJob(ctl: Int32Array, chunks: number): boolean {
   let spins = 0;
   let deadline = 0;
-  while (Atomics.load(ctl, SLOTS.DONE) !== chunks) {
-    if ((++spins & 0xffff) !== 0) continue;
+  for (let done = Atomics.load(ctl, SLOTS.DONE); done !== chunks; done = Atomics.load(ctl, SLOTS.DONE)) {
+    if (++spins < 16384) continue;
+    if (canBlock()) {
+      Atomics.store(ctl, SLOTS.CALLER_WAIT, 1);
+      if (Atomics.load(ctl, SLOTS.DONE) === done) Atomics.wait(ctl, SLOTS.DONE, done, 1);
+      Atomics.store(ctl, SLOTS.CALLER_WAIT, 0);
+    }
+    if ((spins & 0xff) !== 0) continue;
     const now = performance.now();
     if (deadline === 0) deadline = now + HELPER_STALL_MS;
     else if (now > deadline) {

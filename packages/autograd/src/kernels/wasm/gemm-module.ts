@@ -14,6 +14,9 @@ import { encodeModule, op, simdOp, valType, type FunctionDef, type ValType } fro
  *   equal to its row stride. The kernel has no edge cases: the caller pads C to whole tiles, and
  *   padding lanes of A or B (whatever they hold) only reach C's padding, which is discarded.
  *
+ * `gemmF32Rows` / `gemmF64Rows` (the same, then aLane): A read in place from row-major m×k storage, row r of
+ *   a strip at + r*aLane (aLane = lda*bytes, aRow = bytes, aStrip = MR*lda*bytes), so A is never packed.
+ *
  * Packers (src, ld, strips, kc, dst), strides in bytes, write `strips` strips of W values per depth
  *   step, [s][p][W], the layout the kernel reads fastest:
  *   `gather{F32,F64}x{W}`: storage contiguous along the depth (A, Bᵀ), element by element;
@@ -60,13 +63,20 @@ const countDown = (local: number): number[] => [
 ];
 const i32s = (count: number): ValType[] => new Array<ValType>(count).fill(valType.i32);
 
-function blockKernel(t: ElementType, shape: KernelShape): FunctionDef {
+/**
+ * The block kernel. With `aRows`, A is read in place from its row-major storage (m×k, row stride lda):
+ * the MR values of a depth step lie `aLane` bytes apart (an extra parameter) instead of side by side, so
+ * A needs no packing.
+ */
+function blockKernel(t: ElementType, shape: KernelShape, aRows = false): FunctionDef {
   const mr = shape.mr;
   const nv = shape.nr / t.lanes;
-  const [mStrips, nStrips, kc, a, aRow, aStrip, b, bRow, bStrip, c, ldc, accumulate] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const params = 12;
-  const [jCount, iCount, bj, cj, ai, ci, ap, bp, p, cr, cStride] = [12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
-  const i32Locals = 11;
+  const [mStrips, nStrips, kc, a, aRow, aStrip, b, bRow, bStrip, c, ldc, accumulate, aLane] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const params = aRows ? 13 : 12;
+  const [jCount, iCount, bj, cj, ai, ci, ap, bp, p, cr, cStride] = Array.from({ length: 11 }, (_, i) => params + i);
+  /** Locals holding r·aLane for rows r = 1..MR-1 (aRows only). */
+  const laneOffset = (r: number): number => params + 11 + r - 1;
+  const i32Locals = 11 + (aRows ? mr - 1 : 0);
   const firstVector = params + i32Locals;
   const acc = (r: number, v: number): number => firstVector + r * nv + v;
   const bv = (v: number): number => firstVector + mr * nv + v;
@@ -94,7 +104,12 @@ function blockKernel(t: ElementType, shape: KernelShape): FunctionDef {
   const depthStep: number[] = [];
   for (let v = 0; v < nv; v++) depthStep.push(...op.localGet(bp), ...vecLoad(16 * v), ...op.localSet(bv(v)));
   for (let r = 0; r < mr; r++) {
-    depthStep.push(...op.localGet(ap), ...op.simd(t.splat, ...op.memarg(Math.log2(t.bytes), r * t.bytes)), ...op.localSet(av));
+    if (aRows) {
+      depthStep.push(...op.localGet(ap), ...(r > 0 ? [...op.localGet(laneOffset(r)), ...op.i32Add()] : []),
+        ...op.simd(t.splat, ...op.memarg(Math.log2(t.bytes), 0)), ...op.localSet(av));
+    } else {
+      depthStep.push(...op.localGet(ap), ...op.simd(t.splat, ...op.memarg(Math.log2(t.bytes), r * t.bytes)), ...op.localSet(av));
+    }
     for (let v = 0; v < nv; v++) {
       depthStep.push(
         ...op.localGet(acc(r, v)), ...op.localGet(av), ...op.localGet(bv(v)),
@@ -103,7 +118,10 @@ function blockKernel(t: ElementType, shape: KernelShape): FunctionDef {
     }
   }
 
+  const lanes: number[] = [];
+  for (let r = 1; aRows && r < mr; r++) lanes.push(...set(laneOffset(r), op.localGet(aLane), op.i32Const(r), op.i32Mul()));
   const body = [
+    ...lanes,
     ...set(cStride, op.localGet(ldc), op.i32Const(mr), op.i32Mul()),
     ...set(jCount, op.localGet(nStrips)),
     ...set(bj, op.localGet(b)),
@@ -134,7 +152,7 @@ function blockKernel(t: ElementType, shape: KernelShape): FunctionDef {
     ...op.end(),
   ];
   const locals = [...i32s(i32Locals), ...new Array<ValType>(vectorLocals).fill(valType.v128)];
-  return { name: `gemm${t.suffix}`, params: i32s(params), locals, body };
+  return { name: `gemm${t.suffix}${aRows ? "Rows" : ""}`, params: i32s(params), locals, body };
 }
 
 /**
@@ -203,7 +221,7 @@ function copyKernel(width: number): FunctionDef {
 /** Bytes of the module exporting `memory`, the block kernels and the strip packers. */
 export function gemmModuleBytes(shared?: { maxPages: number }): Uint8Array {
   const functions = [
-    blockKernel(f32, f32Kernel), blockKernel(f64, f64Kernel),
+    blockKernel(f32, f32Kernel), blockKernel(f64, f64Kernel), blockKernel(f32, f32Kernel, true), blockKernel(f64, f64Kernel, true),
     gatherKernel(f32, f32Kernel.mr), gatherKernel(f32, f32Kernel.nr), gatherKernel(f64, f64Kernel.mr),
     gatherKernel(f64, f64Kernel.nr), copyKernel(f32Kernel.mr * 4), copyKernel(f32Kernel.nr * 4),
     copyKernel(f64Kernel.mr * 8), copyKernel(f64Kernel.nr * 8),
