@@ -1,9 +1,11 @@
 /**
  * The convolution, pooling and normalisation kernels on the layers of issue 20's two networks, forward and
- * backward, float32: median milliseconds per call and GFLOP/s (useful multiply-adds × 2, no padding or
- * thrown-away columns counted). Beside each convolution pass, "gemm only": the same products through
+ * backward, float32: median wall and CPU milliseconds per call and GFLOP/s (useful multiply-adds × 2, no
+ * padding or thrown-away columns counted). On a busy machine the CPU time (this process's user + system
+ * time, all threads) is the steadier number; with one thread (`--threads=1`: the native gemm on one
+ * thread, no helper split) it is comparable with bench/cnn-reference.py's "cpu" rows at 1 thread. Beside each convolution pass, "gemm only": the same products through
  * `gemm` alone on ready operands, the floor the kernel's copies add to.
- *   pnpm exec tsx bench/conv-kernels.ts [--chunk=1,2,4,8] [--filter=TEXT] [--json]
+ *   pnpm exec tsx bench/conv-kernels.ts [--chunk=1,2,4,8] [--filter=TEXT] [--threads=1] [--json]
  * --chunk times the rows and wide paths at each chunk size (images per gemm) instead of the built-in choice.
  * TAPEGRAD_BACKEND=js|wasm|native picks the gemm as everywhere else.
  */
@@ -16,23 +18,46 @@ import {
   avgPool2dBackward, avgPool2dForward, maxPool2dBackward, maxPool2dForward, pool2dGeometry,
 } from "../packages/autograd/src/kernels/pool.ts";
 import { batchNormBackward, batchNormForwardTraining } from "../packages/autograd/src/kernels/norm.ts";
-import { gemm, gemmBackend, nativeGemmInfo } from "../packages/autograd/src/kernels/gemm.ts";
+import { gemm, gemmBackend, nativeGemmInfo, nativeGemmThreads } from "../packages/autograd/src/kernels/gemm.ts";
 import { filledArray, measure } from "./measure.ts";
 
-const { values } = parseArgs({ options: { chunk: { type: "string" }, filter: { type: "string", default: "" }, json: { type: "boolean", default: false } } });
+const { values } = parseArgs({ options: {
+  chunk: { type: "string" }, filter: { type: "string", default: "" }, json: { type: "boolean", default: false }, threads: { type: "string" },
+} });
+if (values.threads !== undefined) {
+  if (values.threads !== "1") throw new Error("conv-kernels: --threads takes 1 (the default uses the native gemm's own policy)");
+  if (process.env.TAPEGRAD_SPLIT_MIN_WORK !== "2147483647") {
+    // the helper split is read once, when the addon loads: rerun this script with it turned off
+    const { spawnSync } = await import("node:child_process");
+    const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+      stdio: "inherit", env: { ...process.env, TAPEGRAD_SPLIT_MIN_WORK: "2147483647", OPENBLAS_NUM_THREADS: "1" },
+    });
+    process.exit(r.status ?? 1);
+  }
+  nativeGemmThreads(1);
+}
 const chunks: (number | undefined)[] = values.chunk ? values.chunk.split(",").map(Number) : [undefined];
 const timing = { warmup: 3, minRuns: 7, minTimeMs: 400 };
 
-interface Row { layer: string; pass: string; ms: number; gflops: number | null }
+interface Row { layer: string; pass: string; ms: number; cpuMs: number; gflops: number | null }
 const rows: Row[] = [];
 
+/** Median wall and CPU milliseconds per call (CPU: this process's user + system time, all its threads). */
 async function time(layer: string, pass: string, flops: number | null, fn: () => void): Promise<void> {
   if (!`${layer} ${pass}`.includes(values.filter!)) return;
-  const { medianMs } = await measure(fn, timing);
-  const row = { layer, pass, ms: medianMs, gflops: flops === null ? null : flops / medianMs / 1e6 };
+  const cpu: number[] = [];
+  const { medianMs } = await measure(() => {
+    const c0 = process.cpuUsage();
+    fn();
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1e3);
+  }, timing);
+  cpu.sort((a, b) => a - b);
+  const cpuMs = cpu[cpu.length >> 1];
+  const row = { layer, pass, ms: medianMs, cpuMs, gflops: flops === null ? null : flops / medianMs / 1e6 };
   rows.push(row);
   if (!values.json) {
-    console.log(`${layer.padEnd(34)} ${pass.padEnd(22)} ${medianMs.toFixed(2).padStart(8)} ms`
+    console.log(`${layer.padEnd(38)} ${pass.padEnd(26)} ${medianMs.toFixed(2).padStart(8)} ms  cpu ${cpuMs.toFixed(2).padStart(7)} ms`
       + (row.gflops === null ? "" : `  ${row.gflops.toFixed(1).padStart(6)} GFLOP/s`));
   }
 }
@@ -124,4 +149,4 @@ await convLayer("lenet conv1 1→6 5×5 28×28 b256", [256, 1, 28, 28], [6, 1, 5
 await poolLayer("lenet avgpool1 6×28×28 b256", "avg", [256, 6, 28, 28], 2);
 await convLayer("lenet conv2 6→16 5×5 14×14 b256", [256, 6, 14, 14], [16, 6, 5, 5], 0, true);
 await poolLayer("lenet avgpool2 16×10×10 b256", "avg", [256, 16, 10, 10], 2);
-if (values.json) console.log(JSON.stringify({ backend: gemmBackend(), rows }, null, 1));
+if (values.json) console.log(JSON.stringify({ backend: gemmBackend(), threads: values.threads ?? "default", rows }, null, 1));

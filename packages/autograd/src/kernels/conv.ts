@@ -20,7 +20,8 @@
  *
  * NOTE: the element loops of TypeScript copy about one element per nanosecond, a memcpy ten or more; a
  * 3×3 im2col writes nine times the input, so the stride-1 paths move data with copyWithin and keep the
- * element loops to the few wrapped columns (rows) or one pass over the input and the output (wide).
+ * element loops to the few wrapped columns (rows) or one pass over the input and the output (wide)
+ * (bench/NOTES-conv.md, "Copies").
  */
 import type { FloatArray } from "../dtype.ts";
 import { ShapeError, ValueError, fmtShape } from "../errors.ts";
@@ -197,7 +198,7 @@ function rowsMargin(g: Conv2dGeometry): number {
  * The rows path builds the im2col matrix of a chunk in blocks of whole channels and accumulates one gemm
  * per block, so that a block (written, then read by the gemm) stays in cache: at most ROWS_BLOCK_ELEMENTS
  * elements (2 MB of float32, within the L3 cache) and MAX_GEMM_DEPTH rows (the native float32 tile
- * kernels' depth bound), split evenly.
+ * kernels' depth bound), split evenly (bench/NOTES-conv.md, "Depth split").
  */
 const ROWS_BLOCK_ELEMENTS = 1 << 19;
 const MAX_GEMM_DEPTH = 512;

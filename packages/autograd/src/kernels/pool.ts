@@ -88,7 +88,7 @@ export function pool2dGeometry(op: "maxPool2d" | "avgPool2d", inputShape: readon
 /**
  * NOTE: max pooling picks between the running maximum and each new element by indexing a two-element array
  * with the comparison's bit instead of branching on it: on random data a branch mispredicts about half the
- * time, and the branching 2×2 loop ran 3× slower than this one (bench/NOTES.md, "Max pooling").
+ * time, and the branching 2×2 loop ran 3× slower than this one (bench/NOTES-conv.md, "Max pooling").
  */
 const pickValue = new Float64Array(2);
 const pickIndex = new Int32Array(2);
