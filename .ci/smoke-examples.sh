@@ -66,7 +66,7 @@ expect_exit() {
   local got=0
   pnpm -s example "$@" > "$OUT/exit.log" 2>&1 || got=$?
   if [ "$got" != "$code" ]; then echo "smoke: $what: exit $got, expected $code"; cat "$OUT/exit.log"; exit 1; fi
-  echo "smoke: $what exits $code: $(tail -n1 "$OUT/exit.log" | cut -c1-120)"
+  echo "smoke: $what exits $code: $(grep -m1 "^$1: " "$OUT/exit.log" | cut -c1-120)"
 }
 expect_exit 2 "mlp --epochs -1" mlp --epochs -1
 expect_exit 3 "gradient-check --eps 1" gradient-check --eps 1 --hidden 3 --no-progress --out "$OUT/gc-eps"
