@@ -30,11 +30,11 @@ export interface Chromium {
   close(): Promise<void>;
 }
 
-export async function launchChromium(executablePath: string, options: { viewport?: { width: number; height: number } } = {}): Promise<Chromium> {
+export async function launchChromium(executablePath: string, options: { viewport?: { width: number; height: number }; args?: string[] } = {}): Promise<Chromium> {
   const { chromium } = await import("playwright-core");
   const profile = mkdtempSync(join(tmpdir(), "tapegrad-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath, headless: true, args: CHROMIUM_FLAGS, acceptDownloads: true,
+    executablePath, headless: true, args: [...CHROMIUM_FLAGS, ...(options.args ?? [])], acceptDownloads: true,
     viewport: options.viewport ?? { width: 1280, height: 900 },
   });
   return {
