@@ -5,7 +5,7 @@ export { noGrad, enableGrad, isGradEnabled, record, declareOp, type BackwardFn, 
 export { detectAnomaly, isAnomalyEnabled } from "./anomaly.ts";
 export type { BackwardOptions } from "./engine.ts";
 export { grad, type GradOptions } from "./autograd.ts";
-export { manualSeed, Generator, defaultGenerator, streamGenerator } from "./random.ts";
+export { manualSeed, Generator, defaultGenerator, streamGenerator, type GeneratorState } from "./random.ts";
 export {
   tensor, zeros, ones, full, zerosLike, onesLike, fullLike, randn, rand, arange, eye,
   type FactoryOptions, type RandomOptions,

@@ -2,6 +2,14 @@
  * The global seeded generator. `manualSeed(n)` makes every random factory and initializer reproducible
  * bit for bit. NOTE: xoshiro128** (32-bit state words, fast in JS), seeded through splitmix32.
  */
+import { ValueError } from "./errors.ts";
+
+/** A Generator's state (plain JSON). */
+export interface GeneratorState {
+  s: number[];
+  spare: number | null;
+}
+
 export class Generator {
   private s0 = 0;
   private s1 = 0;
@@ -27,6 +35,21 @@ export class Generator {
     this.s2 = next();
     this.s3 = next();
     this.spare = null;
+  }
+
+  /** The generator's whole state (torch.Generator.get_state), to save with a checkpoint. */
+  getState(): GeneratorState {
+    return { s: [this.s0 >>> 0, this.s1 >>> 0, this.s2 >>> 0, this.s3 >>> 0], spare: this.spare };
+  }
+
+  /** Restores a state from getState: the numbers that follow are those that followed then. */
+  setState(state: GeneratorState): void {
+    const { s, spare } = state;
+    if (!Array.isArray(s) || s.length !== 4 || !s.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffffffff) || (spare !== null && typeof spare !== "number")) {
+      throw new ValueError("Generator.setState: expected { s: four 32-bit unsigned integers, spare: number | null } from getState()");
+    }
+    [this.s0, this.s1, this.s2, this.s3] = s;
+    this.spare = spare;
   }
 
   /** A uniform 32-bit unsigned integer. */
