@@ -19,7 +19,8 @@ async function fetchIdxBytes(url: URL): Promise<Uint8Array> {
   const response = await fetch(url);
   if (!response.ok) throw new DataLoadError(`${url.pathname}: HTTP ${response.status} ${response.statusText}`);
   const bytes = new Uint8Array(await response.arrayBuffer());
-  if (!nnData.isGzip(bytes)) return bytes;
+  // without DecompressionStream (older browsers) parseIdx gunzips with fflate
+  if (!nnData.isGzip(bytes) || typeof DecompressionStream !== "function") return bytes;
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
   try {
     return new Uint8Array(await new Response(stream).arrayBuffer());

@@ -44,6 +44,8 @@ let test: ImageDataset | undefined;
 let gridIndices: number[] = [];
 let session: Session | undefined;
 let running = false;
+/** When the slice now running started (performance.now()); evaluations inside a slice count as training time. */
+let sliceStart: number | undefined;
 /** Bumped by every start and reset: a training loop runs only while it is the latest one. */
 let generation = 0;
 
@@ -120,7 +122,6 @@ function trainStep(s: Session): void {
 /** Loss, accuracy and per-class accuracy on the whole test set, and the grid images' probabilities. */
 function evaluate(s: Session): void {
   if (!test || s.lastEvaluatedStep === s.step) return;
-  const started = performance.now();
   const classes = test.classes.length;
   const hits = new Array<number>(classes).fill(0);
   const counts = new Array<number>(classes).fill(0);
@@ -152,8 +153,7 @@ function evaluate(s: Session): void {
     gridPredictions, gridProbabilities,
   };
   s.lastEvaluatedStep = s.step;
-  s.elapsedMs += performance.now() - started;
-  post({ type: "evaluation", evaluation, elapsedMs: s.elapsedMs });
+  post({ type: "evaluation", evaluation, elapsedMs: s.elapsedMs + (sliceStart === undefined ? 0 : performance.now() - sliceStart) });
 }
 
 function argmax(values: ArrayLike<number>): number {
@@ -180,9 +180,13 @@ function yieldToMessages(): Promise<void> {
 
 async function trainLoop(s: Session, mine: number): Promise<void> {
   while (running && generation === mine) {
-    const started = performance.now();
-    while (running && performance.now() - started < SLICE_MS) trainStep(s);
-    s.elapsedMs += performance.now() - started;
+    const started = (sliceStart = performance.now());
+    try {
+      while (running && performance.now() - started < SLICE_MS) trainStep(s);
+    } finally {
+      sliceStart = undefined;
+      s.elapsedMs += performance.now() - started;
+    }
     postStatus(s);
     await yieldToMessages();
   }
