@@ -4,7 +4,11 @@
  * (packages/web/bench.html), served on 127.0.0.1 with the cross-origin isolation headers so both may use
  * threads. Skipped, with the reason, where there is no Chromium.
  *
- * Alone: `tsx bench/browser.ts [--quick] [--epochs=N] [--no-isolation]` prints the page's JSON.
+ * Rounds interleave the tools (tapegrad, TF.js, tapegrad, TF.js, ...), each in a fresh page, as the Node
+ * bench's epoch rounds do, so that a busy minute on a shared machine falls on both; a tool's time is the
+ * median of its per-round medians.
+ *
+ * Alone: `tsx bench/browser.ts [--quick] [--rounds=N] [--epochs=N] [--no-isolation]` prints the results as JSON.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,8 +19,12 @@ import { serveSite } from "../packages/web/scripts/serve.ts";
 
 export interface BrowserToolResult {
   tool: string;
+  /** Median of the rounds' medians. */
   medianMs: number;
+  /** Every timed epoch, round after round. */
   epochsMs: number[];
+  /** Each round's median. */
+  roundsMs: number[];
   backend: string;
   finalLoss: number;
 }
@@ -29,8 +37,10 @@ export interface BrowserBenchResult {
 export interface BrowserBenchOptions {
   samples: number;
   warmup: number;
-  /** Timed epochs of tapegrad (TF.js, at seconds an epoch, gets one). */
+  /** Timed epochs of tapegrad per round (TF.js, at seconds an epoch, gets one). */
   epochs: number;
+  /** Rounds of both tools (default 1). */
+  rounds?: number;
   isolation?: boolean;
   timeoutMs?: number;
   log?: (line: string) => void;
@@ -53,20 +63,28 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
       page.on("pageerror", (error) => errors.push(error.message));
       const timing = (tools: string, epochs: number): string =>
         `bench.html?tools=${tools}&samples=${options.samples}&warmup=${options.warmup}&epochs=${epochs}`;
-      const results: BrowserToolResult[] = [];
+      const byTool = new Map<string, BrowserToolResult[]>();
       let environment: BrowserBenchResult["environment"] | undefined;
-      // one page per tool: each starts from a fresh worker and heap, as the Node bench's child processes do
-      for (const [tool, epochs] of [["tapegrad", options.epochs], ["tfjs-wasm", 1]] as const) {
-        log(`${tool} in ${executable}`);
-        await page.goto(site.url + timing(tool, epochs));
-        await page.waitForFunction("document.querySelector('#result').dataset.done === 'true' || !!document.querySelector('#result').dataset.error",
-          null, { timeout: options.timeoutMs ?? 300_000, polling: 250 });
-        const error = await page.getAttribute("#result", "data-error");
-        if (error || errors.length) throw new Error(`the bench page failed: ${error ?? errors.join("; ")}`);
-        const parsed = JSON.parse((await page.textContent("#result")) ?? "") as BrowserBenchResult;
-        results.push(...parsed.results);
-        environment = parsed.environment;
+      const rounds = options.rounds ?? 1;
+      for (let round = 1; round <= rounds; round++) {
+        // one page per tool and round: each starts from a fresh worker and heap, as the Node bench's child processes do
+        for (const [tool, epochs] of [["tapegrad", options.epochs], ["tfjs-wasm", 1]] as const) {
+          log(`round ${round} of ${rounds}: ${tool} in ${executable}`);
+          await page.goto(site.url + timing(tool, epochs));
+          await page.waitForFunction("document.querySelector('#result').dataset.done === 'true' || !!document.querySelector('#result').dataset.error",
+            null, { timeout: options.timeoutMs ?? 300_000, polling: 250 });
+          const error = await page.getAttribute("#result", "data-error");
+          if (error || errors.length) throw new Error(`the bench page failed: ${error ?? errors.join("; ")}`);
+          const parsed = JSON.parse((await page.textContent("#result")) ?? "") as { environment: BrowserBenchResult["environment"]; results: BrowserToolResult[] };
+          for (const r of parsed.results) byTool.set(r.tool, [...(byTool.get(r.tool) ?? []), r]);
+          environment = parsed.environment;
+        }
       }
+      const median = (values: number[]): number => [...values].sort((a, b) => a - b)[values.length >> 1];
+      const results = [...byTool.values()].map((runs): BrowserToolResult => ({
+        ...runs[runs.length - 1], medianMs: median(runs.map((r) => r.medianMs)), epochsMs: runs.flatMap((r) => r.epochsMs),
+        roundsMs: runs.map((r) => r.medianMs),
+      }));
       return { environment: environment!, results };
     } finally {
       await browser.close();
@@ -90,14 +108,14 @@ export interface BrowserRow {
 export const BROWSER_WORKLOAD = "MLP epoch b128 in Chromium";
 
 /** The browser rows for `pnpm bench`, with their notes, or the reason they are skipped. */
-export async function browserRows(options: { quick: boolean; log?: (line: string) => void }):
+export async function browserRows(options: { quick: boolean; rounds: number; log?: (line: string) => void }):
 Promise<{ rows: BrowserRow[]; notes: string[] } | { skipped: string }> {
   if (!findChromium()) return { skipped: "no Chromium (apt-get install chromium, or set CHROMIUM)" };
   const samples = options.quick ? 6000 : 60000;
   const epochs = options.quick ? 1 : 3;
   let measured: BrowserBenchResult;
   try {
-    measured = await runBrowserBench({ samples, warmup: 1, epochs, log: options.log });
+    measured = await runBrowserBench({ samples, warmup: 1, epochs, rounds: options.rounds, log: options.log });
   } catch (error) {
     return { skipped: (error as Error).message.split("\n")[0] };
   }
@@ -110,7 +128,7 @@ Promise<{ rows: BrowserRow[]; notes: string[] } | { skipped: string }> {
   const version = /(?:Headless)?Chrome\/([\d.]+)/.exec(measured.environment.userAgent)?.[1] ?? measured.environment.userAgent;
   const notes = [
     `browser rows: Chromium ${version}, ${measured.environment.cores} cores, cross-origin isolated: ${measured.environment.crossOriginIsolated}; `
-      + measured.results.map((r) => `${r.tool}: ${r.backend}, ${r.epochsMs.length} timed after 1 warm-up`).join("; "),
+      + measured.results.map((r) => `${r.tool}: ${r.backend}, ${r.epochsMs.length / r.roundsMs.length} timed after 1 warm-up per round, round medians ${r.roundsMs.map((t) => t.toFixed(0)).join(" / ")} ms`).join("; "),
   ];
   return { rows, notes };
 }
@@ -119,8 +137,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const args = process.argv.slice(2);
   const quick = args.includes("--quick");
   const epochs = Number(args.find((a) => a.startsWith("--epochs="))?.split("=")[1] ?? (quick ? 1 : 3));
+  const rounds = Number(args.find((a) => a.startsWith("--rounds="))?.split("=")[1] ?? 1);
   const result = await runBrowserBench({
-    samples: quick ? 6000 : 60000, warmup: 1, epochs, isolation: !args.includes("--no-isolation"),
+    samples: quick ? 6000 : 60000, warmup: 1, epochs, rounds, isolation: !args.includes("--no-isolation"),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

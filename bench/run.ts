@@ -183,7 +183,7 @@ async function main(): Promise<void> {
   }
   // the browser rows: the MLP epoch in headless Chromium, tapegrad against TF.js wasm on the bench page
   const browser = flag("no-browser") === undefined && (!filter || BROWSER_WORKLOAD.includes(filter))
-    ? await browserRows({ quick, log: (line) => process.stderr.write(`  browser        ${line}\n`) })
+    ? await browserRows({ quick, rounds, log: (line) => process.stderr.write(`  browser        ${line}\n`) })
     : undefined;
   if (browser && "skipped" in browser) missing.push({ name: "browser rows", reason: browser.skipped });
   if (browser && "notes" in browser) memory.push(...browser.notes);
