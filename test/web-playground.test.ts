@@ -122,6 +122,12 @@ describe.skipIf(!chromium)(`web playground in headless Chromium${chromium ? "" :
     await page.setInputFiles("#load", file);
     await waitFor(page, `document.querySelector('#status').dataset.loaded === '${download.suggestedFilename()}'`);
     await waitFor(page, `document.querySelector('#test-accuracy').dataset.value === '${trained}'`);
+
+    // a file that is not a checkpoint: an error naming it, and the model stays
+    await page.setInputFiles("#load", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a checkpoint") });
+    await waitFor(page, "!document.querySelector('#errors').hidden");
+    expect(await page.textContent("#errors")).toMatch(/^notes\.txt: /);
+    expect(await attr("#test-accuracy", "data-value")).toBe(trained);
   });
 
   it("classifies a test image dropped on the pad as Node does, and strokes give probabilities", async () => {

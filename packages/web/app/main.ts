@@ -152,10 +152,10 @@ function updateGrid(predictions: number[], probabilities: Float32Array): void {
 let predictId = 0;
 let predictBusy = false;
 let predictQueued = false;
-let trained = false;
+let modelReady = false;
 
 function requestPrediction(): void {
-  if (!trained || !pad.pixels.some((v) => v > 0)) return;
+  if (!modelReady || !pad.pixels.some((v) => v > 0)) return;
   if (predictBusy) {
     predictQueued = true;
     return;
@@ -217,7 +217,7 @@ worker.addEventListener("message", (event: MessageEvent<FromWorker>) => {
       delete status.dataset.loaded;
       lossChart.clear();
       accuracyChart.clear();
-      trained = true;
+      modelReady = true;
       $("model-description").textContent = m.description;
       controls.model.value = m.model;
       requestPrediction();
