@@ -2,12 +2,16 @@
 and LeNet epochs: each layer's forward and backward kernels alone (float32, the shapes bench/conv-kernels.ts
 times), and one SGD training epoch of each whole network on synthetic 60k × 1 × 28 × 28 data.
 
-    /usr/bin/python3 bench/cnn-reference.py [--threads 1,2] [--no-epochs] [--epochs N]
+    /usr/bin/python3 bench/cnn-reference.py [--threads 1,2] [--no-epochs] [--epochs N] [--default-malloc]
 
 Each thread setting runs in a child process of its own, since OpenMP reads its environment once: the child
 gets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and torch.set_num_threads(n), and above one
 thread OMP_WAIT_POLICY=PASSIVE (spinning idle OpenMP threads oversubscribe a 2-core machine; see
-bench/README.md). Prints one JSON object: {"torch": version, "settings": {"1": {...}, "2": {...}}} with, per
+bench/README.md). Unless --default-malloc, the child also gets MALLOC_MMAP_THRESHOLD_ and
+MALLOC_TRIM_THRESHOLD_ at 2^31 − 1, so that glibc keeps freed tensors' memory for reuse instead of
+unmapping it: on the bench VM, memory fresh from the kernel costs about 30 µs per page at first touch, which
+made one forward of the cnn's first convolution take 50–140 ms of CPU instead of 1.4 ms (bench/NOTES-conv.md,
+"PyTorch and fresh memory"). The setting only makes PyTorch faster. Prints one JSON object: {"torch": version, "settings": {"1": {...}, "2": {...}}} with, per
 setting, "layers" (median wall milliseconds per call), "layers_cpu" (median CPU milliseconds per call, this
 process's user + system time over all its threads: the steadier number on a busy machine) and "epochs"
 (seconds per epoch, the median of the timed epochs after 20 untimed warm-up steps).
@@ -162,6 +166,7 @@ def main():
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--no-epochs", action="store_true")
     parser.add_argument("--epochs", type=int, default=1, help="timed epochs per network (median)")
+    parser.add_argument("--default-malloc", action="store_true", help="leave glibc's mmap and trim thresholds as they are")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -173,12 +178,15 @@ def main():
         env = dict(os.environ, OMP_NUM_THREADS=str(n), OPENBLAS_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n))
         if n > 1:
             env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        if not args.default_malloc:
+            env.update(MALLOC_MMAP_THRESHOLD_="2147483647", MALLOC_TRIM_THRESHOLD_="2147483647")
         cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n), "--epochs", str(args.epochs)]
         if args.no_epochs:
             cmd.append("--no-epochs")
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         settings[str(n)] = json.loads(out.strip().splitlines()[-1])
-    print(json.dumps({"torch": torch.__version__, "settings": settings}, indent=1, ensure_ascii=False))
+    print(json.dumps({"torch": torch.__version__, "malloc": "default" if args.default_malloc else "heap (mmap and trim thresholds 2^31 - 1)",
+                      "settings": settings}, indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":
