@@ -5,6 +5,7 @@
  * generated from it, and the op-coverage test checks that every op the tape can record appears on the
  * tape of some entry's samples. The sample generators live in testing.ts (`arbitraries.opSample`).
  */
+import type { Conv2dPadding, Pair } from "./kernels/conv.ts";
 import type { Tensor } from "./tensor-class.ts";
 
 /**
@@ -18,10 +19,25 @@ import type { Tensor } from "./tensor-class.ts";
  * - pick: a tensor, an axis, one index per row (repeats allowed) and keepdims
  * - reshape / flatten / permute / unsqueeze / squeeze / broadcastTo / sumTo: a tensor and a target of that kind
  * - narrow: a tensor of rank ≥ 1, an axis, a start (negative ones included) and a length that fit it
+ * - conv2d: input [N, C, H, W] (or [C, H, W]), weight [O, C/groups, kH, kW], bias [O] (or none: bias false);
+ *   strides, paddings (numbers, pairs, "same", "valid"), dilations and groups
+ * - pool2d: input [N, C, H, W] (or [C, H, W]); kernel sizes, strides, paddings (≤ half the kernel),
+ *   dilations, ceilMode and countIncludePad, every window touching the input
+ * - adaptivePool2d: input [N, C, H, W] (or [C, H, W]) and an output size (a number or a pair, null entries
+ *   keeping the input's size)
+ * - batchNorm: input [N, C, ...] (rank 2–4), weight and bias [C] (or none: affine false), running
+ *   statistics, training or not, momentum and eps
+ * - layerNorm: input, its trailing axes as normalizedShape (shape), weight and bias of that shape (or none),
+ *   eps
+ * - pad: a tensor and (before, after) pairs from the last axis, negative ones included, and a value
+ * - cat: one to three tensors that agree in every axis but `axis`
+ * - stack: one to three tensors of one shape and an axis of the result
+ * - dropout: a tensor, a probability and the seed of the mask's generator
  */
 export type SampleKind =
   | "unary" | "binary" | "reduction" | "axis" | "matmul" | "linear" | "pick"
-  | "reshape" | "flatten" | "permute" | "unsqueeze" | "squeeze" | "broadcastTo" | "sumTo" | "narrow";
+  | "reshape" | "flatten" | "permute" | "unsqueeze" | "squeeze" | "broadcastTo" | "sumTo" | "narrow"
+  | "conv2d" | "pool2d" | "adaptivePool2d" | "batchNorm" | "layerNorm" | "pad" | "cat" | "stack" | "dropout";
 
 /** Arguments other than the tensors, drawn by the sample generator for the op's kind. */
 export interface SampleArgs {
@@ -34,6 +50,22 @@ export interface SampleArgs {
   endDim?: number;
   start?: number;
   length?: number;
+  conv?: { stride?: Pair; padding?: Conv2dPadding; dilation?: Pair; groups?: number };
+  /** false: call the op without its bias (conv2d) */
+  bias?: boolean;
+  pool?: { kernelSize: Pair; stride?: Pair; padding?: Pair; dilation?: Pair; ceilMode?: boolean; countIncludePad?: boolean };
+  outputSize?: number | [number | null, number | null];
+  /** false: call the op without weight and bias (batchNorm, layerNorm) */
+  affine?: boolean;
+  training?: boolean;
+  momentum?: number;
+  eps?: number;
+  runningMean?: number[];
+  runningVar?: number[];
+  pads?: number[];
+  value?: number;
+  p?: number;
+  seed?: number;
 }
 
 /** Where an input's values are drawn from. */

@@ -12,6 +12,7 @@ import type { InputDomain, OpInfo, SampleArgs } from "./opinfo.ts";
 import { grad } from "./autograd.ts";
 import { onesLike, opTable } from "./ops/index.ts";
 import { declaredOps } from "./tape.ts";
+import { pool2dGeometry } from "./kernels/pool.ts";
 
 export { gradcheck, gradgradcheck, GradcheckError, type GradcheckOptions } from "./gradcheck.ts";
 export { opTable } from "./ops/index.ts";
@@ -261,7 +262,133 @@ function opSample(info: OpInfo, options: ShapeOptions = {}): fc.Arbitrary<OpSamp
           return withArgs(s, args);
         }),
       );
+    case "conv2d":
+      return conv2dSample(info);
+    case "pool2d":
+      return pool2dSample(info);
+    case "adaptivePool2d":
+      return fc.tuple(fc.boolean(), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 4, maxLength: 4 }), fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 2, maxLength: 2 }))
+        .chain(([batched, [n, c, h, w], [oh, ow]]) => {
+          const size = fc.oneof(fc.constant<number>(oh), fc.constant<[number | null, number | null]>([oh, ow]),
+            fc.constant<[number | null, number | null]>([null, ow]), fc.constant<[number | null, number | null]>([oh, null]));
+          return withArgs(batched ? [n, c, h + 1, w + 1] : [c, h + 1, w + 1], size.map((outputSize) => ({ outputSize })));
+        });
+    case "batchNorm":
+      return fc.record({
+        rank: fc.integer({ min: 2, max: 4 }), n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 3 }),
+        spatial: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 2, maxLength: 2 }),
+        training: fc.boolean(), affine: fc.boolean(), momentum: fc.constantFrom(0, 0.1, 0.5, 1), eps: fc.constantFrom(1e-5, 1e-3, 0.1),
+      }).filter(({ rank, n, spatial, training }) => !training || n * spatial.slice(0, rank - 2).reduce((a, b) => a * b, 1) > 1)
+        .chain(({ rank, n, c, spatial, training, affine, momentum, eps }) => {
+          const s = [n, c, ...spatial.slice(0, rank - 2)];
+          const stats = fc.tuple(
+            fc.array(fc.integer({ min: -100, max: 100 }), { minLength: c, maxLength: c }),
+            fc.array(fc.integer({ min: 50, max: 200 }), { minLength: c, maxLength: c }),
+          );
+          return fc.tuple(tensorIn(info, 0, s, { distinct: true }), tensorIn(info, 1, [c]), tensorIn(info, 2, [c]), stats).map(([x, w, b, [rm, rv]]): OpSample => ({
+            inputs: [x, w, b],
+            args: { training, affine, momentum, eps, runningMean: rm.map((v) => v / 100), runningVar: rv.map((v) => v / 100) },
+          }));
+        });
+    case "layerNorm":
+      return sh({ minRank: 1, maxRank: 3, maxDim: 3 }).chain((s) =>
+        fc.tuple(fc.integer({ min: 1, max: s.length }), fc.boolean(), fc.constantFrom(1e-5, 1e-3, 0.1)).chain(([k, affine, eps]) => {
+          const normalized = s.slice(s.length - k);
+          return fc.tuple(tensorIn(info, 0, s, { distinct: true }), tensorIn(info, 1, normalized), tensorIn(info, 2, normalized))
+            .map(([x, w, b]): OpSample => ({ inputs: [x, w, b], args: { shape: normalized, affine, eps } }));
+        }),
+      );
+    case "pad":
+      return sh({ minRank: 1, maxRank: 4, maxDim: 3 }).chain((s) =>
+        fc.integer({ min: 1, max: s.length }).chain((pairs) => {
+          // (before, after) per padded axis, from the last; a crop leaves at least one element
+          const perAxis = Array.from({ length: pairs }, (_, i) => {
+            const d = s[s.length - 1 - i];
+            return fc.tuple(fc.integer({ min: -d, max: 2 }), fc.integer({ min: -d, max: 2 })).filter(([b, a]) => d + b + a >= 1);
+          });
+          return withArgs(s, fc.tuple(fc.tuple(...perAxis), fc.constantFrom(0, 0.5, -1)).map(([ps, value]) => ({ pads: ps.flat(), value })));
+        }),
+      );
+    case "cat":
+      return fc.tuple(sh({ minRank: 1, maxRank: 3, maxDim: 3 }), fc.integer({ min: 1, max: 3 })).chain(([s, count]) =>
+        axis(s.length).chain((ax) => {
+          const a = ax < 0 ? ax + s.length : ax;
+          return fc.array(fc.integer({ min: 1, max: 3 }), { minLength: count, maxLength: count }).chain((sizes) =>
+            fc.tuple(...sizes.map((d, i) => tensorIn(info, i, s.map((v, j) => (j === a ? d : v)))))
+              .map((inputs): OpSample => ({ inputs, args: { axis: ax } })));
+        }),
+      );
+    case "stack":
+      return fc.tuple(sh({ maxRank: 3, maxDim: 3 }), fc.integer({ min: 1, max: 3 })).chain(([s, count]) =>
+        fc.tuple(fc.tuple(...Array.from({ length: count }, (_, i) => tensorIn(info, i, s))), fc.integer({ min: -(s.length + 1), max: s.length }))
+          .map(([inputs, ax]): OpSample => ({ inputs, args: { axis: ax } })),
+      );
+    case "dropout":
+      return sh().chain((s) => withArgs(s, fc.record({ p: fc.constantFrom(0, 0.2, 0.5, 0.9, 1), seed: fc.nat() })));
   }
+}
+
+/** Either a number or a pair of numbers from `values`. */
+function pairOf(values: fc.Arbitrary<number>): fc.Arbitrary<number | [number, number]> {
+  return fc.oneof(values, fc.tuple(values, values));
+}
+
+const asPair = (v: number | readonly [number, number]): [number, number] => (typeof v === "number" ? [v, v] : [v[0], v[1]]);
+
+/** conv2d samples: small images, kernels up to 3×3, strides and dilations up to 2, every kind of padding, groups. */
+function conv2dSample(info: OpInfo): fc.Arbitrary<OpSample> {
+  return fc.record({
+    n: fc.integer({ min: 1, max: 2 }), groups: fc.constantFrom(1, 1, 2), cg: fc.integer({ min: 1, max: 2 }), og: fc.integer({ min: 1, max: 2 }),
+    kernel: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })),
+    stride: pairOf(fc.integer({ min: 1, max: 2 })), dilation: pairOf(fc.integer({ min: 1, max: 2 })),
+    padding: fc.oneof(pairOf(fc.integer({ min: 0, max: 2 })), fc.constant<"same">("same"), fc.constant<"valid">("valid")),
+    extra: fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })),
+    batched: fc.boolean(), bias: fc.boolean(),
+  }).chain(({ n, groups, cg, og, kernel: [kh, kw], stride, dilation, padding, extra, batched, bias }) => {
+    const [dh, dw] = asPair(dilation);
+    // "same" needs stride 1; an input at least as large as the dilated kernel always has an output
+    const conv = { stride: padding === "same" ? 1 : stride, padding, dilation, groups };
+    const h = dh * (kh - 1) + 1 + extra[0], w = dw * (kw - 1) + 1 + extra[1];
+    const xShape = batched ? [n, groups * cg, h, w] : [groups * cg, h, w];
+    return fc.tuple(tensorIn(info, 0, xShape), tensorIn(info, 1, [groups * og, cg, kh, kw]), tensorIn(info, 2, [groups * og]))
+      .map(([x, wt, b]): OpSample => ({ inputs: [x, wt, b], args: { conv, bias } }));
+  });
+}
+
+/** Whether every pooling window along one axis holds at least one input element. */
+function windowsTouchInput(size: number, kernel: number, stride: number, pad: number, dilation: number, out: number): boolean {
+  for (let o = 0; o < out; o++) {
+    let hit = false;
+    for (let j = 0; j < kernel && !hit; j++) {
+      const i = o * stride - pad + j * dilation;
+      hit = i >= 0 && i < size;
+    }
+    if (!hit) return false;
+  }
+  return true;
+}
+
+/** Pooling samples: kernels up to 3×3, strides up to 3 (or the kernel's), paddings up to half the kernel, dilations, ceil mode. */
+function pool2dSample(info: OpInfo): fc.Arbitrary<OpSample> {
+  return fc.record({
+    n: fc.integer({ min: 1, max: 2 }), c: fc.integer({ min: 1, max: 2 }),
+    kernel: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 })),
+    stride: fc.option(pairOf(fc.integer({ min: 1, max: 3 })), { nil: undefined }),
+    padding: fc.tuple(fc.nat({ max: 1 }), fc.nat({ max: 1 })), dilation: pairOf(fc.integer({ min: 1, max: 2 })),
+    extra: fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 })),
+    ceilMode: fc.boolean(), countIncludePad: fc.boolean(), batched: fc.boolean(),
+  }).map(({ n, c, kernel: [kh, kw], stride, padding, dilation, extra, ceilMode, countIncludePad, batched }) => {
+    const pad: [number, number] = [Math.min(padding[0], kh >> 1), Math.min(padding[1], kw >> 1)];
+    // the average poolings take no dilation
+    const [dh, dw] = info.name === "maxPool2d" ? asPair(dilation) : [1, 1];
+    const shape = batched ? [n, c, dh * (kh - 1) + 1 + extra[0], dw * (kw - 1) + 1 + extra[1]] : [c, dh * (kh - 1) + 1 + extra[0], dw * (kw - 1) + 1 + extra[1]];
+    return { shape, pool: { kernelSize: [kh, kw] as [number, number], stride, padding: pad, dilation: [dh, dw] as [number, number], ceilMode, countIncludePad } };
+  }).filter(({ shape, pool }) => {
+    const p = pool2dGeometry("maxPool2d", shape, pool);
+    return windowsTouchInput(p.height, p.kernelH, p.strideH, p.padH, p.dilationH, p.outH)
+      && windowsTouchInput(p.width, p.kernelW, p.strideW, p.padW, p.dilationW, p.outW);
+  }).chain(({ shape, pool }) =>
+    tensorIn(info, 0, shape, info.avoidTies ? { distinct: true } : {}).map((x): OpSample => ({ inputs: [x], args: { pool } })));
 }
 
 /** fast-check arbitraries for tensor code; every one shrinks towards small shapes and simple values. */
