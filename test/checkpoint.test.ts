@@ -124,7 +124,7 @@ describe("serialize", () => {
     expect(() => serialize({ w: f32([-1], []) })).toThrow('tensor "w": shape must be an array of non-negative integers, got [-1]');
     expect(() => serialize({ w: f32([1.5], [1]) })).toThrow("shape must be an array of non-negative integers");
     const int = { shape: [1], dtype: "int32", data: new Float32Array(1) } as unknown as TensorLike;
-    expect(() => serialize({ w: int })).toThrow('tensor "w": unsupported dtype "int32"');
+    expect(() => serialize({ w: int })).toThrow('tensor "w": unsupported dtype "int32" (expected "float32", "float64" or "int64")');
     expect(() => serialize({ __metadata__: f32([], [1]) })).toThrow('"__metadata__" is reserved');
     const meta = { epoch: 3 } as unknown as Record<string, string>;
     expect(() => serialize({}, meta)).toThrow('serialize: metadata "epoch" must be a string, got number');
@@ -305,10 +305,10 @@ describe("corrupted files", () => {
   });
 
   it("corrupt: an unsupported dtype is named with its tensor", () => {
-    for (const dtype of ["F16", "BF16", "I64", "U8", "BOOL"]) {
+    for (const dtype of ["F16", "BF16", "I32", "U8", "BOOL"]) {
       expectCorrupt(
         fileFrom(`{"emb":${entry(dtype, [1], [0, 8])}}`, new Uint8Array(8)),
-        `bad.safetensors: tensor "emb": unsupported dtype ${dtype} (tapegrad loads F32 and F64 only)`,
+        `bad.safetensors: tensor "emb": unsupported dtype ${dtype} (tapegrad loads F32, F64 and I64 only)`,
       );
     }
     expectCorrupt(fileFrom(`{"emb":${entry("F33", [1], [0, 4])}}`, f32le(1)), 'tensor "emb": unknown dtype "F33"');

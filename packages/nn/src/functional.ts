@@ -4,7 +4,7 @@
  */
 import {
   Tensor, IndexError, ShapeError, ValueError, fmtShape, isGradEnabled, logSoftmax as coreLogSoftmax, noGrad,
-  record, declareOp, softmax as coreSoftmax, linear as coreLinear, defaultGenerator, type Generator,
+  record, declareOp, softmax as coreSoftmax, linear as coreLinear, dropout as coreDropout, type Generator, type DropoutOptions,
 } from "@tapegrad/autograd";
 import { expDouble } from "@tapegrad/autograd/kernels";
 
@@ -50,15 +50,20 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return coreLinear(x, weight, bias);
 }
 
-/** Zeroes each element with probability p in training and scales the rest by 1/(1-p); identity otherwise. */
-export function dropout(x: Tensor, p = 0.5, training = true, generator: Generator = defaultGenerator): Tensor {
-  if (!(p >= 0 && p <= 1)) throw new ValueError(`dropout: probability must be in [0, 1], got ${p}`);
-  if (!training || p === 0) return x;
-  const mask = noGrad(() => x.mul(0));
-  const scale = p === 1 ? 0 : 1 / (1 - p);
-  for (let i = 0; i < mask.data.length; i++) mask.data[i] = generator.uniform() < p ? 0 : scale;
-  return x.mul(mask);
+/**
+ * Zeroes each element with probability p in training and scales the rest by 1/(1-p); identity otherwise.
+ * The mask comes from `generator` (default: the global one that manualSeed seeds).
+ */
+export function dropout(x: Tensor, p = 0.5, training = true, generator?: Generator | DropoutOptions): Tensor {
+  return coreDropout(x, p, training, generator ?? {});
 }
+
+// The convolutional-network ops of @tapegrad/autograd, as torch.nn.functional has them.
+export {
+  conv2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, batchNorm, layerNorm, pad,
+  type Conv2dOptions, type Conv2dPadding, type MaxPool2dOptions, type AvgPool2dOptions, type AdaptiveSize,
+  type BatchNormOptions, type LayerNormOptions,
+} from "@tapegrad/autograd";
 
 // ---------------------------------------------------------------- labels
 

@@ -1,5 +1,5 @@
 /** Layers: Linear, activations, Flatten, Dropout, and the containers Sequential and ModuleList. */
-import { Tensor, ValueError, zeros, type DType } from "@tapegrad/autograd";
+import { Tensor, ValueError, zeros, type DType, type Generator } from "@tapegrad/autograd";
 import * as F from "./functional.ts";
 import { kaimingUniform_, uniform_, calculateFans } from "./init.ts";
 import { Module, Parameter } from "./module.ts";
@@ -110,14 +110,19 @@ export class Flatten extends Module {
   }
 }
 
-/** Zeroes activations with probability p in training mode (scaling the rest by 1/(1-p)); identity in eval. */
+/**
+ * Zeroes activations with probability p in training mode (scaling the rest by 1/(1-p)); identity in eval.
+ * The masks come from `generator` (default: the global generator, which manualSeed seeds).
+ */
 export class Dropout extends Module {
-  constructor(readonly p = 0.5) {
+  readonly generator: Generator | undefined;
+  constructor(readonly p = 0.5, options: { generator?: Generator } = {}) {
     super();
     if (!(p >= 0 && p <= 1)) throw new ValueError(`Dropout: probability must be in [0, 1], got ${p}`);
+    this.generator = options.generator;
   }
   override forward(x: Tensor): Tensor {
-    return F.dropout(x, this.p, this.training);
+    return F.dropout(x, this.p, this.training, { generator: this.generator });
   }
   override extraRepr(): string {
     return `p=${this.p}`;

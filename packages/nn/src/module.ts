@@ -16,11 +16,20 @@ export class Parameter extends Tensor {
 /** Bad state dicts: missing, unexpected, mis-shaped or mis-typed entries. */
 export class StateDictError extends TapegradError {}
 
-/** Anything with a shape, a dtype and flat data: a Tensor, or a tensor read back from a checkpoint. */
+/** Anything with a shape, a dtype and flat data: a Tensor, or a tensor read back from a checkpoint (an
+ *  "int64" one holds its integers in a Float64Array). */
 export interface StateTensor {
   readonly shape: readonly number[];
-  readonly dtype: DType;
+  readonly dtype: DType | "int64";
   readonly data: Float32Array | Float64Array;
+  /** Saved as int64 (a float tensor of integers: see registerBuffer). */
+  readonly storageDtype?: "int64";
+}
+
+export interface BufferOptions {
+  /** "int64": an integer counter kept in a float64 tensor (exact up to 2^53) and saved as int64, as
+   *  PyTorch's BatchNorm keeps num_batches_tracked. `to(dtype)` leaves it as it is. */
+  storageDtype?: "int64";
 }
 
 export interface LoadStateDictResult {
@@ -31,6 +40,8 @@ export interface LoadStateDictResult {
 interface Registry {
   slots: Map<string, Parameter | Module | null>;
   buffers: Map<string, Tensor>;
+  /** Buffers saved as int64. */
+  intBuffers: Set<string>;
 }
 
 const registries = new WeakMap<Module, Registry>();
@@ -38,7 +49,7 @@ const registries = new WeakMap<Module, Registry>();
 function registryOf(m: Module): Registry {
   let r = registries.get(m);
   if (!r) {
-    r = { slots: new Map(), buffers: new Map() };
+    r = { slots: new Map(), buffers: new Map(), intBuffers: new Set() };
     registries.set(m, r);
   }
   return r;
@@ -86,11 +97,25 @@ export class Module {
     return this;
   }
 
-  /** A tensor that is saved in the state dict but not trained (e.g. running statistics). */
-  registerBuffer(name: string, buffer: Tensor): this {
+  /**
+   * A tensor that is saved in the state dict but not trained (e.g. running statistics). Registering a name
+   * again replaces the buffer. `storageDtype: "int64"` marks an integer counter (see BufferOptions).
+   * @example this.registerBuffer("num_batches_tracked", zeros([], { dtype: "float64" }), { storageDtype: "int64" })
+   */
+  registerBuffer(name: string, buffer: Tensor, options: BufferOptions = {}): this {
     checkName(this, name);
-    registryOf(this).buffers.set(name, buffer);
+    const reg = registryOf(this);
+    reg.buffers.set(name, buffer);
+    if (options.storageDtype === "int64") {
+      if (buffer.dtype !== "float64") throw new TapegradError(`${this.constructor.name}: the int64 buffer "${name}" must be a float64 tensor (its integers exact up to 2^53), got ${buffer.dtype}`);
+      reg.intBuffers.add(name);
+    } else reg.intBuffers.delete(name);
     return this;
+  }
+
+  /** This module's own buffer `name` (as registered, or as `to()` replaced it); undefined if there is none. */
+  getBuffer(name: string): Tensor | undefined {
+    return registryOf(this).buffers.get(name);
   }
 
   /** Own parameters and submodules: registered ones first, then own fields in assignment order. */
@@ -173,6 +198,13 @@ export class Module {
     }
   }
 
+  /** The dotted names of the buffers saved as int64. */
+  private intBufferNames(): Set<string> {
+    const out = new Set<string>();
+    for (const [mname, m] of this.namedModules()) for (const name of registryOf(m).intBuffers) out.add(mname ? `${mname}.${name}` : name);
+    return out;
+  }
+
   /** Total number of parameter elements. */
   numParameters(): number {
     return this.parameters().reduce((n, p) => n + p.size, 0);
@@ -216,9 +248,9 @@ export class Module {
           slot.set(new Parameter(new Tensor(data, p.shape), p.requiresGrad));
         }
       }
-      const bufs = registryOf(m).buffers;
+      const { buffers: bufs, intBuffers } = registryOf(m);
       for (const [name, b] of bufs) {
-        if (b.dtype !== dtype) bufs.set(name, new Tensor(dtype === "float64" ? Float64Array.from(b.data) : Float32Array.from(b.data), b.shape));
+        if (b.dtype !== dtype && !intBuffers.has(name)) bufs.set(name, new Tensor(dtype === "float64" ? Float64Array.from(b.data) : Float32Array.from(b.data), b.shape));
       }
     }
     return this;
@@ -226,11 +258,15 @@ export class Module {
 
   // ------------------------------------------------------------ state
 
-  /** Parameters and buffers by dotted name, detached but sharing memory (save with `saveSync(path, dict)`). */
+  /**
+   * Parameters and buffers by dotted name, detached but sharing memory (save with `saveSync(path, dict)`).
+   * An int64 buffer's entry is a float64 tensor with `storageDtype: "int64"`, which checkpoints store as I64.
+   */
   stateDict(): Record<string, Tensor> {
     const out: Record<string, Tensor> = {};
+    const ints = this.intBufferNames();
     for (const [name, p] of this.namedParameters()) out[name] = p.detach();
-    for (const [name, b] of this.namedBuffers()) out[name] = b.detach();
+    for (const [name, b] of this.namedBuffers()) out[name] = ints.has(name) ? Object.assign(b.detach(), { storageDtype: "int64" as const }) : b.detach();
     return out;
   }
 
@@ -243,6 +279,7 @@ export class Module {
   loadStateDict(dict: Record<string, StateTensor>, options: { strict?: boolean } = {}): LoadStateDictResult {
     const strict = options.strict ?? true;
     const own = new Map<string, Tensor>([...this.namedParameters(), ...this.namedBuffers()]);
+    const ints = this.intBufferNames();
     const missingKeys = [...own.keys()].filter((k) => !Object.hasOwn(dict, k));
     const unexpectedKeys = Object.keys(dict).filter((k) => !own.has(k));
     const problems: string[] = [];
@@ -257,8 +294,10 @@ export class Module {
         problems.push(`"${k}" is not a tensor`);
       } else if (src.shape.length !== target.shape.length || src.shape.some((d, i) => d !== target.shape[i]) || src.data.length !== target.size) {
         problems.push(`size mismatch for "${k}": checkpoint has shape ${fmt(src.shape)}, the module has ${fmt(target.shape)}`);
-      } else if (strict && src.dtype !== target.dtype) {
-        problems.push(`dtype mismatch for "${k}": checkpoint has ${src.dtype}, the module has ${target.dtype}`);
+      } else if (strict && (src.storageDtype ?? src.dtype) !== (ints.has(k) ? "int64" : target.dtype)) {
+        problems.push(`dtype mismatch for "${k}": checkpoint has ${src.storageDtype ?? src.dtype}, the module has ${ints.has(k) ? "int64" : target.dtype}`);
+      } else if (ints.has(k) && !Array.prototype.every.call(src.data, (v: number) => Number.isSafeInteger(v))) {
+        problems.push(`"${k}" holds non-integer values, the module keeps integers there`);
       }
     }
     if (problems.length) {

@@ -6,8 +6,10 @@
  *   [data: every tensor's bytes, little-endian, row-major, contiguous, no gaps]
  *
  * The header maps each tensor name to { dtype, shape, data_offsets: [begin, end] } (offsets relative to
- * the start of the data) plus an optional "__metadata__" map of strings. tapegrad writes and reads F32 and
- * F64; other dtypes are recognised and rejected by name.
+ * the start of the data) plus an optional "__metadata__" map of strings. tapegrad writes and reads F32, F64
+ * and I64; other dtypes are recognised and rejected by name. tapegrad has no integer tensors: an I64 entry
+ * (PyTorch's BatchNorm counter num_batches_tracked) is a Float64Array of integers in memory, exact up to
+ * 2^53, and a float tensor of integers is written as I64 when it says so (`storageDtype: "int64"`).
  *
  * Endianness: the fast paths copy raw bytes and so assume a little-endian host (every platform Node ships
  * for today); on a big-endian host every value goes through a DataView with explicit little-endian order.
@@ -17,16 +19,20 @@
  */
 import { TapegradError } from "@tapegrad/autograd";
 
-export type CheckpointDtype = "float32" | "float64";
+export type CheckpointDtype = "float32" | "float64" | "int64";
 
 /** Anything with a row-major shape, a dtype and its flat data — a Tensor qualifies. */
 export interface TensorLike {
   shape: number[];
   dtype: CheckpointDtype;
   data: Float32Array | Float64Array;
+  /** Store as this dtype instead of `dtype`: "int64" writes a float tensor of integers as I64 (a Module's
+   *  integer buffers, e.g. BatchNorm's num_batches_tracked, carry it in their state dict). */
+  storageDtype?: "int64";
 }
 
-/** A tensor read back from a checkpoint: plain data, freshly allocated and aligned. */
+/** A tensor read back from a checkpoint: plain data, freshly allocated and aligned. An "int64" tensor's
+ *  integers are in a Float64Array. */
 export interface LoadedTensor {
   shape: number[];
   dtype: CheckpointDtype;
@@ -48,13 +54,14 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 const METADATA_KEY = "__metadata__";
 
-const FORMAT_DTYPE = { float32: "F32", float64: "F64" } as const;
-const FROM_FORMAT_DTYPE: Record<string, CheckpointDtype> = { F32: "float32", F64: "float64" };
-const ITEM_SIZE = { float32: 4, float64: 8 } as const;
-const ARRAY_TYPE = { float32: Float32Array, float64: Float64Array } as const;
+const FORMAT_DTYPE = { float32: "F32", float64: "F64", int64: "I64" } as const;
+const FROM_FORMAT_DTYPE: Record<string, CheckpointDtype> = { F32: "float32", F64: "float64", I64: "int64" };
+const ITEM_SIZE = { float32: 4, float64: 8, int64: 8 } as const;
+/** The array type an entry of each dtype lives in (an int64 entry's integers in a Float64Array). */
+const ARRAY_TYPE = { float32: Float32Array, float64: Float64Array, int64: Float64Array } as const;
 /** Dtypes the format defines that tapegrad has no tensor type for. */
 const KNOWN_UNSUPPORTED_DTYPES = new Set([
-  "BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "BF16",
+  "BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "F16", "BF16",
   "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64",
 ]);
 
@@ -113,9 +120,10 @@ export function planWrite(stateDict: Record<string, TensorLike>, metadata: Recor
     if (name === METADATA_KEY) fail(where, `"${METADATA_KEY}" is reserved and cannot name a tensor`);
     const source = stateDict[name];
     if (source === null || typeof source !== "object") fail(where, `tensor "${name}" is not a tensor`);
-    const { dtype, shape } = source;
-    if (dtype !== "float32" && dtype !== "float64") {
-      fail(where, `tensor "${name}": unsupported dtype ${JSON.stringify(dtype)} (expected "float32" or "float64")`);
+    const { shape } = source;
+    const dtype = source.storageDtype ?? source.dtype;
+    if (dtype !== "float32" && dtype !== "float64" && dtype !== "int64") {
+      fail(where, `tensor "${name}": unsupported dtype ${JSON.stringify(dtype)} (expected "float32", "float64" or "int64")`);
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       fail(where, `tensor "${name}": shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
@@ -140,6 +148,7 @@ export function planWrite(stateDict: Record<string, TensorLike>, metadata: Recor
 /** A tensor's little-endian bytes; reads `data` exactly once and checks it against the planned dtype and shape. */
 function tensorBytes(t: PlannedTensor, where: string): Uint8Array {
   const data: unknown = t.source.data;
+  if (t.dtype === "int64") return int64Bytes(t, data, where);
   const expected = ARRAY_TYPE[t.dtype];
   if (!(data instanceof expected)) {
     const got = ArrayBuffer.isView(data) ? data.constructor.name : typeof data;
@@ -153,6 +162,23 @@ function tensorBytes(t: PlannedTensor, where: string): Uint8Array {
   const view = new DataView(out.buffer);
   if (data instanceof Float32Array) for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i], true);
   else for (let i = 0; i < data.length; i++) view.setFloat64(i * 8, data[i], true);
+  return out;
+}
+
+/** An int64 entry's bytes from a float array of integers (each must be a safe integer). */
+function int64Bytes(t: PlannedTensor, data: unknown, where: string): Uint8Array {
+  if (!(data instanceof Float32Array || data instanceof Float64Array)) {
+    fail(where, `tensor "${t.name}": int64 data must be a Float32Array or Float64Array of integers, got ${ArrayBuffer.isView(data) ? data.constructor.name : typeof data}`);
+  }
+  if (data.length !== t.count) {
+    fail(where, `tensor "${t.name}": data has ${data.length} elements but shape ${formatShape(t.shape)} needs ${t.count}`);
+  }
+  const out = new Uint8Array(data.length * 8);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isSafeInteger(data[i])) fail(where, `tensor "${t.name}": int64 value ${data[i]} at index ${i} is not an integer within ±2^53`);
+    view.setBigInt64(i * 8, BigInt(data[i]), true);
+  }
   return out;
 }
 
@@ -263,7 +289,7 @@ export function parseHeader(headerBytes: Uint8Array, fileLength: number, where: 
     const dtype = Object.hasOwn(FROM_FORMAT_DTYPE, formatDtype) ? FROM_FORMAT_DTYPE[formatDtype] : undefined;
     if (dtype === undefined) {
       if (KNOWN_UNSUPPORTED_DTYPES.has(formatDtype)) {
-        fail(where, `${t}: unsupported dtype ${formatDtype} (tapegrad loads F32 and F64 only)`);
+        fail(where, `${t}: unsupported dtype ${formatDtype} (tapegrad loads F32, F64 and I64 only)`);
       }
       fail(where, `${t}: unknown dtype ${JSON.stringify(formatDtype)}`);
     }
@@ -315,11 +341,23 @@ export function parseHeader(headerBytes: Uint8Array, fileLength: number, where: 
  */
 export function allocateTensor(dtype: CheckpointDtype, byteLength: number): { data: Float32Array | Float64Array; raw: Uint8Array } {
   const data = new ARRAY_TYPE[dtype](byteLength / ITEM_SIZE[dtype]);
-  return { data, raw: LITTLE_ENDIAN_HOST ? new Uint8Array(data.buffer) : new Uint8Array(byteLength) };
+  return { data, raw: LITTLE_ENDIAN_HOST && dtype !== "int64" ? new Uint8Array(data.buffer) : new Uint8Array(byteLength) };
 }
 
-/** @internal */
-export function fillFromLittleEndian(data: Float32Array | Float64Array, raw: Uint8Array): Float32Array | Float64Array {
+/** Decodes `raw` into `data` where allocateTensor gave a separate scratch buffer. An int64 value beyond
+ *  ±2^53 has no exact float64 and is an error. @internal */
+export function fillFromLittleEndian(data: Float32Array | Float64Array, raw: Uint8Array, dtype: CheckpointDtype, where = "<bytes>", name = ""): Float32Array | Float64Array {
+  if (dtype === "int64") {
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (let i = 0; i < data.length; i++) {
+      const v = view.getBigInt64(i * 8, true);
+      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(-Number.MAX_SAFE_INTEGER)) {
+        fail(where, `tensor "${name}": int64 value ${v} at index ${i} is beyond ±2^53, which tapegrad cannot hold exactly`);
+      }
+      data[i] = Number(v);
+    }
+    return data;
+  }
   if (LITTLE_ENDIAN_HOST) return data;
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   if (data instanceof Float32Array) for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(i * 4, true);
@@ -347,7 +385,7 @@ export function deserialize(
   for (const e of entries) {
     const { data, raw } = allocateTensor(e.dtype, e.end - e.begin);
     raw.set(bytes.subarray(dataStart + e.begin, dataStart + e.end));
-    setEntry(tensors, e.name, { shape: e.shape, dtype: e.dtype, data: fillFromLittleEndian(data, raw) });
+    setEntry(tensors, e.name, { shape: e.shape, dtype: e.dtype, data: fillFromLittleEndian(data, raw, e.dtype, source, e.name) });
   }
   return { tensors, metadata };
 }

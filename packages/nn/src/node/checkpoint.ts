@@ -69,8 +69,12 @@ async function readExact(handle: fs.promises.FileHandle, out: Uint8Array, positi
 
 function toTensors(loaded: Record<string, LoadedTensor>): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
-  // NOTE: the constructor adopts the freshly read array; tensor() would copy it, doubling peak memory
-  for (const [name, t] of Object.entries(loaded)) setEntry(out, name, new Tensor(t.data, t.shape));
+  // NOTE: the constructor adopts the freshly read array; tensor() would copy it, doubling peak memory. An
+  // int64 entry becomes a float64 tensor of its integers that is saved as int64 again.
+  for (const [name, t] of Object.entries(loaded)) {
+    const tensor = new Tensor(t.data, t.shape);
+    setEntry(out, name, t.dtype === "int64" ? Object.assign(tensor, { storageDtype: "int64" as const }) : tensor);
+  }
   return out;
 }
 
@@ -93,7 +97,7 @@ export function loadStateSync(path: string): { tensors: Record<string, LoadedTen
     for (const e of entries) {
       const { data, raw } = allocateTensor(e.dtype, e.end - e.begin);
       readExactSync(fd, raw, dataStart + e.begin, fileLength, path);
-      setEntry(tensors, e.name, { shape: e.shape, dtype: e.dtype, data: fillFromLittleEndian(data, raw) });
+      setEntry(tensors, e.name, { shape: e.shape, dtype: e.dtype, data: fillFromLittleEndian(data, raw, e.dtype, path, e.name) });
     }
     return { tensors, metadata };
   } finally {
@@ -118,7 +122,7 @@ export async function loadState(path: string): Promise<{ tensors: Record<string,
     for (const e of entries) {
       const { data, raw } = allocateTensor(e.dtype, e.end - e.begin);
       await readExact(handle, raw, dataStart + e.begin, fileLength, path);
-      setEntry(tensors, e.name, { shape: e.shape, dtype: e.dtype, data: fillFromLittleEndian(data, raw) });
+      setEntry(tensors, e.name, { shape: e.shape, dtype: e.dtype, data: fillFromLittleEndian(data, raw, e.dtype, path, e.name) });
     }
     return { tensors, metadata };
   } finally {
