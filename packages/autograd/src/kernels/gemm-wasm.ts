@@ -10,10 +10,10 @@ export {
 } from "./wasm-threads.ts";
 
 /**
- * WebAssembly SIMD GEMM: the operands are copied into the module's memory with one memcpy each, packed
- * there into MR- and NR-wide strips (vector copies or gathers, depending on the transpose), the generated
- * block kernel writes a zero-padded C (for beta 1, a copy of C it accumulates onto), and the valid region is
- * copied back. Float32 uses f32x4 lanes, float64 f64x2.
+ * WebAssembly SIMD GEMM: the operands are copied into the module's memory with one memcpy each; B (and Aᵀ)
+ * are packed there into NR- (MR-) wide strips (vector copies or gathers, depending on the transpose), while A
+ * stored m×k is read in place; the generated block kernel writes a zero-padded C (for beta 1, a copy of C it
+ * accumulates onto), and the valid region is copied back. Float32 uses f32x4 lanes, float64 f64x2.
  *
  * Both cores: where the memory is shared and the helper worker is up (wasm-threads.ts), a product of 2^20
  * multiply-adds or more is cut into chunks of C's columns (or rows) that the caller and the helper claim one
@@ -26,7 +26,8 @@ export {
  *  threshold too: below it, waking the helper costs more than half the product). */
 const SPLIT_MIN_WORK = 2 ** 20;
 /** Multiply-adds per chunk of a split product: about 50 µs of one core, so a helper that starts late
- *  leaves the caller at most that much more than its share (bench/NOTES.md, "WebAssembly gemm: chunks"). */
+ *  leaves the caller at most that much more than its share (2^20 and 2^22 were no better on the MLP's
+ *  products: bench/NOTES.md, "WebAssembly gemm in browsers, and chunks"). */
 const CHUNK_WORK = 2 ** 21;
 const CACHE_LINE = 64;
 
