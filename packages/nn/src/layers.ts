@@ -1,4 +1,4 @@
-/** Layers: Linear, activations, Flatten, Dropout, and the containers Sequential and ModuleList. */
+/** Layers: Linear, activations, Flatten, Unflatten, Dropout, and the containers Sequential and ModuleList. */
 import { Tensor, ValueError, zeros, type DType, type Generator } from "@tapegrad/autograd";
 import * as F from "./functional.ts";
 import { kaimingUniform_, uniform_, calculateFans } from "./init.ts";
@@ -107,6 +107,30 @@ export class Flatten extends Module {
   }
   override extraRepr(): string {
     return `startDim=${this.startDim}, endDim=${this.endDim}`;
+  }
+}
+
+/**
+ * Splits axis `dim` into `sizes` (torch.nn.Unflatten), e.g. flat images [N, 784] into [N, 1, 28, 28].
+ * @example new Unflatten(1, [1, 28, 28])
+ */
+export class Unflatten extends Module {
+  readonly sizes: number[];
+  constructor(readonly dim: number, sizes: readonly number[]) {
+    super();
+    if (!Number.isInteger(dim)) throw new ValueError(`Unflatten: dim must be an integer, got ${dim}`);
+    if (sizes.length === 0 || !sizes.every((d) => Number.isInteger(d) && (d > 0 || d === -1)) || sizes.filter((d) => d === -1).length > 1) {
+      throw new ValueError(`Unflatten: sizes must be positive integers (one may be -1), got ${JSON.stringify(sizes)}`);
+    }
+    this.sizes = [...sizes];
+  }
+  override forward(x: Tensor): Tensor {
+    const d = this.dim < 0 ? this.dim + x.ndim : this.dim;
+    if (d < 0 || d >= x.ndim) throw new ValueError(`Unflatten: dim ${this.dim} is out of range for input of rank ${x.ndim}`);
+    return x.reshape([...x.shape.slice(0, d), ...this.sizes, ...x.shape.slice(d + 1)]);
+  }
+  override extraRepr(): string {
+    return `dim=${this.dim}, sizes=[${this.sizes.join(", ")}]`;
   }
 }
 

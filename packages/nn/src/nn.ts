@@ -1,7 +1,7 @@
 /** The `nn` namespace: Module, Parameter, layers and models. */
 export { Module, Parameter, StateDictError, type StateTensor, type LoadStateDictResult, type BufferOptions } from "./module.ts";
 export {
-  Linear, ReLU, Tanh, Sigmoid, Identity, Softmax, LogSoftmax, Flatten, Dropout, Sequential, ModuleList,
+  Linear, ReLU, Tanh, Sigmoid, Identity, Softmax, LogSoftmax, Flatten, Unflatten, Dropout, Sequential, ModuleList,
   type LinearOptions,
 } from "./layers.ts";
 export {

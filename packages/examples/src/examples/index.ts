@@ -5,5 +5,7 @@ import { gradientCheck } from "./gradient-check.ts";
 import { hardest } from "./hardest.ts";
 import { mlp } from "./mlp.ts";
 import { softmaxRegression } from "./softmax-regression.ts";
+import { lenet } from "./lenet.ts";
+import { cnn } from "./cnn.ts";
 
-export const examples: Example[] = [mlp, softmaxRegression, fromScratch, gradientCheck, hardest];
+export const examples: Example[] = [mlp, softmaxRegression, fromScratch, gradientCheck, hardest, lenet, cnn];

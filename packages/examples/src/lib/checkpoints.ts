@@ -8,7 +8,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import type { Tensor } from "@tapegrad/autograd";
+import type { GeneratorState, Tensor } from "@tapegrad/autograd";
 import { CheckpointError, type LoadedTensor, type TensorLike, type optim } from "@tapegrad/nn";
 import { loadStateSync } from "@tapegrad/nn/node";
 import { NonFiniteError, RunFileError, UsageError } from "./errors.ts";
@@ -47,6 +47,8 @@ export interface TrainingState {
   data: { train: DataFingerprint; test: DataFingerprint };
   /** The --data folder the run was started with (a resume without --data reads it again), else null. */
   dataFolder: string | null;
+  /** The state of the random generator the training draws from (dropout), when the example names one. */
+  generator?: GeneratorState | null;
   /** The optimizer's groups and scalar state (its buffers are tensors); null when there is none. */
   optimizer: { paramGroups: optim.OptimizerStateDict["paramGroups"]; scalars: Record<string, Record<string, number>> } | null;
 }

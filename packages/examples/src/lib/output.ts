@@ -33,7 +33,7 @@ export interface OutputOptions {
 /** The files and folders the examples write into a run folder; --overwrite removes these and nothing else. */
 export const RUN_FILES = [
   "checkpoints", "model.safetensors", "metrics.jsonl", "curves.svg", "result.json", "predictions.png", "predictions.txt",
-  "gradient-check.json", "losses.csv", "hardest.png", "easiest.png", "grids.json",
+  "gradient-check.json", "losses.csv", "hardest.png", "easiest.png", "grids.json", "filters.png", "feature-maps.png",
 ];
 
 /** The output folders created by this process and not yet written to; removed again when a run fails early. */

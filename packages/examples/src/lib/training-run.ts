@@ -15,7 +15,7 @@
  *   }
  */
 import { mkdirSync } from "node:fs";
-import type { Tensor } from "@tapegrad/autograd";
+import type { Generator as RandomGenerator, Tensor } from "@tapegrad/autograd";
 import { type DataLoader, Module, type optim } from "@tapegrad/nn";
 import { saveSync } from "@tapegrad/nn/node";
 import {
@@ -60,6 +60,9 @@ export interface TrainingRunOptions extends TrainingLogOptions {
   signal?: AbortSignal;
   /** Extra metadata for every checkpoint (dataset, sizes). */
   metadata?: Record<string, string>;
+  /** A random generator the training draws from (dropout's masks): checkpoints keep its state and a
+   *  resumed run restores it, so that it continues bit for bit. */
+  generator?: RandomGenerator;
 }
 
 function fingerprint(ds: ImageDataset): DataFingerprint {
@@ -110,6 +113,10 @@ export class TrainingRun {
       }
       this.restoreModel(point);
       if (options.optimizer && point.optimizer) options.optimizer.loadStateDict(point.optimizer);
+      if (options.generator) {
+        if (!saved.generator) throw new RunFileError(`cannot resume ${shownPath(options.output.dir)}: its checkpoint holds no random generator state (dropout)`);
+        options.generator.setState(saved.generator);
+      }
       this.best = saved.best;
       this.nonFinite = saved.nonFinite;
       this.firstEpoch = saved.epoch + 1;
@@ -267,6 +274,7 @@ export class TrainingRun {
       nonFinite: this.nonFinite,
       data: { train: fingerprint(options.data.train), test: fingerprint(options.data.test) },
       dataFolder: options.dataFolder !== undefined ? userPath(options.dataFolder) : null,
+      generator: options.generator?.getState() ?? null,
     };
   }
 
