@@ -4,9 +4,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
   conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardInputPath, conv2dBackwardWeight, conv2dForward, conv2dGeometry, conv2dOutputSize,
-  conv2dPath, conv2dWorkspaceSize, setConv2dChunk, type Conv2dGeometry, type Conv2dOptions,
+  conv2dNative, conv2dPath, conv2dWorkspaceSize, setConv2dChunk, type Conv2dGeometry, type Conv2dOptions,
 } from "../packages/autograd/src/kernels/conv.ts";
-import { gemmBackend } from "../packages/autograd/src/kernels/gemm.ts";
+import { gemmBackend, nativeGemmThreads } from "../packages/autograd/src/kernels/gemm.ts";
+import { setNativeLoops } from "../packages/autograd/src/kernels/native-loops.ts";
 import { ShapeError, ValueError } from "../packages/autograd/src/errors.ts";
 
 type FloatArray = Float32Array | Float64Array;
@@ -278,5 +279,81 @@ describe(`conv2d kernels (gemm backend: ${gemmBackend()})`, () => {
     expect(() => conv2dForward(g, new Float32Array(16), new Float64Array(9), null, new Float32Array(16), ws)).toThrow(/weight is a Float64Array/);
     expect(() => conv2dForward(g, new Float32Array(16), new Float32Array(9), null, new Float32Array(15), ws)).toThrow(/out has 15 elements, needs 16/);
     expect(() => conv2dForward(g, new Float32Array(16), new Float32Array(9), null, new Float32Array(16), ws.subarray(1))).toThrow(/workspace/);
+  });
+});
+
+describe.skipIf(!conv2dNative(conv2dGeometry([1, 1, 4, 4], [1, 1, 3, 3], { padding: 1 })))("conv2d: the native direct kernels (native/conv.c)", () => {
+  /** Runs the three passes on float32 data with the native kernels or the portable paths (native loops off). */
+  function passes(g: Conv2dGeometry, native: boolean, seed: number, accumulate = false) {
+    const x = filled(Float32Array, g.batch * g.inChannels * g.height * g.width, seed) as Float32Array;
+    const w = filled(Float32Array, g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW, seed + 1) as Float32Array;
+    const b = filled(Float32Array, g.outChannels, seed + 2) as Float32Array;
+    const gy = filled(Float32Array, g.batch * g.outChannels * g.outH * g.outW, seed + 3) as Float32Array;
+    const previous = setNativeLoops(native);
+    try {
+      const ws = (pass: "forward" | "backwardInput" | "backwardWeight") => new Float32Array(conv2dWorkspaceSize(g, pass)).fill(NaN);
+      const out = new Float32Array(gy.length).fill(NaN), gx = new Float32Array(x.length).fill(NaN);
+      const gw = filled(Float32Array, w.length, seed + 4) as Float32Array, gb = filled(Float32Array, g.outChannels, seed + 5) as Float32Array;
+      conv2dForward(g, x, w, b, out, ws("forward"));
+      conv2dBackwardInput(g, gy, w, gx, ws("backwardInput"));
+      conv2dBackwardWeight(g, x, gy, gw, gb, ws("backwardWeight"), accumulate);
+      return { out, gx, gw, gb };
+    } finally {
+      setNativeLoops(previous);
+    }
+  }
+
+  /** Native against portable, to float32 rounding of sums of `depth` terms of size ≤ 1. */
+  function agree(shape: number[], weight: number[], options: Conv2dOptions, seed: number, accumulate = false): void {
+    const g = conv2dGeometry(shape, weight, options);
+    expect(conv2dNative(g)).toBe(true);
+    const native = passes(g, true, seed, accumulate), portable = passes(g, false, seed, accumulate);
+    const what = `${JSON.stringify(shape)} ${JSON.stringify(weight)} ${JSON.stringify(options)}`;
+    const depth = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
+    const fanOut = (g.outChannels / g.groups) * g.kernelH * g.kernelW;
+    const terms = g.batch * g.outH * g.outW;
+    const close = (a: Float32Array, b: Float32Array, n: number, name: string) => expectClose(a, Float64Array.from(b), 6e-7 * (n + 2), `${name} ${what}`);
+    close(native.out, portable.out, depth, "out");
+    close(native.gx, portable.gx, fanOut, "gradInput");
+    close(native.gw, portable.gw, terms, "gradWeight");
+    close(native.gb, portable.gb, terms, "gradBias");
+  }
+
+  it("agree with the portable paths: the cnn's and LeNet's layers, batches that are not whole blocks of 8", () => {
+    agree([9, 1, 28, 28], [32, 1, 3, 3], { padding: 1 }, 1);
+    agree([11, 32, 14, 14], [64, 32, 3, 3], { padding: 1 }, 2);
+    agree([5, 1, 28, 28], [6, 1, 5, 5], { padding: 2 }, 3);
+    agree([17, 6, 14, 14], [16, 6, 5, 5], {}, 4);
+  });
+
+  it("agree with the portable paths: groups, dilation, uneven kernels, padding wider than the kernel, narrow planes", () => {
+    agree([3, 6, 9, 7], [20, 3, 3, 2], { padding: [1, 2], dilation: [2, 1], groups: 2 }, 5); // 10 channels a group: vectors along positions
+    agree([2, 4, 6, 5], [36, 2, 2, 3], { padding: [3, 2], groups: 2 }, 6); // 18 a group: along channels, a partial vector of them
+    agree([3, 5, 1, 17], [17, 5, 1, 3], { padding: [0, 1] }, 7);
+    agree([2, 3, 20, 3], [4, 3, 4, 1], { padding: "same", dilation: [3, 1] }, 8);
+    agree([2, 2, 5, 40], [33, 2, 3, 3], { padding: "valid" }, 9); // output rows narrower than the input's, over two vectors
+    agree([1, 1, 2, 2], [1, 1, 1, 1], { padding: 4 }, 10); // an output mostly of padding
+    agree([4, 3, 6, 6], [16, 3, 3, 3], { padding: 1 }, 11, true); // accumulate into the gradients
+  });
+
+  it("give the same bits on one thread and split with the helper thread", () => {
+    const g = conv2dGeometry([24, 32, 14, 14], [64, 32, 3, 3], { padding: 1 });
+    const previous = nativeGemmThreads(2);
+    try {
+      const split = passes(g, true, 12);
+      nativeGemmThreads(1);
+      const single = passes(g, true, 12);
+      // bytewise (toEqual on arrays this long takes seconds)
+      const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+      for (const k of ["out", "gx", "gw", "gb"] as const) expect(bytes(split[k]).equals(bytes(single[k])), k).toBe(true);
+    } finally {
+      nativeGemmThreads(previous);
+    }
+  });
+
+  it("float64 and strided convolutions keep the portable paths", () => {
+    expect(conv2dNative(conv2dGeometry([1, 2, 8, 8], [3, 2, 3, 3], { stride: 2 }))).toBe(false);
+    checkCase({ batch: 2, groups: 1, cinPerGroup: 3, coutPerGroup: 4, height: 6, width: 6, kernelH: 3, kernelW: 3,
+      stride: [1, 1], padding: [1, 1], dilation: [1, 1], bias: true, float64: true, seed: 13 });
   });
 });

@@ -1,10 +1,13 @@
 // Pooling kernels against their definitions written as direct loops here.
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
   adaptiveAvgPool2dBackward, adaptiveAvgPool2dForward, avgPool2dBackward, avgPool2dForward, maxPool2dBackward,
-  maxPool2dForward, pool2dGeometry, pool2dOutputSize, type Pool2dGeometry,
+  maxPool2dForward, pool2dGeometry, pool2dOutputSize, type Pool2dGeometry, type Pool2dOptions,
 } from "../packages/autograd/src/kernels/pool.ts";
+import { nativeCnnKernels, setNativeLoops } from "../packages/autograd/src/kernels/native-loops.ts";
 import { ShapeError, ValueError } from "../packages/autograd/src/errors.ts";
 
 type FloatArray = Float32Array | Float64Array;
@@ -225,5 +228,103 @@ describe("pool2dGeometry", () => {
     expect(() => pool2dGeometry("avgPool2d", [1, 1, 8, 8], { kernelSize: 2, dilation: 2 })).toThrow(/avgPool2d: takes no dilation/);
     expect(() => pool2dGeometry("maxPool2d", [8, 8], { kernelSize: 2 })).toThrow(/expected a 3-D \[C, H, W\] or 4-D/);
     expect(() => pool2dGeometry("maxPool2d", [1, 1, 8, 8], { kernelSize: 0 })).toThrow(/kernelSize must be an integer ≥ 1/);
+  });
+});
+
+describe.skipIf(nativeCnnKernels() === null)("maxPool2d: the native loops (native/pool.c)", () => {
+  /** Values from a few levels (ties), with NaN, ±Infinity and -0 sprinkled in. */
+  function awkward(Type: Float32ArrayConstructor | Float64ArrayConstructor, length: number, seed: number): FloatArray {
+    const base = filled(Type, length, seed), out = new Type(length);
+    const specials = [NaN, -Infinity, Infinity, -0, 0];
+    for (let i = 0; i < length; i++) {
+      const u = Math.abs(base[i]);
+      out[i] = u < 0.03 ? specials[Math.floor(u * 1000) % specials.length] : Math.round(base[i] * 4) / 4;
+    }
+    return out;
+  }
+
+  const bytes = (a: FloatArray | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+  /** Forward and backward with the native loops and with the TypeScript loops give the same bits. */
+  function same(shape: number[], options: Pool2dOptions, float64: boolean, seed: number, foreignIndices = false): void {
+    const p = pool2dGeometry("maxPool2d", shape, options);
+    const Type = float64 ? Float64Array : Float32Array;
+    const x = awkward(Type, p.batch * p.channels * p.height * p.width, seed);
+    const n = p.batch * p.channels * p.outH * p.outW;
+    const g = awkward(Type, n, seed + 1);
+    const run = (native: boolean) => {
+      const previous = setNativeLoops(native);
+      try {
+        const out = new Type(n).fill(7), indices = new Int32Array(n).fill(-7), gx = new Type(x.length).fill(7);
+        maxPool2dForward(p, x, out, indices);
+        const used = foreignIndices ? Int32Array.from(indices, (k, i) => (i % 5 === 0 ? -1 : i % 7 === 0 ? 0 : k)) : indices;
+        maxPool2dBackward(p, g, used, gx);
+        return { out, indices, gx };
+      } finally {
+        setNativeLoops(previous);
+      }
+    };
+    const native = run(true), portable = run(false);
+    const what = `${JSON.stringify(shape)} ${JSON.stringify(options)} float64 ${float64}`;
+    expect(bytes(native.out).equals(bytes(portable.out)), `out ${what}`).toBe(true);
+    expect(bytes(native.indices).equals(bytes(portable.indices)), `indices ${what}`).toBe(true);
+    expect(bytes(native.gx).equals(bytes(portable.gx)), `gradInput ${what}`).toBe(true);
+  }
+
+  it("2×2 windows: the same values, indices and gradients as the TypeScript loops (NaN, ±Infinity, -0, ties, odd sizes)", () => {
+    for (const float64 of [false, true]) {
+      same([4, 8, 28, 28], { kernelSize: 2 }, float64, 1);
+      same([3, 5, 7, 9], { kernelSize: 2 }, float64, 2);
+      same([2, 3, 5, 40], { kernelSize: 2 }, float64, 3); // rows of 20 windows: a full vector and a partial one
+      same([2, 4, 14, 14], { kernelSize: 2 }, float64, 4, true); // indices not from the forward
+    }
+  });
+
+  it("other windows: padding, dilation, overlapping strides and ceil mode give the same bits", () => {
+    for (const float64 of [false, true]) {
+      same([2, 4, 15, 13], { kernelSize: 3, stride: 2, padding: 1 }, float64, 5);
+      same([3, 3, 12, 11], { kernelSize: [2, 3], stride: 1, dilation: [2, 1], padding: [1, 1] }, float64, 6);
+      same([3, 2, 11, 17], { kernelSize: 2, ceilMode: true }, float64, 7, true);
+    }
+  });
+});
+
+describe.skipIf(nativeCnnKernels() === null)("maxPool2d: the native loops without AVX-512", () => {
+  it("TAPEGRAD_NATIVE_AVX512=0 (the scalar C loops) gives the TypeScript loops' bits for 2×2 windows", () => {
+    const addonPath = fileURLToPath(new URL("../packages/autograd/native/build/tapegrad_blas.node", import.meta.url));
+    // x: a few levels (ties), NaN, ±Infinity and -0; the child pools it with the addon and prints the results' bytes
+    const shapes = [[2, 3, 28, 28], [3, 2, 7, 9], [1, 2, 6, 40]];
+    const data = (n: number) => Float32Array.from({ length: n }, (_, i) => (i % 37 === 0 ? NaN : i % 41 === 0 ? -Infinity : i % 43 === 0 ? -0 : ((i * 7919) % 13) - 6));
+    const source = `
+      const addon = require(${JSON.stringify(addonPath)});
+      const data = ${data.toString()};
+      const parts = [];
+      for (const [b, c, h, w] of ${JSON.stringify(shapes)}) {
+        const oh = h >> 1, ow = w >> 1, n = b * c * oh * ow;
+        const geometry = Int32Array.of(b * c, h, w, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow);
+        const x = data(b * c * h * w), out = new Float32Array(n), indices = new Int32Array(n), gx = new Float32Array(x.length).fill(7);
+        addon.maxPool2dForward(geometry, x, out, indices);
+        addon.maxPool2dBackward(geometry, data(n).map((v) => -v), indices, gx);
+        for (const a of [out, indices, gx]) parts.push(Buffer.from(a.buffer).toString("base64"));
+      }
+      process.stdout.write(JSON.stringify({ avx512: addon.convAvailable, parts }));
+    `;
+    const run = spawnSync(process.execPath, ["-e", source], { encoding: "utf8", env: { ...process.env, TAPEGRAD_NATIVE_AVX512: "0" } });
+    expect(run.status, run.stderr).toBe(0);
+    const child = JSON.parse(run.stdout) as { avx512: boolean; parts: string[] };
+    expect(child.avx512).toBe(false);
+    const previous = setNativeLoops(false);
+    try {
+      shapes.forEach(([b, c, h, w], s) => {
+        const p = pool2dGeometry("maxPool2d", [b, c, h, w], { kernelSize: 2 });
+        const n = b * c * p.outH * p.outW;
+        const x = data(b * c * h * w), out = new Float32Array(n), indices = new Int32Array(n), gx = new Float32Array(x.length);
+        maxPool2dForward(p, x, out, indices);
+        maxPool2dBackward(p, data(n).map((v) => -v), indices, gx);
+        [out, indices, gx].forEach((a, k) => expect(Buffer.from(a.buffer).toString("base64"), `shape ${s} part ${k}`).toBe(child.parts[3 * s + k]));
+      });
+    } finally {
+      setNativeLoops(previous);
+    }
   });
 });

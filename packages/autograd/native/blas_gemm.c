@@ -197,6 +197,9 @@ static int split(const part_t *p, part_t out[2]) {
  * "Native gemm: AVX2 tiles". */
 static int tiles_on = 1; /* setTiles */
 
+int native_max_threads(void) { return max_threads; }
+int64_t native_split_min_work(void) { return split_min_work; }
+
 static int use_tiles(int f64, int ta, int tb, int64_t m, int64_t n, int64_t k, int64_t work) {
   if (!tiles_on || f64 || (ta && tb) || work >= THREADED_MIN_WORK || !tile_gemm_available()) return 0;
   return tb ? m * k <= ((int64_t)1 << 17) || n * k <= ((int64_t)1 << 15) : k <= 512;
@@ -424,6 +427,10 @@ NAPI_MODULE_INIT() {
   CHECK(napi_set_named_property(env, exports, "library", text));
   CHECK(napi_create_string_utf8(env, blas_get_config ? blas_get_config() : "", NAPI_AUTO_LENGTH, &text));
   CHECK(napi_set_named_property(env, exports, "config", text));
+  if (!register_conv(env, exports) || !register_pool(env, exports)) {
+    napi_throw_error(env, NULL, "tapegrad native: registering the convolution and pooling kernels failed");
+    return NULL;
+  }
   if (!register_elementwise(env, exports)) {
     napi_throw_error(env, NULL, "tapegrad native: registering the elementwise kernels failed");
     return NULL;

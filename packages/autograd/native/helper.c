@@ -159,3 +159,36 @@ void helper_stats(helper_stats_t *out, int reset) {
     out->late_hist[i] = reset ? atomic_exchange(&late_hist[i], 0) : atomic_load(&late_hist[i]);
   }
 }
+
+/* The units of a helper_units job: the caller claims them from the front, the helper from the back. */
+typedef struct {
+  helper_unit_fn fn;
+  const void *ctx;
+  _Atomic uint64_t ends; /* front << 32 | back: units [front, back) are unclaimed */
+} unit_job_t;
+
+typedef struct {
+  unit_job_t *job;
+  int from_back;
+} unit_side_t;
+
+static void unit_worker(const void *arg) {
+  const unit_side_t *side = arg;
+  unit_job_t *job = side->job;
+  uint64_t cur = atomic_load(&job->ends);
+  for (;;) {
+    uint32_t front = (uint32_t)(cur >> 32), back = (uint32_t)cur;
+    if (front >= back) return;
+    uint64_t next = side->from_back ? ((uint64_t)front << 32) | (back - 1) : ((uint64_t)(front + 1) << 32) | back;
+    if (!atomic_compare_exchange_weak(&job->ends, &cur, next)) continue;
+    job->fn(job->ctx, (int)(side->from_back ? back - 1 : front), side->from_back);
+    cur = atomic_load(&job->ends);
+  }
+}
+
+void helper_units(helper_unit_fn fn, const void *ctx, int count, int split) {
+  unit_job_t job = { fn, ctx, (uint64_t)(uint32_t)count };
+  unit_side_t front = { &job, 0 }, back = { &job, 1 };
+  if (split && count >= 2 && helper_split(unit_worker, &back, &front, 0.0)) return;
+  for (int u = 0; u < count; u++) fn(ctx, u, 0);
+}

@@ -34,6 +34,25 @@ int float_operand_type(napi_env env, napi_value v, const char *who);
 typedef void (*helper_part_fn)(const void *arg);
 int helper_split(helper_part_fn fn, const void *theirs, const void *mine, double spin_after_us);
 
+/* helper.c: runs fn(ctx, u, worker) for every unit u in [0, count), the caller (worker 0) taking units from
+ * the front and, with split, the helper thread (worker 1) from the back (helper_split with no spin
+ * afterwards), so whichever thread is late computes fewer; each unit runs once. */
+typedef void (*helper_unit_fn)(const void *ctx, int unit, int worker);
+void helper_units(helper_unit_fn fn, const void *ctx, int count, int split);
+
+/* blas_gemm.c: the thread policy's inputs: threads a product may use (setThreads; 1 means no split) and the
+ * work, in multiply-adds, from which a product is split with the helper (TAPEGRAD_SPLIT_MIN_WORK). */
+int native_max_threads(void);
+int64_t native_split_min_work(void);
+
+/* conv.c: 1 where the CPU runs AVX-512F code and TAPEGRAD_NATIVE_AVX512 is not "0" (which tests use to run
+ * the other paths on the same machine). */
+int native_avx512(void);
+
+/* conv.c and pool.c: add their functions to exports; 0 on failure. */
+int register_conv(napi_env env, napi_value exports);
+int register_pool(napi_env env, napi_value exports);
+
 /* helper.c's counters since the start (or the last reset): parts posted; parts the caller took back because
  * the helper had not started them; the helper's start delays (sum, and a histogram with bounds 5, 20, 50,
  * 100 and 300 us); the callers' time inside helper_split, and the part of it spent waiting for the helper

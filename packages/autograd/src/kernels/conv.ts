@@ -17,6 +17,9 @@
  *   several images at once. The input gradient: the flipped-kernel convolution on the same kind of grid.
  * - "im2col": strided convolutions. Classic im2col (an element loop) per image, gemm, col2im.
  * The bias gradient is one gemm of the whole output gradient against a vector of ones.
+ * With the native backend on a CPU with AVX-512, float32 stride-1 convolutions (every padding, dilation and
+ * group count) take the addon's direct kernels instead (native/conv.c: no im2col matrix, masked loads of the
+ * shifted input planes, both threads); conv2dNative says whether a geometry does.
  *
  * NOTE: the element loops of TypeScript copy about one element per nanosecond, a memcpy ten or more; a
  * 3×3 im2col writes nine times the input, so the stride-1 paths move data with copyWithin and keep the
@@ -26,6 +29,8 @@
 import type { FloatArray } from "../dtype.ts";
 import { ShapeError, ValueError, fmtShape } from "../errors.ts";
 import { gemm, gemmBackend } from "./gemm.ts";
+import type { NativeCnnKernels } from "./gemm-native.ts";
+import { nativeCnnKernels } from "./native-loops.ts";
 
 /** Everything a convolution kernel needs to know about the shapes, as plain numbers. */
 export interface Conv2dGeometry {
@@ -121,6 +126,33 @@ export function conv2dGeometry(inputShape: readonly number[], weightShape: reado
 
 export type Conv2dPath = "pointwise" | "rows" | "wide" | "im2col";
 
+/** The addon's direct kernels where they take this geometry (stride 1, sizes whose indices fit 32 bits), else null. */
+function nativeConv(g: Conv2dGeometry): NativeCnnKernels | null {
+  if (g.strideH !== 1 || g.strideW !== 1) return null;
+  const fits = g.inChannels * g.height * g.width < 2 ** 30 && g.outChannels * g.outH * g.outW < 2 ** 30
+    && g.dilationH * g.kernelH * (g.width + g.outW) < 2 ** 29 && g.padH < 2 ** 29 && g.padW < 2 ** 29;
+  if (!fits) return null;
+  const kernels = nativeCnnKernels();
+  return kernels !== null && kernels.convAvailable ? kernels : null;
+}
+
+/**
+ * Whether float32 arrays of this geometry go to the native direct kernels (native/conv.c): with the native
+ * backend, where the CPU has AVX-512, for stride-1 convolutions. Float64, and every other case, take
+ * conv2dPath's path.
+ */
+export function conv2dNative(g: Conv2dGeometry): boolean {
+  return nativeConv(g) !== null;
+}
+
+/** The geometry as native/conv.c reads it. */
+function nativeGeometry(g: Conv2dGeometry): Int32Array {
+  return Int32Array.of(g.batch, g.inChannels, g.height, g.width, g.outChannels, g.kernelH, g.kernelW, g.padH, g.padW,
+    g.dilationH, g.dilationW, g.groups, g.outH, g.outW);
+}
+
+const NATIVE_PASS = { forward: 0, backwardInput: 1, backwardWeight: 2 } as const;
+
 /** Which algorithm the kernels use for this geometry (see the file's comment). */
 export function conv2dPath(g: Conv2dGeometry): Conv2dPath {
   if (g.strideH !== 1 || g.strideW !== 1) return "im2col";
@@ -212,6 +244,13 @@ function rowsBlockChannels(channels: number, kk: number, columns: number): numbe
 
 /** Elements of workspace (the input's array type) that `pass` needs for geometry g. */
 export function conv2dWorkspaceSize(g: Conv2dGeometry, pass: Conv2dPass): number {
+  const portable = portableWorkspaceSize(g, pass);
+  const native = nativeConv(g);
+  return native === null ? portable : Math.max(portable, native.convWorkspace(NATIVE_PASS[pass], nativeGeometry(g)));
+}
+
+/** The workspace of conv2dPath's paths. */
+function portableWorkspaceSize(g: Conv2dGeometry, pass: Conv2dPass): number {
   const path = conv2dPath(g);
   const kk = g.kernelH * g.kernelW;
   const rows = g.inChannels * kk; // rows of the im2col matrix
@@ -507,6 +546,11 @@ export function conv2dForward(g: Conv2dGeometry, x: FloatArray, weight: FloatArr
   checkBuffers("conv2dForward", [x, weight, bias, out, workspace],
     [n * inSize, cout * rows, cout, n * outSize, conv2dWorkspaceSize(g, "forward")], ["x", "weight", "bias", "out", "workspace"]);
   if (n === 0) return;
+  const native = x instanceof Float32Array ? nativeConv(g) : null;
+  if (native !== null) {
+    native.convForward(nativeGeometry(g), x as Float32Array, weight as Float32Array, bias as Float32Array | null, out as Float32Array, workspace as Float32Array);
+    return;
+  }
   const path = conv2dPath(g);
   const beta: 0 | 1 = bias ? 1 : 0;
   if (path === "pointwise") {
@@ -584,6 +628,11 @@ export function conv2dBackwardInput(g: Conv2dGeometry, gradOut: FloatArray, weig
   checkBuffers("conv2dBackwardInput", [gradOut, weight, gradInput, workspace],
     [n * outSize, cout * cg * kk, n * inSize, conv2dWorkspaceSize(g, "backwardInput")], ["gradOut", "weight", "gradInput", "workspace"]);
   if (n === 0) return;
+  const native = gradOut instanceof Float32Array ? nativeConv(g) : null;
+  if (native !== null) {
+    native.convBackwardInput(nativeGeometry(g), gradOut as Float32Array, weight as Float32Array, gradInput as Float32Array, workspace as Float32Array);
+    return;
+  }
   const path = conv2dBackwardInputPath(g);
   if (path === "pointwise") {
     for (let b = 0; b < n; b++) {
@@ -675,6 +724,12 @@ export function conv2dBackwardWeight(g: Conv2dGeometry, x: FloatArray, gradOut: 
     [n * inSize, n * outSize, cout * rows, cout, size], ["x", "gradOut", "gradWeight", "gradBias", "workspace"]);
   if (n === 0) {
     if (!accumulate) { gradWeight.fill(0, 0, cout * rows); gradBias?.fill(0, 0, cout); }
+    return;
+  }
+  const native = x instanceof Float32Array ? nativeConv(g) : null;
+  if (native !== null) {
+    native.convBackwardWeight(nativeGeometry(g), x as Float32Array, gradOut as Float32Array, gradWeight as Float32Array, gradBias as Float32Array | null,
+      workspace as Float32Array, accumulate);
     return;
   }
   // the bias gradient's scratch sits at the end of the workspace, after what the path uses

@@ -25,7 +25,23 @@ export interface NativeLoops {
   logSoftmaxBackward(g: FloatArray, out: FloatArray, outer: number, n: number, inner: number, gx: FloatArray): void;
 }
 
-interface NativeAddon extends Partial<NativeLoops> {
+/** The addon's convolution and max-pooling kernels (native/conv.c, native/pool.c); geometries are Int32Arrays
+ *  (see those files), every array float32 for the convolutions, one float type for max pooling. */
+export interface NativeCnnKernels {
+  /** true where the CPU runs the convolution kernels (AVX-512F); the max-pooling loops run everywhere. */
+  convAvailable: boolean;
+  /** Floats of workspace pass 0 (forward), 1 (input gradient) or 2 (weight gradient) needs. */
+  convWorkspace(pass: 0 | 1 | 2, geometry: Int32Array): number;
+  convForward(geometry: Int32Array, x: Float32Array, weight: Float32Array, bias: Float32Array | null, out: Float32Array,
+    workspace: Float32Array): void;
+  convBackwardInput(geometry: Int32Array, gradOut: Float32Array, weight: Float32Array, gradInput: Float32Array, workspace: Float32Array): void;
+  convBackwardWeight(geometry: Int32Array, x: Float32Array, gradOut: Float32Array, gradWeight: Float32Array,
+    gradBias: Float32Array | null, workspace: Float32Array, accumulate: boolean): void;
+  maxPool2dForward(geometry: Int32Array, x: FloatArray, out: FloatArray, indices: Int32Array): void;
+  maxPool2dBackward(geometry: Int32Array, gradOut: FloatArray, indices: Int32Array, gradInput: FloatArray): void;
+}
+
+interface NativeAddon extends Partial<NativeLoops>, Partial<NativeCnnKernels> {
   gemm(transA: boolean, transB: boolean, m: number, n: number, k: number,
     a: FloatArray, aOffset: number, lda: number, b: FloatArray, bOffset: number, ldb: number,
     c: FloatArray, cOffset: number, ldc: number, beta: 0 | 1): void;
@@ -121,6 +137,12 @@ function loadAddon(): NativeAddon | null {
 export function nativeAddonLoops(): NativeLoops | null {
   const loaded = loadAddon();
   return loaded && typeof loaded.axpy === "function" && typeof loaded.logSoftmaxBackward === "function" ? loaded as NativeLoops : null;
+}
+
+/** The convolution and max-pooling kernels of the loaded addon, or null where it is unavailable or predates them. */
+export function nativeAddonCnn(): NativeCnnKernels | null {
+  const loaded = loadAddon();
+  return loaded && typeof loaded.convForward === "function" && typeof loaded.maxPool2dBackward === "function" ? loaded as NativeCnnKernels : null;
 }
 
 /** True when the native BLAS gemm is built, loads, and passes its probe in this process. */

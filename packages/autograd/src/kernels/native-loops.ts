@@ -7,7 +7,7 @@
  */
 import type { FloatArray } from "../dtype.ts";
 import { gemmBackend } from "./gemm.ts";
-import { nativeAddonLoops, type NativeLoops } from "./gemm-native.ts";
+import { nativeAddonCnn, nativeAddonLoops, type NativeCnnKernels, type NativeLoops } from "./gemm-native.ts";
 
 /**
  * Below this many elements the TypeScript loop is as fast: the Node-API call and its argument checks cost
@@ -25,8 +25,18 @@ export function nativeLoops(): NativeLoops | null {
   return enabled ? loops : null;
 }
 
-/** Turns the native elementwise loops off (or back on) for this process and returns the previous setting:
- *  tests use it to run the TypeScript loops on the same inputs. */
+let cnn: NativeCnnKernels | null | undefined;
+
+/** The native convolution and max-pooling kernels (native/conv.c, native/pool.c) when the native backend is
+ *  active and its loops enabled (setNativeLoops), else null; check convAvailable before the convolutions. */
+export function nativeCnnKernels(): NativeCnnKernels | null {
+  if (cnn === undefined) cnn = gemmBackend() === "native" ? nativeAddonCnn() : null;
+  return enabled ? cnn : null;
+}
+
+/** Turns the native elementwise loops (and the convolution and pooling kernels) off (or back on) for this
+ *  process and returns the previous setting: tests and benchmarks use it to run the TypeScript loops on the
+ *  same inputs. */
 export function setNativeLoops(on: boolean): boolean {
   const previous = enabled;
   enabled = on;

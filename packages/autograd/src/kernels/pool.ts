@@ -6,6 +6,8 @@
 import type { FloatArray } from "../dtype.ts";
 import { ShapeError, ValueError, fmtShape } from "../errors.ts";
 import type { Pair } from "./conv.ts";
+import type { NativeCnnKernels } from "./gemm-native.ts";
+import { nativeCnnKernels } from "./native-loops.ts";
 
 export interface Pool2dGeometry {
   readonly batch: number;
@@ -85,6 +87,21 @@ export function pool2dGeometry(op: "maxPool2d" | "avgPool2d", inputShape: readon
   return { batch, channels, height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, ceilMode, outH, outW };
 }
 
+/** Below this many input elements the TypeScript loops are as fast as the native call. */
+const NATIVE_POOL_MIN_ELEMENTS = 1024;
+
+/** The native max-pooling loops where they apply (native backend, a and b one float type, a large enough input). */
+function nativePool(p: Pool2dGeometry, a: FloatArray, b: FloatArray): NativeCnnKernels | null {
+  if (p.batch * p.channels * p.height * p.width < NATIVE_POOL_MIN_ELEMENTS || (a instanceof Float32Array) !== (b instanceof Float32Array)) return null;
+  return nativeCnnKernels();
+}
+
+/** The geometry as native/pool.c reads it. */
+function nativePoolGeometry(p: Pool2dGeometry): Int32Array {
+  return Int32Array.of(p.batch * p.channels, p.height, p.width, p.kernelH, p.kernelW, p.strideH, p.strideW, p.padH, p.padW,
+    p.dilationH, p.dilationW, p.outH, p.outW);
+}
+
 /**
  * NOTE: max pooling picks between the running maximum and each new element by indexing a two-element array
  * with the comparison's bit instead of branching on it: on random data a branch mispredicts about half the
@@ -103,6 +120,11 @@ const bit = (b: boolean): number => b as unknown as number;
  * another element of the plane (or of the next plane), and its backward sends the gradient there.
  */
 export function maxPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArray, indices: Int32Array): void {
+  const native = nativePool(p, x, out);
+  if (native !== null) {
+    native.maxPool2dForward(nativePoolGeometry(p), x, out, indices);
+    return;
+  }
   const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = p;
   const planes = p.batch * p.channels, inPlane = height * width, outPlane = outH * outW;
   const pv = pickValue, pi = pickIndex;
@@ -171,6 +193,11 @@ function maxPool2x2(x: FloatArray, planes: number, height: number, width: number
 /** gradInput (overwritten) = gradOut scattered to the saved argmax positions; overlapping windows add.
  *  Index −1 (a window that missed the input) sends nothing. */
 export function maxPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, indices: Int32Array, gradInput: FloatArray): void {
+  const native = nativePool(p, gradOut, gradInput);
+  if (native !== null) {
+    native.maxPool2dBackward(nativePoolGeometry(p), gradOut, indices, gradInput);
+    return;
+  }
   const planes = p.batch * p.channels, inPlane = p.height * p.width, outPlane = p.outH * p.outW;
   gradInput.fill(0, 0, planes * inPlane);
   for (let pl = 0; pl < planes; pl++) {

@@ -1,0 +1,775 @@
+/*
+ * Direct float32 convolutions with AVX-512 for stride-1 geometries (any padding, dilation and groups): the
+ * forward, the input gradient and the weight (+ bias) gradient of src/kernels/conv.ts, without an im2col
+ * matrix. The products read the input planes where they lie: output positions go 16 to a vector, and the
+ * vector of input values that kernel tap (i, j) meets is one masked load at a fixed offset from the
+ * vector's own base, the mask zeroing the lanes whose input lies in the padding (a masked-off lane reads no
+ * memory). A vector covers 16 consecutive positions of the flattened output plane when input and output
+ * rows are equally wide (the shift is then the same for every lane), else up to 16 positions of one output
+ * row.
+ *
+ * forward:  out[o, p] = bias[o] + sum over (tap t, channel c) of W[o, c, t] x[c, p + shift(t)]: tiles of 8
+ *           output channels x 2 vectors, weights broadcast, the sum over channels innermost;
+ * input gradient: the same kernel on the output gradient with the kernel flipped and its channel axes
+ *           swapped (a stride-1 convolution padded by dilation (k - 1) - pad);
+ * weight gradient: gw[o, c, t] = sum over images and positions of g[o, p] x[c, p + shift(t)]: tiles of 4
+ *           output channels x 6 (channel, tap) pairs, each a vector of partial sums along the positions,
+ *           reduced once per block of WG_BLOCK images into that block's slot; the blocks' slots are summed
+ *           in block order at the end.
+ * The units of work (an image and group; a block of images for the weight gradient) are shared with the
+ * helper thread (helper.c) from products of split_min_work multiply-adds. Every output element is computed
+ * by one unit in a fixed order, so a result does not depend on the thread count or on which thread ran
+ * which unit.
+ *
+ * Exports: convAvailable (true where the CPU has AVX-512F), convWorkspace(pass, geometry),
+ * convForward(geometry, x, w, bias | null, out, workspace),
+ * convBackwardInput(geometry, gradOut, w, gradInput, workspace),
+ * convBackwardWeight(geometry, x, gradOut, gradWeight, gradBias | null, workspace, accumulate).
+ * geometry is an Int32Array [batch, inChannels, height, width, outChannels, kernelH, kernelW, padH, padW,
+ * dilationH, dilationW, groups, outH, outW]; all arrays Float32Array; the workspace holds the vector
+ * tables, the packed weights and the weight gradient's block sums (convWorkspace floats).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <node_api.h>
+
+#include "native.h"
+
+enum { PASS_FORWARD = 0, PASS_BACKWARD_INPUT = 1, PASS_BACKWARD_WEIGHT = 2 };
+
+/* Images per block of the weight gradient: the block's output gradient and input (conv2 of the cnn: 8 x 75
+ * KB) stay in the L2 cache while the tiles pass over them, and the per-block reduction of each tile's
+ * vector sums costs a few percent of its multiply-adds. */
+#define WG_BLOCK 8
+
+/* Output channels x vectors of one forward tile, and output channels x (channel, tap) columns of one
+ * weight-gradient tile. */
+#define NN_MR 8
+#define NN_NV 2
+#define NT_MR 4
+#define NT_NR 6
+
+typedef struct {
+  int batch, cin, h, w, cout, kh, kw, ph, pw, dh, dw, groups, oh, ow;
+} geom_t;
+
+/* Output plane (out_h x out_w) position (r, s) meets input plane (in_h x in_w) position
+ * (r + i dh - ph, s + j dw - pw) through tap (i, j). */
+typedef struct {
+  int in_h, in_w, out_h, out_w, kh, kw, dh, dw, ph, pw;
+} plane_map_t;
+
+/* The vectors that cover one output plane. */
+typedef struct {
+  int count, kk;
+  int32_t *out_base; /* [count]: the plane index of lane 0 */
+  int32_t *in_base;  /* [count]: lane 0's input index for tap (0, 0) (may lie outside the plane) */
+  int32_t *off;      /* [kk]: tap t's shift from in_base */
+  uint16_t *store;   /* [count]: the lanes that are output positions */
+  uint16_t *masks;   /* [count][kk]: the lanes whose input for tap t lies inside the plane */
+} vectors_t;
+
+static int64_t vector_count(const plane_map_t *m) {
+  if (m->in_w == m->out_w) return ((int64_t)m->out_h * m->out_w + 15) / 16;
+  return (int64_t)m->out_h * ((m->out_w + 15) / 16);
+}
+
+/* Floats of workspace the vector table of m takes. */
+static int64_t vectors_floats(const plane_map_t *m) {
+  int64_t v = vector_count(m), kk = (int64_t)m->kh * m->kw;
+  return 2 * v + kk + (v * (kk + 1) + 1) / 2 + 1;
+}
+
+static void build_vectors(const plane_map_t *m, float *at, vectors_t *t) {
+  const int kk = m->kh * m->kw;
+  t->count = (int)vector_count(m);
+  t->kk = kk;
+  t->out_base = (int32_t *)at;
+  t->in_base = t->out_base + t->count;
+  t->off = t->in_base + t->count;
+  t->store = (uint16_t *)(t->off + kk);
+  t->masks = t->store + t->count;
+  for (int i = 0; i < m->kh; i++)
+    for (int j = 0; j < m->kw; j++) t->off[i * m->kw + j] = i * m->dh * m->in_w + j * m->dw;
+  const int flat = m->in_w == m->out_w;
+  const int per_row = (m->out_w + 15) / 16, plane = m->out_h * m->out_w;
+  for (int v = 0; v < t->count; v++) {
+    int r0, s0; /* lane 0's output row and column */
+    if (flat) {
+      r0 = v * 16 / m->out_w;
+      s0 = v * 16 - r0 * m->out_w;
+    } else {
+      r0 = v / per_row;
+      s0 = (v - r0 * per_row) * 16;
+    }
+    t->out_base[v] = r0 * m->out_w + s0;
+    t->in_base[v] = (r0 - m->ph) * m->in_w + s0 - m->pw;
+    unsigned store = 0;
+    uint16_t *mk = t->masks + (int64_t)v * kk;
+    for (int tap = 0; tap < kk; tap++) mk[tap] = 0;
+    for (int lane = 0; lane < 16; lane++) {
+      int r, s;
+      if (flat) {
+        int p = v * 16 + lane;
+        if (p >= plane) break;
+        r = p / m->out_w;
+        s = p - r * m->out_w;
+      } else {
+        r = r0;
+        s = s0 + lane;
+        if (s >= m->out_w) break;
+      }
+      store |= 1u << lane;
+      for (int i = 0; i < m->kh; i++) {
+        int ih = r + i * m->dh - m->ph;
+        if (ih < 0 || ih >= m->in_h) continue;
+        for (int j = 0; j < m->kw; j++) {
+          int iw = s + j * m->dw - m->pw;
+          if (iw >= 0 && iw < m->in_w) mk[i * m->kw + j] |= (uint16_t)(1u << lane);
+        }
+      }
+    }
+    t->store[v] = (uint16_t)store;
+  }
+}
+
+static plane_map_t forward_map(const geom_t *g) {
+  plane_map_t m = { g->h, g->w, g->oh, g->ow, g->kh, g->kw, g->dh, g->dw, g->ph, g->pw };
+  return m;
+}
+
+/* The input gradient as a convolution of the output gradient with the flipped kernel. */
+static plane_map_t backward_input_map(const geom_t *g) {
+  plane_map_t m = { g->oh, g->ow, g->h, g->w, g->kh, g->kw, g->dh, g->dw,
+                    g->dh * (g->kh - 1) - g->ph, g->dw * (g->kw - 1) - g->pw };
+  return m;
+}
+
+static int64_t wg_blocks(const geom_t *g) { return (g->batch + WG_BLOCK - 1) / WG_BLOCK; }
+
+/* The weight gradient vectorizes along the output channels (ov_tile) from OV_MIN_CHANNELS output channels
+ * per group, along the positions (nt_tile) below, where most lanes of a channel vector would be idle. */
+#define OV_MIN_CHANNELS 16
+
+static int use_ov(const geom_t *g) { return g->cout / g->groups >= OV_MIN_CHANNELS; }
+
+/* The staged planes of the output-channel form: hp x wp, the input with its padding as zeros. */
+static int64_t ov_hp(const geom_t *g) { return (int64_t)g->oh + (int64_t)g->dh * (g->kh - 1); }
+static int64_t ov_wp(const geom_t *g) { return (int64_t)g->ow + (int64_t)g->dw * (g->kw - 1); }
+static int64_t ov_ogp(const geom_t *g) { return ((int64_t)g->cout / g->groups + 15) / 16 * 16; }
+
+/* Floats of one worker's staging area: WG_BLOCK images of padded input and of one group's transposed
+ * output gradient. */
+static int64_t ov_scratch(const geom_t *g) {
+  return WG_BLOCK * ((int64_t)g->cin * ov_hp(g) * ov_wp(g) + (int64_t)g->oh * g->ow * ov_ogp(g)) + 16;
+}
+
+/* The output-channel form's block sums: [groups][K][ogp] and the bias, per block. */
+static int64_t ov_slot(const geom_t *g) {
+  return (int64_t)g->groups * (g->cin / g->groups) * g->kh * g->kw * ov_ogp(g) + g->cout;
+}
+
+/* Floats of workspace each pass needs: its vector table, then its packed weights or block sums. */
+static int64_t workspace_floats(int pass, const geom_t *g) {
+  const int64_t kk = (int64_t)g->kh * g->kw, cg = g->cin / g->groups;
+  if (pass == PASS_FORWARD) {
+    plane_map_t m = forward_map(g);
+    return vectors_floats(&m) + (int64_t)g->cout * cg * kk;
+  }
+  if (pass == PASS_BACKWARD_INPUT) {
+    plane_map_t m = backward_input_map(g);
+    return vectors_floats(&m) + (int64_t)g->cout * cg * kk;
+  }
+  if (use_ov(g)) return cg * kk + 2 * ov_scratch(g) + wg_blocks(g) * ov_slot(g);
+  plane_map_t m = forward_map(g);
+  return vectors_floats(&m) + wg_blocks(g) * ((int64_t)g->cout * cg * kk + g->cout);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#define K512 __attribute__((target("avx512f")))
+#define INLINE static inline __attribute__((always_inline))
+/* The loops over a tile's rows, vectors and columns must unroll for its accumulators to live in registers. */
+#define UNROLL _Pragma("GCC unroll 8")
+
+int native_avx512(void) {
+  static int cached = -1;
+  if (cached < 0) {
+    const char *env = getenv("TAPEGRAD_NATIVE_AVX512");
+    __builtin_cpu_init();
+    cached = __builtin_cpu_supports("avx512f") && !(env && strcmp(env, "0") == 0) ? 1 : 0;
+  }
+  return cached;
+}
+
+static int conv_available(void) { return native_avx512(); }
+
+/* One forward-kind product: `channels` input planes of in_plane elements summed into rows of out_plane. */
+typedef struct {
+  const vectors_t *vt;
+  int64_t in_plane, out_plane;
+  int channels;
+} nn_ctx_t;
+
+/* MR output rows x NV vectors from v0: acc = bias (or 0) + sum over taps t and channels c of
+ * wp[(t channels + c) MR + r] in[c, vector + shift(t)]. */
+K512 INLINE void nn_tile(const int MR, const int NV, const nn_ctx_t *T, const float *in, const float *wp,
+                         const float *bias, float *out, int v0) {
+  __m512 acc[NN_MR][NN_NV];
+  for (int r = 0; r < MR; r++) {
+    __m512 init = bias ? _mm512_set1_ps(bias[r]) : _mm512_setzero_ps();
+    for (int v = 0; v < NV; v++) acc[r][v] = init;
+  }
+  const vectors_t *vt = T->vt;
+  const int kk = vt->kk, channels = T->channels;
+  const int64_t plane = T->in_plane;
+  for (int t = 0; t < kk; t++) {
+    __mmask16 mk[NN_NV];
+    const float *src[NN_NV];
+    int any = 0;
+    for (int v = 0; v < NV; v++) {
+      mk[v] = vt->masks[(int64_t)(v0 + v) * kk + t];
+      any |= mk[v];
+      /* NOTE: may point outside the plane; only the lanes of mk are read */
+      src[v] = in + ((int64_t)vt->in_base[v0 + v] + vt->off[t]);
+    }
+    if (!any) continue;
+    const float *w = wp + (int64_t)t * channels * MR;
+    for (int c = 0; c < channels; c++, w += MR) {
+      __m512 b[NN_NV];
+      for (int v = 0; v < NV; v++) b[v] = _mm512_maskz_loadu_ps(mk[v], src[v] + c * plane);
+      for (int r = 0; r < MR; r++) {
+        __m512 a = _mm512_set1_ps(w[r]);
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+      }
+    }
+  }
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++)
+      _mm512_mask_storeu_ps(out + r * T->out_plane + vt->out_base[v0 + v], vt->store[v0 + v], acc[r][v]);
+}
+
+#define NN_CASE(MR, NV) case MR * 4 + NV: nn_tile(MR, NV, T, in, w, b, o, v0); break;
+
+/* rows output rows (their packed weights at wp, bias or NULL) over the whole output plane. */
+K512 static void nn_rows(const nn_ctx_t *T, const float *in, const float *wp, const float *bias, float *out, int rows) {
+  for (int r0 = 0; r0 < rows; r0 += NN_MR) {
+    const int mr = rows - r0 < NN_MR ? rows - r0 : NN_MR;
+    const float *w = wp + (int64_t)r0 * T->channels * T->vt->kk;
+    const float *b = bias ? bias + r0 : NULL;
+    float *o = out + r0 * T->out_plane;
+    for (int v0 = 0; v0 < T->vt->count; v0 += NN_NV) {
+      const int nv = T->vt->count - v0 < NN_NV ? T->vt->count - v0 : NN_NV;
+      switch (mr * 4 + nv) {
+        NN_CASE(8, 2) NN_CASE(8, 1) NN_CASE(7, 2) NN_CASE(7, 1) NN_CASE(6, 2) NN_CASE(6, 1)
+        NN_CASE(5, 2) NN_CASE(5, 1) NN_CASE(4, 2) NN_CASE(4, 1) NN_CASE(3, 2) NN_CASE(3, 1)
+        NN_CASE(2, 2) NN_CASE(2, 1) NN_CASE(1, 2) NN_CASE(1, 1)
+      }
+    }
+  }
+}
+
+/* The per-call context of a forward or input-gradient convolution. */
+typedef struct {
+  nn_ctx_t nn;
+  const float *in, *wp, *bias;
+  float *out;
+  int groups, rows;           /* rows: output channels per group */
+  int64_t in_image, out_image; /* elements per image */
+} nn_job_t;
+
+/* Unit u: image u / groups, group u % groups. */
+K512 static void nn_unit(const void *arg, int u, int worker) {
+  (void)worker;
+  const nn_job_t *J = arg;
+  const int n = u / J->groups, grp = u - n * J->groups;
+  const float *in = J->in + n * J->in_image + (int64_t)grp * J->nn.channels * J->nn.in_plane;
+  const float *wp = J->wp + (int64_t)grp * J->rows * J->nn.channels * J->nn.vt->kk;
+  float *out = J->out + n * J->out_image + (int64_t)grp * J->rows * J->nn.out_plane;
+  nn_rows(&J->nn, in, wp, J->bias ? J->bias + grp * J->rows : NULL, out, J->rows);
+}
+
+/* Weights of one group as the forward tiles read them: rows in tiles of NN_MR, each tile [tap][channel][row]. */
+static void pack_forward(const float *w, int rows, int channels, int kk, float *wp) {
+  for (int r0 = 0; r0 < rows; r0 += NN_MR) {
+    const int mr = rows - r0 < NN_MR ? rows - r0 : NN_MR;
+    float *tile = wp + (int64_t)r0 * channels * kk;
+    for (int t = 0; t < kk; t++)
+      for (int c = 0; c < channels; c++)
+        for (int r = 0; r < mr; r++) tile[((int64_t)t * channels + c) * mr + r] = w[((int64_t)(r0 + r) * channels + c) * kk + t];
+  }
+}
+
+/* The input gradient's weights of one group: row c (an input channel), channel o (an output channel), tap
+ * t of the flipped kernel = w[o, c, kk - 1 - t]; w is the group's [og, cg, kk] block. */
+static void pack_backward_input(const float *w, int og, int cg, int kk, float *wp) {
+  for (int r0 = 0; r0 < cg; r0 += NN_MR) {
+    const int mr = cg - r0 < NN_MR ? cg - r0 : NN_MR;
+    float *tile = wp + (int64_t)r0 * og * kk;
+    for (int t = 0; t < kk; t++)
+      for (int o = 0; o < og; o++)
+        for (int r = 0; r < mr; r++) tile[((int64_t)t * og + o) * mr + r] = w[((int64_t)o * cg + r0 + r) * kk + kk - 1 - t];
+  }
+}
+
+/* The weight gradient's per-call context. */
+typedef struct {
+  const vectors_t *vt;
+  const float *x, *g;
+  float *sums;            /* [blocks][cout * K + cout] */
+  int batch, groups, cg, og, K;
+  int64_t in_plane, out_plane, x_image, g_image;
+  int with_bias;
+} nt_job_t;
+
+/* MR output channels x NR columns (channel, tap) from column k0, summed over `images` images; the sums go to
+ * dst[r * K + s]. */
+K512 INLINE void nt_tile(const int MR, const int NR, const nt_job_t *J, const float *x, const float *g, int k0,
+                         int images, float *dst) {
+  __m512 acc[NT_MR][NT_NR];
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int s = 0; s < NR; s++) acc[r][s] = _mm512_setzero_ps();
+  const vectors_t *vt = J->vt;
+  const int kk = vt->kk;
+  int64_t src[NT_NR];
+  int tap[NT_NR];
+  UNROLL for (int s = 0; s < NR; s++) {
+    const int k = k0 + s, c = k / kk;
+    tap[s] = k - c * kk;
+    src[s] = c * J->in_plane + vt->off[tap[s]];
+  }
+  for (int n = 0; n < images; n++) {
+    const float *xn = x + n * J->x_image, *gn = g + n * J->g_image;
+    for (int v = 0; v < vt->count; v++) {
+      const uint16_t *mk = vt->masks + (int64_t)v * kk;
+      const __mmask16 store = vt->store[v];
+      const float *xv = xn + vt->in_base[v];
+      __m512 gv[NT_MR];
+      UNROLL for (int r = 0; r < MR; r++) gv[r] = _mm512_maskz_loadu_ps(store, gn + r * J->out_plane + vt->out_base[v]);
+      UNROLL for (int s = 0; s < NR; s++) {
+        __m512 b = _mm512_maskz_loadu_ps(mk[tap[s]], xv + src[s]);
+        UNROLL for (int r = 0; r < MR; r++) acc[r][s] = _mm512_fmadd_ps(gv[r], b, acc[r][s]);
+      }
+    }
+  }
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int s = 0; s < NR; s++) dst[(int64_t)r * J->K + s] = _mm512_reduce_add_ps(acc[r][s]);
+}
+
+#define NT_CASE(MR, NR) case MR * 8 + NR: nt_tile(MR, NR, J, x, g, k0, images, dst); break;
+
+/* Unit b: the block of images [b WG_BLOCK, ...) into its slot of sums. */
+K512 static void nt_unit(const void *arg, int b, int worker) {
+  (void)worker;
+  const nt_job_t *J = arg;
+  const int n0 = b * WG_BLOCK, images = J->batch - n0 < WG_BLOCK ? J->batch - n0 : WG_BLOCK;
+  const int cout = J->groups * J->og;
+  float *slot = J->sums + (int64_t)b * ((int64_t)cout * J->K + cout);
+  for (int grp = 0; grp < J->groups; grp++) {
+    const float *x = J->x + n0 * J->x_image + (int64_t)grp * J->cg * J->in_plane;
+    for (int o0 = 0; o0 < J->og; o0 += NT_MR) {
+      const int mr = J->og - o0 < NT_MR ? J->og - o0 : NT_MR;
+      const float *g = J->g + n0 * J->g_image + (int64_t)(grp * J->og + o0) * J->out_plane;
+      for (int k0 = 0; k0 < J->K; k0 += NT_NR) {
+        const int nr = J->K - k0 < NT_NR ? J->K - k0 : NT_NR;
+        float *dst = slot + (int64_t)(grp * J->og + o0) * J->K + k0;
+        switch (mr * 8 + nr) {
+          NT_CASE(4, 6) NT_CASE(4, 5) NT_CASE(4, 4) NT_CASE(4, 3) NT_CASE(4, 2) NT_CASE(4, 1)
+          NT_CASE(3, 6) NT_CASE(3, 5) NT_CASE(3, 4) NT_CASE(3, 3) NT_CASE(3, 2) NT_CASE(3, 1)
+          NT_CASE(2, 6) NT_CASE(2, 5) NT_CASE(2, 4) NT_CASE(2, 3) NT_CASE(2, 2) NT_CASE(2, 1)
+          NT_CASE(1, 6) NT_CASE(1, 5) NT_CASE(1, 4) NT_CASE(1, 3) NT_CASE(1, 2) NT_CASE(1, 1)
+        }
+      }
+    }
+  }
+  if (J->with_bias) {
+    float *bias = slot + (int64_t)cout * J->K;
+    const int64_t plane = J->out_plane;
+    for (int o = 0; o < cout; o++) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int n = 0; n < images; n++) {
+        const float *gp = J->g + (n0 + n) * J->g_image + o * plane;
+        int64_t p = 0;
+        for (; p + 16 <= plane; p += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(gp + p));
+        if (p < plane) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)((1u << (plane - p)) - 1), gp + p));
+      }
+      bias[o] = _mm512_reduce_add_ps(acc);
+    }
+  }
+}
+
+/* The weight gradient along the output channels: per block of images, the input staged with its padding
+ * (so every tap reads a plain scalar) and the group's output gradient transposed to [position][channel];
+ * a tile of NT (channel, tap) columns x NV vectors of 16 output channels then sums, over the block's
+ * positions, a broadcast input value times a row of the transposed gradient, as a gemm's register tile. */
+typedef struct {
+  const float *x, *g;
+  float *sums, *scratch;   /* sums: [blocks][ov_slot]; scratch: one staging area per worker */
+  const int32_t *off;      /* [K]: column (c, i, j)'s offset c hp wp + i dh wp + j dw in the staged input */
+  int batch, cin, groups, cg, og, ogp, K, h, w, oh, ow, ph, pw, hp, wp, with_bias;
+  int64_t scratch_floats, slot_floats;
+} ov_job_t;
+
+K512 INLINE void ov_tile(const int NT, const int NV, const ov_job_t *J, const float *xs, const float *gt, int k0,
+                         int images, float *dst) {
+  __m512 acc[6][4];
+  UNROLL for (int s = 0; s < NT; s++)
+    UNROLL for (int v = 0; v < NV; v++) acc[s][v] = _mm512_setzero_ps();
+  int64_t off[6];
+  UNROLL for (int s = 0; s < NT; s++) off[s] = J->off[k0 + s];
+  const int64_t x_image = (int64_t)J->cin * J->hp * J->wp, g_image = (int64_t)J->oh * J->ow * J->ogp;
+  for (int n = 0; n < images; n++) {
+    const float *gp = gt + n * g_image;
+    for (int r = 0; r < J->oh; r++) {
+      const float *a = xs + n * x_image + (int64_t)r * J->wp;
+      for (int c = 0; c < J->ow; c++, a++, gp += J->ogp) {
+        __m512 b[4];
+        UNROLL for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(gp + 16 * v);
+        UNROLL for (int s = 0; s < NT; s++) {
+          const __m512 x = _mm512_set1_ps(a[off[s]]);
+          UNROLL for (int v = 0; v < NV; v++) acc[s][v] = _mm512_fmadd_ps(x, b[v], acc[s][v]);
+        }
+      }
+    }
+  }
+  UNROLL for (int s = 0; s < NT; s++)
+    UNROLL for (int v = 0; v < NV; v++) _mm512_storeu_ps(dst + (int64_t)s * J->ogp + 16 * v, acc[s][v]);
+}
+
+#define OV_CASE(NT, NV) case NT * 8 + NV: ov_tile(NT, NV, J, xg, gt_v, k0, images, d); break;
+
+/* rows x 16 floats of src (row stride ld, rows past `rows` read as zeros, columns past `cols` not read)
+ * transposed into dst (row stride ldd): dst[c][r] for c < cols. */
+K512 static void transpose16(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd) {
+  const __mmask16 cm = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1);
+  __m512 r[16], t[16];
+  UNROLL for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(cm, src + i * ld) : _mm512_setzero_ps();
+  UNROLL for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  /* u[4 g + c], lane L: column 4 L + c of rows 4 g .. 4 g + 3 */
+  __m512 u[16];
+  UNROLL for (int g = 0; g < 4; g++) {
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  UNROLL for (int c = 0; c < 4; c++) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    const __m512 out[4] = { _mm512_shuffle_f32x4(v0, v2, 0x88), _mm512_shuffle_f32x4(v0, v2, 0xDD),
+                            _mm512_shuffle_f32x4(v1, v3, 0x88), _mm512_shuffle_f32x4(v1, v3, 0xDD) };
+    UNROLL for (int L = 0; L < 4; L++)
+      if (4 * L + c < cols) _mm512_storeu_ps(dst + (4 * L + c) * ldd, out[L]);
+  }
+}
+
+/* Unit b: the block of images [b WG_BLOCK, ...) staged in worker's area, its sums into slot b. */
+K512 static void ov_unit(const void *arg, int b, int worker) {
+  const ov_job_t *J = arg;
+  const int n0 = b * WG_BLOCK, images = J->batch - n0 < WG_BLOCK ? J->batch - n0 : WG_BLOCK;
+  const int64_t plane = (int64_t)J->h * J->w, L = (int64_t)J->oh * J->ow, pplane = (int64_t)J->hp * J->wp;
+  float *xs = J->scratch + worker * J->scratch_floats, *gt = xs + WG_BLOCK * (int64_t)J->cin * pplane;
+  float *slot = J->sums + b * J->slot_floats;
+  /* the input with its padding: row r, column c of a staged plane is input (r - ph, c - pw) or 0 */
+  for (int n = 0; n < images; n++)
+    for (int c = 0; c < J->cin; c++) {
+      const float *src = J->x + ((int64_t)(n0 + n) * J->cin + c) * plane;
+      float *dst = xs + ((int64_t)n * J->cin + c) * pplane;
+      const int c0 = J->pw, c1 = J->pw + J->w < J->wp ? J->pw + J->w : J->wp;
+      for (int r = 0; r < J->hp; r++) {
+        float *row = dst + (int64_t)r * J->wp;
+        const int ih = r - J->ph;
+        if (ih < 0 || ih >= J->h || c0 >= c1) {
+          memset(row, 0, (size_t)J->wp * sizeof(float));
+          continue;
+        }
+        memset(row, 0, (size_t)c0 * sizeof(float));
+        memcpy(row + c0, src + (int64_t)ih * J->w, (size_t)(c1 - c0) * sizeof(float));
+        memset(row + c1, 0, (size_t)(J->wp - c1) * sizeof(float));
+      }
+    }
+  for (int grp = 0; grp < J->groups; grp++) {
+    /* the group's output gradient as [position][channel], channels padded with zeros to ogp */
+    for (int n = 0; n < images; n++) {
+      const float *src = J->g + ((int64_t)(n0 + n) * J->groups * J->og + (int64_t)grp * J->og) * L;
+      float *dst = gt + n * L * J->ogp;
+      for (int o0 = 0; o0 < J->ogp; o0 += 16)
+        for (int64_t p0 = 0; p0 < L; p0 += 16)
+          transpose16(src + o0 * L + p0, L, J->og - o0 < 16 ? J->og - o0 : 16, L - p0 < 16 ? (int)(L - p0) : 16,
+                      dst + p0 * J->ogp + o0, J->ogp);
+    }
+    const float *xg = xs + (int64_t)grp * J->cg * pplane;
+    float *dst = slot + (int64_t)grp * J->K * J->ogp;
+    const int nvec = J->ogp / 16;
+    for (int v0 = 0; v0 < nvec; v0 += 4) {
+      const int nv = nvec - v0 < 4 ? nvec - v0 : 4, nt_max = 24 / nv < 6 ? 24 / nv : 6;
+      for (int k0 = 0; k0 < J->K; k0 += nt_max) {
+        const int nt = J->K - k0 < nt_max ? J->K - k0 : nt_max;
+        const float *gt_v = gt + 16 * v0;
+        float *d = dst + (int64_t)k0 * J->ogp + 16 * v0;
+        switch (nt * 8 + nv) {
+          OV_CASE(6, 4) OV_CASE(5, 4) OV_CASE(4, 4) OV_CASE(3, 4) OV_CASE(2, 4) OV_CASE(1, 4)
+          OV_CASE(6, 3) OV_CASE(5, 3) OV_CASE(4, 3) OV_CASE(3, 3) OV_CASE(2, 3) OV_CASE(1, 3)
+          OV_CASE(6, 2) OV_CASE(5, 2) OV_CASE(4, 2) OV_CASE(3, 2) OV_CASE(2, 2) OV_CASE(1, 2)
+          OV_CASE(6, 1) OV_CASE(5, 1) OV_CASE(4, 1) OV_CASE(3, 1) OV_CASE(2, 1) OV_CASE(1, 1)
+        }
+      }
+    }
+  }
+  if (J->with_bias) {
+    float *bias = slot + (int64_t)J->groups * J->K * J->ogp;
+    const int cout = J->groups * J->og;
+    for (int o = 0; o < cout; o++) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int n = 0; n < images; n++) {
+        const float *gp = J->g + ((int64_t)(n0 + n) * cout + o) * L;
+        int64_t p = 0;
+        for (; p + 16 <= L; p += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(gp + p));
+        if (p < L) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)((1u << (L - p)) - 1), gp + p));
+      }
+      bias[o] = _mm512_reduce_add_ps(acc);
+    }
+  }
+}
+
+#else /* no AVX-512 kernels on this architecture or compiler: src/kernels/conv.ts keeps its own paths */
+
+int native_avx512(void) { return 0; }
+static int conv_available(void) { return 0; }
+typedef struct { int unused; } nn_job_t;
+typedef struct { int unused; } nt_job_t;
+static void nn_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
+static void nt_unit(const void *arg, int b, int worker) { (void)arg; (void)b; (void)worker; }
+static void ov_unit(const void *arg, int b, int worker) { (void)arg; (void)b; (void)worker; }
+typedef struct { int unused; } ov_job_t;
+
+#endif
+
+/* ------------------------------------------------------------------------------------------------------ */
+/* Node-API wrappers                                                                                       */
+
+static const char WHO[] = "tapegrad native conv2d";
+
+/* Reads and checks the Int32Array geometry; 0 with a JavaScript error when it is not a sane stride-1 one. */
+static int read_geometry(napi_env env, napi_value v, geom_t *g) {
+  bool typed = false;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_is_typedarray(env, v, &typed) != napi_ok || !typed ||
+      napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_int32_array || length != 14) {
+    napi_throw_type_error(env, NULL, "tapegrad native conv2d: the geometry must be an Int32Array of 14 sizes");
+    return 0;
+  }
+  const int32_t *a = data;
+  *g = (geom_t){ a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13] };
+  const int positive = g->batch >= 0 && g->cin > 0 && g->h > 0 && g->w > 0 && g->cout > 0 && g->kh > 0 && g->kw > 0 &&
+                       g->ph >= 0 && g->pw >= 0 && g->dh > 0 && g->dw > 0 && g->groups > 0 && g->oh > 0 && g->ow > 0;
+  /* every index inside one image (and a plane's shifted reads) must fit 32 bits */
+  const int fits = positive && (int64_t)g->cin * g->h * g->w < INT32_MAX / 2 && (int64_t)g->cout * g->oh * g->ow < INT32_MAX / 2 &&
+                   (int64_t)g->dh * g->kh * (g->w + g->ow) < INT32_MAX / 4 && g->ph < INT32_MAX / 4 && g->pw < INT32_MAX / 4;
+  if (!fits || g->cin % g->groups != 0 || g->cout % g->groups != 0) {
+    napi_throw_range_error(env, NULL, "tapegrad native conv2d: the geometry's sizes are not a valid stride-1 convolution");
+    return 0;
+  }
+  return 1;
+}
+
+/* A Float32Array operand of at least `extent` elements, or NULL with an error (a JavaScript null gives
+ * NULL without one when `nullable`; *is_null says which). */
+static float *operand(napi_env env, napi_value v, int64_t extent, const char *name, int nullable, int *is_null) {
+  napi_valuetype t;
+  if (is_null) *is_null = 0;
+  if (nullable && napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined)) {
+    if (is_null) *is_null = 1;
+    return NULL;
+  }
+  return float_operand(env, v, napi_float32_array, 0, extent, WHO, name, "geometry");
+}
+
+#define CONV_ARGS(count)                                                                           \
+  size_t argc = count;                                                                             \
+  napi_value argv[count];                                                                          \
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {          \
+    napi_throw_type_error(env, NULL, "tapegrad native conv2d: expected " #count " arguments");     \
+    return NULL;                                                                                   \
+  }
+
+static int check_available(napi_env env) {
+  if (conv_available()) return 1;
+  napi_throw_error(env, NULL, "tapegrad native conv2d: this CPU has no AVX-512 (check convAvailable first)");
+  return 0;
+}
+
+static int split_for(int64_t multiply_adds) {
+  return native_max_threads() > 1 && multiply_adds >= native_split_min_work();
+}
+
+/* convWorkspace(pass, geometry): floats of workspace the pass needs. */
+static napi_value conv_workspace(napi_env env, napi_callback_info info) {
+  CONV_ARGS(2)
+  int32_t pass;
+  geom_t g;
+  if (napi_get_value_int32(env, argv[0], &pass) != napi_ok || pass < 0 || pass > 2) {
+    napi_throw_range_error(env, NULL, "tapegrad native conv2d: pass must be 0 (forward), 1 (input gradient) or 2 (weight gradient)");
+    return NULL;
+  }
+  if (!read_geometry(env, argv[1], &g)) return NULL;
+  napi_value out;
+  if (napi_create_double(env, (double)workspace_floats(pass, &g), &out) != napi_ok) return NULL;
+  return out;
+}
+
+static napi_value conv_forward(napi_env env, napi_callback_info info) {
+  CONV_ARGS(6)
+  geom_t g;
+  if (!check_available(env) || !read_geometry(env, argv[0], &g)) return NULL;
+  const int cg = g.cin / g.groups, og = g.cout / g.groups, kk = g.kh * g.kw;
+  int no_bias;
+  const float *x = operand(env, argv[1], (int64_t)g.batch * g.cin * g.h * g.w, "x", 0, NULL);
+  const float *w = x ? operand(env, argv[2], (int64_t)g.cout * cg * kk, "weight", 0, NULL) : NULL;
+  const float *bias = w ? operand(env, argv[3], g.cout, "bias", 1, &no_bias) : NULL;
+  if (!w || (!bias && !no_bias)) return NULL;
+  float *out = operand(env, argv[4], (int64_t)g.batch * g.cout * g.oh * g.ow, "out", 0, NULL);
+  float *ws = out ? operand(env, argv[5], workspace_floats(PASS_FORWARD, &g), "workspace", 0, NULL) : NULL;
+  if (!ws || g.batch == 0) return NULL;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  plane_map_t m = forward_map(&g);
+  vectors_t vt;
+  build_vectors(&m, ws, &vt);
+  float *wp = ws + vectors_floats(&m);
+  for (int grp = 0; grp < g.groups; grp++) pack_forward(w + (int64_t)grp * og * cg * kk, og, cg, kk, wp + (int64_t)grp * og * cg * kk);
+  nn_job_t job = { { &vt, (int64_t)g.h * g.w, (int64_t)g.oh * g.ow, cg }, x, wp, bias, out, g.groups, og,
+                   (int64_t)g.cin * g.h * g.w, (int64_t)g.cout * g.oh * g.ow };
+  helper_units(nn_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
+#endif
+  return NULL;
+}
+
+static napi_value conv_backward_input(napi_env env, napi_callback_info info) {
+  CONV_ARGS(5)
+  geom_t g;
+  if (!check_available(env) || !read_geometry(env, argv[0], &g)) return NULL;
+  const int cg = g.cin / g.groups, og = g.cout / g.groups, kk = g.kh * g.kw;
+  const float *gy = operand(env, argv[1], (int64_t)g.batch * g.cout * g.oh * g.ow, "gradOut", 0, NULL);
+  const float *w = gy ? operand(env, argv[2], (int64_t)g.cout * cg * kk, "weight", 0, NULL) : NULL;
+  float *gx = w ? operand(env, argv[3], (int64_t)g.batch * g.cin * g.h * g.w, "gradInput", 0, NULL) : NULL;
+  float *ws = gx ? operand(env, argv[4], workspace_floats(PASS_BACKWARD_INPUT, &g), "workspace", 0, NULL) : NULL;
+  if (!ws || g.batch == 0) return NULL;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  plane_map_t m = backward_input_map(&g);
+  vectors_t vt;
+  build_vectors(&m, ws, &vt);
+  float *wp = ws + vectors_floats(&m);
+  for (int grp = 0; grp < g.groups; grp++)
+    pack_backward_input(w + (int64_t)grp * og * cg * kk, og, cg, kk, wp + (int64_t)grp * cg * og * kk);
+  nn_job_t job = { { &vt, (int64_t)g.oh * g.ow, (int64_t)g.h * g.w, og }, gy, wp, NULL, gx, g.groups, cg,
+                   (int64_t)g.cout * g.oh * g.ow, (int64_t)g.cin * g.h * g.w };
+  helper_units(nn_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
+#endif
+  return NULL;
+}
+
+static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
+  CONV_ARGS(7)
+  geom_t g;
+  if (!check_available(env) || !read_geometry(env, argv[0], &g)) return NULL;
+  const int cg = g.cin / g.groups, og = g.cout / g.groups, kk = g.kh * g.kw, K = cg * kk;
+  int no_bias;
+  bool accumulate;
+  const float *x = operand(env, argv[1], (int64_t)g.batch * g.cin * g.h * g.w, "x", 0, NULL);
+  const float *gy = x ? operand(env, argv[2], (int64_t)g.batch * g.cout * g.oh * g.ow, "gradOut", 0, NULL) : NULL;
+  float *gw = gy ? operand(env, argv[3], (int64_t)g.cout * K, "gradWeight", 0, NULL) : NULL;
+  float *gb = gw ? operand(env, argv[4], g.cout, "gradBias", 1, &no_bias) : NULL;
+  if (!gw || (!gb && !no_bias)) return NULL;
+  float *ws = operand(env, argv[5], workspace_floats(PASS_BACKWARD_WEIGHT, &g), "workspace", 0, NULL);
+  if (!ws) return NULL;
+  if (napi_get_value_bool(env, argv[6], &accumulate) != napi_ok) {
+    napi_throw_type_error(env, NULL, "tapegrad native conv2d: accumulate must be a boolean");
+    return NULL;
+  }
+  const int64_t size = (int64_t)g.cout * K;
+  if (g.batch == 0) {
+    if (!accumulate) {
+      memset(gw, 0, (size_t)size * sizeof(float));
+      if (gb) memset(gb, 0, (size_t)g.cout * sizeof(float));
+    }
+    return NULL;
+  }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  const int blocks = (int)wg_blocks(&g);
+  const int64_t macs = (int64_t)g.batch * g.cout * g.oh * g.ow * K;
+  if (use_ov(&g)) {
+    int32_t *off = (int32_t *)ws;
+    const int hp = (int)ov_hp(&g), wp = (int)ov_wp(&g), ogp = (int)ov_ogp(&g);
+    for (int c = 0; c < cg; c++)
+      for (int i = 0; i < g.kh; i++)
+        for (int j = 0; j < g.kw; j++) off[(c * g.kh + i) * g.kw + j] = (c * hp + i * g.dh) * wp + j * g.dw;
+    float *scratch = ws + K;
+    float *sums = scratch + 2 * ov_scratch(&g);
+    ov_job_t job = { x, gy, sums, scratch, off, g.batch, g.cin, g.groups, cg, og, ogp, K, g.h, g.w, g.oh, g.ow, g.ph, g.pw,
+                     hp, wp, gb != NULL, ov_scratch(&g), ov_slot(&g) };
+    helper_units(ov_unit, &job, blocks, split_for(macs));
+    /* the blocks' sums in block order, whichever thread computed them */
+    const int64_t slot = ov_slot(&g);
+    for (int grp = 0; grp < g.groups; grp++)
+      for (int k = 0; k < K; k++)
+        for (int o = 0; o < og; o++) {
+          const int64_t at = ((int64_t)grp * K + k) * ogp + o;
+          float s = sums[at];
+          for (int b = 1; b < blocks; b++) s += sums[b * slot + at];
+          float *dst = gw + (int64_t)(grp * og + o) * K + k;
+          *dst = accumulate ? *dst + s : s;
+        }
+    if (gb) {
+      const int64_t at = (int64_t)g.groups * K * ogp;
+      for (int o = 0; o < g.cout; o++) {
+        float s = sums[at + o];
+        for (int b = 1; b < blocks; b++) s += sums[b * slot + at + o];
+        gb[o] = accumulate ? gb[o] + s : s;
+      }
+    }
+    return NULL;
+  }
+  plane_map_t m = forward_map(&g);
+  vectors_t vt;
+  build_vectors(&m, ws, &vt);
+  float *sums = ws + vectors_floats(&m);
+  nt_job_t job = { &vt, x, gy, sums, g.batch, g.groups, cg, og, K, (int64_t)g.h * g.w, (int64_t)g.oh * g.ow,
+                   (int64_t)g.cin * g.h * g.w, (int64_t)g.cout * g.oh * g.ow, gb != NULL };
+  helper_units(nt_unit, &job, blocks, split_for(macs));
+  /* the blocks' sums in block order, whichever thread computed them */
+  const int64_t slot = size + g.cout;
+  for (int64_t i = 0; i < size; i++) {
+    float s = sums[i];
+    for (int b = 1; b < blocks; b++) s += sums[b * slot + i];
+    gw[i] = accumulate ? gw[i] + s : s;
+  }
+  if (gb) {
+    for (int o = 0; o < g.cout; o++) {
+      float s = sums[size + o];
+      for (int b = 1; b < blocks; b++) s += sums[b * slot + size + o];
+      gb[o] = accumulate ? gb[o] + s : s;
+    }
+  }
+#endif
+  return NULL;
+}
+
+int register_conv(napi_env env, napi_value exports) {
+  static const native_fn_t functions[] = {
+    { "convWorkspace", conv_workspace }, { "convForward", conv_forward },
+    { "convBackwardInput", conv_backward_input }, { "convBackwardWeight", conv_backward_weight },
+  };
+  napi_value available;
+  if (napi_get_boolean(env, conv_available(), &available) != napi_ok ||
+      napi_set_named_property(env, exports, "convAvailable", available) != napi_ok) return 0;
+  return register_functions(env, exports, functions, sizeof functions / sizeof functions[0]);
+}

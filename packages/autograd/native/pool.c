@@ -1,0 +1,293 @@
+/*
+ * Max pooling with saved argmax indices, forward and backward, float32 and float64: the loops of
+ * src/kernels/pool.ts compiled, with the same results bit for bit (the same comparisons in the same order:
+ * a value replaces the running maximum when it is greater or NaN; the gradient adds into a zeroed input
+ * gradient, so a -0 gradient lands as +0 as there).
+ * The common 2 x 2, stride-2, unpadded windows have their own loops: with AVX-512 (float32), 16 windows at
+ * a time from two rows split into their even and odd columns; the backward of windows that tile the input
+ * exactly writes each window's four gradients at once instead of zeroing and scattering.
+ *
+ * Exports: maxPool2dForward(geometry, x, out, indices), maxPool2dBackward(geometry, gradOut, indices,
+ * gradInput); geometry is an Int32Array [planes, height, width, kernelH, kernelW, strideH, strideW, padH,
+ * padW, dilationH, dilationW, outH, outW] (planes = batch x channels), x/out and gradOut/gradInput one
+ * float type, indices an Int32Array.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <node_api.h>
+
+#include "native.h"
+
+typedef struct {
+  int planes, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;
+} pool_geom_t;
+
+static int is_2x2(const pool_geom_t *p) {
+  return p->kh == 2 && p->kw == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0 && p->dh == 1 && p->dw == 1 &&
+         2 * p->oh <= p->h && 2 * p->ow <= p->w;
+}
+
+#define MAX_POOL_GENERAL(T, NAME)                                                                              \
+  static void NAME(const pool_geom_t *p, const T *x, T *out, int32_t *indices) {                              \
+    const int64_t in_plane = (int64_t)p->h * p->w, out_plane = (int64_t)p->oh * p->ow;                        \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                                                \
+      const T *xp = x + pl * in_plane;                                                                          \
+      int64_t o = pl * out_plane;                                                                               \
+      for (int oh = 0; oh < p->oh; oh++) {                                                                      \
+        int h0 = oh * p->sh - p->ph;                                                                            \
+        const int h1 = h0 + (p->kh - 1) * p->dh + 1 < p->h ? h0 + (p->kh - 1) * p->dh + 1 : p->h;             \
+        while (h0 < 0) h0 += p->dh;                                                                             \
+        for (int ow = 0; ow < p->ow; ow++, o++) {                                                               \
+          int w0 = ow * p->sw - p->pw;                                                                          \
+          const int w1 = w0 + (p->kw - 1) * p->dw + 1 < p->w ? w0 + (p->kw - 1) * p->dw + 1 : p->w;           \
+          while (w0 < 0) w0 += p->dw;                                                                           \
+          T best = -INFINITY;                                                                                   \
+          int32_t arg = h0 < h1 && w0 < w1 ? h0 * p->w + w0 : -1;                                              \
+          for (int ih = h0; ih < h1; ih += p->dh)                                                               \
+            for (int iw = w0; iw < w1; iw += p->dw) {                                                           \
+              const T v = xp[ih * p->w + iw];                                                                   \
+              const int take = (v > best) | (v != v);                                                           \
+              best = take ? v : best;                                                                           \
+              arg = take ? ih * p->w + iw : arg;                                                                \
+            }                                                                                                   \
+          out[o] = best;                                                                                        \
+          indices[o] = arg;                                                                                     \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+
+MAX_POOL_GENERAL(float, max_pool_f32)
+MAX_POOL_GENERAL(double, max_pool_f64)
+
+/* Zeroes gradInput and adds each gradient at its saved index (index -1 or outside the plane: nothing). */
+#define MAX_POOL_SCATTER(T, NAME)                                                                              \
+  static void NAME(const pool_geom_t *p, const T *g, const int32_t *indices, T *gi) {                         \
+    const int64_t in_plane = (int64_t)p->h * p->w, out_plane = (int64_t)p->oh * p->ow;                        \
+    memset(gi, 0, (size_t)(p->planes * in_plane) * sizeof(T));                                                \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                                                \
+      T *gp = gi + pl * in_plane;                                                                               \
+      const int64_t o0 = pl * out_plane;                                                                        \
+      for (int64_t o = o0; o < o0 + out_plane; o++) {                                                           \
+        const int32_t k = indices[o];                                                                           \
+        if (k >= 0 && k < in_plane) gp[k] += g[o];                                                              \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+
+MAX_POOL_SCATTER(float, scatter_f32)
+MAX_POOL_SCATTER(double, scatter_f64)
+
+/* Windows of 2 x 2 that tile the planes exactly: each window's four gradients written at once (0 + g where
+ * the index points, 0 elsewhere). Returns 0, having written garbage, when an index lies outside its window
+ * (not from the forward): the caller then scatters. */
+#define MAX_POOL_TILED(T, NAME)                                                                                \
+  static int NAME(const pool_geom_t *p, const T *g, const int32_t *indices, T *gi) {                          \
+    const int w = p->w;                                                                                         \
+    int bad = 0;                                                                                                \
+    int64_t o = 0;                                                                                              \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                                                \
+      T *gp = gi + pl * (int64_t)p->h * w;                                                                      \
+      for (int oh = 0; oh < p->oh; oh++) {                                                                      \
+        T *r0 = gp + (int64_t)2 * oh * w, *r1 = r0 + w;                                                         \
+        const int32_t base = 2 * oh * w;                                                                        \
+        for (int ow = 0; ow < p->ow; ow++, o++) {                                                               \
+          const T v = (T)0 + g[o];                                                                              \
+          const int32_t d = indices[o] - base - 2 * ow;                                                         \
+          r0[2 * ow] = d == 0 ? v : (T)0;                                                                       \
+          r0[2 * ow + 1] = d == 1 ? v : (T)0;                                                                   \
+          r1[2 * ow] = d == w ? v : (T)0;                                                                       \
+          r1[2 * ow + 1] = d == w + 1 ? v : (T)0;                                                               \
+          bad |= d != 0 && d != 1 && d != w && d != w + 1;                                                      \
+        }                                                                                                       \
+      }                                                                                                         \
+    }                                                                                                           \
+    return !bad;                                                                                                \
+  }
+
+MAX_POOL_TILED(float, tiled_f32)
+MAX_POOL_TILED(double, tiled_f64)
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define K512 __attribute__((target("avx512f")))
+
+static int avx512(void) { return native_avx512(); }
+
+/* The 2 x 2 forward, 16 windows per step: even and odd columns of the two rows, compared in the general
+ * loop's order (top-left, top-right, bottom-left, bottom-right). */
+K512 static void max_pool_2x2_f32(const pool_geom_t *p, const float *x, float *out, int32_t *indices) {
+  const int w = p->w;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512i one = _mm512_set1_epi32(1), below = _mm512_set1_epi32(w), below1 = _mm512_set1_epi32(w + 1);
+  int64_t o = 0;
+  for (int64_t pl = 0; pl < p->planes; pl++) {
+    const float *xp = x + pl * (int64_t)p->h * w;
+    for (int oh = 0; oh < p->oh; oh++, o += p->ow) {
+      const float *r0 = xp + (int64_t)2 * oh * w, *r1 = r0 + w;
+      for (int ow = 0; ow < p->ow; ow += 16) {
+        const int count = p->ow - ow < 16 ? p->ow - ow : 16;
+        const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
+        const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+        const __mmask16 keep = (__mmask16)((1u << count) - 1);
+        const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ow), a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ow + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ow), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ow + 16);
+        const __m512 v0 = _mm512_permutex2var_ps(a0, even, a1), v1 = _mm512_permutex2var_ps(a0, odd, a1);
+        const __m512 v2 = _mm512_permutex2var_ps(b0, even, b1), v3 = _mm512_permutex2var_ps(b0, odd, b1);
+        __m512 best = v0;
+        __m512i arg = _mm512_setzero_si512();
+        __mmask16 take = _mm512_cmp_ps_mask(v1, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
+        best = _mm512_mask_mov_ps(best, take, v1);
+        arg = _mm512_mask_mov_epi32(arg, take, one);
+        take = _mm512_cmp_ps_mask(v2, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v2, v2, _CMP_UNORD_Q);
+        best = _mm512_mask_mov_ps(best, take, v2);
+        arg = _mm512_mask_mov_epi32(arg, take, below);
+        take = _mm512_cmp_ps_mask(v3, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v3, v3, _CMP_UNORD_Q);
+        best = _mm512_mask_mov_ps(best, take, v3);
+        arg = _mm512_mask_mov_epi32(arg, take, below1);
+        /* window ow + lane starts at plane index 2 oh w + 2 (ow + lane) */
+        const __m512i start = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * w + 2 * ow), _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1));
+        _mm512_mask_storeu_ps(out + o + ow, keep, best);
+        _mm512_mask_storeu_epi32(indices + o + ow, keep, _mm512_add_epi32(start, arg));
+      }
+    }
+  }
+}
+
+/* The exactly tiled 2 x 2 backward, 16 windows per step; 0 when an index lies outside its window. */
+K512 static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int32_t *indices, float *gi) {
+  const int w = p->w;
+  const __m512i lanes2 = _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+  const __m512i one = _mm512_set1_epi32(1), below = _mm512_set1_epi32(w), below1 = _mm512_set1_epi32(w + 1);
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i second = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  __mmask16 bad = 0;
+  int64_t o = 0;
+  for (int64_t pl = 0; pl < p->planes; pl++) {
+    float *gp = gi + pl * (int64_t)p->h * w;
+    for (int oh = 0; oh < p->oh; oh++, o += p->ow) {
+      float *r0 = gp + (int64_t)2 * oh * w, *r1 = r0 + w;
+      for (int ow = 0; ow < p->ow; ow += 16) {
+        const int count = p->ow - ow < 16 ? p->ow - ow : 16;
+        const __mmask16 keep = (__mmask16)((1u << count) - 1);
+        const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
+        const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+        const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(keep, g + o + ow));
+        const __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(keep, indices + o + ow),
+                                           _mm512_add_epi32(_mm512_set1_epi32(2 * oh * w + 2 * ow), lanes2));
+        const __mmask16 m0 = _mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512()), m1 = _mm512_cmpeq_epi32_mask(d, one);
+        const __mmask16 m2 = _mm512_cmpeq_epi32_mask(d, below), m3 = _mm512_cmpeq_epi32_mask(d, below1);
+        bad |= keep & (__mmask16)~(m0 | m1 | m2 | m3);
+        const __m512 g0 = _mm512_maskz_mov_ps(m0, v), g1 = _mm512_maskz_mov_ps(m1, v);
+        const __m512 g2 = _mm512_maskz_mov_ps(m2, v), g3 = _mm512_maskz_mov_ps(m3, v);
+        _mm512_mask_storeu_ps(r0 + 2 * ow, lo, _mm512_permutex2var_ps(g0, first, g1));
+        _mm512_mask_storeu_ps(r0 + 2 * ow + 16, hi, _mm512_permutex2var_ps(g0, second, g1));
+        _mm512_mask_storeu_ps(r1 + 2 * ow, lo, _mm512_permutex2var_ps(g2, first, g3));
+        _mm512_mask_storeu_ps(r1 + 2 * ow + 16, hi, _mm512_permutex2var_ps(g2, second, g3));
+      }
+    }
+  }
+  return bad == 0;
+}
+#else
+static int avx512(void) { return 0; }
+static void max_pool_2x2_f32(const pool_geom_t *p, const float *x, float *out, int32_t *indices) { max_pool_f32(p, x, out, indices); }
+static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int32_t *indices, float *gi) { return tiled_f32(p, g, indices, gi); }
+#endif
+
+static const char WHO[] = "tapegrad native maxPool2d";
+
+static int read_pool_geometry(napi_env env, napi_value v, pool_geom_t *p) {
+  bool typed = false;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_is_typedarray(env, v, &typed) != napi_ok || !typed ||
+      napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_int32_array || length != 13) {
+    napi_throw_type_error(env, NULL, "tapegrad native maxPool2d: the geometry must be an Int32Array of 13 sizes");
+    return 0;
+  }
+  const int32_t *a = data;
+  *p = (pool_geom_t){ a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12] };
+  if (p->planes < 0 || p->h <= 0 || p->w <= 0 || p->kh <= 0 || p->kw <= 0 || p->sh <= 0 || p->sw <= 0 || p->ph < 0 ||
+      p->pw < 0 || p->dh <= 0 || p->dw <= 0 || p->oh <= 0 || p->ow <= 0 || (int64_t)p->h * p->w > INT32_MAX ||
+      (int64_t)p->oh * p->sh > INT32_MAX / 2 || (int64_t)p->ow * p->sw > INT32_MAX / 2) {
+    napi_throw_range_error(env, NULL, "tapegrad native maxPool2d: the geometry's sizes are out of range");
+    return 0;
+  }
+  return 1;
+}
+
+static int32_t *int32_operand(napi_env env, napi_value v, int64_t extent) {
+  bool typed = false;
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_is_typedarray(env, v, &typed) != napi_ok || !typed ||
+      napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, NULL, "tapegrad native maxPool2d: indices must be an Int32Array");
+    return NULL;
+  }
+  if ((int64_t)length < extent) {
+    napi_throw_range_error(env, NULL, "tapegrad native maxPool2d: indices is too short for its geometry");
+    return NULL;
+  }
+  return data;
+}
+
+#define POOL_ARGS(count)                                                                           \
+  size_t argc = count;                                                                             \
+  napi_value argv[count];                                                                          \
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {          \
+    napi_throw_type_error(env, NULL, "tapegrad native maxPool2d: expected " #count " arguments");  \
+    return NULL;                                                                                   \
+  }
+
+static napi_value max_pool_forward(napi_env env, napi_callback_info info) {
+  POOL_ARGS(4)
+  pool_geom_t p;
+  if (!read_pool_geometry(env, argv[0], &p)) return NULL;
+  const int64_t in_size = (int64_t)p.planes * p.h * p.w, out_size = (int64_t)p.planes * p.oh * p.ow;
+  const int type = float_operand_type(env, argv[1], WHO);
+  if (type < 0) return NULL;
+  void *x = float_operand(env, argv[1], type, 0, in_size, WHO, "x", "geometry");
+  void *out = x ? float_operand(env, argv[2], type, 0, out_size, WHO, "out", "geometry") : NULL;
+  int32_t *indices = out ? int32_operand(env, argv[3], out_size) : NULL;
+  if (!indices) return NULL;
+  if (type == napi_float32_array) {
+    if (is_2x2(&p) && avx512()) max_pool_2x2_f32(&p, x, out, indices);
+    else max_pool_f32(&p, x, out, indices);
+  } else {
+    max_pool_f64(&p, x, out, indices);
+  }
+  return NULL;
+}
+
+static napi_value max_pool_backward(napi_env env, napi_callback_info info) {
+  POOL_ARGS(4)
+  pool_geom_t p;
+  if (!read_pool_geometry(env, argv[0], &p)) return NULL;
+  const int64_t in_size = (int64_t)p.planes * p.h * p.w, out_size = (int64_t)p.planes * p.oh * p.ow;
+  const int type = float_operand_type(env, argv[1], WHO);
+  if (type < 0) return NULL;
+  void *g = float_operand(env, argv[1], type, 0, out_size, WHO, "gradOut", "geometry");
+  int32_t *indices = g ? int32_operand(env, argv[2], out_size) : NULL;
+  void *gi = indices ? float_operand(env, argv[3], type, 0, in_size, WHO, "gradInput", "geometry") : NULL;
+  if (!gi) return NULL;
+  const int tiled = is_2x2(&p) && 2 * p.oh == p.h && 2 * p.ow == p.w;
+  if (type == napi_float32_array) {
+    if (!(tiled && (avx512() ? tiled_avx512_f32(&p, g, indices, gi) : tiled_f32(&p, g, indices, gi)))) scatter_f32(&p, g, indices, gi);
+  } else {
+    if (!(tiled && tiled_f64(&p, g, indices, gi))) scatter_f64(&p, g, indices, gi);
+  }
+  return NULL;
+}
+
+int register_pool(napi_env env, napi_value exports) {
+  static const native_fn_t functions[] = {
+    { "maxPool2dForward", max_pool_forward }, { "maxPool2dBackward", max_pool_backward },
+  };
+  return register_functions(env, exports, functions, sizeof functions / sizeof functions[0]);
+}
