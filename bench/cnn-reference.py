@@ -2,7 +2,7 @@
 and LeNet epochs: each layer's forward and backward kernels alone (float32, the shapes bench/conv-kernels.ts
 times), and one SGD training epoch of each whole network on synthetic 60k × 1 × 28 × 28 data.
 
-    /usr/bin/python3 bench/cnn-reference.py [--threads 1,2] [--no-epochs] [--epochs N] [--default-malloc]
+    /usr/bin/python3 bench/cnn-reference.py [--threads 1,2] [--no-epochs] [--no-layers] [--epochs N] [--samples N] [--default-malloc]
 
 Each thread setting runs in a child process of its own, since OpenMP reads its environment once: the child
 gets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and torch.set_num_threads(n), and above one
@@ -24,7 +24,7 @@ import sys
 import time
 
 
-def child(threads, do_epochs, epochs):
+def child(threads, do_epochs, epochs, do_layers=True, samples=60000):
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -99,23 +99,24 @@ def child(threads, do_epochs, epochs):
         layers[f"{name} forward (training)"] = median_ms(lambda: aten.native_batch_norm(x, w, b, rm, rv, True, 0.1, 1e-5))
         layers[f"{name} backward"] = median_ms(lambda: aten.native_batch_norm_backward(gy, x, w, rm, rv, mean, invstd, True, 1e-5, [True, True, True]))
 
-    with torch.no_grad():
-        conv_layer("cnn conv1 1→32 28×28 b128", (128, 1, 28, 28), (32, 1, 3, 3), 1, False)
-        max_pool_layer("cnn maxpool1 32×28×28 b128", (128, 32, 28, 28))
-        conv_layer("cnn conv2 32→64 14×14 b128", (128, 32, 14, 14), (64, 32, 3, 3), 1, True)
-        max_pool_layer("cnn maxpool2 64×14×14 b128", (128, 64, 14, 14))
-        batch_norm_layer("cnn batchnorm 32×28×28 b128", (128, 32, 28, 28))
-        batch_norm_layer("cnn batchnorm 64×14×14 b128", (128, 64, 14, 14))
-        conv_layer("lenet conv1 1→6 5×5 28×28 b256", (256, 1, 28, 28), (6, 1, 5, 5), 2, False)
-        avg_pool_layer("lenet avgpool1 6×28×28 b256", (256, 6, 28, 28))
-        conv_layer("lenet conv2 6→16 5×5 14×14 b256", (256, 6, 14, 14), (16, 6, 5, 5), 0, True)
-        avg_pool_layer("lenet avgpool2 16×10×10 b256", (256, 16, 10, 10))
+    if do_layers:
+        with torch.no_grad():
+            conv_layer("cnn conv1 1→32 28×28 b128", (128, 1, 28, 28), (32, 1, 3, 3), 1, False)
+            max_pool_layer("cnn maxpool1 32×28×28 b128", (128, 32, 28, 28))
+            conv_layer("cnn conv2 32→64 14×14 b128", (128, 32, 14, 14), (64, 32, 3, 3), 1, True)
+            max_pool_layer("cnn maxpool2 64×14×14 b128", (128, 64, 14, 14))
+            batch_norm_layer("cnn batchnorm 32×28×28 b128", (128, 32, 28, 28))
+            batch_norm_layer("cnn batchnorm 64×14×14 b128", (128, 64, 14, 14))
+            conv_layer("lenet conv1 1→6 5×5 28×28 b256", (256, 1, 28, 28), (6, 1, 5, 5), 2, False)
+            avg_pool_layer("lenet avgpool1 6×28×28 b256", (256, 6, 28, 28))
+            conv_layer("lenet conv2 6→16 5×5 14×14 b256", (256, 6, 14, 14), (16, 6, 5, 5), 0, True)
+            avg_pool_layer("lenet avgpool2 16×10×10 b256", (256, 16, 10, 10))
 
     result = {"threads": threads, "layers": dict(layers), "layers_cpu": layers_cpu}
     if do_epochs:
         # synthetic Fashion-MNIST-sized data: the arithmetic, not the accuracy, is what is timed
-        x_all = torch.rand(60000, 1, 28, 28)
-        y_all = torch.randint(0, 10, (60000,))
+        x_all = torch.rand(samples, 1, 28, 28)
+        y_all = torch.randint(0, 10, (samples,))
 
         def cnn():
             return nn.Sequential(
@@ -144,14 +145,14 @@ def child(threads, do_epochs, epochs):
                 F.cross_entropy(net(xb), yb).backward()
                 opt.step()
 
-            perm = torch.randperm(60000)
+            perm = torch.randperm(samples)
             for i in range(20):  # warm-up steps
                 step(perm[i * batch:(i + 1) * batch])
             times = []
             for _ in range(epochs):
-                perm = torch.randperm(60000)
+                perm = torch.randperm(samples)
                 t0 = time.perf_counter()
-                for i in range(0, 60000, batch):
+                for i in range(0, samples, batch):
                     step(perm[i:i + batch])
                 times.append(time.perf_counter() - t0)
             times.sort()
@@ -165,12 +166,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--no-epochs", action="store_true")
+    parser.add_argument("--no-layers", action="store_true", help="time the epochs only")
+    parser.add_argument("--samples", type=int, default=60000, help="training samples per epoch")
     parser.add_argument("--epochs", type=int, default=1, help="timed epochs per network (median)")
     parser.add_argument("--default-malloc", action="store_true", help="leave glibc's mmap and trim thresholds as they are")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, not args.no_epochs, args.epochs)
+        child(args.child, not args.no_epochs, args.epochs, not args.no_layers, args.samples)
         return
     import torch
     settings = {}
@@ -181,6 +184,7 @@ def main():
         if not args.default_malloc:
             env.update(MALLOC_MMAP_THRESHOLD_="2147483647", MALLOC_TRIM_THRESHOLD_="2147483647")
         cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n), "--epochs", str(args.epochs)]
+        cmd += ["--samples", str(args.samples)] + (["--no-layers"] if args.no_layers else [])
         if args.no_epochs:
             cmd.append("--no-epochs")
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout

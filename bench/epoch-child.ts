@@ -4,10 +4,10 @@
  * process's peak RSS as JSON on stdout.
  */
 import { readFileSync } from "node:fs";
-import { runEpoch } from "./tools/tapegrad.ts";
-import type { EpochWorkload } from "./workloads.ts";
+import { runCnnEpoch, runEpoch } from "./tools/tapegrad.ts";
+import type { CnnEpochWorkload, EpochWorkload } from "./workloads.ts";
 
-const workload = JSON.parse(readFileSync(0, "utf8")) as EpochWorkload;
+const workload = JSON.parse(readFileSync(0, "utf8")) as EpochWorkload | CnnEpochWorkload;
 const api = await import("../packages/autograd/src/index.ts");
-const timing = await runEpoch(api, workload);
+const timing = workload.kind === "cnnEpoch" ? await runCnnEpoch(api, workload) : await runEpoch(api, workload);
 process.stdout.write(`${JSON.stringify({ ...timing, peakRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);

@@ -15,6 +15,10 @@
  *   --warmup-epochs=N  untimed epochs before the timed ones in every epoch process, for every tool
  *                    (default 1); a larger N times a JIT's steady state rather than its first epochs
  *   --out=NAME       write bench/results/NAME.md and .json instead of latest.md and latest.json
+ *   --cnn            add the convolutional networks' training epochs (issue 20's cnn at batch 128 and LeNet-5 at
+ *                    batch 256, SGD, synthetic 60k × 1 × 28 × 28 data) against PyTorch from bench/cnn-reference.py,
+ *                    in the same rounds: 20 warm-up steps, then one timed epoch per round (a cnn epoch takes
+ *                    about a minute per tool, so a default 3-round run grows by about 10 minutes)
  * Ratios are tapegrad's median time divided by the tool's: above 1 means tapegrad is slower.
  *
  * The epochs, whose ratios are the targets, run in interleaved rounds: each round times every epoch
@@ -32,8 +36,9 @@ import type { Timing } from "./measure.ts";
 import { pythonTools, type ReferenceThreads } from "./tools/python.ts";
 import { tapegradTools } from "./tools/tapegrad.ts";
 import { tfjsTools } from "./tools/tfjs.ts";
+import { torchCnnTools } from "./tools/torch-cnn.ts";
 import type { MissingTool, ToolGroup } from "./tools/types.ts";
-import { buildWorkloads, flopsOf, type Workload } from "./workloads.ts";
+import { buildWorkloads, flopsOf, isEpoch, type Workload } from "./workloads.ts";
 
 interface Row {
   workload: string;
@@ -55,7 +60,7 @@ function referenceThreads(arg: string): ReferenceThreads[] {
 }
 
 const args = process.argv.slice(2);
-const OPTIONS = ["quick", "filter", "threads", "no-python", "no-tfjs", "no-tfjs-epochs", "no-browser", "rounds", "warmup-epochs", "out"];
+const OPTIONS = ["quick", "filter", "threads", "no-python", "no-tfjs", "no-tfjs-epochs", "no-browser", "rounds", "warmup-epochs", "out", "cnn"];
 for (const arg of args) {
   const name = arg.startsWith("--") ? arg.slice(2).split("=")[0] : "";
   if (!OPTIONS.includes(name)) {
@@ -70,7 +75,7 @@ const quick = flag("quick") !== undefined;
 const filter = flag("filter");
 const threads = referenceThreads(flag("threads") || "1,2");
 
-const workloads = buildWorkloads(quick).filter((w) => !filter || w.id.includes(filter) || w.title.includes(filter));
+const workloads = buildWorkloads(quick, { cnn: flag("cnn") !== undefined }).filter((w) => !filter || w.id.includes(filter) || w.title.includes(filter));
 const rounds = Number(flag("rounds") || (quick ? 1 : 3));
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: expected a whole number ≥ 1, got "${flag("rounds")}"`);
 /** Timed epochs per tool in one round, after `warmupEpochs` untimed ones. */
@@ -81,8 +86,10 @@ if (!Number.isInteger(warmupEpochs) || warmupEpochs < 0) {
 }
 const outName = flag("out") || "latest";
 if (!/^[\w.-]+$/.test(outName)) throw new Error(`--out: expected a file name without a directory, got "${outName}"`);
-const roundEpochs = workloads.filter((w) => w.kind === "epoch")
-  .map((w) => ({ ...w, warmup: warmupEpochs, minRuns: epochsPerRound, minTimeMs: 0 }));
+// the convolutional networks' epochs keep their own warm-up (steps) and one timed epoch per round
+const roundEpochs = workloads.filter(isEpoch)
+  .map((w) => (w.kind === "epoch" ? { ...w, warmup: warmupEpochs, minRuns: epochsPerRound, minTimeMs: 0 } : w));
+const timedPerRound = (w: Workload): number => (w.kind === "cnnEpoch" ? w.minRuns : epochsPerRound);
 const peakRssMb = (): number => process.resourceUsage().maxRSS / 1024;
 
 function formatMs(ms: number): string {
@@ -132,7 +139,7 @@ async function main(): Promise<void> {
   const memory: string[] = [];
 
   const once = (w: Workload, tool: string, t: Timing): void => void results.get(w.id)!.set(tool, t);
-  const others = workloads.filter((w) => w.kind !== "epoch");
+  const others = workloads.filter((w) => !isEpoch(w));
   const python = flag("no-python") === undefined;
 
   const tapegrad = await tapegradTools();
@@ -167,18 +174,31 @@ async function main(): Promise<void> {
     process.stderr.write(`  epochs, round ${round} of ${rounds}\n`);
     await runGroup(tapegrad, roundEpochs, collect);
     if (!python) continue;
-    const group = pythonTools(roundEpochs, threads);
-    if (!others.length && round === 1) groups.push(group);
-    try {
-      await runGroup(group, roundEpochs, collect);
-    } catch (error) {
-      if (round === 1) missing.push({ name: "numpy/torch epochs", reason: (error as Error).message });
+    const mlpEpochs = roundEpochs.filter((w) => w.kind === "epoch");
+    if (mlpEpochs.length) {
+      const group = pythonTools(mlpEpochs, threads);
+      if (!others.length && round === 1) groups.push(group);
+      try {
+        await runGroup(group, mlpEpochs, collect);
+      } catch (error) {
+        if (round === 1) missing.push({ name: "numpy/torch epochs", reason: (error as Error).message });
+      }
+    }
+    const cnnEpochs = roundEpochs.filter((w) => w.kind === "cnnEpoch");
+    if (cnnEpochs.length) {
+      const group = torchCnnTools(cnnEpochs, threads);
+      if (round === 1) groups.push(group);
+      try {
+        await runGroup(group, cnnEpochs, collect);
+      } catch (error) {
+        if (round === 1) missing.push({ name: "torch cnn epochs", reason: (error as Error).message });
+      }
     }
   }
   for (const [id, byTool] of perRound) {
     for (const [tool, times] of byTool) {
       const sorted = [...times].sort((a, b) => a - b);
-      results.get(id)!.set(tool, { medianMs: sorted[sorted.length >> 1], runs: sorted.length * epochsPerRound });
+      results.get(id)!.set(tool, { medianMs: sorted[sorted.length >> 1], runs: sorted.length * timedPerRound(workloads.find((w) => w.id === id)!) });
     }
   }
   // the browser rows: the MLP epoch in headless Chromium, tapegrad against TF.js wasm on the bench page

@@ -37,13 +37,34 @@ export interface EpochWorkload extends WorkloadBase {
   lr: number;
 }
 
-export type Workload = MatmulWorkload | TinyAddWorkload | EpochWorkload;
+/**
+ * One SGD training epoch of issue 20's convolutional networks on synthetic [samples, 1, 28, 28] data (as
+ * bench/cnn-reference.py trains PyTorch's): `cnn` is conv(1→32, 3, pad 1)-ReLU-maxpool-conv(32→64, 3, pad 1)
+ * -ReLU-maxpool-Linear(3136→128)-ReLU-Linear(10), `lenet` d2l's LeNet-5 with Xavier weights. `warmupSteps`
+ * untimed steps come first (a whole warm-up epoch would double the time), then `minRuns` timed epochs.
+ */
+export interface CnnEpochWorkload extends WorkloadBase {
+  kind: "cnnEpoch";
+  network: "cnn" | "lenet";
+  samples: number;
+  batch: number;
+  lr: number;
+  warmupSteps: number;
+}
+
+export type Workload = MatmulWorkload | TinyAddWorkload | EpochWorkload | CnnEpochWorkload;
 
 export function flopsOf(w: Workload): number | undefined {
   return w.kind === "matmul" ? 2 * w.m * w.n * w.k : undefined;
 }
 
-export function buildWorkloads(quick: boolean): Workload[] {
+/** The epoch workloads that run in the bench's interleaved rounds. */
+export function isEpoch(w: Workload): w is EpochWorkload | CnnEpochWorkload {
+  return w.kind === "epoch" || w.kind === "cnnEpoch";
+}
+
+/** The workloads; the convolutional networks' epochs (minutes each) only with `cnn`. */
+export function buildWorkloads(quick: boolean, options: { cnn?: boolean } = {}): Workload[] {
   const timed = { warmup: 2, minRuns: quick ? 3 : 7, minTimeMs: quick ? 100 : 400 };
   const list: Workload[] = [];
   const matmul = (title: string, m: number, n: number, k: number, transA = false, transB = false,
@@ -73,6 +94,14 @@ export function buildWorkloads(quick: boolean): Workload[] {
   }
   list.push({ id: "softmax regression epoch b256", title: `softmax regression 784-10 epoch, ${samples}×784, batch 256`,
     kind: "epoch", layers: [784, 10], batch: 256, ...epoch });
+  if (options.cnn) {
+    // one timed epoch per round after 20 warm-up steps, as bench/cnn-reference.py times PyTorch's
+    const cnnEpoch = { warmup: 0, minRuns: 1, minTimeMs: 0, samples, warmupSteps: 20 };
+    list.push({ id: "cnn epoch b128", title: `cnn (2 conv, 2 max-pool, 3136-128-10) SGD epoch, ${samples}×1×28×28, batch 128`,
+      kind: "cnnEpoch", network: "cnn", batch: 128, lr: 0.05, ...cnnEpoch });
+    list.push({ id: "LeNet epoch b256", title: `LeNet-5 (sigmoid, avg-pool) SGD epoch, ${samples}×1×28×28, batch 256`,
+      kind: "cnnEpoch", network: "lenet", batch: 256, lr: 0.9, ...cnnEpoch });
+  }
   return list;
 }
 

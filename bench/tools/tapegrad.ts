@@ -7,7 +7,7 @@ import {
 } from "../../packages/autograd/src/kernels/gemm.ts";
 import { filledArray, measure, type Timing } from "../measure.ts";
 import { heWeights, synthetic } from "../synthetic.ts";
-import type { EpochWorkload, MatmulWorkload, TinyAddWorkload, Workload } from "../workloads.ts";
+import type { CnnEpochWorkload, EpochWorkload, MatmulWorkload, TinyAddWorkload, Workload } from "../workloads.ts";
 import type { MissingTool, Tool, ToolGroup } from "./types.ts";
 
 type Gemm = typeof gemm;
@@ -95,6 +95,46 @@ export async function runEpoch(api: Autograd, w: EpochWorkload): Promise<Timing>
   return measure(() => run(), w);
 }
 
+/**
+ * One SGD epoch of a convolutional network (CnnEpochWorkload) built from @tapegrad/nn's layers, as the
+ * examples build them, with F.crossEntropy as PyTorch's F.cross_entropy; each batch is a zero-copy narrow
+ * of the synthetic data set. Returns `run(first, end)`, which trains on samples [first, end).
+ */
+export async function cnnEpochTrainer(api: Autograd, w: CnnEpochWorkload): Promise<(first?: number, end?: number) => void> {
+  const { nn, optim, F, init } = await import("../../packages/nn/src/index.ts");
+  api.manualSeed(0);
+  const model = w.network === "cnn"
+    ? new nn.Sequential(
+      new nn.Conv2d(1, 32, 3, { padding: 1 }), new nn.ReLU(), new nn.MaxPool2d(2),
+      new nn.Conv2d(32, 64, 3, { padding: 1 }), new nn.ReLU(), new nn.MaxPool2d(2),
+      new nn.Flatten(), new nn.Linear(3136, 128), new nn.ReLU(), new nn.Linear(128, 10))
+    : new nn.Sequential(
+      new nn.Conv2d(1, 6, 5, { padding: 2 }), new nn.Sigmoid(), new nn.AvgPool2d(2),
+      new nn.Conv2d(6, 16, 5), new nn.Sigmoid(), new nn.AvgPool2d(2),
+      new nn.Flatten(), new nn.Linear(400, 120), new nn.Sigmoid(), new nn.Linear(120, 84), new nn.Sigmoid(), new nn.Linear(84, 10));
+  if (w.network === "lenet") for (const m of model.modules()) if (m instanceof nn.Conv2d || m instanceof nn.Linear) init.xavierUniform_(m.weight);
+  const optimizer = new optim.SGD(model.parameters(), { lr: w.lr });
+  const { x, y } = synthetic(w.samples, 784, 10);
+  const inputs = new api.Tensor(x, [w.samples, 1, 28, 28]);
+  const labels = new Int32Array(y);
+  return (first = 0, end = w.samples): void => {
+    for (let start = first; start < end; start += w.batch) {
+      const stop = Math.min(end, start + w.batch);
+      const loss = F.crossEntropy(model.forward(inputs.narrow(0, start, stop - start)), labels.subarray(start, stop));
+      optimizer.zeroGrad();
+      loss.backward();
+      optimizer.step();
+    }
+  };
+}
+
+/** The timed epochs of a CnnEpochWorkload after its warm-up steps. */
+export async function runCnnEpoch(api: Autograd, w: CnnEpochWorkload): Promise<Timing> {
+  const run = await cnnEpochTrainer(api, w);
+  run(0, Math.min(w.samples, w.warmupSteps * w.batch));
+  return measure(() => run(), w);
+}
+
 /** The tapegrad tools: the dispatching kernel (and the Tensor API where the core loads), each backend, the naive loop. */
 export async function tapegradTools(): Promise<ToolGroup> {
   const missing: MissingTool[] = [];
@@ -106,7 +146,7 @@ export async function tapegradTools(): Promise<ToolGroup> {
   } catch (error) {
     notes.push(`tapegrad Tensor API did not load, Tensor workloads skipped: ${(error as Error).message}`);
   }
-  const training = epochTool("tapegrad", TRAINING_FLAGS);
+  const training = epochTool("tapegrad", TRAINING_FLAGS, {}, { cnn: true });
   const main: Tool = {
     name: "tapegrad",
     async run(w: Workload) {
@@ -154,13 +194,16 @@ export const TRAINING_FLAGS: string[] = (() => {
 let childPeakRssMb = 0;
 let childDataMb = 0;
 
-/** The epoch workloads in a fresh child Node process started with `flags` (and the TypeScript loader). */
-function epochTool(name: string, flags: string[], env: Record<string, string> = {}): Tool {
+/**
+ * The epoch workloads in a fresh child Node process started with `flags` (and the TypeScript loader); the
+ * convolutional networks' epochs (minutes each) only where `cnn` says so.
+ */
+function epochTool(name: string, flags: string[], env: Record<string, string> = {}, options: { cnn?: boolean } = {}): Tool {
   const child = fileURLToPath(new URL("../epoch-child.ts", import.meta.url));
   return {
     name,
     async run(w: Workload) {
-      if (w.kind !== "epoch") return undefined;
+      if (w.kind !== "epoch" && !(w.kind === "cnnEpoch" && options.cnn)) return undefined;
       const run = spawnSync(process.execPath, [...flags, "--import", "tsx", child], {
         input: JSON.stringify(w), encoding: "utf8", maxBuffer: 1 << 20, cwd: fileURLToPath(new URL("../..", import.meta.url)),
         env: { ...process.env, ...env },
@@ -168,7 +211,7 @@ function epochTool(name: string, flags: string[], env: Record<string, string> = 
       if (run.status !== 0) throw new Error(`epoch child failed: ${run.stderr.trim().split("\n").slice(-3).join(" ")}`);
       const out = JSON.parse(run.stdout.trim().split("\n").pop()!) as Timing & { peakRssMb: number };
       childPeakRssMb = Math.max(childPeakRssMb, out.peakRssMb);
-      childDataMb = Math.max(childDataMb, (w.samples * w.layers[0] * 4) / 2 ** 20);
+      childDataMb = Math.max(childDataMb, (w.samples * (w.kind === "epoch" ? w.layers[0] : 784) * 4) / 2 ** 20);
       return { medianMs: out.medianMs, runs: out.runs };
     },
   };

@@ -96,6 +96,7 @@ export async function tfjsTools(options: { epochs: boolean }): Promise<ToolGroup
   const tool = (backend: string): Tool => ({
     name: `tfjs-${backend}`,
     async run(w: Workload) {
+      if (w.kind === "cnnEpoch") return undefined;
       if (w.kind === "epoch" && (backend === "cpu" || !options.epochs)) return undefined;
       if (backend === "cpu" && w.kind === "matmul" && w.m * w.n * w.k > CPU_MAX_WORK) return undefined;
       if (w.kind === "matmul" && w.dtype === "float64") return undefined; // TF.js has no float64
