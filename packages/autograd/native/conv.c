@@ -43,10 +43,10 @@ enum { PASS_FORWARD = 0, PASS_BACKWARD_INPUT = 1, PASS_BACKWARD_WEIGHT = 2 };
  * vector sums costs a few percent of its multiply-adds. */
 #define WG_BLOCK 8
 
-/* Output channels x vectors of one forward tile, and output channels x (channel, tap) columns of one
+/* Output channels x vectors (up to) of one forward tile, and output channels x (channel, tap) columns of one
  * weight-gradient tile. */
 #define NN_MR 8
-#define NN_NV 2
+#define NN_NV 3
 #define NT_MR 4
 #define NT_NR 6
 
@@ -159,15 +159,15 @@ static int64_t ov_hp(const geom_t *g) { return (int64_t)g->oh + (int64_t)g->dh *
 static int64_t ov_wp(const geom_t *g) { return (int64_t)g->ow + (int64_t)g->dw * (g->kw - 1); }
 static int64_t ov_ogp(const geom_t *g) { return ((int64_t)g->cout / g->groups + 15) / 16 * 16; }
 
-/* Floats of one worker's staging area: WG_BLOCK images of padded input and of one group's transposed
- * output gradient. */
+/* Floats of one worker's staging area: WG_BLOCK images of padded input, each followed by a plane of ones
+ * (the bias gradient's column), and of one group's transposed output gradient. */
 static int64_t ov_scratch(const geom_t *g) {
-  return WG_BLOCK * ((int64_t)g->cin * ov_hp(g) * ov_wp(g) + (int64_t)g->oh * g->ow * ov_ogp(g)) + 16;
+  return WG_BLOCK * ((int64_t)(g->cin + 1) * ov_hp(g) * ov_wp(g) + (int64_t)g->oh * g->ow * ov_ogp(g)) + 16;
 }
 
-/* The output-channel form's block sums: [groups][K][ogp] and the bias, per block. */
+/* The output-channel form's block sums, per block: [groups][K + 1][ogp], column K the bias's. */
 static int64_t ov_slot(const geom_t *g) {
-  return (int64_t)g->groups * (g->cin / g->groups) * g->kh * g->kw * ov_ogp(g) + g->cout;
+  return (int64_t)g->groups * ((g->cin / g->groups) * g->kh * g->kw + 1) * ov_ogp(g);
 }
 
 /* Floats of workspace each pass needs: its vector table, then its packed weights or block sums. */
@@ -181,7 +181,7 @@ static int64_t workspace_floats(int pass, const geom_t *g) {
     plane_map_t m = backward_input_map(g);
     return vectors_floats(&m) + (int64_t)g->cout * cg * kk;
   }
-  if (use_ov(g)) return cg * kk + 2 * ov_scratch(g) + wg_blocks(g) * ov_slot(g);
+  if (use_ov(g)) return g->groups * (cg * kk + 1) + 2 * ov_scratch(g) + wg_blocks(g) * ov_slot(g);
   plane_map_t m = forward_map(g);
   return vectors_floats(&m) + wg_blocks(g) * ((int64_t)g->cout * cg * kk + g->cout);
 }
@@ -218,9 +218,9 @@ typedef struct {
 K512 INLINE void nn_tile(const int MR, const int NV, const nn_ctx_t *T, const float *in, const float *wp,
                          const float *bias, float *out, int v0) {
   __m512 acc[NN_MR][NN_NV];
-  for (int r = 0; r < MR; r++) {
+  UNROLL for (int r = 0; r < MR; r++) {
     __m512 init = bias ? _mm512_set1_ps(bias[r]) : _mm512_setzero_ps();
-    for (int v = 0; v < NV; v++) acc[r][v] = init;
+    UNROLL for (int v = 0; v < NV; v++) acc[r][v] = init;
   }
   const vectors_t *vt = T->vt;
   const int kk = vt->kk, channels = T->channels;
@@ -229,7 +229,7 @@ K512 INLINE void nn_tile(const int MR, const int NV, const nn_ctx_t *T, const fl
     __mmask16 mk[NN_NV];
     const float *src[NN_NV];
     int any = 0;
-    for (int v = 0; v < NV; v++) {
+    UNROLL for (int v = 0; v < NV; v++) {
       mk[v] = vt->masks[(int64_t)(v0 + v) * kk + t];
       any |= mk[v];
       /* NOTE: may point outside the plane; only the lanes of mk are read */
@@ -239,19 +239,20 @@ K512 INLINE void nn_tile(const int MR, const int NV, const nn_ctx_t *T, const fl
     const float *w = wp + (int64_t)t * channels * MR;
     for (int c = 0; c < channels; c++, w += MR) {
       __m512 b[NN_NV];
-      for (int v = 0; v < NV; v++) b[v] = _mm512_maskz_loadu_ps(mk[v], src[v] + c * plane);
-      for (int r = 0; r < MR; r++) {
+      UNROLL for (int v = 0; v < NV; v++) b[v] = _mm512_maskz_loadu_ps(mk[v], src[v] + c * plane);
+      UNROLL for (int r = 0; r < MR; r++) {
         __m512 a = _mm512_set1_ps(w[r]);
-        for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+        UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
       }
     }
   }
-  for (int r = 0; r < MR; r++)
-    for (int v = 0; v < NV; v++)
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int v = 0; v < NV; v++)
       _mm512_mask_storeu_ps(out + r * T->out_plane + vt->out_base[v0 + v], vt->store[v0 + v], acc[r][v]);
 }
 
 #define NN_CASE(MR, NV) case MR * 4 + NV: nn_tile(MR, NV, T, in, w, b, o, v0); break;
+#define NN_CASES(MR) NN_CASE(MR, 3) NN_CASE(MR, 2) NN_CASE(MR, 1)
 
 /* rows output rows (their packed weights at wp, bias or NULL) over the whole output plane. */
 K512 static void nn_rows(const nn_ctx_t *T, const float *in, const float *wp, const float *bias, float *out, int rows) {
@@ -260,12 +261,12 @@ K512 static void nn_rows(const nn_ctx_t *T, const float *in, const float *wp, co
     const float *w = wp + (int64_t)r0 * T->channels * T->vt->kk;
     const float *b = bias ? bias + r0 : NULL;
     float *o = out + r0 * T->out_plane;
-    for (int v0 = 0; v0 < T->vt->count; v0 += NN_NV) {
-      const int nv = T->vt->count - v0 < NN_NV ? T->vt->count - v0 : NN_NV;
+    for (int v0 = 0, nv; v0 < T->vt->count; v0 += nv) {
+      /* tiles of 3 vectors, the last ones of 2 rather than a lone vector (too few accumulators) */
+      const int rest = T->vt->count - v0;
+      nv = rest >= 5 || rest == 3 ? 3 : rest == 4 ? 2 : rest;
       switch (mr * 4 + nv) {
-        NN_CASE(8, 2) NN_CASE(8, 1) NN_CASE(7, 2) NN_CASE(7, 1) NN_CASE(6, 2) NN_CASE(6, 1)
-        NN_CASE(5, 2) NN_CASE(5, 1) NN_CASE(4, 2) NN_CASE(4, 1) NN_CASE(3, 2) NN_CASE(3, 1)
-        NN_CASE(2, 2) NN_CASE(2, 1) NN_CASE(1, 2) NN_CASE(1, 1)
+        NN_CASES(8) NN_CASES(7) NN_CASES(6) NN_CASES(5) NN_CASES(4) NN_CASES(3) NN_CASES(2) NN_CASES(1)
       }
     }
   }
@@ -403,23 +404,31 @@ K512 static void nt_unit(const void *arg, int b, int worker) {
 /* The weight gradient along the output channels: per block of images, the input staged with its padding
  * (so every tap reads a plain scalar) and the group's output gradient transposed to [position][channel];
  * a tile of NT (channel, tap) columns x NV vectors of 16 output channels then sums, over the block's
- * positions, a broadcast input value times a row of the transposed gradient, as a gemm's register tile. */
+ * positions, a broadcast input value times a row of the transposed gradient, as a gemm's register tile.
+ * Column K reads a staged plane of ones: its sums are the bias gradient. */
 typedef struct {
   const float *x, *g;
   float *sums, *scratch;   /* sums: [blocks][ov_slot]; scratch: one staging area per worker */
-  const int32_t *off;      /* [K]: column (c, i, j)'s offset c hp wp + i dh wp + j dw in the staged input */
-  int batch, cin, groups, cg, og, ogp, K, h, w, oh, ow, ph, pw, hp, wp, with_bias;
+  const int32_t *off;      /* [groups][K + 1]: column (c, i, j)'s offset c hp wp + i dh wp + j dw from the group's
+                            * first staged plane; column K's, the plane of ones */
+  int batch, cin, groups, cg, og, ogp, K, h, w, oh, ow, ph, pw, hp, wp;
   int64_t scratch_floats, slot_floats;
 } ov_job_t;
 
-K512 INLINE void ov_tile(const int NT, const int NV, const ov_job_t *J, const float *xs, const float *gt, int k0,
-                         int images, float *dst) {
-  __m512 acc[6][4];
+/* Taps per tile for NV vectors of output channels: about 24 accumulators, and 6 for one vector (12 broadcast
+ * taps per vector made LeNet's second layer twice as slow: bench/NOTES-conv.md, "Weight gradient"). */
+#define OV_TAPS(NV) ((NV) == 4 || (NV) == 1 ? 6 : (NV) == 3 ? 8 : 12)
+
+/* Columns k0 .. k0 + count - 1 (count <= NT; the rest of the tile repeats column k0 and is not stored) x NV
+ * vectors of output channels, summed over the block's images; the sums go to dst[s][16 v]. */
+K512 INLINE void ov_tile(const int NT, const int NV, const ov_job_t *J, const int32_t *offsets, const float *xs,
+                         const float *gt, int count, int images, float *dst) {
+  __m512 acc[12][4];
   UNROLL for (int s = 0; s < NT; s++)
     UNROLL for (int v = 0; v < NV; v++) acc[s][v] = _mm512_setzero_ps();
-  int64_t off[6];
-  UNROLL for (int s = 0; s < NT; s++) off[s] = J->off[k0 + s];
-  const int64_t x_image = (int64_t)J->cin * J->hp * J->wp, g_image = (int64_t)J->oh * J->ow * J->ogp;
+  int64_t off[12];
+  UNROLL for (int s = 0; s < NT; s++) off[s] = offsets[s < count ? s : 0];
+  const int64_t x_image = (int64_t)(J->cin + 1) * J->hp * J->wp, g_image = (int64_t)J->oh * J->ow * J->ogp;
   for (int n = 0; n < images; n++) {
     const float *gp = gt + n * g_image;
     for (int r = 0; r < J->oh; r++) {
@@ -435,17 +444,16 @@ K512 INLINE void ov_tile(const int NT, const int NV, const ov_job_t *J, const fl
     }
   }
   UNROLL for (int s = 0; s < NT; s++)
-    UNROLL for (int v = 0; v < NV; v++) _mm512_storeu_ps(dst + (int64_t)s * J->ogp + 16 * v, acc[s][v]);
+    if (s < count) UNROLL for (int v = 0; v < NV; v++) _mm512_storeu_ps(dst + (int64_t)s * J->ogp + 16 * v, acc[s][v]);
 }
-
-#define OV_CASE(NT, NV) case NT * 8 + NV: ov_tile(NT, NV, J, xg, gt_v, k0, images, d); break;
 
 /* rows x 16 floats of src (row stride ld, rows past `rows` read as zeros, columns past `cols` not read)
  * transposed into dst (row stride ldd): dst[c][r] for c < cols. */
 K512 static void transpose16(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd) {
   const __mmask16 cm = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1);
   __m512 r[16], t[16];
-  UNROLL for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(cm, src + i * ld) : _mm512_setzero_ps();
+  /* rows past `rows` load nothing (a masked-off lane reads no memory) */
+  _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(i < rows ? cm : 0, src + i * ld);
   UNROLL for (int i = 0; i < 8; i++) {
     t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
     t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
@@ -475,13 +483,13 @@ K512 static void ov_unit(const void *arg, int b, int worker) {
   const ov_job_t *J = arg;
   const int n0 = b * WG_BLOCK, images = J->batch - n0 < WG_BLOCK ? J->batch - n0 : WG_BLOCK;
   const int64_t plane = (int64_t)J->h * J->w, L = (int64_t)J->oh * J->ow, pplane = (int64_t)J->hp * J->wp;
-  float *xs = J->scratch + worker * J->scratch_floats, *gt = xs + WG_BLOCK * (int64_t)J->cin * pplane;
+  float *xs = J->scratch + worker * J->scratch_floats, *gt = xs + WG_BLOCK * (int64_t)(J->cin + 1) * pplane;
   float *slot = J->sums + b * J->slot_floats;
-  /* the input with its padding: row r, column c of a staged plane is input (r - ph, c - pw) or 0 */
-  for (int n = 0; n < images; n++)
+  /* the input with its padding: row r, column c of a staged plane is input (r - ph, c - pw) or 0; then ones */
+  for (int n = 0; n < images; n++) {
     for (int c = 0; c < J->cin; c++) {
       const float *src = J->x + ((int64_t)(n0 + n) * J->cin + c) * plane;
-      float *dst = xs + ((int64_t)n * J->cin + c) * pplane;
+      float *dst = xs + ((int64_t)n * (J->cin + 1) + c) * pplane;
       const int c0 = J->pw, c1 = J->pw + J->w < J->wp ? J->pw + J->w : J->wp;
       for (int r = 0; r < J->hp; r++) {
         float *row = dst + (int64_t)r * J->wp;
@@ -495,6 +503,10 @@ K512 static void ov_unit(const void *arg, int b, int worker) {
         memset(row + c1, 0, (size_t)(J->wp - c1) * sizeof(float));
       }
     }
+    float *ones = xs + ((int64_t)n * (J->cin + 1) + J->cin) * pplane;
+    for (int64_t i = 0; i < pplane; i++) ones[i] = 1.0f;
+  }
+  const int columns = J->K + 1, nvec = J->ogp / 16;
   for (int grp = 0; grp < J->groups; grp++) {
     /* the group's output gradient as [position][channel], channels padded with zeros to ogp */
     for (int n = 0; n < images; n++) {
@@ -506,35 +518,21 @@ K512 static void ov_unit(const void *arg, int b, int worker) {
                       dst + p0 * J->ogp + o0, J->ogp);
     }
     const float *xg = xs + (int64_t)grp * J->cg * pplane;
-    float *dst = slot + (int64_t)grp * J->K * J->ogp;
-    const int nvec = J->ogp / 16;
+    const int32_t *offsets = J->off + (int64_t)grp * columns;
+    float *dst = slot + (int64_t)grp * columns * J->ogp;
     for (int v0 = 0; v0 < nvec; v0 += 4) {
-      const int nv = nvec - v0 < 4 ? nvec - v0 : 4, nt_max = 24 / nv < 6 ? 24 / nv : 6;
-      for (int k0 = 0; k0 < J->K; k0 += nt_max) {
-        const int nt = J->K - k0 < nt_max ? J->K - k0 : nt_max;
+      const int nv = nvec - v0 < 4 ? nvec - v0 : 4, taps = OV_TAPS(nv);
+      for (int k0 = 0; k0 < columns; k0 += taps) {
+        const int count = columns - k0 < taps ? columns - k0 : taps;
         const float *gt_v = gt + 16 * v0;
         float *d = dst + (int64_t)k0 * J->ogp + 16 * v0;
-        switch (nt * 8 + nv) {
-          OV_CASE(6, 4) OV_CASE(5, 4) OV_CASE(4, 4) OV_CASE(3, 4) OV_CASE(2, 4) OV_CASE(1, 4)
-          OV_CASE(6, 3) OV_CASE(5, 3) OV_CASE(4, 3) OV_CASE(3, 3) OV_CASE(2, 3) OV_CASE(1, 3)
-          OV_CASE(6, 2) OV_CASE(5, 2) OV_CASE(4, 2) OV_CASE(3, 2) OV_CASE(2, 2) OV_CASE(1, 2)
-          OV_CASE(6, 1) OV_CASE(5, 1) OV_CASE(4, 1) OV_CASE(3, 1) OV_CASE(2, 1) OV_CASE(1, 1)
+        switch (nv) {
+          case 4: ov_tile(OV_TAPS(4), 4, J, offsets + k0, xg, gt_v, count, images, d); break;
+          case 3: ov_tile(OV_TAPS(3), 3, J, offsets + k0, xg, gt_v, count, images, d); break;
+          case 2: ov_tile(OV_TAPS(2), 2, J, offsets + k0, xg, gt_v, count, images, d); break;
+          default: ov_tile(OV_TAPS(1), 1, J, offsets + k0, xg, gt_v, count, images, d); break;
         }
       }
-    }
-  }
-  if (J->with_bias) {
-    float *bias = slot + (int64_t)J->groups * J->K * J->ogp;
-    const int cout = J->groups * J->og;
-    for (int o = 0; o < cout; o++) {
-      __m512 acc = _mm512_setzero_ps();
-      for (int n = 0; n < images; n++) {
-        const float *gp = J->g + ((int64_t)(n0 + n) * cout + o) * L;
-        int64_t p = 0;
-        for (; p + 16 <= L; p += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(gp + p));
-        if (p < L) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)((1u << (L - p)) - 1), gp + p));
-      }
-      bias[o] = _mm512_reduce_add_ps(acc);
     }
   }
 }
@@ -707,35 +705,31 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
   const int blocks = (int)wg_blocks(&g);
   const int64_t macs = (int64_t)g.batch * g.cout * g.oh * g.ow * K;
   if (use_ov(&g)) {
+    const int hp = (int)ov_hp(&g), wp = (int)ov_wp(&g), ogp = (int)ov_ogp(&g), columns = K + 1;
     int32_t *off = (int32_t *)ws;
-    const int hp = (int)ov_hp(&g), wp = (int)ov_wp(&g), ogp = (int)ov_ogp(&g);
-    for (int c = 0; c < cg; c++)
-      for (int i = 0; i < g.kh; i++)
-        for (int j = 0; j < g.kw; j++) off[(c * g.kh + i) * g.kw + j] = (c * hp + i * g.dh) * wp + j * g.dw;
-    float *scratch = ws + K;
+    for (int grp = 0; grp < g.groups; grp++) {
+      int32_t *o = off + (int64_t)grp * columns;
+      for (int c = 0; c < cg; c++)
+        for (int i = 0; i < g.kh; i++)
+          for (int j = 0; j < g.kw; j++) o[(c * g.kh + i) * g.kw + j] = (c * hp + i * g.dh) * wp + j * g.dw;
+      o[K] = (g.cin - grp * cg) * hp * wp; /* the plane of ones after the image's channels */
+    }
+    float *scratch = ws + (int64_t)g.groups * columns;
     float *sums = scratch + 2 * ov_scratch(&g);
     ov_job_t job = { x, gy, sums, scratch, off, g.batch, g.cin, g.groups, cg, og, ogp, K, g.h, g.w, g.oh, g.ow, g.ph, g.pw,
-                     hp, wp, gb != NULL, ov_scratch(&g), ov_slot(&g) };
+                     hp, wp, ov_scratch(&g), ov_slot(&g) };
     helper_units(ov_unit, &job, blocks, split_for(macs));
     /* the blocks' sums in block order, whichever thread computed them */
     const int64_t slot = ov_slot(&g);
     for (int grp = 0; grp < g.groups; grp++)
-      for (int k = 0; k < K; k++)
+      for (int k = 0; k <= K; k++)
         for (int o = 0; o < og; o++) {
-          const int64_t at = ((int64_t)grp * K + k) * ogp + o;
+          const int64_t at = ((int64_t)grp * columns + k) * ogp + o;
           float s = sums[at];
           for (int b = 1; b < blocks; b++) s += sums[b * slot + at];
-          float *dst = gw + (int64_t)(grp * og + o) * K + k;
-          *dst = accumulate ? *dst + s : s;
+          float *dst = k < K ? gw + (int64_t)(grp * og + o) * K + k : gb ? gb + grp * og + o : NULL;
+          if (dst) *dst = accumulate ? *dst + s : s;
         }
-    if (gb) {
-      const int64_t at = (int64_t)g.groups * K * ogp;
-      for (int o = 0; o < g.cout; o++) {
-        float s = sums[at + o];
-        for (int b = 1; b < blocks; b++) s += sums[b * slot + at + o];
-        gb[o] = accumulate ? gb[o] + s : s;
-      }
-    }
     return NULL;
   }
   plane_map_t m = forward_map(&g);
