@@ -148,12 +148,16 @@ export function wasmThreadingInfo(): WasmThreadingInfo {
 /**
  * Starts the helper worker now (where two threads are possible and allowed) and resolves when it is ready
  * or has failed, with the resulting thread count and reason; it never rejects. In a browser, call it once
- * before training: products before it run on one thread. `options` say how to load the worker script where
- * the bundler does not handle `new Worker(new URL(..., import.meta.url))`.
+ * before training: products before it run on one thread (and a large one would start the helper from the
+ * default script URL). `options` say how to load the worker script where the bundler does not handle
+ * `new Worker(new URL(..., import.meta.url))`; with them, a helper that failed is started again.
  * @example const { threads, reason } = await initWasmThreads(); // threads: 2 in a cross-origin-isolated page
  */
 export async function initWasmThreads(options: InitWasmThreadsOptions = {}): Promise<WasmThreadingInfo> {
   const be = loadWasmBackend();
+  // a helper that failed (say, started by a product with the default script URL) is tried again when the
+  // page names the script
+  if (helper?.state === "failed" && (options.worker !== undefined || options.workerUrl !== undefined)) helper = undefined;
   if (be && twoThreads(be)) {
     const h = startHelper(be, options);
     if (h) await h.ready;
