@@ -4,13 +4,15 @@
  * and subnormals included (any NaN equals any NaN: payloads may differ). Then the raw addon's argument checks,
  * and the ops whose large results skip the zero fill (allocateUnfilled): no old bytes may reach a result.
  */
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import fc from "fast-check";
 import * as K from "../packages/autograd/src/kernels/index.ts";
 import { NATIVE_MIN_ELEMENTS, gemmBackend, nativeLoops, setNativeLoops } from "../packages/autograd/src/kernels/index.ts";
-import { nativeGemmInfo } from "../packages/autograd/src/kernels/gemm.ts";
+import { gemmNative, nativeGemmInfo, nativeGemmTilesInfo } from "../packages/autograd/src/kernels/gemm.ts";
 import type { DType, FloatArray } from "../packages/autograd/src/dtype.ts";
 import { allocateUnfilled } from "../packages/autograd/src/memory.ts";
 import { Tensor, linear, logSoftmax, matmul, pick, relu, tensor } from "../packages/autograd/src/index.ts";
@@ -813,4 +815,82 @@ describe("ops whose large results skip the zero fill write every element", () =>
       });
     });
   }
+});
+
+describe.skipIf(K.gemmBackend() !== "native" || !K.nativeGemmTiles())("the native gemm's register tiles (native/tile_gemm.c)", () => {
+  /** Small integers: every product and partial sum is exact in float32, so any summation order gives the reference's bits. */
+  const ints = (length: number, seed: number): Float32Array => Float32Array.from({ length }, (_, i) => ((i * 7 + seed * 13) % 9) - 4);
+  /** Values in [-1, 1) with every mantissa bit in use, where summation orders part in the last bits (the
+   *  source is also run in a child process). */
+  const REALS = `(length, seed) => {
+    let s = (seed * 2654435761) >>> 0 || 1;
+    return Float32Array.from({ length }, () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 2 ** 31 - 1; });
+  }`;
+  const reals = runInNewContext(REALS, { Float32Array }) as (length: number, seed: number) => Float32Array;
+  const product = (transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array, b: Float32Array,
+    lda: number, ldb: number, c: Float32Array, beta: 0 | 1, threads = 1): Float32Array => {
+    const previous = K.nativeGemmThreads(threads);
+    try {
+      gemmNative(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, c, 0, n, beta);
+    } finally {
+      K.nativeGemmThreads(previous);
+    }
+    return c;
+  };
+  const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+  it("NT products beyond the cache bounds (a transposed copy of B with AVX-512) equal the reference, wider strides and beta 1 included", () => {
+    for (const [m, n, k, pad] of [[128, 128, 3136, 0], [37, 61, 1000, 3], [200, 130, 2000, 17], [5, 300, 129, 1]] as const) {
+      const lda = k + pad, ldb = k + 2 * pad;
+      const a = ints(m * lda, 1), b = ints(n * ldb, 2), c0 = ints(m * n, 3);
+      const expected = c0.slice();
+      K.gemmReference(false, true, m, n, k, a, 0, lda, b, 0, ldb, expected, 0, n, 1);
+      const actual = product(false, true, m, n, k, a, b, lda, ldb, c0.slice(), 1);
+      expect(bytes(actual).equals(bytes(expected)), `${m}x${n}x${k}`).toBe(true);
+    }
+  });
+
+  it.skipIf(nativeGemmTilesInfo()?.vector !== 16)("AVX-512: products of 2^24 to 2^29 multiply-adds split in chunks with the helper give the one-thread bits and match the reference", () => {
+    for (const [transA, transB, m, n, k] of [[false, false, 512, 512, 512], [true, false, 128, 3136, 128], [false, true, 128, 128, 3136],
+      [false, true, 300, 257, 700]] as const) {
+      const lda = transA ? m : k, ldb = transB ? k : n;
+      const a = reals(m * k, m), b = reals(k * n, n);
+      const one = product(transA, transB, m, n, k, a, b, lda, ldb, new Float32Array(m * n), 0, 1);
+      const two = product(transA, transB, m, n, k, a, b, lda, ldb, new Float32Array(m * n), 0, 2);
+      expect(bytes(two).equals(bytes(one)), `${m}x${n}x${k} ${transA ? "T" : "N"}${transB ? "T" : "N"}`).toBe(true);
+      const expected = new Float32Array(m * n);
+      K.gemmReference(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, expected, 0, n, 0);
+      let worst = 0;
+      for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(one[i] - expected[i]));
+      expect(worst).toBeLessThanOrEqual(1e-6 * k);
+    }
+  });
+
+  it.skipIf(nativeGemmTilesInfo()?.vector !== 16)("NN and TN products give the same bits with the AVX2 tiles (TAPEGRAD_NATIVE_AVX512=0) as with the AVX-512 ones", () => {
+    // one sequential sum over the depth per element in both widths; the child prints its products' bytes
+    const addonPath = fileURLToPath(new URL("../packages/autograd/native/build/tapegrad_blas.node", import.meta.url));
+    const shapes = [[false, 128, 784, 128], [true, 784, 128, 128], [false, 37, 203, 61], [true, 9, 52, 17]] as const;
+    const source = `
+      const addon = require(${JSON.stringify(addonPath)});
+      const reals = ${REALS};
+      addon.setThreads(1);
+      const out = [];
+      for (const [transA, m, n, k] of ${JSON.stringify(shapes)}) {
+        const c = new Float32Array(m * n);
+        addon.gemm(transA, false, m, n, k, reals(m * k, m), 0, transA ? m : k, reals(k * n, n), 0, n, c, 0, n, 0);
+        out.push(Buffer.from(c.buffer).toString("base64"));
+      }
+      process.stdout.write(JSON.stringify({ info: addon.tilesInfo(), out }));
+    `;
+    const run = spawnSync(process.execPath, ["-e", source], {
+      encoding: "utf8", maxBuffer: 2 ** 26, env: { ...process.env, TAPEGRAD_NATIVE_AVX512: "0" },
+    });
+    expect(run.status, `${run.stderr} ${run.error ?? ""}`).toBe(0);
+    const child = JSON.parse(run.stdout) as { info: { vector: number }; out: string[] };
+    expect(child.info.vector).toBe(8);
+    shapes.forEach(([transA, m, n, k], i) => {
+      const c = product(transA, false, m, n, k, reals(m * k, m), reals(k * n, n), transA ? m : k, n, new Float32Array(m * n), 0);
+      expect(bytes(c).toString("base64"), `${transA ? "TN" : "NN"} ${m}x${n}x${k}`).toBe(child.out[i]);
+    });
+  });
 });

@@ -69,7 +69,8 @@ static const char *const candidates[] = {
 static int max_threads = 1;
 static int current_threads = 0;
 
-/* Threads per product, by its multiply-adds (m * n * k):
+/* Threads per product, by its multiply-adds (m * n * k), for the products that go to BLAS (the tiles below,
+ * from split_min_work, always split in chunks with the helper thread):
  *   >= 2^24 (256 x 256 x 256): OpenBLAS's own threads, all max_threads of them;
  *   >= SPLIT_MIN_WORK: split in two halves of C's rows or columns, one computed by helper.c's thread and
  *     one by the caller, each by single-threaded BLAS, so each element is still one kernel's sum over the
@@ -190,7 +191,7 @@ static int split(const part_t *p, part_t out[2]) {
 }
 
 /* tile_gemm.c's kernels, where they beat single-threaded BLAS: float32 NN, NT and TN products below
- * THREADED_MIN_WORK whose streamed operand stays in L2 (NT: op(A) of at most 2^17 floats, or a B of at
+ * THREADED_MIN_WORK (WIDE_MAX_WORK with AVX-512, below) whose streamed operand stays in L2 (NT: op(A) of at most 2^17 floats, or a B of at
  * most 2^15, which stays in cache while A passes once; NN/TN: depth at most 512). Within those bounds the
  * tiles win by skipping the packing (on softmax regression's 256 x 10 x 784 forward OpenBLAS packs x for
  * longer than it multiplies); beyond them OpenBLAS's cache blocking wins. Timings: bench/NOTES.md,
@@ -200,9 +201,38 @@ static int tiles_on = 1; /* setTiles */
 int native_max_threads(void) { return max_threads; }
 int64_t native_split_min_work(void) { return split_min_work; }
 
+/* With AVX-512 (tile_gemm_wide, where OpenBLAS 0.3.21 runs its Haswell AVX2 kernels at half the speed) the
+ * tiles take float32 products below WIDE_MAX_WORK, NT ones other than those with a small B (which stays in
+ * cache while A passes once) through a transposed copy of B as NN products (depth at most
+ * WIDE_NT_MAX_DEPTH and a B of at most WIDE_NT_MAX_B floats: the copy costs a few percent of the product,
+ * and the NN tiles reach about twice the NT dot products' speed). Timings: bench/NOTES-conv.md, "AVX-512
+ * tiles". */
+#define WIDE_MAX_WORK ((int64_t)1 << 29)
+#define WIDE_NT_MAX_DEPTH 4096
+#define WIDE_NT_MAX_B ((int64_t)1 << 21)
+
+enum { NO_TILES = 0, TILES = 1, TILES_TRANSPOSED_B = 2 };
+
 static int use_tiles(int f64, int ta, int tb, int64_t m, int64_t n, int64_t k, int64_t work) {
-  if (!tiles_on || f64 || (ta && tb) || work >= THREADED_MIN_WORK || !tile_gemm_available()) return 0;
-  return tb ? m * k <= ((int64_t)1 << 17) || n * k <= ((int64_t)1 << 15) : k <= 512;
+  if (!tiles_on || f64 || (ta && tb) || !tile_gemm_available()) return NO_TILES;
+  const int wide = tile_gemm_wide();
+  if (work >= (wide ? WIDE_MAX_WORK : THREADED_MIN_WORK)) return NO_TILES;
+  if (!tb) return k <= 512 ? TILES : NO_TILES;
+  if (n * k <= ((int64_t)1 << 15) || (m * k <= ((int64_t)1 << 17) && (!wide || k > WIDE_NT_MAX_DEPTH))) return TILES;
+  return wide && k <= WIDE_NT_MAX_DEPTH && n * k <= WIDE_NT_MAX_B ? TILES_TRANSPOSED_B : NO_TILES;
+}
+
+/* The calling thread's scratch for transposed operands (grown as needed, kept for the next product). */
+static _Thread_local float *scratch;
+static _Thread_local size_t scratch_floats;
+
+static float *scratch_of(size_t floats) {
+  if (floats <= scratch_floats) return scratch;
+  free(scratch);
+  /* whole 64-byte lines */
+  scratch = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+  scratch_floats = scratch ? floats : 0;
+  return scratch;
 }
 
 /* A product split into chunks of columns (or of rows, when C has too few columns for a fair share) that
@@ -315,9 +345,24 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   part_t whole = { type == napi_float64_array, trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS,
                    trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, (int)m, (int)n, (int)k, a, (int)lda, b, (int)ldb,
                    (int)beta, c, (int)ldc };
-  if (use_tiles(whole.f64, trans_a, trans_b, m, n, k, work)) {
+  const int tiles = use_tiles(whole.f64, trans_a, trans_b, m, n, k, work);
+  if (tiles == TILES) {
     tile_product(&whole, work);
     return NULL;
+  }
+  if (tiles == TILES_TRANSPOSED_B) {
+    /* C = A B^T as A (B^T): B^T copied k x n, rows padded to whole 64-byte lines */
+    const int ldt = (int)((n + 15) / 16 * 16);
+    float *bt = scratch_of((size_t)k * ldt);
+    if (bt) {
+      tile_gemm_transpose(b, (int)ldb, (int)n, (int)k, bt, ldt);
+      part_t nn = whole;
+      nn.tb = CBLAS_NO_TRANS;
+      nn.b = bt;
+      nn.ldb = ldt;
+      tile_product(&nn, work);
+      return NULL;
+    }
   }
   int want = max_threads > 1 && work >= THREADED_MIN_WORK ? max_threads : 1;
   if (blas_set_threads && want != current_threads) {
@@ -364,6 +409,20 @@ static napi_value get_tiles(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value out;
   CHECK(napi_get_boolean(env, tiles_on && tile_gemm_available(), &out));
+  return out;
+}
+
+/* tilesInfo(): the tiles' vector width in floats (16 with AVX-512, 8 with AVX2, 0 without tiles) and the
+ * work below which they take a product. */
+static napi_value get_tiles_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out, v;
+  const int wide = tile_gemm_wide();
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_int32(env, !tile_gemm_available() ? 0 : wide ? 16 : 8, &v));
+  CHECK(napi_set_named_property(env, out, "vector", v));
+  CHECK(napi_create_double(env, (double)(wide ? WIDE_MAX_WORK : THREADED_MIN_WORK), &v));
+  CHECK(napi_set_named_property(env, out, "maxWork", v));
   return out;
 }
 
@@ -417,7 +476,7 @@ NAPI_MODULE_INIT() {
   CHECK(napi_set_named_property(env, exports, "splitMinWork", number));
   static const native_fn_t functions[] = {
     { "gemm", gemm }, { "setThreads", set_threads }, { "threads", get_threads },
-    { "setTiles", set_tiles }, { "tiles", get_tiles }, { "helperStats", get_helper_stats },
+    { "setTiles", set_tiles }, { "tiles", get_tiles }, { "tilesInfo", get_tiles_info }, { "helperStats", get_helper_stats },
   };
   if (!register_functions(env, exports, functions, sizeof functions / sizeof functions[0])) {
     napi_throw_error(env, NULL, "tapegrad native gemm: registering the gemm functions failed");

@@ -18,6 +18,7 @@
  */
 #include <stdint.h>
 
+#include "native.h"
 #include "tile_gemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -191,11 +192,187 @@ TILE_TARGET static void bc_part(const tile_gemm_t *t, int i0, int i1, int j0, in
   }
 }
 
+/* ---- AVX-512 (where the CPU has it, native_avx512): the same products in 16-float vectors ---------------- */
+
+#define T512 __attribute__((target("avx512f,avx2,fma")))
+#define UNROLL _Pragma("GCC unroll 8")
+
+/* Where float data sits against a 64-byte boundary, in floats (0..15). */
+INLINE int misalign16(const float *p) { return (int)(((uintptr_t)p >> 2) & 15); }
+
+/* A 16-lane sum as one AVX2 lane sum: lanes i and i + 8 added, then hsum's order. */
+T512 INLINE __m256 halves(__m512 v) {
+  return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* NT: an MR x NR tile of C, sixteen lanes along p, then halves and hsum's order (four columns at once or
+ * one at a time give the same bits). */
+T512 INLINE void nt_tile512(const int MR, const int NR, int k, const float *a, int lda, const float *b, int ldb,
+                            float *c, int ldc, int beta) {
+  __m512 acc[6][4];
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int s = 0; s < NR; s++) acc[r][s] = _mm512_setzero_ps();
+  int p = 0;
+  for (; p + 16 <= k; p += 16) {
+    __m512 av[6];
+    UNROLL for (int r = 0; r < MR; r++) av[r] = _mm512_loadu_ps(a + (int64_t)r * lda + p);
+    UNROLL for (int s = 0; s < NR; s++) {
+      const __m512 bv = _mm512_loadu_ps(b + (int64_t)s * ldb + p);
+      UNROLL for (int r = 0; r < MR; r++) acc[r][s] = _mm512_fmadd_ps(av[r], bv, acc[r][s]);
+    }
+  }
+  if (p < k) {
+    /* masked-off lanes load as zeros and read no memory */
+    const __mmask16 mask = (__mmask16)((1u << (k - p)) - 1);
+    __m512 av[6];
+    UNROLL for (int r = 0; r < MR; r++) av[r] = _mm512_maskz_loadu_ps(mask, a + (int64_t)r * lda + p);
+    UNROLL for (int s = 0; s < NR; s++) {
+      const __m512 bv = _mm512_maskz_loadu_ps(mask, b + (int64_t)s * ldb + p);
+      UNROLL for (int r = 0; r < MR; r++) acc[r][s] = _mm512_fmadd_ps(av[r], bv, acc[r][s]);
+    }
+  }
+  UNROLL for (int r = 0; r < MR; r++) {
+    float *out = c + (int64_t)r * ldc;
+    if (NR == 4) {
+      __m128 x0 = _mm_add_ps(_mm256_castps256_ps128(halves(acc[r][0])), _mm256_extractf128_ps(halves(acc[r][0]), 1));
+      __m128 x1 = _mm_add_ps(_mm256_castps256_ps128(halves(acc[r][1])), _mm256_extractf128_ps(halves(acc[r][1]), 1));
+      __m128 x2 = _mm_add_ps(_mm256_castps256_ps128(halves(acc[r][2])), _mm256_extractf128_ps(halves(acc[r][2]), 1));
+      __m128 x3 = _mm_add_ps(_mm256_castps256_ps128(halves(acc[r][3])), _mm256_extractf128_ps(halves(acc[r][3]), 1));
+      _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+      const __m128 sums = _mm_add_ps(_mm_add_ps(x0, x2), _mm_add_ps(x1, x3));
+      _mm_storeu_ps(out, beta ? _mm_add_ps(_mm_loadu_ps(out), sums) : sums);
+    } else {
+      UNROLL for (int s = 0; s < NR; s++) {
+        const float sum = hsum(halves(acc[r][s]));
+        out[s] = beta ? out[s] + sum : sum;
+      }
+    }
+  }
+}
+
+/* NN / TN: an MR x (16 NV) tile of C, A(i, p) = a[i a_is + p a_ps] broadcast against rows of B; the last
+ * vector covers `last` columns (1..16). Each element is one sequential sum over p, as in bc_tile. */
+T512 INLINE void bc_tile512(const int MR, const int NV, int last, int k, const float *a, int64_t a_is, int64_t a_ps,
+                            const float *b, int ldb, float *c, int ldc, int beta) {
+  __m512 acc[8][3];
+  const __mmask16 full = 0xffff, tail = (__mmask16)(last >= 16 ? 0xffff : (1u << last) - 1);
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int v = 0; v < NV; v++)
+      acc[r][v] = beta ? _mm512_maskz_loadu_ps(v < NV - 1 ? full : tail, c + (int64_t)r * ldc + 16 * v) : _mm512_setzero_ps();
+  for (int p = 0; p < k; p++) {
+    const float *brow = b + (int64_t)p * ldb;
+    __m512 bv[3];
+    UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(v < NV - 1 ? full : tail, brow + 16 * v);
+    const float *acol = a + p * a_ps;
+    UNROLL for (int r = 0; r < MR; r++) {
+      const __m512 av = _mm512_set1_ps(acol[r * a_is]);
+      UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+  }
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(c + (int64_t)r * ldc + 16 * v, v < NV - 1 ? full : tail, acc[r][v]);
+}
+
+#define NT512_CASE(MR, NR) case MR * 8 + NR: nt_tile512(MR, NR, k, ai, lda, bj, ldb, cij, ldc, beta); break;
+#define NT512_ROW(MR) NT512_CASE(MR, 4) NT512_CASE(MR, 3) NT512_CASE(MR, 2) NT512_CASE(MR, 1)
+#define BC512_CASE(MR, NV) case MR * 4 + NV: bc_tile512(MR, NV, last, k, ai, a_is, a_ps, bj, ldb, cij, ldc, beta); break;
+#define BC512_ROW(MR) BC512_CASE(MR, 3) BC512_CASE(MR, 2) BC512_CASE(MR, 1)
+
+T512 INLINE void nt_tile512_at(const tile_gemm_t *t, int i, int i1, int j, int j1) {
+  const int k = t->k, lda = t->lda, ldb = t->ldb, ldc = t->ldc, beta = t->beta;
+  const int mr = i1 - i < 6 ? i1 - i : 6, nr = j1 - j < 4 ? j1 - j : 4;
+  const float *ai = t->a + (int64_t)i * lda, *bj = t->b + (int64_t)j * ldb;
+  float *cij = t->c + (int64_t)i * ldc + j;
+  switch (mr * 8 + nr) {
+    NT512_ROW(6) NT512_ROW(5) NT512_ROW(4) NT512_ROW(3) NT512_ROW(2) NT512_ROW(1)
+  }
+}
+
+T512 static void nt_part512(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
+  if ((int64_t)t->n * t->k <= NT_SMALL_B) {
+    for (int i = i0; i < i1; i += 6)
+      for (int j = j0; j < j1; j += 4) nt_tile512_at(t, i, i1, j, j1);
+    return;
+  }
+  for (int j = j0; j < j1; j += 4)
+    for (int i = i0; i < i1; i += 6) nt_tile512_at(t, i, i1, j, j1);
+}
+
+T512 static void bc_part512(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
+  const int k = t->k, ldb = t->ldb, ldc = t->ldc, beta = t->beta;
+  const int64_t a_is = t->ta ? 1 : t->lda, a_ps = t->ta ? t->lda : 1;
+  /* panels start where B's rows cross a 64-byte boundary (when its stride is whole vectors) */
+  const int aligns = ldb % 16 == 0, grid = (16 - misalign16(t->b)) & 15;
+  /* NOTE: the k x 48 panel of B stays in cache while the tiles of rows go down it */
+  for (int j = j0; j < j1;) {
+    const int to_grid = aligns ? (grid - j % 16 + 16) & 15 : 0;
+    const int span = to_grid ? to_grid + 32 : 48;
+    const int width = j1 - j < span ? j1 - j : span;
+    const int nv = (width + 15) / 16, last = width - 16 * (nv - 1);
+    const float *bj = t->b + j;
+    for (int i = i0; i < i1; i += 8) {
+      const int mr = i1 - i < 8 ? i1 - i : 8;
+      const float *ai = t->a + i * a_is;
+      float *cij = t->c + (int64_t)i * ldc + j;
+      switch (mr * 4 + nv) {
+        BC512_ROW(8) BC512_ROW(7) BC512_ROW(6) BC512_ROW(5) BC512_ROW(4) BC512_ROW(3) BC512_ROW(2) BC512_ROW(1)
+      }
+    }
+    j += width;
+  }
+}
+
+int tile_gemm_wide(void) { return native_avx512(); }
+
+/* 16 x 16 blocks through registers: unpack pairs of rows, pairs of pairs, then 128-bit lanes. */
+T512 static void transpose_block(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd) {
+  const __mmask16 cm = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1);
+  __m512 r[16], t[16], u[16];
+  /* rows past `rows` load nothing (a masked-off lane reads no memory) */
+  _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(i < rows ? cm : 0, src + i * ld);
+  UNROLL for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  /* u[4 g + c], 128-bit lane L: column 4 L + c of rows 4 g .. 4 g + 3 */
+  UNROLL for (int g = 0; g < 4; g++) {
+    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  const __mmask16 rm = (__mmask16)(rows >= 16 ? 0xffff : (1u << rows) - 1);
+  UNROLL for (int c = 0; c < 4; c++) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    const __m512 out[4] = { _mm512_shuffle_f32x4(v0, v2, 0x88), _mm512_shuffle_f32x4(v0, v2, 0xDD),
+                            _mm512_shuffle_f32x4(v1, v3, 0x88), _mm512_shuffle_f32x4(v1, v3, 0xDD) };
+    UNROLL for (int L = 0; L < 4; L++)
+      if (4 * L + c < cols) _mm512_mask_storeu_ps(dst + (4 * L + c) * ldd, rm, out[L]);
+  }
+}
+
+T512 void tile_gemm_transpose(const float *src, int ld, int rows, int cols, float *dst, int ldd) {
+  for (int r0 = 0; r0 < rows; r0 += 16)
+    for (int c0 = 0; c0 < cols; c0 += 16)
+      transpose_block(src + (int64_t)r0 * ld + c0, ld, rows - r0 < 16 ? rows - r0 : 16, cols - c0 < 16 ? cols - c0 : 16,
+                      dst + (int64_t)c0 * ldd + r0, ldd);
+}
+
 int tile_gemm_column_shift(const tile_gemm_t *t) {
-  return !t->tb && t->ldb % 8 == 0 ? misalign8(t->b) : 0;
+  if (t->tb) return 0;
+  if (tile_gemm_wide()) return t->ldb % 16 == 0 ? misalign16(t->b) : 0;
+  return t->ldb % 8 == 0 ? misalign8(t->b) : 0;
 }
 
 void tile_gemm_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
+  if (tile_gemm_wide()) {
+    if (t->tb) nt_part512(t, i0, i1, j0, j1);
+    else bc_part512(t, i0, i1, j0, j1);
+    return;
+  }
   if (t->tb) nt_part(t, i0, i1, j0, j1);
   else bc_part(t, i0, i1, j0, j1);
 }
@@ -203,6 +380,10 @@ void tile_gemm_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
 #else /* no AVX2 kernels on this architecture or compiler: everything goes to BLAS */
 
 int tile_gemm_available(void) { return 0; }
+int tile_gemm_wide(void) { return 0; }
+void tile_gemm_transpose(const float *src, int ld, int rows, int cols, float *dst, int ldd) {
+  (void)src; (void)ld; (void)rows; (void)cols; (void)dst; (void)ldd;
+}
 void tile_gemm_part(const tile_gemm_t *t, int i0, int i1, int j0, int j1) {
   (void)t; (void)i0; (void)i1; (void)j0; (void)j1;
 }

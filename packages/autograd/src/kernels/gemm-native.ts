@@ -47,9 +47,11 @@ interface NativeAddon extends Partial<NativeLoops>, Partial<NativeCnnKernels> {
     c: FloatArray, cOffset: number, ldc: number, beta: 0 | 1): void;
   setThreads(count: number): void;
   threads(): number;
-  /** tile_gemm.c's AVX2 kernels for mid-size float32 products: on/off, and whether they are in use. */
+  /** tile_gemm.c's register tiles for mid-size float32 products: on/off, and whether they are in use. */
   setTiles?(on: boolean): void;
   tiles?(): boolean;
+  /** The tiles' vector width in floats (16: AVX-512, 8: AVX2, 0: none) and the work below which they take a product. */
+  tilesInfo?(): { vector: number; maxWork: number };
   /** native/helper.c's counters (see HelperStats); `reset` restarts them from zero. */
   helperStats?(reset: boolean): HelperStats;
   /** The thread policy's bounds in multiply-adds: OpenBLAS's threads from the first, the helper split from the second. */
@@ -64,9 +66,10 @@ interface NativeAddon extends Partial<NativeLoops>, Partial<NativeCnnKernels> {
 // of spinning for 0.1 s on the core the JavaScript needs; products of 2^20 up to that are split in two
 // halves of C, one computed by the addon's helper thread (native/helper.c); smaller ones run on one
 // thread. Results can differ in the last bits between thread counts, as with any threaded BLAS.
-// Float32 NN, NT and TN products below 2^24 whose streamed operand fits the cache go to the addon's own
-// AVX2 + FMA register tiles (native/tile_gemm.c) instead of BLAS where the CPU has them: no packing, and
-// the split hands out small column chunks, so a split result equals the one-thread result bit for bit.
+// Float32 NN, NT and TN products below 2^24 (2^29 with AVX-512) whose streamed operand fits the cache go to
+// the addon's own register tiles (native/tile_gemm.c: AVX-512 where the CPU has it, else AVX2 + FMA)
+// instead of BLAS: no packing, and the split hands out small column chunks, so a split result equals the
+// one-thread result bit for bit. NN and TN products give the same bits in either width.
 
 /** Where bin/build-native.mjs puts the addon, relative to this file (src/kernels or dist/kernels); the
  *  environment variable TAPEGRAD_NATIVE_ADDON names another file (one built with `--out`).
@@ -168,8 +171,8 @@ export function nativeGemmThreads(count?: number): number {
 }
 
 /**
- * Whether mid-size float32 products use the addon's AVX2 register tiles (native/tile_gemm.c) rather than
- * BLAS: false where the addon is unavailable, predates them, or the CPU lacks AVX2 and FMA. With `on`, turns
+ * Whether mid-size float32 products use the addon's register tiles (native/tile_gemm.c: AVX-512 or AVX2) rather
+ * than BLAS: false where the addon is unavailable, predates them, or the CPU lacks AVX2 and FMA. With `on`, turns
  * them on or off for this process and returns the previous value (for comparisons; on is the default).
  * @example nativeGemmTiles(false) // every product through BLAS
  */
@@ -179,6 +182,17 @@ export function nativeGemmTiles(on?: boolean): boolean {
   const previous = loaded.tiles();
   if (on !== undefined) loaded.setTiles(on);
   return previous;
+}
+
+/**
+ * The register tiles' vector width in floats (16 with AVX-512, 8 with AVX2) and the multiply-adds below which
+ * they take a float32 product; null where the tiles are off or unavailable.
+ * @example nativeGemmTilesInfo()?.vector // 16 on an AVX-512 machine
+ */
+export function nativeGemmTilesInfo(): { vector: number; maxWork: number } | null {
+  const loaded = loadAddon();
+  if (!loaded?.tiles?.() || !loaded.tilesInfo) return null;
+  return loaded.tilesInfo();
 }
 
 /** What the native gemm's helper thread (native/helper.c) did with the products split between it and the caller. */
@@ -221,7 +235,8 @@ export function nativeGemmInfo(): string {
   const threads = loaded.threads();
   return `${loaded.library}${loaded.config ? ` (${loaded.config})` : ""}, `
     + (threads > 1 ? `${threads} threads for products of ≥ ${power(loaded.threadedMinWork)} multiply-adds, 2 (split with a helper thread) from ${power(loaded.splitMinWork)}, 1 below` : `${threads} thread`)
-    + (loaded.tiles?.() ? `; AVX2 tiles for mid-size float32 products below ${power(loaded.threadedMinWork)}` : "");
+    + (loaded.tiles?.() ? `; ${loaded.tilesInfo?.().vector === 16 ? "AVX-512" : "AVX2"} tiles for mid-size float32 products below `
+      + `${power(loaded.tilesInfo?.().maxWork ?? loaded.threadedMinWork)}` : "");
 }
 
 /** C = beta*C + op(A) @ op(B) through the machine's BLAS; same contract as gemmReference.

@@ -10,7 +10,7 @@ export {
   gemmWasm, initWasmThreads, wasmGemmAvailable, wasmGemmThreads, wasmHelperStats, wasmThreadingInfo,
   type HelperWorker, type InitWasmThreadsOptions, type WasmHelperState, type WasmThreadingInfo,
 } from "./gemm-wasm.ts";
-export { gemmNative, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads, nativeGemmTiles, nativeHelperStats, type HelperStats } from "./gemm-native.ts";
+export { gemmNative, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads, nativeGemmTiles, nativeGemmTilesInfo, nativeHelperStats, type HelperStats } from "./gemm-native.ts";
 
 export type GemmBackend = "native" | "wasm" | "js";
 const BACKENDS: readonly GemmBackend[] = ["native", "wasm", "js"];
