@@ -57,17 +57,14 @@ function convForward(x: Tensor, w: Tensor, b: Tensor | null, g: K.Conv2dGeometry
       withWorkspace(x, K.conv2dWorkspaceSize(g, "backwardWeight"), (ws) => K.conv2dBackwardWeight(g, x.data, gy.data, gw.data, gb.data, ws));
       return [x.requiresGrad ? inputGrad(gy, w, g) : null, gw, gb];
     }
-    return [
-      x.requiresGrad ? inputGrad(gy, w, g) : null,
-      needW ? weightGrad(x, gy, g) : null,
-      needB ? sum(gy, [0, 2, 3]) : null,
-    ];
+    const gx = x.requiresGrad ? inputGrad(gy, w, g) : null, gw = needW ? weightGrad(x, gy, g) : null;
+    return b ? [gx, gw, needB ? sum(gy, [0, 2, 3]) : null] : [gx, gw];
   });
 }
 
 /** Ti(gy, w): the gradient of <F(x, w), gy> with respect to x. */
 function inputGrad(gradOut: Tensor, weight: Tensor, g: K.Conv2dGeometry): Tensor {
-  const [gy, w] = promoteAll("conv2d", [gradOut, weight]) as [Tensor, Tensor];
+  const [gy, w] = promoteAll([gradOut, weight]) as [Tensor, Tensor];
   const out = unfilled(gy.dtype, [g.batch, g.inChannels, g.height, g.width]);
   withWorkspace(gy, K.conv2dWorkspaceSize(g, "backwardInput"), (ws) => K.conv2dBackwardInput(g, gy.data, w.data, out.data, ws));
   // <Ti(gy, w), v> = <gy, F(v, w)> = <w, Tw(v, gy)>
@@ -79,7 +76,7 @@ function inputGrad(gradOut: Tensor, weight: Tensor, g: K.Conv2dGeometry): Tensor
 
 /** Tw(x, gy): the gradient of <F(x, w), gy> with respect to w. */
 function weightGrad(input: Tensor, gradOut: Tensor, g: K.Conv2dGeometry): Tensor {
-  const [x, gy] = promoteAll("conv2d", [input, gradOut]) as [Tensor, Tensor];
+  const [x, gy] = promoteAll([input, gradOut]) as [Tensor, Tensor];
   const out = unfilled(x.dtype, [g.outChannels, g.inChannels / g.groups, g.kernelH, g.kernelW]);
   withWorkspace(x, K.conv2dWorkspaceSize(g, "backwardWeight"), (ws) => K.conv2dBackwardWeight(g, x.data, gy.data, out.data, null, ws));
   // <Tw(x, gy), u> = <F(x, u), gy> = <x, Ti(gy, u)>
@@ -105,7 +102,7 @@ export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opti
   if (bias !== undefined && bias !== null && (bias.ndim !== 1 || bias.shape[0] !== weight.shape[0])) {
     throw new ShapeError(`conv2d: bias ${fmtShape(bias.shape)} does not match weight ${fmtShape(weight.shape)}: expected [${weight.shape[0]}]`);
   }
-  const [x, w, b] = promoteAll("conv2d", [input, weight, bias ?? null]);
+  const [x, w, b] = promoteAll([input, weight, bias ?? null]);
   return convForward(x!, w!, b, geometry);
 }
 

@@ -108,7 +108,7 @@ export function cat(tensors: readonly Tensor[], axis = 0): Tensor {
       );
     }
   });
-  const xs = promoteAll("cat", tensors) as Tensor[];
+  const xs = promoteAll(tensors) as Tensor[];
   const outShape = first.shape.slice();
   outShape[a] = xs.reduce((n, t) => n + t.shape[a], 0);
   const out = unfilled(xs[0].dtype, outShape);

@@ -9,7 +9,7 @@ import { reshape } from "./shape.ts";
  * The tensors cast (recorded) to one dtype: float64 when any of them is float64, as elementwise ops
  * promote. Nulls (absent optional operands) stay null.
  */
-export function promoteAll(_op: string, tensors: readonly (Tensor | null)[]): (Tensor | null)[] {
+export function promoteAll(tensors: readonly (Tensor | null)[]): (Tensor | null)[] {
   let dtype: DType | null = null;
   for (const t of tensors) if (t) dtype = dtype === null || dtype === t.dtype ? t.dtype : "float64";
   return tensors.map((t) => (t && t.dtype !== dtype ? cast(t, dtype!) : t));

@@ -82,7 +82,7 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
     throw new ValueError(`${op}: expected more than 1 value per channel when training, got input of shape ${fmtShape(x.shape)}`);
   }
   if (!training && (!runningMean || !runningVar)) throw new ValueError(`${op}: runningMean and runningVar are needed when not training`);
-  const [input, weight, bias] = promoteAll(op, [x, options.weight ?? null, options.bias ?? null]) as [Tensor, Tensor | null, Tensor | null];
+  const [input, weight, bias] = promoteAll([x, options.weight ?? null, options.bias ?? null]) as [Tensor, Tensor | null, Tensor | null];
 
   const out = unfilled(input.dtype, input.shape);
   const saveMean = new Float64Array(channels), saveInvstd = new Float64Array(channels);
@@ -162,7 +162,7 @@ export function layerNorm(x: Tensor, normalizedShape: number | readonly number[]
     }
   }
   checkEps(op, eps);
-  const [input, weight, bias] = promoteAll(op, [x, options.weight ?? null, options.bias ?? null]) as [Tensor, Tensor | null, Tensor | null];
+  const [input, weight, bias] = promoteAll([x, options.weight ?? null, options.bias ?? null]) as [Tensor, Tensor | null, Tensor | null];
   const cols = sizeOf(shape), rows = cols === 0 ? 0 : input.size / cols;
   const out = unfilled(input.dtype, input.shape);
   const saveMean = new Float64Array(rows), saveInvstd = new Float64Array(rows);
@@ -200,7 +200,7 @@ export function layerNorm(x: Tensor, normalizedShape: number | readonly number[]
 }
 
 /** Fresh running statistics for a batch-norm sample (each call of the op-table entry starts from the same ones). */
-function runningStats(a: { channels?: number; runningMean?: number[]; runningVar?: number[] }): [Tensor, Tensor] {
+function runningStats(a: { runningMean?: number[]; runningVar?: number[] }): [Tensor, Tensor] {
   return [makeTensor(Float64Array.from(a.runningMean!), [a.runningMean!.length]), makeTensor(Float64Array.from(a.runningVar!), [a.runningVar!.length])];
 }
 
