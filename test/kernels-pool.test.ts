@@ -328,3 +328,44 @@ describe.skipIf(nativeCnnKernels() === null)("maxPool2d: the native loops withou
     }
   });
 });
+
+describe.skipIf(nativeCnnKernels() === null)("avgPool2d: the native loops (native/pool.c)", () => {
+  const bytes = (a: FloatArray) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+  /** Forward and backward with the native loops and with the TypeScript loops give the same bits. */
+  function same(shape: number[], options: Pool2dOptions, countIncludePad: boolean, float64: boolean, seed: number): void {
+    const p = pool2dGeometry("avgPool2d", shape, options);
+    const Type = float64 ? Float64Array : Float32Array;
+    const x = filled(Type, p.batch * p.channels * p.height * p.width, seed);
+    x[3] = -0; x[5] = NaN; x[8] = Infinity; // NaN and Infinity spread through their windows alike
+    const g = filled(Type, p.batch * p.channels * p.outH * p.outW, seed + 1);
+    g[2] = -0;
+    const run = (native: boolean) => {
+      const previous = setNativeLoops(native);
+      try {
+        const out = new Type(g.length).fill(7), gx = new Type(x.length).fill(7);
+        avgPool2dForward(p, x, out, countIncludePad);
+        avgPool2dBackward(p, g, gx, countIncludePad);
+        return { out, gx };
+      } finally {
+        setNativeLoops(previous);
+      }
+    };
+    const native = run(true), portable = run(false);
+    const what = `${JSON.stringify(shape)} ${JSON.stringify(options)} countIncludePad ${countIncludePad} float64 ${float64}`;
+    expect(bytes(native.out).equals(bytes(portable.out)), `out ${what}`).toBe(true);
+    expect(bytes(native.gx).equals(bytes(portable.gx)), `gradInput ${what}`).toBe(true);
+  }
+
+  it("the same values and gradients as the TypeScript loops: 2×2 windows, odd sizes, padding, overlap, ceil mode", () => {
+    for (const float64 of [false, true]) {
+      same([4, 6, 28, 28], { kernelSize: 2 }, true, float64, 1);
+      same([3, 5, 7, 9], { kernelSize: 2 }, true, float64, 2);
+      same([2, 4, 15, 13], { kernelSize: 3, stride: 2, padding: 1 }, true, float64, 3);
+      same([2, 4, 15, 13], { kernelSize: 3, stride: 2, padding: 1 }, false, float64, 4);
+      same([3, 2, 11, 17], { kernelSize: [2, 3], stride: 1, padding: [1, 1] }, false, float64, 5);
+      same([3, 3, 11, 17], { kernelSize: 2, ceilMode: true }, false, float64, 6);
+      same([3, 3, 11, 17], { kernelSize: 3, stride: 2, padding: 1, ceilMode: true }, true, float64, 7);
+    }
+  });
+});

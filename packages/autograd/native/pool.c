@@ -7,8 +7,11 @@
  * a time from two rows split into their even and odd columns; the backward of windows that tile the input
  * exactly writes each window's four gradients at once instead of zeroing and scattering.
  *
+ * Average pooling likewise (sums and divisions in double, as there).
+ *
  * Exports: maxPool2dForward(geometry, x, out, indices), maxPool2dBackward(geometry, gradOut, indices,
- * gradInput); geometry is an Int32Array [planes, height, width, kernelH, kernelW, strideH, strideW, padH,
+ * gradInput), avgPool2dForward(geometry, x, out, countIncludePad), avgPool2dBackward(geometry, gradOut,
+ * gradInput, countIncludePad); geometry is an Int32Array [planes, height, width, kernelH, kernelW, strideH, strideW, padH,
  * padW, dilationH, dilationW, outH, outW] (planes = batch x channels), x/out and gradOut/gradInput one
  * float type, indices an Int32Array.
  */
@@ -109,6 +112,85 @@ MAX_POOL_SCATTER(double, scatter_f64)
 MAX_POOL_TILED(float, tiled_f32)
 MAX_POOL_TILED(double, tiled_f64)
 
+
+/* Average pooling, as pool.ts's loops: each window summed in double in row-major order and divided in
+ * double by PyTorch's divisor (count_include_pad: the window clipped to the padded input; else the elements
+ * inside the input; a ceil-mode window past the padding counts its part inside it); the backward adds each
+ * window's gradient / divisor, rounded to the element type, to every element of it in window order. */
+#define AVG_WINDOW(p, oh, ow)                                                                                 \
+  const int hs = (oh) * (p)->sh - (p)->ph, he = hs + (p)->kh < (p)->h + (p)->ph ? hs + (p)->kh : (p)->h + (p)->ph; \
+  const int h0 = hs > 0 ? hs : 0, h1 = he < (p)->h ? he : (p)->h;                                             \
+  const int ws = (ow) * (p)->sw - (p)->pw, we = ws + (p)->kw < (p)->w + (p)->pw ? ws + (p)->kw : (p)->w + (p)->pw; \
+  const int w0 = ws > 0 ? ws : 0, w1 = we < (p)->w ? we : (p)->w;                                             \
+  const double divisor = include_pad ? (double)(he - hs) * (we - ws) : (double)(h1 - h0) * (w1 - w0);
+
+#define AVG_POOL(T, NAME)                                                                                      \
+  static void NAME##_forward(const pool_geom_t *p, const T *x, T *out, int include_pad) {                     \
+    const int64_t in_plane = (int64_t)p->h * p->w, out_plane = (int64_t)p->oh * p->ow;                        \
+    if (is_2x2(p)) {                                                                                            \
+      int64_t o = 0;                                                                                            \
+      for (int64_t pl = 0; pl < p->planes; pl++)                                                                \
+        for (int oh = 0; oh < p->oh; oh++) {                                                                    \
+          const T *r0 = x + pl * in_plane + (int64_t)2 * oh * p->w, *r1 = r0 + p->w;                            \
+          for (int ow = 0; ow < p->ow; ow++, o++)                                                               \
+            out[o] = (T)(((double)r0[2 * ow] + r0[2 * ow + 1] + r1[2 * ow] + r1[2 * ow + 1]) / 4);             \
+        }                                                                                                       \
+      return;                                                                                                   \
+    }                                                                                                           \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                                                \
+      const T *xp = x + pl * in_plane;                                                                          \
+      T *op = out + pl * out_plane;                                                                             \
+      for (int oh = 0; oh < p->oh; oh++)                                                                        \
+        for (int ow = 0; ow < p->ow; ow++) {                                                                    \
+          AVG_WINDOW(p, oh, ow)                                                                                 \
+          if (h0 >= h1 || w0 >= w1) {                                                                           \
+            op[oh * p->ow + ow] = 0;                                                                            \
+            continue;                                                                                           \
+          }                                                                                                     \
+          double s = 0;                                                                                         \
+          for (int ih = h0; ih < h1; ih++)                                                                      \
+            for (int iw = w0; iw < w1; iw++) s += xp[ih * p->w + iw];                                           \
+          op[oh * p->ow + ow] = (T)(s / divisor);                                                               \
+        }                                                                                                       \
+    }                                                                                                           \
+  }                                                                                                             \
+  static void NAME##_backward(const pool_geom_t *p, const T *g, T *gi, int include_pad) {                     \
+    const int64_t in_plane = (int64_t)p->h * p->w, out_plane = (int64_t)p->oh * p->ow;                        \
+    if (is_2x2(p)) {                                                                                            \
+      /* windows do not overlap; the rows and columns no window covers (odd sizes) get 0 */                     \
+      if (2 * p->oh != p->h || 2 * p->ow != p->w) memset(gi, 0, (size_t)(p->planes * in_plane) * sizeof(T));  \
+      int64_t o = 0;                                                                                            \
+      for (int64_t pl = 0; pl < p->planes; pl++)                                                                \
+        for (int oh = 0; oh < p->oh; oh++) {                                                                    \
+          T *r0 = gi + pl * in_plane + (int64_t)2 * oh * p->w, *r1 = r0 + p->w;                                 \
+          for (int ow = 0; ow < p->ow; ow++, o++) {                                                             \
+            const T v = (T)((double)g[o] / 4);                                                                  \
+            r0[2 * ow] = v;                                                                                     \
+            r0[2 * ow + 1] = v;                                                                                 \
+            r1[2 * ow] = v;                                                                                     \
+            r1[2 * ow + 1] = v;                                                                                 \
+          }                                                                                                     \
+        }                                                                                                       \
+      return;                                                                                                   \
+    }                                                                                                           \
+    memset(gi, 0, (size_t)(p->planes * in_plane) * sizeof(T));                                                \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                                                \
+      T *gp = gi + pl * in_plane;                                                                               \
+      const T *go = g + pl * out_plane;                                                                         \
+      for (int oh = 0; oh < p->oh; oh++)                                                                        \
+        for (int ow = 0; ow < p->ow; ow++) {                                                                    \
+          AVG_WINDOW(p, oh, ow)                                                                                 \
+          if (h0 >= h1 || w0 >= w1) continue;                                                                   \
+          const double v = (double)go[oh * p->ow + ow] / divisor;                                               \
+          for (int ih = h0; ih < h1; ih++)                                                                      \
+            for (int iw = w0; iw < w1; iw++) gp[ih * p->w + iw] = (T)((double)gp[ih * p->w + iw] + v);          \
+        }                                                                                                       \
+    }                                                                                                           \
+  }
+
+AVG_POOL(float, avg_f32)
+AVG_POOL(double, avg_f64)
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define K512 __attribute__((target("avx512f")))
@@ -198,6 +280,7 @@ static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int32_t 
 #endif
 
 static const char WHO[] = "tapegrad native maxPool2d";
+static const char WHO_AVG[] = "tapegrad native avgPool2d";
 
 static int read_pool_geometry(napi_env env, napi_value v, pool_geom_t *p) {
   bool typed = false;
@@ -285,9 +368,51 @@ static napi_value max_pool_backward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* avgPool2dForward(geometry, x, out, countIncludePad), avgPool2dBackward(geometry, gradOut, gradInput, countIncludePad) */
+static napi_value avg_pool_forward(napi_env env, napi_callback_info info) {
+  POOL_ARGS(4)
+  pool_geom_t p;
+  bool include_pad;
+  if (!read_pool_geometry(env, argv[0], &p)) return NULL;
+  if (napi_get_value_bool(env, argv[3], &include_pad) != napi_ok) {
+    napi_throw_type_error(env, NULL, "tapegrad native avgPool2d: countIncludePad must be a boolean");
+    return NULL;
+  }
+  const int64_t in_size = (int64_t)p.planes * p.h * p.w, out_size = (int64_t)p.planes * p.oh * p.ow;
+  const int type = float_operand_type(env, argv[1], WHO_AVG);
+  if (type < 0) return NULL;
+  void *x = float_operand(env, argv[1], type, 0, in_size, WHO_AVG, "x", "geometry");
+  void *out = x ? float_operand(env, argv[2], type, 0, out_size, WHO_AVG, "out", "geometry") : NULL;
+  if (!out) return NULL;
+  if (type == napi_float32_array) avg_f32_forward(&p, x, out, include_pad);
+  else avg_f64_forward(&p, x, out, include_pad);
+  return NULL;
+}
+
+static napi_value avg_pool_backward(napi_env env, napi_callback_info info) {
+  POOL_ARGS(4)
+  pool_geom_t p;
+  bool include_pad;
+  if (!read_pool_geometry(env, argv[0], &p)) return NULL;
+  if (napi_get_value_bool(env, argv[3], &include_pad) != napi_ok) {
+    napi_throw_type_error(env, NULL, "tapegrad native avgPool2d: countIncludePad must be a boolean");
+    return NULL;
+  }
+  const int64_t in_size = (int64_t)p.planes * p.h * p.w, out_size = (int64_t)p.planes * p.oh * p.ow;
+  const int type = float_operand_type(env, argv[1], WHO_AVG);
+  if (type < 0) return NULL;
+  void *g = float_operand(env, argv[1], type, 0, out_size, WHO_AVG, "gradOut", "geometry");
+  void *gi = g ? float_operand(env, argv[2], type, 0, in_size, WHO_AVG, "gradInput", "geometry") : NULL;
+  if (!gi) return NULL;
+  if (type == napi_float32_array) avg_f32_backward(&p, g, gi, include_pad);
+  else avg_f64_backward(&p, g, gi, include_pad);
+  return NULL;
+}
+
 int register_pool(napi_env env, napi_value exports) {
   static const native_fn_t functions[] = {
     { "maxPool2dForward", max_pool_forward }, { "maxPool2dBackward", max_pool_backward },
+    { "avgPool2dForward", avg_pool_forward }, { "avgPool2dBackward", avg_pool_backward },
   };
   return register_functions(env, exports, functions, sizeof functions / sizeof functions[0]);
 }

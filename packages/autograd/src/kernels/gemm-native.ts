@@ -25,7 +25,7 @@ export interface NativeLoops {
   logSoftmaxBackward(g: FloatArray, out: FloatArray, outer: number, n: number, inner: number, gx: FloatArray): void;
 }
 
-/** The addon's convolution and max-pooling kernels (native/conv.c, native/pool.c); geometries are Int32Arrays
+/** The addon's convolution and pooling kernels (native/conv.c, native/pool.c); geometries are Int32Arrays
  *  (see those files), every array float32 for the convolutions, one float type for max pooling. */
 export interface NativeCnnKernels {
   /** true where the CPU runs the convolution kernels (AVX-512F); the max-pooling loops run everywhere. */
@@ -39,6 +39,8 @@ export interface NativeCnnKernels {
     gradBias: Float32Array | null, workspace: Float32Array, accumulate: boolean): void;
   maxPool2dForward(geometry: Int32Array, x: FloatArray, out: FloatArray, indices: Int32Array): void;
   maxPool2dBackward(geometry: Int32Array, gradOut: FloatArray, indices: Int32Array, gradInput: FloatArray): void;
+  avgPool2dForward(geometry: Int32Array, x: FloatArray, out: FloatArray, countIncludePad: boolean): void;
+  avgPool2dBackward(geometry: Int32Array, gradOut: FloatArray, gradInput: FloatArray, countIncludePad: boolean): void;
 }
 
 interface NativeAddon extends Partial<NativeLoops>, Partial<NativeCnnKernels> {
@@ -142,10 +144,10 @@ export function nativeAddonLoops(): NativeLoops | null {
   return loaded && typeof loaded.axpy === "function" && typeof loaded.logSoftmaxBackward === "function" ? loaded as NativeLoops : null;
 }
 
-/** The convolution and max-pooling kernels of the loaded addon, or null where it is unavailable or predates them. */
+/** The convolution and pooling kernels of the loaded addon, or null where it is unavailable or predates them. */
 export function nativeAddonCnn(): NativeCnnKernels | null {
   const loaded = loadAddon();
-  return loaded && typeof loaded.convForward === "function" && typeof loaded.maxPool2dBackward === "function" ? loaded as NativeCnnKernels : null;
+  return loaded && typeof loaded.convForward === "function" && typeof loaded.avgPool2dBackward === "function" ? loaded as NativeCnnKernels : null;
 }
 
 /** True when the native BLAS gemm is built, loads, and passes its probe in this process. */

@@ -27,7 +27,7 @@ export function nativeLoops(): NativeLoops | null {
 
 let cnn: NativeCnnKernels | null | undefined;
 
-/** The native convolution and max-pooling kernels (native/conv.c, native/pool.c) when the native backend is
+/** The native convolution and pooling kernels (native/conv.c, native/pool.c) when the native backend is
  *  active and its loops enabled (setNativeLoops), else null; check convAvailable before the convolutions. */
 export function nativeCnnKernels(): NativeCnnKernels | null {
   if (cnn === undefined) cnn = gemmBackend() === "native" ? nativeAddonCnn() : null;

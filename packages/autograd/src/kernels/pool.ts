@@ -90,7 +90,7 @@ export function pool2dGeometry(op: "maxPool2d" | "avgPool2d", inputShape: readon
 /** Below this many input elements the TypeScript loops are as fast as the native call. */
 const NATIVE_POOL_MIN_ELEMENTS = 1024;
 
-/** The native max-pooling loops where they apply (native backend, a and b one float type, a large enough input). */
+/** The native pooling loops where they apply (native backend, a and b one float type, a large enough input). */
 function nativePool(p: Pool2dGeometry, a: FloatArray, b: FloatArray): NativeCnnKernels | null {
   if (p.batch * p.channels * p.height * p.width < NATIVE_POOL_MIN_ELEMENTS || (a instanceof Float32Array) !== (b instanceof Float32Array)) return null;
   return nativeCnnKernels();
@@ -216,6 +216,11 @@ export function maxPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, indice
  * counts only the part inside it. Sums in double.
  */
 export function avgPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArray, countIncludePad = true): void {
+  const native = nativePool(p, x, out);
+  if (native !== null) {
+    native.avgPool2dForward(nativePoolGeometry(p), x, out, countIncludePad);
+    return;
+  }
   const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = p;
   const planes = p.batch * p.channels, inPlane = height * width, outPlane = outH * outW;
   if (kernelH === 2 && kernelW === 2 && strideH === 2 && strideW === 2 && padH === 0 && padW === 0 && 2 * outH <= height && 2 * outW <= width) {
@@ -254,6 +259,11 @@ export function avgPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArr
 
 /** gradInput (overwritten): each window's gradient divided by avgPool2dForward's divisor, added to every element of the window. */
 export function avgPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, gradInput: FloatArray, countIncludePad = true): void {
+  const native = nativePool(p, gradOut, gradInput);
+  if (native !== null) {
+    native.avgPool2dBackward(nativePoolGeometry(p), gradOut, gradInput, countIncludePad);
+    return;
+  }
   const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, outH, outW } = p;
   const planes = p.batch * p.channels, inPlane = height * width, outPlane = outH * outW;
   if (kernelH === 2 && kernelW === 2 && strideH === 2 && strideW === 2 && padH === 0 && padW === 0 && 2 * outH <= height && 2 * outW <= width) {
