@@ -279,6 +279,72 @@ static void max_pool_2x2_f32(const pool_geom_t *p, const float *x, float *out, i
 static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int32_t *indices, float *gi) { return tiled_f32(p, g, indices, gi); }
 #endif
 
+/* Large poolings are shared with the helper thread (helper_units) in units of whole planes: every output
+ * and gradient element belongs to one plane, so the result does not depend on the split. From
+ * POOL_SPLIT_MIN input elements (a quarter of TAPEGRAD_SPLIT_MIN_WORK where that is larger): below it,
+ * waking the helper costs about as much as it saves. Units of about POOL_UNIT_ELEMENTS input elements. */
+#define POOL_SPLIT_MIN ((int64_t)1 << 18)
+#define POOL_UNIT_ELEMENTS ((int64_t)1 << 16)
+
+enum { MAX_FORWARD, MAX_BACKWARD, AVG_FORWARD, AVG_BACKWARD };
+
+typedef struct {
+  int kind, f64, include_pad;
+  pool_geom_t p;
+  const void *in;   /* x (forward) or gradOut (backward) */
+  void *out;        /* out (forward) or gradInput (backward) */
+  int32_t *indices; /* max pooling */
+  int64_t per_unit; /* planes */
+} pool_job_t;
+
+/* Unit u: planes [u per_unit, ...) of the job. */
+static void pool_unit(const void *arg, int u, int worker) {
+  (void)worker;
+  const pool_job_t *J = arg;
+  pool_geom_t q = J->p;
+  const int64_t p0 = u * J->per_unit, in_plane = (int64_t)q.h * q.w, out_plane = (int64_t)q.oh * q.ow;
+  q.planes = (int)(q.planes - p0 < J->per_unit ? q.planes - p0 : J->per_unit);
+  const size_t size = J->f64 ? sizeof(double) : sizeof(float);
+  const int forward = J->kind == MAX_FORWARD || J->kind == AVG_FORWARD;
+  const char *in = (const char *)J->in + (size_t)(p0 * (forward ? in_plane : out_plane)) * size;
+  char *out = (char *)J->out + (size_t)(p0 * (forward ? out_plane : in_plane)) * size;
+  int32_t *indices = J->indices ? J->indices + p0 * out_plane : NULL;
+  switch (J->kind) {
+    case MAX_FORWARD:
+      if (J->f64) max_pool_f64(&q, (const double *)in, (double *)out, indices);
+      else if (is_2x2(&q) && avx512()) max_pool_2x2_f32(&q, (const float *)in, (float *)out, indices);
+      else max_pool_f32(&q, (const float *)in, (float *)out, indices);
+      break;
+    case MAX_BACKWARD: {
+      const int tiled = is_2x2(&q) && 2 * q.oh == q.h && 2 * q.ow == q.w;
+      if (J->f64) {
+        if (!(tiled && tiled_f64(&q, (const double *)in, indices, (double *)out))) scatter_f64(&q, (const double *)in, indices, (double *)out);
+      } else if (!(tiled && (avx512() ? tiled_avx512_f32(&q, (const float *)in, indices, (float *)out)
+                                      : tiled_f32(&q, (const float *)in, indices, (float *)out)))) {
+        scatter_f32(&q, (const float *)in, indices, (float *)out);
+      }
+      break;
+    }
+    case AVG_FORWARD:
+      if (J->f64) avg_f64_forward(&q, (const double *)in, (double *)out, J->include_pad);
+      else avg_f32_forward(&q, (const float *)in, (float *)out, J->include_pad);
+      break;
+    default:
+      if (J->f64) avg_f64_backward(&q, (const double *)in, (double *)out, J->include_pad);
+      else avg_f32_backward(&q, (const float *)in, (float *)out, J->include_pad);
+  }
+}
+
+static void run_pool(int kind, int f64, const pool_geom_t *p, const void *in, void *out, int32_t *indices, int include_pad) {
+  const int64_t in_plane = (int64_t)p->h * p->w, elements = p->planes * in_plane;
+  int64_t per_unit = POOL_UNIT_ELEMENTS / in_plane;
+  if (per_unit < 1) per_unit = 1;
+  const int units = (int)((p->planes + per_unit - 1) / per_unit);
+  const int64_t split_min = native_split_min_work() / 4 > POOL_SPLIT_MIN ? native_split_min_work() / 4 : POOL_SPLIT_MIN;
+  pool_job_t job = { kind, f64, include_pad, *p, in, out, indices, per_unit };
+  helper_units(pool_unit, &job, units, native_max_threads() > 1 && elements >= split_min);
+}
+
 static const char WHO[] = "tapegrad native maxPool2d";
 static const char WHO_AVG[] = "tapegrad native avgPool2d";
 
@@ -339,12 +405,7 @@ static napi_value max_pool_forward(napi_env env, napi_callback_info info) {
   void *out = x ? float_operand(env, argv[2], type, 0, out_size, WHO, "out", "geometry") : NULL;
   int32_t *indices = out ? int32_operand(env, argv[3], out_size) : NULL;
   if (!indices) return NULL;
-  if (type == napi_float32_array) {
-    if (is_2x2(&p) && avx512()) max_pool_2x2_f32(&p, x, out, indices);
-    else max_pool_f32(&p, x, out, indices);
-  } else {
-    max_pool_f64(&p, x, out, indices);
-  }
+  if (p.planes > 0) run_pool(MAX_FORWARD, type == napi_float64_array, &p, x, out, indices, 0);
   return NULL;
 }
 
@@ -359,12 +420,7 @@ static napi_value max_pool_backward(napi_env env, napi_callback_info info) {
   int32_t *indices = g ? int32_operand(env, argv[2], out_size) : NULL;
   void *gi = indices ? float_operand(env, argv[3], type, 0, in_size, WHO, "gradInput", "geometry") : NULL;
   if (!gi) return NULL;
-  const int tiled = is_2x2(&p) && 2 * p.oh == p.h && 2 * p.ow == p.w;
-  if (type == napi_float32_array) {
-    if (!(tiled && (avx512() ? tiled_avx512_f32(&p, g, indices, gi) : tiled_f32(&p, g, indices, gi)))) scatter_f32(&p, g, indices, gi);
-  } else {
-    if (!(tiled && tiled_f64(&p, g, indices, gi))) scatter_f64(&p, g, indices, gi);
-  }
+  if (p.planes > 0) run_pool(MAX_BACKWARD, type == napi_float64_array, &p, g, gi, indices, 0);
   return NULL;
 }
 
@@ -384,8 +440,7 @@ static napi_value avg_pool_forward(napi_env env, napi_callback_info info) {
   void *x = float_operand(env, argv[1], type, 0, in_size, WHO_AVG, "x", "geometry");
   void *out = x ? float_operand(env, argv[2], type, 0, out_size, WHO_AVG, "out", "geometry") : NULL;
   if (!out) return NULL;
-  if (type == napi_float32_array) avg_f32_forward(&p, x, out, include_pad);
-  else avg_f64_forward(&p, x, out, include_pad);
+  if (p.planes > 0) run_pool(AVG_FORWARD, type == napi_float64_array, &p, x, out, NULL, include_pad);
   return NULL;
 }
 
@@ -404,8 +459,7 @@ static napi_value avg_pool_backward(napi_env env, napi_callback_info info) {
   void *g = float_operand(env, argv[1], type, 0, out_size, WHO_AVG, "gradOut", "geometry");
   void *gi = g ? float_operand(env, argv[2], type, 0, in_size, WHO_AVG, "gradInput", "geometry") : NULL;
   if (!gi) return NULL;
-  if (type == napi_float32_array) avg_f32_backward(&p, g, gi, include_pad);
-  else avg_f64_backward(&p, g, gi, include_pad);
+  if (p.planes > 0) run_pool(AVG_BACKWARD, type == napi_float64_array, &p, g, gi, NULL, include_pad);
   return NULL;
 }
 
