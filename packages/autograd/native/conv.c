@@ -58,6 +58,8 @@ typedef struct {
  * (r + i dh - ph, s + j dw - pw) through tap (i, j). */
 typedef struct {
   int in_h, in_w, out_h, out_w, kh, kw, dh, dw, ph, pw;
+  int images;                 /* images whose vectors follow one another in the table */
+  int64_t in_image, out_image; /* elements between consecutive images' planes */
 } plane_map_t;
 
 /* The vectors that cover one output plane. */
@@ -70,10 +72,13 @@ typedef struct {
   uint16_t *masks;   /* [count][kk]: the lanes whose input for tap t lies inside the plane */
 } vectors_t;
 
-static int64_t vector_count(const plane_map_t *m) {
+/* Vectors per image. */
+static int64_t image_vectors(const plane_map_t *m) {
   if (m->in_w == m->out_w) return ((int64_t)m->out_h * m->out_w + 15) / 16;
   return (int64_t)m->out_h * ((m->out_w + 15) / 16);
 }
+
+static int64_t vector_count(const plane_map_t *m) { return image_vectors(m) * m->images; }
 
 /* Floats of workspace the vector table of m takes. */
 static int64_t vectors_floats(const plane_map_t *m) {
@@ -93,8 +98,8 @@ static void build_vectors(const plane_map_t *m, float *at, vectors_t *t) {
   for (int i = 0; i < m->kh; i++)
     for (int j = 0; j < m->kw; j++) t->off[i * m->kw + j] = i * m->dh * m->in_w + j * m->dw;
   const int flat = m->in_w == m->out_w;
-  const int per_row = (m->out_w + 15) / 16, plane = m->out_h * m->out_w;
-  for (int v = 0; v < t->count; v++) {
+  const int per_row = (m->out_w + 15) / 16, plane = m->out_h * m->out_w, per_image = (int)image_vectors(m);
+  for (int v = 0; v < per_image; v++) {
     int r0, s0; /* lane 0's output row and column */
     if (flat) {
       r0 = v * 16 / m->out_w;
@@ -132,27 +137,66 @@ static void build_vectors(const plane_map_t *m, float *at, vectors_t *t) {
     }
     t->store[v] = (uint16_t)store;
   }
+  /* the next images' vectors: the same masks, the bases one image further on */
+  for (int v = per_image; v < t->count; v++) {
+    const int first = v % per_image, image = v / per_image;
+    t->out_base[v] = (int32_t)(t->out_base[first] + image * m->out_image);
+    t->in_base[v] = (int32_t)(t->in_base[first] + image * m->in_image);
+    t->store[v] = t->store[first];
+    memcpy(t->masks + (int64_t)v * kk, t->masks + (int64_t)first * kk, (size_t)kk * sizeof(uint16_t));
+  }
 }
 
+/* Images per unit of the forward and input-gradient products: enough that a unit's table holds about
+ * NN_UNIT_VECTORS vectors, so that few tiles are left with fewer than three (14 x 14 planes: 13 vectors
+ * an image, 26 for two); at most NN_UNIT_IMAGES, and one where the images' offsets would not fit 32 bits. */
+#define NN_UNIT_VECTORS 24
+#define NN_UNIT_IMAGES 8
+
+static plane_map_t unit_map(plane_map_t m, int batch) {
+  const int64_t per = image_vectors(&m);
+  int64_t images = (NN_UNIT_VECTORS + per - 1) / per;
+  if (images > NN_UNIT_IMAGES) images = NN_UNIT_IMAGES;
+  if (images > batch) images = batch > 0 ? batch : 1;
+  const int64_t largest = m.in_image > m.out_image ? m.in_image : m.out_image;
+  if (images * largest >= ((int64_t)1 << 30)) images = 1;
+  m.images = (int)images;
+  return m;
+}
+
+/* The forward: x planes to output planes, the images of a unit in one table. */
 static plane_map_t forward_map(const geom_t *g) {
-  plane_map_t m = { g->h, g->w, g->oh, g->ow, g->kh, g->kw, g->dh, g->dw, g->ph, g->pw };
+  plane_map_t m = { g->h, g->w, g->oh, g->ow, g->kh, g->kw, g->dh, g->dw, g->ph, g->pw, 1,
+                    (int64_t)g->cin * g->h * g->w, (int64_t)g->cout * g->oh * g->ow };
+  return unit_map(m, g->batch);
+}
+
+/* The weight gradient's positions: one image's vectors. */
+static plane_map_t weight_map(const geom_t *g) {
+  plane_map_t m = { g->h, g->w, g->oh, g->ow, g->kh, g->kw, g->dh, g->dw, g->ph, g->pw, 1, 0, 0 };
   return m;
 }
 
 /* The input gradient as a convolution of the output gradient with the flipped kernel. */
 static plane_map_t backward_input_map(const geom_t *g) {
   plane_map_t m = { g->oh, g->ow, g->h, g->w, g->kh, g->kw, g->dh, g->dw,
-                    g->dh * (g->kh - 1) - g->ph, g->dw * (g->kw - 1) - g->pw };
-  return m;
+                    g->dh * (g->kh - 1) - g->ph, g->dw * (g->kw - 1) - g->pw, 1,
+                    (int64_t)g->cout * g->oh * g->ow, (int64_t)g->cin * g->h * g->w };
+  return unit_map(m, g->batch);
 }
 
 static int64_t wg_blocks(const geom_t *g) { return (g->batch + WG_BLOCK - 1) / WG_BLOCK; }
 
 /* The weight gradient vectorizes along the output channels (ov_tile) from OV_MIN_CHANNELS output channels
- * per group, along the positions (nt_tile) below, where most lanes of a channel vector would be idle. */
+ * and OV_MIN_COLUMNS (channel, tap) columns per group, along the positions (nt_tile) otherwise: with fewer
+ * channels most lanes of a channel vector would be idle, and with fewer columns (the cnn's first layer, 9)
+ * transposing the output gradient costs more than it saves (bench/NOTES-conv.md, "Weight gradient"). */
 #define OV_MIN_CHANNELS 16
+#define OV_MIN_COLUMNS 32
 
-static int use_ov(const geom_t *g) { return g->cout / g->groups >= OV_MIN_CHANNELS; }
+static int use_ov(const geom_t *g) {
+  return g->cout / g->groups >= OV_MIN_CHANNELS && (int64_t)(g->cin / g->groups) * g->kh * g->kw >= OV_MIN_COLUMNS;
+}
 
 /* The staged planes of the output-channel form: hp x wp, the input with its padding as zeros. */
 static int64_t ov_hp(const geom_t *g) { return (int64_t)g->oh + (int64_t)g->dh * (g->kh - 1); }
@@ -182,7 +226,7 @@ static int64_t workspace_floats(int pass, const geom_t *g) {
     return vectors_floats(&m) + (int64_t)g->cout * cg * kk;
   }
   if (use_ov(g)) return g->groups * (cg * kk + 1) + 2 * ov_scratch(g) + wg_blocks(g) * ov_slot(g);
-  plane_map_t m = forward_map(g);
+  plane_map_t m = weight_map(g);
   return vectors_floats(&m) + wg_blocks(g) * ((int64_t)g->cout * cg * kk + g->cout);
 }
 
@@ -254,16 +298,17 @@ K512 INLINE void nn_tile(const int MR, const int NV, const nn_ctx_t *T, const fl
 #define NN_CASE(MR, NV) case MR * 4 + NV: nn_tile(MR, NV, T, in, w, b, o, v0); break;
 #define NN_CASES(MR) NN_CASE(MR, 3) NN_CASE(MR, 2) NN_CASE(MR, 1)
 
-/* rows output rows (their packed weights at wp, bias or NULL) over the whole output plane. */
-K512 static void nn_rows(const nn_ctx_t *T, const float *in, const float *wp, const float *bias, float *out, int rows) {
+/* rows output rows (their packed weights at wp, bias or NULL) over the table's first `count` vectors. */
+K512 static void nn_rows(const nn_ctx_t *T, const float *in, const float *wp, const float *bias, float *out, int rows,
+                         int count) {
   for (int r0 = 0; r0 < rows; r0 += NN_MR) {
     const int mr = rows - r0 < NN_MR ? rows - r0 : NN_MR;
     const float *w = wp + (int64_t)r0 * T->channels * T->vt->kk;
     const float *b = bias ? bias + r0 : NULL;
     float *o = out + r0 * T->out_plane;
-    for (int v0 = 0, nv; v0 < T->vt->count; v0 += nv) {
+    for (int v0 = 0, nv; v0 < count; v0 += nv) {
       /* tiles of 3 vectors, the last ones of 2 rather than a lone vector (too few accumulators) */
-      const int rest = T->vt->count - v0;
+      const int rest = count - v0;
       nv = rest >= 5 || rest == 3 ? 3 : rest == 4 ? 2 : rest;
       switch (mr * 4 + nv) {
         NN_CASES(8) NN_CASES(7) NN_CASES(6) NN_CASES(5) NN_CASES(4) NN_CASES(3) NN_CASES(2) NN_CASES(1)
@@ -279,17 +324,19 @@ typedef struct {
   float *out;
   int groups, rows;           /* rows: output channels per group */
   int64_t in_image, out_image; /* elements per image */
+  int batch, images;           /* images: per unit, as in the vector table */
 } nn_job_t;
 
-/* Unit u: image u / groups, group u % groups. */
+/* Unit u: the images [images (u / groups), ...), group u % groups. */
 K512 static void nn_unit(const void *arg, int u, int worker) {
   (void)worker;
   const nn_job_t *J = arg;
-  const int n = u / J->groups, grp = u - n * J->groups;
+  const int chunk = u / J->groups, grp = u - chunk * J->groups, n = chunk * J->images;
+  const int images = J->batch - n < J->images ? J->batch - n : J->images;
   const float *in = J->in + n * J->in_image + (int64_t)grp * J->nn.channels * J->nn.in_plane;
   const float *wp = J->wp + (int64_t)grp * J->rows * J->nn.channels * J->nn.vt->kk;
   float *out = J->out + n * J->out_image + (int64_t)grp * J->rows * J->nn.out_plane;
-  nn_rows(&J->nn, in, wp, J->bias ? J->bias + grp * J->rows : NULL, out, J->rows);
+  nn_rows(&J->nn, in, wp, J->bias ? J->bias + grp * J->rows : NULL, out, J->rows, J->nn.vt->count / J->images * images);
 }
 
 /* Weights of one group as the forward tiles read them: rows in tiles of NN_MR, each tile [tap][channel][row]. */
@@ -645,8 +692,9 @@ static napi_value conv_forward(napi_env env, napi_callback_info info) {
   float *wp = ws + vectors_floats(&m);
   for (int grp = 0; grp < g.groups; grp++) pack_forward(w + (int64_t)grp * og * cg * kk, og, cg, kk, wp + (int64_t)grp * og * cg * kk);
   nn_job_t job = { { &vt, (int64_t)g.h * g.w, (int64_t)g.oh * g.ow, cg }, x, wp, bias, out, g.groups, og,
-                   (int64_t)g.cin * g.h * g.w, (int64_t)g.cout * g.oh * g.ow };
-  helper_units(nn_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
+                   (int64_t)g.cin * g.h * g.w, (int64_t)g.cout * g.oh * g.ow, g.batch, m.images };
+  const int chunks = (g.batch + m.images - 1) / m.images;
+  helper_units(nn_unit, &job, chunks * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
 #endif
   return NULL;
 }
@@ -669,8 +717,9 @@ static napi_value conv_backward_input(napi_env env, napi_callback_info info) {
   for (int grp = 0; grp < g.groups; grp++)
     pack_backward_input(w + (int64_t)grp * og * cg * kk, og, cg, kk, wp + (int64_t)grp * cg * og * kk);
   nn_job_t job = { { &vt, (int64_t)g.oh * g.ow, (int64_t)g.h * g.w, og }, gy, wp, NULL, gx, g.groups, cg,
-                   (int64_t)g.cout * g.oh * g.ow, (int64_t)g.cin * g.h * g.w };
-  helper_units(nn_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
+                   (int64_t)g.cout * g.oh * g.ow, (int64_t)g.cin * g.h * g.w, g.batch, m.images };
+  const int chunks = (g.batch + m.images - 1) / m.images;
+  helper_units(nn_unit, &job, chunks * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
 #endif
   return NULL;
 }
@@ -732,7 +781,7 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
         }
     return NULL;
   }
-  plane_map_t m = forward_map(&g);
+  plane_map_t m = weight_map(&g);
   vectors_t vt;
   build_vectors(&m, ws, &vt);
   float *sums = ws + vectors_floats(&m);
