@@ -257,7 +257,7 @@ function renderMarkdown(header: { date: string; machine: string; node: string; q
     `- date: ${header.date}${header.quick ? " (--quick)" : ""}`,
     `- machine: ${header.machine}`,
     `- node ${header.node}; tapegrad runs JavaScript on one thread, its native gemm threads as noted below; Python reference threads: ${header.referenceThreads.join(", ")}`,
-    `- epochs: median of ${header.rounds} interleaved round${header.rounds > 1 ? "s'" : "'s"} medians (each tool a fresh process per round: ${warmupEpochs === 1 ? "one warm-up epoch" : `${warmupEpochs} warm-up epochs`}, then ${epochsPerRound} timed); other workloads: median of repeated runs in one process`,
+    `- epochs: median of ${header.rounds} interleaved round${header.rounds > 1 ? "s'" : "'s"} medians (each tool a fresh process per round: ${warmupEpochs === 1 ? "one warm-up epoch" : `${warmupEpochs} warm-up epochs`}, then ${epochsPerRound} timed${workloads.some((w) => w.kind === "cnnEpoch") ? "; the convolutional networks' as noted below" : ""}); other workloads: median of repeated runs in one process`,
     ...header.notes.map((n) => `- ${n}`),
     ...header.skipped.map((s) => `- skipped ${s}`),
     ``,
