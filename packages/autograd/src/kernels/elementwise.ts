@@ -141,8 +141,8 @@ export function broadcastTo(x: FloatArray, xShape: readonly number[], out: Float
 
 export type UnaryKind = "neg" | "exp" | "log" | "relu" | "tanh" | "sigmoid" | "softplus" | "sqrt" | "abs" | "sign" | "step";
 
-/** The native unary loop's op codes (native-ops.ts). exp and log are libm.ts's on both sides; tanh and
- *  sigmoid stay in TypeScript, whose Math.tanh and Math.exp may differ from the C library's in the last bit. */
+/** The native unary loop's op codes (native-ops.ts). exp and log are libm.ts's on both sides; sigmoid is
+ *  the native exp and a division, tanh stays in TypeScript (Math.tanh may differ from C's in the last bit). */
 const NATIVE_UNARY = opCodes(NATIVE_UNARY_OPS) as Partial<Record<UnaryKind, number>>;
 
 /** out = f(x) elementwise. `step` is relu's gradient mask: 0 where x ≤ 0, else 1 (a NaN passes, as in
@@ -156,6 +156,13 @@ export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
       native.unary(op, x, out, n);
       return;
     }
+    if (native && kind === "sigmoid" && sameArrayType(x, x, out) && out !== x) {
+      // the native exp of -|x| (stored in out's type), then the division: the same bits as the loop below
+      for (let i = 0; i < n; i++) out[i] = -Math.abs(x[i]);
+      native.unary(NATIVE_UNARY.exp!, out, out, n);
+      for (let i = 0; i < n; i++) { const e = out[i]; out[i] = x[i] >= 0 ? 1 / (1 + e) : e / (1 + e); }
+      return;
+    }
   }
   switch (kind) {
     case "neg": for (let i = 0; i < n; i++) out[i] = -x[i]; return;
@@ -164,11 +171,12 @@ export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
     case "relu": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? v : v !== v ? v : 0; } return;
     case "tanh": for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]); return;
     case "sigmoid":
-      for (let i = 0; i < n; i++) {
-        const v = x[i];
-        // NOTE: two branches keep exp from overflowing for large |v|.
-        if (v >= 0) out[i] = 1 / (1 + Math.exp(-v));
-        else { const e = Math.exp(v); out[i] = e / (1 + e); }
+      // NOTE: e = exp(-|v|) never overflows; 1/(1+e) for v >= 0, e/(1+e) below. libm.ts's exp, rounded to
+      // the array's type as the native path stores it, so every backend gives the same bits
+      if (out instanceof Float32Array) {
+        for (let i = 0; i < n; i++) { const v = x[i], e = Math.fround(expDouble(-Math.abs(v))); out[i] = v >= 0 ? 1 / (1 + e) : e / (1 + e); }
+      } else {
+        for (let i = 0; i < n; i++) { const v = x[i], e = expDouble(-Math.abs(v)); out[i] = v >= 0 ? 1 / (1 + e) : e / (1 + e); }
       }
       return;
     case "softplus":
