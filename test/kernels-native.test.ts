@@ -91,7 +91,8 @@ if (!nativeActive) {
 }
 
 const BINARY_KINDS = ["add", "sub", "mul", "div", "maximum", "minimum"] as const;
-const UNARY_KINDS = ["neg", "relu", "abs", "sign", "step", "sqrt", "exp", "log"] as const;
+/** The addon's unary ops, and sigmoid, which is the addon's exp and a division in TypeScript. */
+const UNARY_KINDS = ["neg", "relu", "abs", "sign", "step", "sqrt", "exp", "log", "sigmoid"] as const;
 
 /** Operand layouts of K.binary: each sends runs of ≥ NATIVE_MIN_ELEMENTS to the addon, the last three with
  *  offsets (one run per row) and a stride-0 operand. */
