@@ -10,10 +10,11 @@
 #       writes test/fixtures/cnn-interop.safetensors (the state dict after three training-mode batches, so
 #       the running statistics and num_batches_tracked have moved) and test/fixtures/cnn-interop.json (fixed
 #       inputs and the model's eval-mode logits for them)
-#   /usr/bin/python3 scripts/cnn-interop.py --check MODEL.safetensors INPUTS.json
+#   /usr/bin/python3 scripts/cnn-interop.py --check MODEL.safetensors INPUTS.json [CONFIG.json]
 #       loads a checkpoint (tapegrad's) into the PyTorch network with load_state_dict(strict=True) and prints
 #       JSON: the eval-mode logits for the inputs, and every entry whose dtype or shape differs from the
-#       network's own state dict
+#       network's own state dict. CONFIG.json picks another network of the family, e.g. the example's
+#       defaults: {"channels": [32, 64], "hidden": 128, "batchnorm": false, "dropout": 0}
 import json
 import os
 import struct
@@ -29,15 +30,16 @@ NAMES = {v: k for k, v in DTYPES.items()}
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures")
 
 
-def build():
-    c1, c2 = CONFIG["channels"]
-    return nn.Sequential(
-        nn.Unflatten(1, (1, 28, 28)),
-        nn.Conv2d(1, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(c2 * 7 * 7, CONFIG["hidden"]), nn.ReLU(), nn.Dropout(CONFIG["dropout"]),
-        nn.Linear(CONFIG["hidden"], 10),
-    )
+def build(config=CONFIG):
+    """buildCnn's layers: batch norm after each convolution and dropout before the last layer only when asked."""
+    c1, c2 = config["channels"]
+    layers = [nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, c1, 3, padding=1)]
+    layers += [nn.BatchNorm2d(c1)] if config["batchnorm"] else []
+    layers += [nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(c1, c2, 3, padding=1)]
+    layers += [nn.BatchNorm2d(c2)] if config["batchnorm"] else []
+    layers += [nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(c2 * 7 * 7, config["hidden"]), nn.ReLU()]
+    layers += [nn.Dropout(config["dropout"])] if config["dropout"] > 0 else []
+    return nn.Sequential(*layers, nn.Linear(config["hidden"], 10))
 
 
 def write_safetensors(path, tensors):
@@ -102,8 +104,12 @@ def make():
     print(f"wrote {os.path.relpath(target)} and cnn-interop.safetensors", file=sys.stderr)
 
 
-def check(checkpoint, inputs_file):
-    model = build()
+def check(checkpoint, inputs_file, config_file=None):
+    config = CONFIG
+    if config_file:
+        with open(config_file) as f:
+            config = json.load(f)
+    model = build(config)
     loaded = read_safetensors(checkpoint)
     own = model.state_dict()
     differences = [f"{k}: {NAMES.get(v.dtype, v.dtype)} {list(v.shape)}, the network has {NAMES[own[k].dtype]} {list(own[k].shape)}"
@@ -120,9 +126,9 @@ def check(checkpoint, inputs_file):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--check":
-        check(sys.argv[2], sys.argv[3])
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--check":
+        check(*sys.argv[2:])
     elif len(sys.argv) == 1:
         make()
     else:
-        sys.exit("usage: cnn-interop.py [--check MODEL.safetensors INPUTS.json]")
+        sys.exit("usage: cnn-interop.py [--check MODEL.safetensors INPUTS.json [CONFIG.json]]")
