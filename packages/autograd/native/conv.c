@@ -149,7 +149,8 @@ static void build_vectors(const plane_map_t *m, float *at, vectors_t *t) {
 
 /* Images per unit of the forward and input-gradient products: enough that a unit's table holds about
  * NN_UNIT_VECTORS vectors, so that few tiles are left with fewer than three (14 x 14 planes: 13 vectors
- * an image, 26 for two); at most NN_UNIT_IMAGES, and one where the images' offsets would not fit 32 bits. */
+ * an image, 26 for two); at most NN_UNIT_IMAGES, and one where the images' offsets would not fit 32 bits.
+ * Timings: bench/NOTES-conv.md, "Direct convolutions". */
 #define NN_UNIT_VECTORS 24
 #define NN_UNIT_IMAGES 8
 

@@ -282,7 +282,8 @@ static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int32_t 
 /* Large poolings are shared with the helper thread (helper_units) in units of whole planes: every output
  * and gradient element belongs to one plane, so the result does not depend on the split. From
  * POOL_SPLIT_MIN input elements (a quarter of TAPEGRAD_SPLIT_MIN_WORK where that is larger): below it,
- * waking the helper costs about as much as it saves. Units of about POOL_UNIT_ELEMENTS input elements. */
+ * waking the helper costs about as much as it saves. Units of about POOL_UNIT_ELEMENTS input elements.
+ * Timings: bench/NOTES-conv.md, "Pooling in C". */
 #define POOL_SPLIT_MIN ((int64_t)1 << 18)
 #define POOL_UNIT_ELEMENTS ((int64_t)1 << 16)
 
