@@ -337,6 +337,13 @@ describe.skipIf(!conv2dNative(conv2dGeometry([1, 1, 4, 4], [1, 1, 3, 3], { paddi
     agree([4, 3, 6, 6], [16, 3, 3, 3], { padding: 1 }, 11, true); // accumulate into the gradients
   });
 
+  it("agree with the portable paths where the weight gradient's staging is bounded (fewer images a block, or along positions)", () => {
+    // 8 × 66² + ... floats staged an image: 6 images a block instead of 8, over 13 images
+    agree([13, 8, 64, 64], [32, 8, 3, 3], { padding: 1 }, 15);
+    // more than 2^20 floats staged for one image: along positions
+    agree([2, 16, 128, 128], [64, 16, 3, 3], { padding: 1 }, 16);
+  });
+
   it("give the same bits on one thread and split with the helper thread", () => {
     const g = conv2dGeometry([24, 32, 14, 14], [64, 32, 3, 3], { padding: 1 });
     const previous = nativeGemmThreads(2);

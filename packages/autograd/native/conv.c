@@ -9,17 +9,19 @@
  * row.
  *
  * forward:  out[o, p] = bias[o] + sum over (tap t, channel c) of W[o, c, t] x[c, p + shift(t)]: tiles of 8
- *           output channels x 2 vectors, weights broadcast, the sum over channels innermost;
+ *           output channels x up to 3 vectors, weights broadcast, the sum over channels innermost;
  * input gradient: the same kernel on the output gradient with the kernel flipped and its channel axes
  *           swapped (a stride-1 convolution padded by dilation (k - 1) - pad);
- * weight gradient: gw[o, c, t] = sum over images and positions of g[o, p] x[c, p + shift(t)]: tiles of 4
- *           output channels x 6 (channel, tap) pairs, each a vector of partial sums along the positions,
- *           reduced once per block of WG_BLOCK images into that block's slot; the blocks' slots are summed
- *           in block order at the end.
- * The units of work (an image and group; a block of images for the weight gradient) are shared with the
- * helper thread (helper.c) from products of split_min_work multiply-adds. Every output element is computed
- * by one unit in a fixed order, so a result does not depend on the thread count or on which thread ran
- * which unit.
+ * weight gradient: gw[o, c, t] = sum over images and positions of g[o, p] x[c, p + shift(t)], per block of
+ *           images (wg_images) into that block's slot, the slots summed in block order at the end; either
+ *           along the output channels (ov_tile: the block's input staged with its padding, its output
+ *           gradient transposed, a register tile of (channel, tap) columns x vectors of 16 output
+ *           channels) or, with few channels or columns, along the positions (nt_tile: 4 output channels x 6
+ *           columns of vector partial sums).
+ * The units of work (a few images and a group; a block of images for the weight gradient) are shared with
+ * the helper thread (helper.c) from products of split_min_work multiply-adds. Every output element is
+ * computed by one unit in a fixed order, so a result does not depend on the thread count or on which
+ * thread ran which unit.
  *
  * Exports: convAvailable (true where the CPU has AVX-512F), convWorkspace(pass, geometry),
  * convForward(geometry, x, w, bias | null, out, workspace),
@@ -38,9 +40,9 @@
 
 enum { PASS_FORWARD = 0, PASS_BACKWARD_INPUT = 1, PASS_BACKWARD_WEIGHT = 2 };
 
-/* Images per block of the weight gradient: the block's output gradient and input (conv2 of the cnn: 8 x 75
- * KB) stay in the L2 cache while the tiles pass over them, and the per-block reduction of each tile's
- * vector sums costs a few percent of its multiply-adds. */
+/* Images per block of the weight gradient (where the bounds of wg_images allow): the block's output gradient
+ * and input (conv2 of the cnn: 8 x 75 KB) stay in the L2 cache while the tiles pass over them, and the
+ * per-block reduction of each tile's vector sums costs a few percent of its multiply-adds. */
 #define WG_BLOCK 8
 
 /* Output channels x vectors (up to) of one forward tile, and output channels x (channel, tap) columns of one
@@ -186,34 +188,60 @@ static plane_map_t backward_input_map(const geom_t *g) {
   return unit_map(m, g->batch);
 }
 
-static int64_t wg_blocks(const geom_t *g) { return (g->batch + WG_BLOCK - 1) / WG_BLOCK; }
-
 /* The weight gradient vectorizes along the output channels (ov_tile) from OV_MIN_CHANNELS output channels
  * and OV_MIN_COLUMNS (channel, tap) columns per group, along the positions (nt_tile) otherwise: with fewer
  * channels most lanes of a channel vector would be idle, and with fewer columns (the cnn's first layer, 9)
- * transposing the output gradient costs more than it saves (bench/NOTES-conv.md, "Weight gradient"). */
+ * transposing the output gradient costs more than it saves (bench/NOTES-conv.md, "Weight gradient"); and
+ * along the positions where one image's staging would exceed OV_MAX_STAGING floats. */
 #define OV_MIN_CHANNELS 16
 #define OV_MIN_COLUMNS 32
-
-static int use_ov(const geom_t *g) {
-  return g->cout / g->groups >= OV_MIN_CHANNELS && (int64_t)(g->cin / g->groups) * g->kh * g->kw >= OV_MIN_COLUMNS;
-}
+#define OV_MAX_STAGING ((int64_t)1 << 20)
+/* The block sums of all blocks together stay below WG_MAX_SUMS floats (128 MB): large weights take
+ * larger blocks. */
+#define WG_MAX_SUMS ((int64_t)1 << 25)
 
 /* The staged planes of the output-channel form: hp x wp, the input with its padding as zeros. */
 static int64_t ov_hp(const geom_t *g) { return (int64_t)g->oh + (int64_t)g->dh * (g->kh - 1); }
 static int64_t ov_wp(const geom_t *g) { return (int64_t)g->ow + (int64_t)g->dw * (g->kw - 1); }
 static int64_t ov_ogp(const geom_t *g) { return ((int64_t)g->cout / g->groups + 15) / 16 * 16; }
 
-/* Floats of one worker's staging area: WG_BLOCK images of padded input, each followed by a plane of ones
- * (the bias gradient's column), and of one group's transposed output gradient. */
-static int64_t ov_scratch(const geom_t *g) {
-  return WG_BLOCK * ((int64_t)(g->cin + 1) * ov_hp(g) * ov_wp(g) + (int64_t)g->oh * g->ow * ov_ogp(g)) + 16;
+/* Floats one image takes in the output-channel form's staging: its padded input, a plane of ones (the bias
+ * gradient's column), and one group's transposed output gradient. */
+static int64_t ov_image(const geom_t *g) {
+  return (int64_t)(g->cin + 1) * ov_hp(g) * ov_wp(g) + (int64_t)g->oh * g->ow * ov_ogp(g);
+}
+
+static int use_ov(const geom_t *g) {
+  return g->cout / g->groups >= OV_MIN_CHANNELS && (int64_t)(g->cin / g->groups) * g->kh * g->kw >= OV_MIN_COLUMNS &&
+         ov_image(g) <= OV_MAX_STAGING;
 }
 
 /* The output-channel form's block sums, per block: [groups][K + 1][ogp], column K the bias's. */
 static int64_t ov_slot(const geom_t *g) {
   return (int64_t)g->groups * ((g->cin / g->groups) * g->kh * g->kw + 1) * ov_ogp(g);
 }
+
+/* One block's sums: the output-channel form's, or [cout][K] and the bias. */
+static int64_t wg_slot(const geom_t *g) {
+  return use_ov(g) ? ov_slot(g) : (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw + g->cout;
+}
+
+/* Images per block of the weight gradient: WG_BLOCK, fewer where the staging of WG_BLOCK images would pass
+ * OV_MAX_STAGING, more where the blocks' sums would pass WG_MAX_SUMS. A function of the geometry alone, so
+ * the sums' grouping does not depend on the threads. */
+static int64_t wg_images(const geom_t *g) {
+  int64_t images = WG_BLOCK;
+  if (use_ov(g) && images * ov_image(g) > OV_MAX_STAGING) images = OV_MAX_STAGING / ov_image(g);
+  if (images < 1) images = 1;
+  const int64_t slot = wg_slot(g), max_blocks = WG_MAX_SUMS / slot > 1 ? WG_MAX_SUMS / slot : 1;
+  if ((g->batch + images - 1) / images > max_blocks) images = (g->batch + max_blocks - 1) / max_blocks;
+  return images;
+}
+
+static int64_t wg_blocks(const geom_t *g) { return (g->batch + wg_images(g) - 1) / wg_images(g); }
+
+/* Floats of one worker's staging area in the output-channel form. */
+static int64_t ov_scratch(const geom_t *g) { return wg_images(g) * ov_image(g) + 16; }
 
 /* Floats of workspace each pass needs: its vector table, then its packed weights or block sums. */
 static int64_t workspace_floats(int pass, const geom_t *g) {
@@ -228,7 +256,7 @@ static int64_t workspace_floats(int pass, const geom_t *g) {
   }
   if (use_ov(g)) return g->groups * (cg * kk + 1) + 2 * ov_scratch(g) + wg_blocks(g) * ov_slot(g);
   plane_map_t m = weight_map(g);
-  return vectors_floats(&m) + wg_blocks(g) * ((int64_t)g->cout * cg * kk + g->cout);
+  return vectors_floats(&m) + wg_blocks(g) * wg_slot(g);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -370,7 +398,7 @@ typedef struct {
   float *sums;            /* [blocks][cout * K + cout] */
   int batch, groups, cg, og, K;
   int64_t in_plane, out_plane, x_image, g_image;
-  int with_bias;
+  int with_bias, block; /* block: images per unit */
 } nt_job_t;
 
 /* MR output channels x NR columns (channel, tap) from column k0, summed over `images` images; the sums go to
@@ -409,11 +437,11 @@ K512 INLINE void nt_tile(const int MR, const int NR, const nt_job_t *J, const fl
 
 #define NT_CASE(MR, NR) case MR * 8 + NR: nt_tile(MR, NR, J, x, g, k0, images, dst); break;
 
-/* Unit b: the block of images [b WG_BLOCK, ...) into its slot of sums. */
+/* Unit b: the block of images [b block, ...) into its slot of sums. */
 K512 static void nt_unit(const void *arg, int b, int worker) {
   (void)worker;
   const nt_job_t *J = arg;
-  const int n0 = b * WG_BLOCK, images = J->batch - n0 < WG_BLOCK ? J->batch - n0 : WG_BLOCK;
+  const int n0 = b * J->block, images = J->batch - n0 < J->block ? J->batch - n0 : J->block;
   const int cout = J->groups * J->og;
   float *slot = J->sums + (int64_t)b * ((int64_t)cout * J->K + cout);
   for (int grp = 0; grp < J->groups; grp++) {
@@ -459,7 +487,7 @@ typedef struct {
   float *sums, *scratch;   /* sums: [blocks][ov_slot]; scratch: one staging area per worker */
   const int32_t *off;      /* [groups][K + 1]: column (c, i, j)'s offset c hp wp + i dh wp + j dw from the group's
                             * first staged plane; column K's, the plane of ones */
-  int batch, cin, groups, cg, og, ogp, K, h, w, oh, ow, ph, pw, hp, wp;
+  int batch, cin, groups, cg, og, ogp, K, h, w, oh, ow, ph, pw, hp, wp, block; /* block: images per unit */
   int64_t scratch_floats, slot_floats;
 } ov_job_t;
 
@@ -526,12 +554,12 @@ K512 static void transpose16(const float *src, int64_t ld, int rows, int cols, f
   }
 }
 
-/* Unit b: the block of images [b WG_BLOCK, ...) staged in worker's area, its sums into slot b. */
+/* Unit b: the block of images [b block, ...) staged in worker's area, its sums into slot b. */
 K512 static void ov_unit(const void *arg, int b, int worker) {
   const ov_job_t *J = arg;
-  const int n0 = b * WG_BLOCK, images = J->batch - n0 < WG_BLOCK ? J->batch - n0 : WG_BLOCK;
+  const int n0 = b * J->block, images = J->batch - n0 < J->block ? J->batch - n0 : J->block;
   const int64_t plane = (int64_t)J->h * J->w, L = (int64_t)J->oh * J->ow, pplane = (int64_t)J->hp * J->wp;
-  float *xs = J->scratch + worker * J->scratch_floats, *gt = xs + WG_BLOCK * (int64_t)(J->cin + 1) * pplane;
+  float *xs = J->scratch + worker * J->scratch_floats, *gt = xs + J->block * (int64_t)(J->cin + 1) * pplane;
   float *slot = J->sums + b * J->slot_floats;
   /* the input with its padding: row r, column c of a staged plane is input (r - ph, c - pw) or 0; then ones */
   for (int n = 0; n < images; n++) {
@@ -767,7 +795,7 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
     float *scratch = ws + (int64_t)g.groups * columns;
     float *sums = scratch + 2 * ov_scratch(&g);
     ov_job_t job = { x, gy, sums, scratch, off, g.batch, g.cin, g.groups, cg, og, ogp, K, g.h, g.w, g.oh, g.ow, g.ph, g.pw,
-                     hp, wp, ov_scratch(&g), ov_slot(&g) };
+                     hp, wp, (int)wg_images(&g), ov_scratch(&g), ov_slot(&g) };
     helper_units(ov_unit, &job, blocks, split_for(macs));
     /* the blocks' sums in block order, whichever thread computed them */
     const int64_t slot = ov_slot(&g);
@@ -787,7 +815,7 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
   build_vectors(&m, ws, &vt);
   float *sums = ws + vectors_floats(&m);
   nt_job_t job = { &vt, x, gy, sums, g.batch, g.groups, cg, og, K, (int64_t)g.h * g.w, (int64_t)g.oh * g.ow,
-                   (int64_t)g.cin * g.h * g.w, (int64_t)g.cout * g.oh * g.ow, gb != NULL };
+                   (int64_t)g.cin * g.h * g.w, (int64_t)g.cout * g.oh * g.ow, gb != NULL, (int)wg_images(&g) };
   helper_units(nt_unit, &job, blocks, split_for(macs));
   /* the blocks' sums in block order, whichever thread computed them */
   const int64_t slot = size + g.cout;
