@@ -2,7 +2,7 @@
 # Smoke run of every example on real Fashion-MNIST (half the training set, 2 epochs; the cnn on 10,000
 # images for 1 epoch), each checked against an accuracy floor read from its result.json; then a run stopped
 # after 1 epoch and resumed must end with the same model file as the uninterrupted one, and bad input must
-# give its exit code (2 bad options, 3 a failed check). About 130 s on 2 cores. Without the real data
+# give its exit code (2 bad options, 3 a failed check). About 105 s on 2 cores. Without the real data
 # (/usr/share/datasets/fashion-mnist, $TAPEGRAD_DATA or the cache) the examples fall back to the
 # embedded sample, and the floors drop to what a model trained on it reaches.
 set -euo pipefail
