@@ -337,6 +337,15 @@ describe.skipIf(!conv2dNative(conv2dGeometry([1, 1, 4, 4], [1, 1, 3, 3], { paddi
     agree([4, 3, 6, 6], [16, 3, 3, 3], { padding: 1 }, 11, true); // accumulate into the gradients
   });
 
+  it("agree with the portable paths on Winograd's geometries (3×3, 16-multiple channels): odd planes, paddings 0 to 3, groups", () => {
+    agree([3, 16, 13, 15], [16, 16, 3, 3], { padding: 1 }, 17); // 2×2 output blocks past the plane's last row and column
+    agree([2, 32, 9, 8], [48, 32, 3, 3], { padding: 0 }, 18);
+    agree([2, 16, 7, 7], [32, 16, 3, 3], { padding: 2 }, 19); // the input gradient unpadded
+    agree([2, 16, 6, 5], [16, 16, 3, 3], { padding: 3 }, 20); // the input gradient cropped
+    agree([3, 64, 10, 10], [32, 32, 3, 3], { padding: 1, groups: 2 }, 21);
+    agree([1, 16, 40, 3], [16, 16, 3, 3], { padding: "same" }, 22);
+  });
+
   it("agree with the portable paths where the weight gradient's staging is bounded (fewer images a block, or along positions)", () => {
     // 8 × 66² + ... floats staged an image: 6 images a block instead of 8, over 13 images
     agree([13, 8, 64, 64], [32, 8, 3, 3], { padding: 1 }, 15);

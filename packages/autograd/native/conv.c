@@ -243,14 +243,69 @@ static int64_t wg_blocks(const geom_t *g) { return (g->batch + wg_images(g) - 1)
 /* Floats of one worker's staging area in the output-channel form. */
 static int64_t ov_scratch(const geom_t *g) { return wg_images(g) * ov_image(g) + 16; }
 
+
+/* Winograd F(2x2, 3x3) for 3x3 undilated convolutions whose summed and produced channels per group are
+ * multiples of 16 (the cnn's second layer, forward and input gradient): each 2 x 2 block of outputs from
+ * the 4 x 4 input patch under it, as Y = A^T [(G g G^T) . (B^T d B)] A, where the 16 products per (block,
+ * output channel, input channel) replace 36 multiply-adds; the sums over input channels are 16 gemms, one per
+ * position of the 4 x 4 transformed tile. The input is staged as [position][channel] with its padding as zeros
+ * (16 x 16 register transposes), so the transforms run on vectors of 16 channels; the outputs are gathered as
+ * [position][channel] and transposed back. Rounding differs from the direct sum by a few units in the last
+ * place; the transform's constants (0.5, 1) are exact. Timings: bench/NOTES-conv.md, "Winograd". */
+typedef struct {
+  int C, O;          /* channels summed and produced, per group */
+  int in_h, in_w, out_h, out_w;
+  int ph, pw;        /* padding of the planes read (may be negative: a cropped input gradient) */
+  int th, tw;        /* blocks of 2 x 2 outputs */
+  int hs, wd;        /* the staged plane: 2 th + 2 rows, 2 tw + 2 columns */
+} wino_t;
+
+static int wino_applies(const geom_t *g) {
+  const int cg = g->cin / g->groups, og = g->cout / g->groups;
+  return g->kh == 3 && g->kw == 3 && g->dh == 1 && g->dw == 1 && cg % 16 == 0 && og % 16 == 0;
+}
+
+static wino_t wino_plan(int C, int O, int in_h, int in_w, int out_h, int out_w, int ph, int pw) {
+  const int th = (out_h + 1) / 2, tw = (out_w + 1) / 2;
+  wino_t p = { C, O, in_h, in_w, out_h, out_w, ph, pw, th, tw, 2 * th + 2, 2 * tw + 2 };
+  return p;
+}
+
+static wino_t wino_forward(const geom_t *g) {
+  return wino_plan(g->cin / g->groups, g->cout / g->groups, g->h, g->w, g->oh, g->ow, g->ph, g->pw);
+}
+
+static wino_t wino_backward_input(const geom_t *g) {
+  return wino_plan(g->cout / g->groups, g->cin / g->groups, g->oh, g->ow, g->h, g->w, 2 - g->ph, 2 - g->pw);
+}
+
+/* One worker's floats: the staged input, V [16][blocks][C], M [16][blocks][O], the outputs [position][O]. */
+static int64_t wino_scratch(const wino_t *p) {
+  const int64_t T = (int64_t)p->th * p->tw;
+  return (int64_t)p->hs * p->wd * p->C + 16 * T * p->C + 16 * T * p->O + 4 * T * p->O + 64;
+}
+
+/* The transformed weights U [groups][16][C][O], then one scratch per worker. */
+static int64_t wino_floats(const geom_t *g, const wino_t *p) {
+  return (int64_t)g->groups * 16 * p->C * p->O + 2 * wino_scratch(p) + 16;
+}
+
 /* Floats of workspace each pass needs: its vector table, then its packed weights or block sums. */
 static int64_t workspace_floats(int pass, const geom_t *g) {
   const int64_t kk = (int64_t)g->kh * g->kw, cg = g->cin / g->groups;
   if (pass == PASS_FORWARD) {
+    if (wino_applies(g)) {
+      const wino_t p = wino_forward(g);
+      return wino_floats(g, &p);
+    }
     plane_map_t m = forward_map(g);
     return vectors_floats(&m) + (int64_t)g->cout * cg * kk;
   }
   if (pass == PASS_BACKWARD_INPUT) {
+    if (wino_applies(g)) {
+      const wino_t p = wino_backward_input(g);
+      return wino_floats(g, &p);
+    }
     plane_map_t m = backward_input_map(g);
     return vectors_floats(&m) + (int64_t)g->cout * cg * kk;
   }
@@ -265,7 +320,7 @@ static int64_t workspace_floats(int pass, const geom_t *g) {
 #define K512 __attribute__((target("avx512f")))
 #define INLINE static inline __attribute__((always_inline))
 /* The loops over a tile's rows, vectors and columns must unroll for its accumulators to live in registers. */
-#define UNROLL _Pragma("GCC unroll 8")
+#define UNROLL _Pragma("GCC unroll 16")
 
 int native_avx512(void) {
   static int cached = -1;
@@ -524,8 +579,9 @@ K512 INLINE void ov_tile(const int NT, const int NV, const ov_job_t *J, const in
 }
 
 /* rows x 16 floats of src (row stride ld, rows past `rows` read as zeros, columns past `cols` not read)
- * transposed into dst (row stride ldd): dst[c][r] for c < cols. */
-K512 static void transpose16(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd) {
+ * transposed into dst (row stride ldd): dst[c][r] for c < cols, all 16 r (the zeros too) or, with `exact`,
+ * r < rows only. */
+K512 static void transpose16x(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd, int exact) {
   const __mmask16 cm = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1);
   __m512 r[16], t[16];
   /* rows past `rows` load nothing (a masked-off lane reads no memory) */
@@ -549,9 +605,14 @@ K512 static void transpose16(const float *src, int64_t ld, int rows, int cols, f
     const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
     const __m512 out[4] = { _mm512_shuffle_f32x4(v0, v2, 0x88), _mm512_shuffle_f32x4(v0, v2, 0xDD),
                             _mm512_shuffle_f32x4(v1, v3, 0x88), _mm512_shuffle_f32x4(v1, v3, 0xDD) };
+    const __mmask16 rm = (__mmask16)(!exact || rows >= 16 ? 0xffff : (1u << rows) - 1);
     UNROLL for (int L = 0; L < 4; L++)
-      if (4 * L + c < cols) _mm512_storeu_ps(dst + (4 * L + c) * ldd, out[L]);
+      if (4 * L + c < cols) _mm512_mask_storeu_ps(dst + (4 * L + c) * ldd, rm, out[L]);
   }
+}
+
+K512 static void transpose16(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd) {
+  transpose16x(src, ld, rows, cols, dst, ldd, 0);
 }
 
 /* Unit b: the block of images [b block, ...) staged in worker's area, its sums into slot b. */
@@ -613,6 +674,164 @@ K512 static void ov_unit(const void *arg, int b, int worker) {
   }
 }
 
+/* ---- Winograd F(2x2, 3x3) kernels ---- */
+
+/* U[xi][c][o] = (G g G^T)[xi] for the 3 x 3 kernel g of (produced o, summed c): forward, w[o][c]; input
+ * gradient (summed = the convolution's output channels), w[c][o] flipped. G = [1 0 0; .5 .5 .5; .5 -.5 .5;
+ * 0 0 1]. */
+static void wino_weights(const float *w, int og, int cg, int backward, float *U) {
+  const int C = backward ? og : cg, O = backward ? cg : og;
+  for (int o = 0; o < O; o++)
+    for (int c = 0; c < C; c++) {
+      float g[3][3];
+      for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+          g[i][j] = backward ? w[((int64_t)c * cg + o) * 9 + (2 - i) * 3 + (2 - j)] : w[((int64_t)o * cg + c) * 9 + i * 3 + j];
+      float gg[4][3]; /* G g */
+      for (int j = 0; j < 3; j++) {
+        gg[0][j] = g[0][j];
+        gg[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+        gg[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+        gg[3][j] = g[2][j];
+      }
+      for (int i = 0; i < 4; i++) {
+        const float u[4] = { gg[i][0], 0.5f * (gg[i][0] + gg[i][1] + gg[i][2]), 0.5f * (gg[i][0] - gg[i][1] + gg[i][2]), gg[i][2] };
+        for (int j = 0; j < 4; j++) U[((int64_t)(i * 4 + j) * C + c) * O + o] = u[j];
+      }
+    }
+}
+
+/* M rows t0 .. t0 + MR - 1, columns o0 .. o0 + 16 NV - 1, of one position xi: sum over c of V[t][c] U[c][o]. */
+K512 INLINE void wino_tile(const int MR, const int NV, const float *V, const float *U, float *M, int C, int O) {
+  __m512 acc[12][4];
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int c = 0; c < C; c++) {
+    __m512 b[4];
+    UNROLL for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(U + (int64_t)c * O + 16 * v);
+    UNROLL for (int r = 0; r < MR; r++) {
+      const __m512 a = _mm512_set1_ps(V[(int64_t)r * C + c]);
+      UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int v = 0; v < NV; v++) _mm512_storeu_ps(M + (int64_t)r * O + 16 * v, acc[r][v]);
+}
+
+#define WINO_CASE(MR, NV) case MR * 8 + NV: wino_tile(MR, NV, V + (int64_t)t0 * C, U + o0, M + (int64_t)t0 * O + o0, C, O); break;
+/* Rows per tile for NV vectors: about 24 accumulators. */
+#define WINO_ROWS(NV) ((NV) == 4 ? 6 : (NV) == 3 ? 8 : 12)
+
+/* M [T][O] = V [T][C] U [C][O] for one position of the transformed tile. */
+K512 static void wino_gemm(const float *V, const float *U, float *M, int T, int C, int O) {
+  for (int o0 = 0; o0 < O; o0 += 64) {
+    const int nv = (O - o0) / 16 < 4 ? (O - o0) / 16 : 4, rows = WINO_ROWS(nv);
+    for (int t0 = 0; t0 < T; t0 += rows) {
+      const int mr = T - t0 < rows ? T - t0 : rows;
+      switch (mr * 8 + nv) {
+        WINO_CASE(6, 4) WINO_CASE(5, 4) WINO_CASE(4, 4) WINO_CASE(3, 4) WINO_CASE(2, 4) WINO_CASE(1, 4)
+        WINO_CASE(8, 3) WINO_CASE(7, 3) WINO_CASE(6, 3) WINO_CASE(5, 3) WINO_CASE(4, 3) WINO_CASE(3, 3) WINO_CASE(2, 3) WINO_CASE(1, 3)
+        WINO_CASE(12, 2) WINO_CASE(11, 2) WINO_CASE(10, 2) WINO_CASE(9, 2) WINO_CASE(8, 2) WINO_CASE(7, 2) WINO_CASE(6, 2)
+        WINO_CASE(5, 2) WINO_CASE(4, 2) WINO_CASE(3, 2) WINO_CASE(2, 2) WINO_CASE(1, 2)
+        WINO_CASE(12, 1) WINO_CASE(11, 1) WINO_CASE(10, 1) WINO_CASE(9, 1) WINO_CASE(8, 1) WINO_CASE(7, 1) WINO_CASE(6, 1)
+        WINO_CASE(5, 1) WINO_CASE(4, 1) WINO_CASE(3, 1) WINO_CASE(2, 1) WINO_CASE(1, 1)
+      }
+    }
+  }
+}
+
+typedef struct {
+  wino_t p;
+  const float *in, *U, *bias;
+  float *out, *scratch;
+  int groups;
+  int64_t in_image, out_image, scratch_floats; /* in_image, out_image: elements per image */
+} wino_job_t;
+
+/* Unit u: image u / groups, group u % groups, in worker's scratch. */
+K512 static void wino_unit(const void *arg, int u, int worker) {
+  const wino_job_t *J = arg;
+  const wino_t *p = &J->p;
+  const int n = u / J->groups, grp = u - n * J->groups, C = p->C, O = p->O;
+  const int64_t T = (int64_t)p->th * p->tw, in_plane = (int64_t)p->in_h * p->in_w, out_plane = (int64_t)p->out_h * p->out_w;
+  const float *in = J->in + n * J->in_image + (int64_t)grp * C * in_plane;
+  const float *U = J->U + (int64_t)grp * 16 * C * O;
+  float *out = J->out + n * J->out_image + (int64_t)grp * O * out_plane;
+  float *staged = J->scratch + worker * J->scratch_floats;
+  float *V = staged + (int64_t)p->hs * p->wd * C, *M = V + 16 * T * C, *Y = M + 16 * T * O;
+  const int yw = 2 * p->tw;
+
+  /* the input as [position][channel], row r and column s of the staged plane being input (r - ph, s - pw) */
+  memset(staged, 0, (size_t)p->hs * p->wd * C * sizeof(float));
+  const int r0 = p->ph > 0 ? p->ph : 0, iw0 = p->pw < 0 ? -p->pw : 0;
+  int iw1 = p->wd - p->pw < p->in_w ? p->wd - p->pw : p->in_w;
+  for (int r = r0; r < p->hs && r - p->ph < p->in_h; r++) {
+    const int ih = r - p->ph;
+    if (ih < 0) continue;
+    for (int iw = iw0; iw < iw1; iw += 16) {
+      const int count = iw1 - iw < 16 ? iw1 - iw : 16;
+      for (int c0 = 0; c0 < C; c0 += 16)
+        transpose16x(in + (int64_t)c0 * in_plane + (int64_t)ih * p->in_w + iw, in_plane, 16, count,
+                     staged + ((int64_t)r * p->wd + iw + p->pw) * C + c0, C, 1);
+    }
+  }
+
+  /* V = B^T d B for every block and 16 channels at a time; B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
+  for (int bh = 0; bh < p->th; bh++)
+    for (int bw = 0; bw < p->tw; bw++) {
+      const int64_t t = (int64_t)bh * p->tw + bw;
+      for (int c0 = 0; c0 < C; c0 += 16) {
+        __m512 d[4][4], e[4][4];
+        UNROLL for (int i = 0; i < 4; i++)
+          UNROLL for (int j = 0; j < 4; j++) d[i][j] = _mm512_loadu_ps(staged + ((int64_t)(2 * bh + i) * p->wd + 2 * bw + j) * C + c0);
+        UNROLL for (int j = 0; j < 4; j++) {
+          e[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+          e[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+          e[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+          e[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+        }
+        UNROLL for (int i = 0; i < 4; i++) {
+          const __m512 v[4] = { _mm512_sub_ps(e[i][0], e[i][2]), _mm512_add_ps(e[i][1], e[i][2]),
+                                _mm512_sub_ps(e[i][2], e[i][1]), _mm512_sub_ps(e[i][1], e[i][3]) };
+          UNROLL for (int j = 0; j < 4; j++) _mm512_storeu_ps(V + ((int64_t)(i * 4 + j) * T + t) * C + c0, v[j]);
+        }
+      }
+    }
+
+  for (int xi = 0; xi < 16; xi++) wino_gemm(V + xi * T * C, U + (int64_t)xi * C * O, M + xi * T * O, (int)T, C, O);
+
+  /* Y = A^T m A (+ bias) for every block and 16 output channels; A^T = [1 1 1 0; 0 1 -1 -1] */
+  for (int bh = 0; bh < p->th; bh++)
+    for (int bw = 0; bw < p->tw; bw++) {
+      const int64_t t = (int64_t)bh * p->tw + bw;
+      for (int o0 = 0; o0 < O; o0 += 16) {
+        __m512 m[4][4], a[2][4];
+        UNROLL for (int i = 0; i < 4; i++)
+          UNROLL for (int j = 0; j < 4; j++) m[i][j] = _mm512_loadu_ps(M + ((int64_t)(i * 4 + j) * T + t) * O + o0);
+        UNROLL for (int j = 0; j < 4; j++) {
+          a[0][j] = _mm512_add_ps(_mm512_add_ps(m[0][j], m[1][j]), m[2][j]);
+          a[1][j] = _mm512_sub_ps(_mm512_sub_ps(m[1][j], m[2][j]), m[3][j]);
+        }
+        const __m512 b = J->bias ? _mm512_loadu_ps(J->bias + grp * O + o0) : _mm512_setzero_ps();
+        UNROLL for (int i = 0; i < 2; i++) {
+          const __m512 y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), a[i][2]), b);
+          const __m512 y1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(a[i][1], a[i][2]), a[i][3]), b);
+          _mm512_storeu_ps(Y + ((int64_t)(2 * bh + i) * yw + 2 * bw) * O + o0, y0);
+          _mm512_storeu_ps(Y + ((int64_t)(2 * bh + i) * yw + 2 * bw + 1) * O + o0, y1);
+        }
+      }
+    }
+
+  /* back to [channel][position] for the output rows and columns that exist */
+  for (int r = 0; r < p->out_h; r++)
+    for (int s0 = 0; s0 < p->out_w; s0 += 16) {
+      const int count = p->out_w - s0 < 16 ? p->out_w - s0 : 16;
+      for (int o0 = 0; o0 < O; o0 += 16)
+        transpose16x(Y + ((int64_t)r * yw + s0) * O + o0, O, count, 16, out + (int64_t)o0 * out_plane + (int64_t)r * p->out_w + s0,
+                     out_plane, 1);
+    }
+}
+
 #else /* no AVX-512 kernels on this architecture or compiler: src/kernels/conv.ts keeps its own paths */
 
 int native_avx512(void) { return 0; }
@@ -623,6 +842,8 @@ static void nn_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (v
 static void nt_unit(const void *arg, int b, int worker) { (void)arg; (void)b; (void)worker; }
 static void ov_unit(const void *arg, int b, int worker) { (void)arg; (void)b; (void)worker; }
 typedef struct { int unused; } ov_job_t;
+static void wino_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
+typedef struct { int unused; } wino_job_t;
 
 #endif
 
@@ -715,6 +936,14 @@ static napi_value conv_forward(napi_env env, napi_callback_info info) {
   float *ws = out ? operand(env, argv[5], workspace_floats(PASS_FORWARD, &g), "workspace", 0, NULL) : NULL;
   if (!ws || g.batch == 0) return NULL;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (wino_applies(&g)) {
+    const wino_t p = wino_forward(&g);
+    for (int grp = 0; grp < g.groups; grp++) wino_weights(w + (int64_t)grp * og * cg * kk, og, cg, 0, ws + (int64_t)grp * 16 * cg * og);
+    wino_job_t job = { p, x, ws, bias, out, ws + (int64_t)g.groups * 16 * cg * og, g.groups, (int64_t)g.cin * g.h * g.w,
+                       (int64_t)g.cout * g.oh * g.ow, wino_scratch(&p) };
+    helper_units(wino_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
+    return NULL;
+  }
   plane_map_t m = forward_map(&g);
   vectors_t vt;
   build_vectors(&m, ws, &vt);
@@ -739,6 +968,14 @@ static napi_value conv_backward_input(napi_env env, napi_callback_info info) {
   float *ws = gx ? operand(env, argv[4], workspace_floats(PASS_BACKWARD_INPUT, &g), "workspace", 0, NULL) : NULL;
   if (!ws || g.batch == 0) return NULL;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (wino_applies(&g)) {
+    const wino_t p = wino_backward_input(&g);
+    for (int grp = 0; grp < g.groups; grp++) wino_weights(w + (int64_t)grp * og * cg * kk, og, cg, 1, ws + (int64_t)grp * 16 * cg * og);
+    wino_job_t job = { p, gy, ws, NULL, gx, ws + (int64_t)g.groups * 16 * cg * og, g.groups, (int64_t)g.cout * g.oh * g.ow,
+                       (int64_t)g.cin * g.h * g.w, wino_scratch(&p) };
+    helper_units(wino_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
+    return NULL;
+  }
   plane_map_t m = backward_input_map(&g);
   vectors_t vt;
   build_vectors(&m, ws, &vt);
