@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tensor } from "../packages/autograd/src/index.ts";
+import { tensor, ValueError } from "../packages/autograd/src/index.ts";
 import { DataLoader, TensorDataset } from "../packages/nn/src/data/loader.ts";
 import { epochPermutation } from "../packages/nn/src/data/random.ts";
 
@@ -132,6 +132,112 @@ describe("DataLoader: shuffling", () => {
     expect([...p].sort((x, y) => x - y)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
     const q = Array.from(epochPermutation(1000, 7, 1));
     expect(p.filter((v, i) => v === q[i]).length).toBeLessThan(20);
+  });
+});
+
+describe("DataLoader: position (getState / setState)", () => {
+  const n = 103; // 11 batches of 10, the last one of 3
+  const batchOrder = (batches: Iterable<[{ data: ArrayLike<number>; shape: number[] }, unknown]>) => [...batches].map(([x]) => indicesOf(x, n));
+
+  it("getState: 0/0 before the first loop, the batches yielded so far (the one in hand included) inside one, the next epoch after it", () => {
+    const loader = new DataLoader(fakeImages(n), { batchSize: 10, shuffle: true, seed: 3 });
+    expect(loader.getState()).toEqual({ epoch: 0, batch: 0 });
+    const seen: unknown[] = [];
+    for (const _ of loader) seen.push(loader.getState());
+    expect(seen).toEqual(Array.from({ length: 11 }, (_, i) => ({ epoch: 0, batch: i + 1 })));
+    expect(loader.getState()).toEqual({ epoch: 1, batch: 0 });
+    for (const _ of loader) if (loader.getState().batch === 4) break;
+    expect(loader.getState()).toEqual({ epoch: 2, batch: 0 }); // a loop that was left ends its epoch, as before
+    expect(loader.epoch).toBe(2);
+  });
+
+  it("a loader set to a state saved mid-epoch yields what the first loader would have yielded next, then the following epochs", () => {
+    const reference = new DataLoader(fakeImages(n), { batchSize: 10, shuffle: true, seed: 11 });
+    const epochs = [batchOrder(reference), batchOrder(reference), batchOrder(reference)];
+
+    const first = new DataLoader(fakeImages(n), { batchSize: 10, shuffle: true, seed: 11 });
+    batchOrder(first);
+    let saved: unknown;
+    for (const _ of first) {
+      if (first.getState().batch === 6) {
+        saved = JSON.parse(JSON.stringify(first.getState())); // plain numbers: it survives a checkpoint's JSON
+        break;
+      }
+    }
+    expect(saved).toEqual({ epoch: 1, batch: 6 });
+
+    const resumed = new DataLoader(fakeImages(n), { batchSize: 10, shuffle: true, seed: 11 });
+    resumed.setState(saved as { epoch: number; batch: number });
+    expect(resumed.getState()).toEqual({ epoch: 1, batch: 6 });
+    expect(batchOrder(resumed)).toEqual(epochs[1].slice(6));
+    expect(resumed.getState()).toEqual({ epoch: 2, batch: 0 });
+    expect(batchOrder(resumed)).toEqual(epochs[2]);
+    expect(resumed.epoch).toBe(3);
+  });
+
+  it("setState to a later epoch gives that epoch's shuffle without running the epochs before it", () => {
+    const reference = new DataLoader(fakeImages(n), { batchSize: 10, shuffle: true, seed: 5 });
+    const orders = Array.from({ length: 4 }, () => batchOrder(reference));
+    const jumped = new DataLoader(fakeImages(n), { batchSize: 10, shuffle: true, seed: 5 });
+    jumped.setState({ epoch: 3, batch: 0 });
+    expect(batchOrder(jumped)).toEqual(orders[3]);
+    jumped.setState({ epoch: 0, batch: 10 }); // backwards too: the last, short batch of epoch 0
+    expect(batchOrder(jumped)).toEqual([orders[0][10]]);
+    expect(orders[0][10]).toHaveLength(3);
+  });
+
+  it("without shuffle and with dropLast the batches after the position are the file-order ones", () => {
+    const loader = new DataLoader(fakeImages(n), { batchSize: 10, dropLast: true });
+    loader.setState({ epoch: 7, batch: 8 });
+    expect(batchOrder(loader)).toEqual([Array.from({ length: 10 }, (_, i) => 80 + i), Array.from({ length: 10 }, (_, i) => 90 + i)]);
+  });
+
+  it("the batches before the position are not gathered", () => {
+    let rowReads = 0;
+    class CountingImages extends Float32Array {
+      override subarray(begin?: number, end?: number): Float32Array<ArrayBuffer> {
+        rowReads++;
+        return super.subarray(begin, end);
+      }
+    }
+    const { images, labels } = fakeImages(n);
+    const loader = new DataLoader({ n, images: new CountingImages(images), labels }, { batchSize: 10, shuffle: true, seed: 1 });
+    loader.setState({ epoch: 4, batch: 9 });
+    const rows = batchOrder(loader).flat();
+    expect(rows).toHaveLength(13); // batches 9 (10 rows) and 10 (3 rows)
+    expect(rowReads).toBe(13);
+  });
+
+  it("batch equal to the batch count: the next loop yields nothing, the one after starts the following epoch", () => {
+    const reference = new DataLoader(fakeImages(n), { batchSize: 10, shuffle: true, seed: 9 });
+    batchOrder(reference);
+    const epoch1 = batchOrder(reference);
+    const loader = new DataLoader(fakeImages(n), { batchSize: 10, shuffle: true, seed: 9 });
+    loader.setState({ epoch: 0, batch: 11 });
+    expect(batchOrder(loader)).toEqual([]);
+    expect(batchOrder(loader)).toEqual(epoch1);
+  });
+
+  it("a loop running when setState is called keeps its own order but no longer moves the position", () => {
+    const reference = new DataLoader(fakeImages(n), { batchSize: 10, shuffle: true, seed: 2 });
+    const epoch0 = batchOrder(reference);
+    const loader = new DataLoader(fakeImages(n), { batchSize: 10, shuffle: true, seed: 2 });
+    const running = loader[Symbol.iterator]();
+    running.next();
+    loader.setState({ epoch: 5, batch: 2 });
+    const rest = [];
+    for (let r = running.next(); !r.done; r = running.next()) rest.push(indicesOf(r.value[0], n));
+    expect(rest).toEqual(epoch0.slice(1));
+    expect(loader.getState()).toEqual({ epoch: 5, batch: 2 });
+  });
+
+  it("setState rejects a position that is not two whole numbers within the epoch, naming the range", () => {
+    const loader = new DataLoader(fakeImages(n), { batchSize: 10 });
+    for (const bad of [{ epoch: -1, batch: 0 }, { epoch: 0, batch: 12 }, { epoch: 0.5, batch: 0 }, { epoch: 0, batch: Number.NaN }, { epoch: 1 }, null]) {
+      expect(() => loader.setState(bad as { epoch: number; batch: number })).toThrow(ValueError);
+      expect(() => loader.setState(bad as { epoch: number; batch: number })).toThrow(/DataLoader\.setState: expected .*batch: an integer from 0 to 11/);
+    }
+    expect(loader.getState()).toEqual({ epoch: 0, batch: 0 });
   });
 });
 

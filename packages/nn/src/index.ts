@@ -17,4 +17,4 @@ export {
   serialize, deserialize, CheckpointError, MAX_HEADER_BYTES, type CheckpointDtype, type TensorLike, type LoadedTensor,
 } from "./safetensors.ts";
 export * as data from "./data/index.ts";
-export { DataLoader, TensorDataset, type ImageDataset } from "./data/index.ts";
+export { DataLoader, type DataLoaderState, TensorDataset, type ImageDataset } from "./data/index.ts";

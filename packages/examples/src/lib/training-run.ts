@@ -69,13 +69,6 @@ function fingerprint(ds: ImageDataset): DataFingerprint {
   return { n: ds.n, source: ds.source, labelsHash: labelsHash(ds.labels) };
 }
 
-/** Starts one epoch of `loader` and drops it after its first batch: the next `for … of` is the following epoch. */
-function skipEpoch(loader: DataLoader): void {
-  const it = loader[Symbol.iterator]();
-  it.next();
-  it.return?.(undefined);
-}
-
 /** Time between two yields to the event loop, so that a Ctrl-C is seen between steps. */
 const YIELD_MS = 20;
 
@@ -158,25 +151,20 @@ export class TrainingRun {
   }
 
   /**
-   * The batches of `epoch` (1-based): positions the loader on that epoch's shuffle (a pure function of the
-   * seed and the epoch) and, in the epoch a resumed run stopped in, skips the batches already done.
+   * The batches of `epoch` (1-based): positions the loader (setState) on that epoch's shuffle, a pure
+   * function of the seed and the epoch, and in the epoch a resumed run stopped in on the first batch not
+   * yet done; the batches before it are not gathered.
    */
   *batches(epoch: number): Generator<[Tensor, Tensor], void, undefined> {
     const { loader } = this.options;
-    while (loader.epoch < epoch - 1) skipEpoch(loader);
     const skip = epoch === this.firstEpoch ? this.resumeStep : 0;
+    loader.setState({ epoch: epoch - 1, batch: skip });
     this.epoch = epoch;
-    this.step = 0;
+    this.step = skip;
     this.meter = this.log.startEpoch(loader.length);
     if (skip > 0 && this.resumeMeter) this.meter.restore(this.resumeMeter);
     this.resumeMeter = null;
-    for (const batch of loader) {
-      if (this.step < skip) {
-        this.step++;
-        continue;
-      }
-      yield batch;
-    }
+    yield* loader;
   }
 
   /**

@@ -10,5 +10,5 @@ export {
   parseIdx,
 } from "./idx.ts";
 export { type ImageDataset, type ImageDatasetInfo, type Split, idxFileNames, imageDataset } from "./image-dataset.ts";
-export { DataLoader, type DataLoaderOptions, type LoaderDataset, TensorDataset } from "./loader.ts";
+export { DataLoader, type DataLoaderOptions, type DataLoaderState, type LoaderDataset, TensorDataset } from "./loader.ts";
 export { epochPermutation } from "./random.ts";

@@ -1,5 +1,5 @@
 /** Mini-batches over in-memory datasets, optionally shuffled with a seeded generator. */
-import { Tensor } from "@tapegrad/autograd";
+import { Tensor, ValueError } from "@tapegrad/autograd";
 import { epochPermutation } from "./random.ts";
 
 type NumericArray =
@@ -46,6 +46,15 @@ export interface DataLoaderOptions {
   dropLast?: boolean;
   /** Seed of the shuffle; epoch k's order depends only on (seed, k). Default: a random seed. */
   seed?: number;
+}
+
+/**
+ * Where a DataLoader stands: the next batch it yields is batch `batch` (0-based) of epoch `epoch` (0-based;
+ * with shuffle, epoch k's order depends only on (seed, k)). Plain numbers, so it fits in a checkpoint's JSON.
+ */
+export interface DataLoaderState {
+  epoch: number;
+  batch: number;
 }
 
 /** One side of a dataset: a flat array of n rows of `rowSize` elements each. */
@@ -107,6 +116,7 @@ function gather(column: Column, order: Int32Array | null, start: number, end: nu
  * [B, rows·cols], float32) and y of shape [B] (class indices as exact float32 integers). Each
  * iteration is one epoch; with shuffle, epoch k visits the samples in an order fixed by (seed, k).
  * Only each batch is copied; every batch gets its own arrays, so tensors stay valid after the loop moves on.
+ * getState / setState save and restore the position (epoch and batch), e.g. to resume a run mid-epoch.
  *
  * @example
  * const loader = new DataLoader(train, { batchSize: 128, shuffle: true, seed: 0 });
@@ -120,6 +130,10 @@ export class DataLoader implements Iterable<[Tensor, Tensor]> {
   readonly seed: number;
   private readonly columns: [Column, Column];
   private epochsStarted = 0;
+  /** The batch the next iteration starts from (set by setState, used once). */
+  private startBatch = 0;
+  /** The latest iteration's position while it runs; a newer iteration or setState replaces it. */
+  private current: { epoch: number; batch: number } | null = null;
 
   constructor(dataset: LoaderDataset, options: DataLoaderOptions) {
     const { batchSize, shuffle = false, dropLast = false } = options;
@@ -142,24 +156,68 @@ export class DataLoader implements Iterable<[Tensor, Tensor]> {
     return this.dropLast ? Math.floor(this.n / this.batchSize) : Math.ceil(this.n / this.batchSize);
   }
 
-  /** Number of epochs started so far (each `for … of` starts one). */
+  /** Number of epochs started so far (each `for … of` starts one), i.e. the index of the next epoch to start. */
   get epoch(): number {
     return this.epochsStarted;
   }
 
+  /**
+   * The position: while an epoch is being iterated, that epoch and the number of batches it has yielded
+   * (the batch in the caller's hands included); otherwise (before the first epoch, after an epoch's loop
+   * ended or was left) the next epoch to start and batch 0, or what setState set.
+   * A loader given this state with setState yields the batches that would have come next.
+   * @example
+   * for (const [x, y] of loader) { train(x, y); if (stop) { saved = loader.getState(); break; } }
+   * other.setState(saved); for (const [x, y] of other) ... // the rest of that epoch; later loops the next epochs
+   */
+  getState(): DataLoaderState {
+    const c = this.current;
+    return c !== null ? { epoch: c.epoch, batch: c.batch } : { epoch: this.epochsStarted, batch: this.startBatch };
+  }
+
+  /**
+   * Positions the loader: the next `for … of` yields epoch `state.epoch`'s batches from `state.batch` on
+   * (the earlier ones are not gathered; `batch` equal to `length` yields none), and the loops after it go
+   * on from epoch `state.epoch + 1`. A loop already running keeps its own order but no longer moves the
+   * position.
+   */
+  setState(state: DataLoaderState): void {
+    const { epoch, batch } = state ?? ({} as Partial<DataLoaderState>);
+    if (!Number.isSafeInteger(epoch) || epoch! < 0 || !Number.isSafeInteger(batch) || batch! < 0 || batch! > this.length) {
+      throw new ValueError(
+        `DataLoader.setState: expected { epoch: an integer ≥ 0, batch: an integer from 0 to ${this.length} (batches per epoch) }, ` +
+          `got ${JSON.stringify(state)}`,
+      );
+    }
+    this.epochsStarted = epoch!;
+    this.startBatch = batch!;
+    this.current = null;
+  }
+
   *[Symbol.iterator](): Generator<[Tensor, Tensor], void, undefined> {
     const epoch = this.epochsStarted++;
+    const first = this.startBatch;
+    this.startBatch = 0;
+    const position = { epoch, batch: first };
+    this.current = position;
     const order = this.shuffle ? epochPermutation(this.n, this.seed, epoch) : null;
     const [xs, ys] = this.columns;
     const batches = this.length;
-    for (let i = 0; i < batches; i++) {
-      const start = i * this.batchSize;
-      const end = Math.min(start + this.batchSize, this.n);
-      const size = end - start;
-      yield [
-        new Tensor(gather(xs, order, start, end), [size, ...xs.rowShape]),
-        new Tensor(gather(ys, order, start, end), [size, ...ys.rowShape]),
-      ];
+    try {
+      for (let i = first; i < batches; i++) {
+        const start = i * this.batchSize;
+        const end = Math.min(start + this.batchSize, this.n);
+        const size = end - start;
+        const batch: [Tensor, Tensor] = [
+          new Tensor(gather(xs, order, start, end), [size, ...xs.rowShape]),
+          new Tensor(gather(ys, order, start, end), [size, ...ys.rowShape]),
+        ];
+        // counted before the yield: a state read while the caller holds this batch includes it
+        if (this.current === position) position.batch = i + 1;
+        yield batch;
+      }
+    } finally {
+      if (this.current === position) this.current = null;
     }
   }
 }
