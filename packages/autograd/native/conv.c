@@ -188,62 +188,6 @@ static plane_map_t backward_input_map(const geom_t *g) {
   return unit_map(m, g->batch);
 }
 
-/* The weight gradient vectorizes along the output channels (ov_tile) from OV_MIN_CHANNELS output channels
- * and OV_MIN_COLUMNS (channel, tap) columns per group, along the positions (nt_tile) otherwise: with fewer
- * channels most lanes of a channel vector would be idle, and with fewer columns (the cnn's first layer, 9)
- * transposing the output gradient costs more than it saves (bench/NOTES-conv.md, "Weight gradient"); and
- * along the positions where one image's staging would exceed OV_MAX_STAGING floats. */
-#define OV_MIN_CHANNELS 16
-#define OV_MIN_COLUMNS 32
-#define OV_MAX_STAGING ((int64_t)1 << 20)
-/* The block sums of all blocks together stay below WG_MAX_SUMS floats (128 MB): large weights take
- * larger blocks. */
-#define WG_MAX_SUMS ((int64_t)1 << 25)
-
-/* The staged planes of the output-channel form: hp x wp, the input with its padding as zeros. */
-static int64_t ov_hp(const geom_t *g) { return (int64_t)g->oh + (int64_t)g->dh * (g->kh - 1); }
-static int64_t ov_wp(const geom_t *g) { return (int64_t)g->ow + (int64_t)g->dw * (g->kw - 1); }
-static int64_t ov_ogp(const geom_t *g) { return ((int64_t)g->cout / g->groups + 15) / 16 * 16; }
-
-/* Floats one image takes in the output-channel form's staging: its padded input, a plane of ones (the bias
- * gradient's column), and one group's transposed output gradient. */
-static int64_t ov_image(const geom_t *g) {
-  return (int64_t)(g->cin + 1) * ov_hp(g) * ov_wp(g) + (int64_t)g->oh * g->ow * ov_ogp(g);
-}
-
-static int use_ov(const geom_t *g) {
-  return g->cout / g->groups >= OV_MIN_CHANNELS && (int64_t)(g->cin / g->groups) * g->kh * g->kw >= OV_MIN_COLUMNS &&
-         ov_image(g) <= OV_MAX_STAGING;
-}
-
-/* The output-channel form's block sums, per block: [groups][K + 1][ogp], column K the bias's. */
-static int64_t ov_slot(const geom_t *g) {
-  return (int64_t)g->groups * ((g->cin / g->groups) * g->kh * g->kw + 1) * ov_ogp(g);
-}
-
-/* One block's sums: the output-channel form's, or [cout][K] and the bias. */
-static int64_t wg_slot(const geom_t *g) {
-  return use_ov(g) ? ov_slot(g) : (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw + g->cout;
-}
-
-/* Images per block of the weight gradient: WG_BLOCK, fewer where the staging of WG_BLOCK images would pass
- * OV_MAX_STAGING, more where the blocks' sums would pass WG_MAX_SUMS. A function of the geometry alone, so
- * the sums' grouping does not depend on the threads. */
-static int64_t wg_images(const geom_t *g) {
-  int64_t images = WG_BLOCK;
-  if (use_ov(g) && images * ov_image(g) > OV_MAX_STAGING) images = OV_MAX_STAGING / ov_image(g);
-  if (images < 1) images = 1;
-  const int64_t slot = wg_slot(g), max_blocks = WG_MAX_SUMS / slot > 1 ? WG_MAX_SUMS / slot : 1;
-  if ((g->batch + images - 1) / images > max_blocks) images = (g->batch + max_blocks - 1) / max_blocks;
-  return images;
-}
-
-static int64_t wg_blocks(const geom_t *g) { return (g->batch + wg_images(g) - 1) / wg_images(g); }
-
-/* Floats of one worker's staging area in the output-channel form. */
-static int64_t ov_scratch(const geom_t *g) { return wg_images(g) * ov_image(g) + 16; }
-
-
 /* Winograd F(2x2, 3x3) for 3x3 undilated convolutions whose summed and produced channels per group are
  * multiples of 16 (the cnn's second layer, forward and input gradient): each 2 x 2 block of outputs from
  * the 4 x 4 input patch under it, as Y = A^T [(G g G^T) . (B^T d B)] A, where the 16 products per (block,
@@ -290,6 +234,77 @@ static int64_t wino_floats(const geom_t *g, const wino_t *p) {
   return (int64_t)g->groups * 16 * p->C * p->O + 2 * wino_scratch(p) + 16;
 }
 
+
+/* The weight gradient vectorizes along the output channels (ov_tile) from OV_MIN_CHANNELS output channels
+ * and OV_MIN_COLUMNS (channel, tap) columns per group, along the positions (nt_tile) otherwise: with fewer
+ * channels most lanes of a channel vector would be idle, and with fewer columns (the cnn's first layer, 9)
+ * transposing the output gradient costs more than it saves (bench/NOTES-conv.md, "Weight gradient"); and
+ * along the positions where one image's staging would exceed OV_MAX_STAGING floats. */
+#define OV_MIN_CHANNELS 16
+#define OV_MIN_COLUMNS 32
+#define OV_MAX_STAGING ((int64_t)1 << 20)
+/* The block sums of all blocks together stay below WG_MAX_SUMS floats (128 MB): large weights take
+ * larger blocks. */
+#define WG_MAX_SUMS ((int64_t)1 << 25)
+
+/* The staged planes of the output-channel form: hp x wp, the input with its padding as zeros. */
+static int64_t ov_hp(const geom_t *g) { return (int64_t)g->oh + (int64_t)g->dh * (g->kh - 1); }
+static int64_t ov_wp(const geom_t *g) { return (int64_t)g->ow + (int64_t)g->dw * (g->kw - 1); }
+static int64_t ov_ogp(const geom_t *g) { return ((int64_t)g->cout / g->groups + 15) / 16 * 16; }
+
+/* Floats one image takes in the output-channel form's staging: its padded input, a plane of ones (the bias
+ * gradient's column), and one group's transposed output gradient. */
+static int64_t ov_image(const geom_t *g) {
+  return (int64_t)(g->cin + 1) * ov_hp(g) * ov_wp(g) + (int64_t)g->oh * g->ow * ov_ogp(g);
+}
+
+static int use_ov(const geom_t *g) {
+  return g->cout / g->groups >= OV_MIN_CHANNELS && (int64_t)(g->cin / g->groups) * g->kh * g->kw >= OV_MIN_COLUMNS &&
+         ov_image(g) <= OV_MAX_STAGING;
+}
+
+/* The output-channel form's block sums, per block: [groups][K + 1][ogp], column K the bias's. */
+static int64_t ov_slot(const geom_t *g) {
+  return (int64_t)g->groups * ((g->cin / g->groups) * g->kh * g->kw + 1) * ov_ogp(g);
+}
+
+/* The Winograd form's block sums: [groups][16][og][cg], then the bias. */
+static int64_t wino_w_slot(const geom_t *g) {
+  return (int64_t)g->groups * 16 * (g->cout / g->groups) * (g->cin / g->groups) + g->cout;
+}
+
+/* One worker's floats in the Winograd form: the staged input and its transform, the staged output gradient
+ * and its transform (one image at a time). */
+static int64_t wino_w_scratch(const geom_t *g) {
+  const wino_t p = wino_forward(g);
+  const int64_t T = (int64_t)p.th * p.tw;
+  return (int64_t)p.hs * p.wd * p.C + 16 * T * p.C + 4 * T * p.O + 16 * T * p.O + 64;
+}
+
+/* One block's sums: the Winograd form's, the output-channel form's, or [cout][K] and the bias. */
+static int64_t wg_slot(const geom_t *g) {
+  if (wino_applies(g)) return wino_w_slot(g);
+  return use_ov(g) ? ov_slot(g) : (int64_t)g->cout * (g->cin / g->groups) * g->kh * g->kw + g->cout;
+}
+
+/* Images per block of the weight gradient: WG_BLOCK, fewer where the staging of WG_BLOCK images would pass
+ * OV_MAX_STAGING, more where the blocks' sums would pass WG_MAX_SUMS. A function of the geometry alone, so
+ * the sums' grouping does not depend on the threads. */
+static int64_t wg_images(const geom_t *g) {
+  int64_t images = WG_BLOCK;
+  if (!wino_applies(g) && use_ov(g) && images * ov_image(g) > OV_MAX_STAGING) images = OV_MAX_STAGING / ov_image(g);
+  if (images < 1) images = 1;
+  const int64_t slot = wg_slot(g), max_blocks = WG_MAX_SUMS / slot > 1 ? WG_MAX_SUMS / slot : 1;
+  if ((g->batch + images - 1) / images > max_blocks) images = (g->batch + max_blocks - 1) / max_blocks;
+  return images;
+}
+
+static int64_t wg_blocks(const geom_t *g) { return (g->batch + wg_images(g) - 1) / wg_images(g); }
+
+/* Floats of one worker's staging area in the output-channel form. */
+static int64_t ov_scratch(const geom_t *g) { return wg_images(g) * ov_image(g) + 16; }
+
+
 /* Floats of workspace each pass needs: its vector table, then its packed weights or block sums. */
 static int64_t workspace_floats(int pass, const geom_t *g) {
   const int64_t kk = (int64_t)g->kh * g->kw, cg = g->cin / g->groups;
@@ -309,6 +324,7 @@ static int64_t workspace_floats(int pass, const geom_t *g) {
     plane_map_t m = backward_input_map(g);
     return vectors_floats(&m) + (int64_t)g->cout * cg * kk;
   }
+  if (wino_applies(g)) return 2 * wino_w_scratch(g) + wg_blocks(g) * wino_w_slot(g) + 16;
   if (use_ov(g)) return g->groups * (cg * kk + 1) + 2 * ov_scratch(g) + wg_blocks(g) * ov_slot(g);
   plane_map_t m = weight_map(g);
   return vectors_floats(&m) + wg_blocks(g) * wg_slot(g);
@@ -748,35 +764,27 @@ typedef struct {
   int64_t in_image, out_image, scratch_floats; /* in_image, out_image: elements per image */
 } wino_job_t;
 
-/* Unit u: image u / groups, group u % groups, in worker's scratch. */
-K512 static void wino_unit(const void *arg, int u, int worker) {
-  const wino_job_t *J = arg;
-  const wino_t *p = &J->p;
-  const int n = u / J->groups, grp = u - n * J->groups, C = p->C, O = p->O;
-  const int64_t T = (int64_t)p->th * p->tw, in_plane = (int64_t)p->in_h * p->in_w, out_plane = (int64_t)p->out_h * p->out_w;
-  const float *in = J->in + n * J->in_image + (int64_t)grp * C * in_plane;
-  const float *U = J->U + (int64_t)grp * 16 * C * O;
-  float *out = J->out + n * J->out_image + (int64_t)grp * O * out_plane;
-  float *staged = J->scratch + worker * J->scratch_floats;
-  float *V = staged + (int64_t)p->hs * p->wd * C, *M = V + 16 * T * C, *Y = M + 16 * T * O;
-  const int yw = 2 * p->tw;
-
-  /* the input as [position][channel], row r and column s of the staged plane being input (r - ph, s - pw) */
-  memset(staged, 0, (size_t)p->hs * p->wd * C * sizeof(float));
-  const int r0 = p->ph > 0 ? p->ph : 0, iw0 = p->pw < 0 ? -p->pw : 0;
-  int iw1 = p->wd - p->pw < p->in_w ? p->wd - p->pw : p->in_w;
-  for (int r = r0; r < p->hs && r - p->ph < p->in_h; r++) {
-    const int ih = r - p->ph;
+/* staged[(r wd + s) C + c] = in[c][r - ph][s - pw], or 0 outside the input: `C` planes of in_h x in_w as
+ * [position][channel] on a grid of hs x wd (16 x 16 register transposes). */
+K512 static void wino_stage(const float *in, int in_h, int in_w, int C, int ph, int pw, int hs, int wd, float *staged) {
+  const int64_t in_plane = (int64_t)in_h * in_w;
+  memset(staged, 0, (size_t)hs * wd * C * sizeof(float));
+  const int iw0 = pw < 0 ? -pw : 0, iw1 = wd - pw < in_w ? wd - pw : in_w;
+  for (int r = ph > 0 ? ph : 0; r < hs && r - ph < in_h; r++) {
+    const int ih = r - ph;
     if (ih < 0) continue;
     for (int iw = iw0; iw < iw1; iw += 16) {
       const int count = iw1 - iw < 16 ? iw1 - iw : 16;
       for (int c0 = 0; c0 < C; c0 += 16)
-        transpose16x(in + (int64_t)c0 * in_plane + (int64_t)ih * p->in_w + iw, in_plane, 16, count,
-                     staged + ((int64_t)r * p->wd + iw + p->pw) * C + c0, C, 1);
+        transpose16x(in + (int64_t)c0 * in_plane + (int64_t)ih * in_w + iw, in_plane, 16, count,
+                     staged + ((int64_t)r * wd + iw + pw) * C + c0, C, 1);
     }
   }
+}
 
-  /* V = B^T d B for every block and 16 channels at a time; B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
+/* V[xi][t][c] (t from block 0, rows `stride` blocks apart per xi) = B^T d B of every 4 x 4 patch of the staged
+ * input at (2 bh, 2 bw), 16 channels at a time; B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
+K512 static void wino_input_transform(const float *staged, const wino_t *p, int C, float *V, int64_t stride) {
   for (int bh = 0; bh < p->th; bh++)
     for (int bw = 0; bw < p->tw; bw++) {
       const int64_t t = (int64_t)bh * p->tw + bw;
@@ -793,10 +801,27 @@ K512 static void wino_unit(const void *arg, int u, int worker) {
         UNROLL for (int i = 0; i < 4; i++) {
           const __m512 v[4] = { _mm512_sub_ps(e[i][0], e[i][2]), _mm512_add_ps(e[i][1], e[i][2]),
                                 _mm512_sub_ps(e[i][2], e[i][1]), _mm512_sub_ps(e[i][1], e[i][3]) };
-          UNROLL for (int j = 0; j < 4; j++) _mm512_storeu_ps(V + ((int64_t)(i * 4 + j) * T + t) * C + c0, v[j]);
+          UNROLL for (int j = 0; j < 4; j++) _mm512_storeu_ps(V + ((int64_t)(i * 4 + j) * stride + t) * C + c0, v[j]);
         }
       }
     }
+}
+
+/* Unit u: image u / groups, group u % groups, in worker's scratch. */
+K512 static void wino_unit(const void *arg, int u, int worker) {
+  const wino_job_t *J = arg;
+  const wino_t *p = &J->p;
+  const int n = u / J->groups, grp = u - n * J->groups, C = p->C, O = p->O;
+  const int64_t T = (int64_t)p->th * p->tw, in_plane = (int64_t)p->in_h * p->in_w, out_plane = (int64_t)p->out_h * p->out_w;
+  const float *in = J->in + n * J->in_image + (int64_t)grp * C * in_plane;
+  const float *U = J->U + (int64_t)grp * 16 * C * O;
+  float *out = J->out + n * J->out_image + (int64_t)grp * O * out_plane;
+  float *staged = J->scratch + worker * J->scratch_floats;
+  float *V = staged + (int64_t)p->hs * p->wd * C, *M = V + 16 * T * C, *Y = M + 16 * T * O;
+  const int yw = 2 * p->tw;
+
+  wino_stage(in, p->in_h, p->in_w, C, p->ph, p->pw, p->hs, p->wd, staged);
+  wino_input_transform(staged, p, C, V, T);
 
   for (int xi = 0; xi < 16; xi++) wino_gemm(V + xi * T * C, U + (int64_t)xi * C * O, M + xi * T * O, (int)T, C, O);
 
@@ -832,6 +857,116 @@ K512 static void wino_unit(const void *arg, int u, int worker) {
     }
 }
 
+/* The weight gradient as F(3x3, 2x2), the transposed algorithm of F(2x2, 3x3): with d each 4 x 4 input patch
+ * (as in the forward) and g the 2 x 2 block of output gradients at it, dW = G^T [sum over blocks of
+ * (A g A^T) . (B^T d B)] G, the sum over blocks (and images) taken first, as 16 gemms
+ * S[xi][o][c] += GY[xi][t][o] D[xi][t][c] per block of images; A = [1 0; 1 1; 1 -1; 0 -1],
+ * G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]. */
+typedef struct {
+  wino_t p;
+  const float *x, *g;
+  float *sums, *scratch;
+  int batch, groups, block, with_bias;
+  int64_t x_image, g_image, scratch_floats, slot_floats;
+} wino_w_job_t;
+
+/* S rows o0 .. o0 + MR - 1 (GY's columns), columns c0 .. c0 + 16 NV - 1, of one position xi, plus (or, on the
+ * first image, set to) the sum over the image's T blocks of GY[t][o] D[t][c]. */
+K512 INLINE void wino_w_tile(const int MR, const int NV, const float *GY, const float *D, float *S, int T, int C, int O, int first) {
+  __m512 acc[12][4];
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int v = 0; v < NV; v++) acc[r][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(S + (int64_t)r * C + 16 * v);
+  for (int t = 0; t < T; t++) {
+    __m512 b[4];
+    UNROLL for (int v = 0; v < NV; v++) b[v] = _mm512_loadu_ps(D + (int64_t)t * C + 16 * v);
+    UNROLL for (int r = 0; r < MR; r++) {
+      const __m512 a = _mm512_set1_ps(GY[(int64_t)t * O + r]);
+      UNROLL for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int v = 0; v < NV; v++) _mm512_storeu_ps(S + (int64_t)r * C + 16 * v, acc[r][v]);
+}
+
+#define WINO_W_CASE(MR, NV) case MR * 8 + NV: wino_w_tile(MR, NV, GY + o0, D + c0, S + (int64_t)o0 * C + c0, T, C, O, first); break;
+
+K512 static void wino_w_gemm(const float *GY, const float *D, float *S, int T, int C, int O, int first) {
+  for (int c0 = 0; c0 < C; c0 += 64) {
+    const int nv = (C - c0) / 16 < 4 ? (C - c0) / 16 : 4, rows = WINO_ROWS(nv);
+    for (int o0 = 0; o0 < O; o0 += rows) {
+      const int mr = O - o0 < rows ? O - o0 : rows;
+      switch (mr * 8 + nv) {
+        WINO_W_CASE(6, 4) WINO_W_CASE(5, 4) WINO_W_CASE(4, 4) WINO_W_CASE(3, 4) WINO_W_CASE(2, 4) WINO_W_CASE(1, 4)
+        WINO_W_CASE(8, 3) WINO_W_CASE(7, 3) WINO_W_CASE(6, 3) WINO_W_CASE(5, 3) WINO_W_CASE(4, 3) WINO_W_CASE(3, 3)
+        WINO_W_CASE(2, 3) WINO_W_CASE(1, 3)
+        WINO_W_CASE(12, 2) WINO_W_CASE(11, 2) WINO_W_CASE(10, 2) WINO_W_CASE(9, 2) WINO_W_CASE(8, 2) WINO_W_CASE(7, 2)
+        WINO_W_CASE(6, 2) WINO_W_CASE(5, 2) WINO_W_CASE(4, 2) WINO_W_CASE(3, 2) WINO_W_CASE(2, 2) WINO_W_CASE(1, 2)
+        WINO_W_CASE(12, 1) WINO_W_CASE(11, 1) WINO_W_CASE(10, 1) WINO_W_CASE(9, 1) WINO_W_CASE(8, 1) WINO_W_CASE(7, 1)
+        WINO_W_CASE(6, 1) WINO_W_CASE(5, 1) WINO_W_CASE(4, 1) WINO_W_CASE(3, 1) WINO_W_CASE(2, 1) WINO_W_CASE(1, 1)
+      }
+    }
+  }
+}
+
+/* Unit b: the block of images [b block, ...) into its slot: per group S [16][O][C], then the bias sums. */
+K512 static void wino_w_unit(const void *arg, int b, int worker) {
+  const wino_w_job_t *J = arg;
+  const wino_t *p = &J->p;
+  const int C = p->C, O = p->O, n0 = b * J->block, images = J->batch - n0 < J->block ? J->batch - n0 : J->block;
+  const int64_t T = (int64_t)p->th * p->tw, x_plane = (int64_t)p->in_h * p->in_w, g_plane = (int64_t)p->out_h * p->out_w;
+  const int gw = 2 * p->tw;
+  float *staged = J->scratch + worker * J->scratch_floats;
+  float *D = staged + (int64_t)p->hs * p->wd * C, *staged_g = D + 16 * T * C, *GY = staged_g + 4 * T * O;
+  float *slot = J->sums + b * J->slot_floats;
+  for (int grp = 0; grp < J->groups; grp++) {
+    float *S = slot + (int64_t)grp * 16 * O * C;
+    for (int n = 0; n < images; n++) {
+      const float *x = J->x + (n0 + n) * J->x_image + (int64_t)grp * C * x_plane;
+      const float *g = J->g + (n0 + n) * J->g_image + (int64_t)grp * O * g_plane;
+      wino_stage(x, p->in_h, p->in_w, C, p->ph, p->pw, p->hs, p->wd, staged);
+      wino_input_transform(staged, p, C, D, T);
+      /* the output gradient as [position][channel] on the blocks' 2 th x 2 tw grid, zeros past the plane */
+      wino_stage(g, p->out_h, p->out_w, O, 0, 0, 2 * p->th, gw, staged_g);
+      for (int bh = 0; bh < p->th; bh++)
+        for (int bw = 0; bw < p->tw; bw++) {
+          const int64_t t = (int64_t)bh * p->tw + bw;
+          for (int o0 = 0; o0 < O; o0 += 16) {
+            __m512 q[2][2], e[4][2];
+            UNROLL for (int i = 0; i < 2; i++)
+              UNROLL for (int j = 0; j < 2; j++) q[i][j] = _mm512_loadu_ps(staged_g + ((int64_t)(2 * bh + i) * gw + 2 * bw + j) * O + o0);
+            UNROLL for (int j = 0; j < 2; j++) {
+              e[0][j] = q[0][j];
+              e[1][j] = _mm512_add_ps(q[0][j], q[1][j]);
+              e[2][j] = _mm512_sub_ps(q[0][j], q[1][j]);
+              e[3][j] = _mm512_sub_ps(_mm512_setzero_ps(), q[1][j]);
+            }
+            UNROLL for (int i = 0; i < 4; i++) {
+              const __m512 u[4] = { e[i][0], _mm512_add_ps(e[i][0], e[i][1]), _mm512_sub_ps(e[i][0], e[i][1]),
+                                    _mm512_sub_ps(_mm512_setzero_ps(), e[i][1]) };
+              UNROLL for (int j = 0; j < 4; j++) _mm512_storeu_ps(GY + ((int64_t)(i * 4 + j) * T + t) * O + o0, u[j]);
+            }
+          }
+        }
+      for (int xi = 0; xi < 16; xi++)
+        wino_w_gemm(GY + xi * T * O, D + xi * T * C, S + (int64_t)xi * O * C, (int)T, C, O, n == 0);
+    }
+  }
+  if (J->with_bias) {
+    float *bias = slot + (int64_t)J->groups * 16 * O * C;
+    const int cout = J->groups * O;
+    for (int o = 0; o < cout; o++) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int n = 0; n < images; n++) {
+        const float *gp = J->g + (n0 + n) * J->g_image + o * g_plane;
+        int64_t q = 0;
+        for (; q + 16 <= g_plane; q += 16) acc = _mm512_add_ps(acc, _mm512_loadu_ps(gp + q));
+        if (q < g_plane) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)((1u << (g_plane - q)) - 1), gp + q));
+      }
+      bias[o] = _mm512_reduce_add_ps(acc);
+    }
+  }
+}
+
 #else /* no AVX-512 kernels on this architecture or compiler: src/kernels/conv.ts keeps its own paths */
 
 int native_avx512(void) { return 0; }
@@ -844,6 +979,8 @@ static void ov_unit(const void *arg, int b, int worker) { (void)arg; (void)b; (v
 typedef struct { int unused; } ov_job_t;
 static void wino_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
 typedef struct { int unused; } wino_job_t;
+static void wino_w_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
+typedef struct { int unused; } wino_w_job_t;
 
 #endif
 
@@ -1019,6 +1156,46 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   const int blocks = (int)wg_blocks(&g);
   const int64_t macs = (int64_t)g.batch * g.cout * g.oh * g.ow * K;
+  if (wino_applies(&g)) {
+    const wino_t p = wino_forward(&g);
+    float *scratch = ws, *sums = ws + 2 * wino_w_scratch(&g);
+    wino_w_job_t job = { p, x, gy, sums, scratch, g.batch, g.groups, (int)wg_images(&g), gb != NULL, (int64_t)g.cin * g.h * g.w,
+                         (int64_t)g.cout * g.oh * g.ow, wino_w_scratch(&g), wino_w_slot(&g) };
+    helper_units(wino_w_unit, &job, blocks, split_for(macs));
+    /* the blocks' sums in block order, whichever thread computed them, then dW = G^T S G */
+    const int64_t slot = wino_w_slot(&g), per_group = (int64_t)16 * og * cg;
+    for (int grp = 0; grp < g.groups; grp++)
+      for (int o = 0; o < og; o++)
+        for (int c = 0; c < cg; c++) {
+          float s4[4][4], r3[3][4];
+          for (int xi = 0; xi < 16; xi++) {
+            const int64_t at = grp * per_group + ((int64_t)xi * og + o) * cg + c;
+            float v = sums[at];
+            for (int b = 1; b < blocks; b++) v += sums[b * slot + at];
+            s4[xi / 4][xi % 4] = v;
+          }
+          for (int j = 0; j < 4; j++) {
+            r3[0][j] = s4[0][j] + 0.5f * (s4[1][j] + s4[2][j]);
+            r3[1][j] = 0.5f * (s4[1][j] - s4[2][j]);
+            r3[2][j] = 0.5f * (s4[1][j] + s4[2][j]) + s4[3][j];
+          }
+          float *dst = gw + ((int64_t)(grp * og + o) * cg + c) * 9;
+          for (int i = 0; i < 3; i++) {
+            const float w3[3] = { r3[i][0] + 0.5f * (r3[i][1] + r3[i][2]), 0.5f * (r3[i][1] - r3[i][2]),
+                                  0.5f * (r3[i][1] + r3[i][2]) + r3[i][3] };
+            for (int j = 0; j < 3; j++) dst[i * 3 + j] = accumulate ? dst[i * 3 + j] + w3[j] : w3[j];
+          }
+        }
+    if (gb) {
+      const int64_t at = g.groups * per_group;
+      for (int o = 0; o < g.cout; o++) {
+        float v = sums[at + o];
+        for (int b = 1; b < blocks; b++) v += sums[b * slot + at + o];
+        gb[o] = accumulate ? gb[o] + v : v;
+      }
+    }
+    return NULL;
+  }
   if (use_ov(&g)) {
     const int hp = (int)ov_hp(&g), wp = (int)ov_wp(&g), ogp = (int)ov_ogp(&g), columns = K + 1;
     int32_t *off = (int32_t *)ws;
