@@ -562,9 +562,8 @@ typedef struct {
   int64_t scratch_floats, slot_floats;
 } ov_job_t;
 
-/* Taps per tile for NV vectors of output channels: about 24 accumulators, and 6 for one vector (12 broadcast
- * taps per vector made LeNet's second layer twice as slow: bench/NOTES-conv.md, "Weight gradient"). */
-#define OV_TAPS(NV) ((NV) == 4 || (NV) == 1 ? 6 : (NV) == 3 ? 8 : 12)
+/* Taps per tile for NV vectors of output channels: about 24 accumulators (12 for one vector). */
+#define OV_TAPS(NV) ((NV) == 4 ? 6 : (NV) == 3 ? 8 : 12)
 
 /* Columns k0 .. k0 + count - 1 (count <= NT; the rest of the tile repeats column k0 and is not stored) x NV
  * vectors of output channels, summed over the block's images; the sums go to dst[s][16 v]. */
