@@ -320,7 +320,7 @@ describe.skipIf(!conv2dNative(conv2dGeometry([1, 1, 4, 4], [1, 1, 3, 3], { paddi
   }
 
   it("agree with the portable paths: the cnn's and LeNet's layers, batches that are not whole blocks of 8", () => {
-    agree([9, 1, 28, 28], [32, 1, 3, 3], { padding: 1 }, 1); // weight gradient along positions (9 columns)
+    agree([9, 1, 28, 28], [32, 1, 3, 3], { padding: 1 }, 1);
     agree([11, 32, 14, 14], [64, 32, 3, 3], { padding: 1 }, 2);
     agree([5, 1, 28, 28], [6, 1, 5, 5], { padding: 2 }, 3);
     agree([17, 6, 14, 14], [16, 6, 5, 5], {}, 4);
@@ -328,8 +328,8 @@ describe.skipIf(!conv2dNative(conv2dGeometry([1, 1, 4, 4], [1, 1, 3, 3], { paddi
 
   it("agree with the portable paths: groups, dilation, uneven kernels, padding wider than the kernel, narrow planes", () => {
     agree([3, 6, 9, 7], [20, 3, 3, 2], { padding: [1, 2], dilation: [2, 1], groups: 2 }, 5); // 10 channels a group: vectors along positions
-    agree([2, 4, 6, 5], [36, 2, 2, 3], { padding: [3, 2], groups: 2 }, 6); // 12 (channel, tap) columns a group: along positions
-    agree([2, 8, 6, 5], [36, 4, 3, 3], { padding: [3, 2], groups: 2 }, 14); // 18 channels, 36 columns a group: along channels, a partial vector
+    agree([2, 4, 6, 5], [36, 2, 2, 3], { padding: [3, 2], groups: 2 }, 6); // 18 a group: along channels, a partial vector of them
+    agree([2, 8, 6, 5], [36, 4, 3, 3], { padding: [3, 2], groups: 2 }, 14);
     agree([3, 5, 1, 17], [17, 5, 1, 3], { padding: [0, 1] }, 7);
     agree([2, 3, 20, 3], [4, 3, 4, 1], { padding: "same", dilation: [3, 1] }, 8);
     agree([2, 2, 5, 40], [33, 2, 3, 3], { padding: "valid" }, 9); // output rows narrower than the input's, over two vectors

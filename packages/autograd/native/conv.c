@@ -235,13 +235,10 @@ static int64_t wino_floats(const geom_t *g, const wino_t *p) {
 }
 
 
-/* The weight gradient vectorizes along the output channels (ov_tile) from OV_MIN_CHANNELS output channels
- * and OV_MIN_COLUMNS (channel, tap) columns per group, along the positions (nt_tile) otherwise: with fewer
- * channels most lanes of a channel vector would be idle, and with fewer columns (the cnn's first layer, 9)
- * transposing the output gradient costs more than it saves (bench/NOTES-conv.md, "Weight gradient"); and
- * along the positions where one image's staging would exceed OV_MAX_STAGING floats. */
+/* The weight gradient vectorizes along the output channels (ov_tile) from OV_MIN_CHANNELS output channels per
+ * group, along the positions (nt_tile) with fewer, where most lanes of a channel vector would be idle, or
+ * where one image's staging would exceed OV_MAX_STAGING floats (bench/NOTES-conv.md, "Weight gradient"). */
 #define OV_MIN_CHANNELS 16
-#define OV_MIN_COLUMNS 32
 #define OV_MAX_STAGING ((int64_t)1 << 20)
 /* The block sums of all blocks together stay below WG_MAX_SUMS floats (128 MB): large weights take
  * larger blocks. */
@@ -259,8 +256,7 @@ static int64_t ov_image(const geom_t *g) {
 }
 
 static int use_ov(const geom_t *g) {
-  return g->cout / g->groups >= OV_MIN_CHANNELS && (int64_t)(g->cin / g->groups) * g->kh * g->kw >= OV_MIN_COLUMNS &&
-         ov_image(g) <= OV_MAX_STAGING;
+  return g->cout / g->groups >= OV_MIN_CHANNELS && ov_image(g) <= OV_MAX_STAGING;
 }
 
 /* The output-channel form's block sums, per block: [groups][K + 1][ogp], column K the bias's. */
