@@ -2,12 +2,13 @@
  * The playground page: controls, curves, test-image grid, per-class accuracy and the drawing pad. All the
  * numbers come from the training worker (worker.ts); this thread only draws, so it stays responsive.
  *
- * The URL's query presets the controls, e.g. `?model=softmax&optimizer=sgd&lr=0.1&batch=128&epochs=2`;
+ * The URL's query presets the controls, e.g. `?model=softmax&optimizer=sgd&lr=0.1&batch=128&epochs=2`
+ * (what it leaves out comes from the model's defaults, MODEL_DEFAULTS);
  * `data=sample` (or `full`) picks the data set instead of the automatic choice, `eval=N` evaluates every N
  * steps (default 200), `autostart=1` starts training once the data is in.
  */
 import { LineChart } from "./chart.ts";
-import { FEATURES, IMAGE_SIZE, isModelId, MODEL_TITLES } from "./catalog.ts";
+import { FEATURES, IMAGE_SIZE, isModelId, MODEL_DEFAULTS, MODEL_TITLES, type ModelId } from "./catalog.ts";
 import { DrawingPad } from "./pad.ts";
 import type { FromWorker, OptimizerId, ToWorker, TrainSettings } from "./protocol.ts";
 
@@ -36,8 +37,26 @@ const status = $("status");
 const errors = $("errors");
 const testAccuracy = $<HTMLOutputElement>("test-accuracy");
 
-/** Each optimizer's default learning rate (Adam at batch 128 passes 0.85 test accuracy in about two epochs). */
-const LEARNING_RATES: Record<OptimizerId, string> = { adam: "0.002", momentum: "0.05", sgd: "0.1" };
+/** The learning rate `optimizer` starts from with the chosen model. */
+function defaultLr(optimizer: OptimizerId): string {
+  return String(MODEL_DEFAULTS[controls.model.value as ModelId].lr[optimizer]);
+}
+
+/** Sets the optimizer, learning rate and batch size to the chosen model's defaults and shows its note. */
+function applyModelDefaults(): void {
+  const defaults = MODEL_DEFAULTS[controls.model.value as ModelId];
+  controls.optimizer.value = defaults.optimizer;
+  controls.lr.value = defaultLr(defaults.optimizer);
+  controls.batch.value = String(defaults.batchSize);
+  showModelNote();
+}
+
+function showModelNote(): void {
+  const note = $("model-note");
+  const text = MODEL_DEFAULTS[controls.model.value as ModelId].note;
+  note.hidden = !text;
+  note.textContent = text ?? "";
+}
 
 function presetControls(): void {
   controls.model.replaceChildren(...Object.entries(MODEL_TITLES).map(([id, title]) => new Option(title, id)));
@@ -46,8 +65,9 @@ function presetControls(): void {
   };
   const model = query.get("model");
   if (model !== null && isModelId(model)) controls.model.value = model;
+  applyModelDefaults();
   set(controls.optimizer, query.get("optimizer"));
-  controls.lr.value = query.get("lr") ?? LEARNING_RATES[controls.optimizer.value as OptimizerId] ?? controls.lr.value;
+  controls.lr.value = query.get("lr") ?? defaultLr(controls.optimizer.value as OptimizerId);
   set(controls.batch, query.get("batch"));
   set(controls.epochs, query.get("epochs"));
 }
@@ -220,6 +240,7 @@ worker.addEventListener("message", (event: MessageEvent<FromWorker>) => {
       modelReady = true;
       $("model-description").textContent = m.description;
       controls.model.value = m.model;
+      showModelNote();
       requestPrediction();
       return;
     case "status": {
@@ -236,8 +257,9 @@ worker.addEventListener("message", (event: MessageEvent<FromWorker>) => {
       }
       const rate = m.elapsedMs > 0 ? (m.step / m.elapsedMs) * 1000 : 0;
       const origin = status.dataset.loaded && m.step === 0 ? `loaded ${status.dataset.loaded} · ` : "";
+      const evaluating = m.evaluating === null ? "" : ` · testing ${Math.floor(m.evaluating * 100)}%`;
       status.textContent = `${origin}${m.running ? "training" : "paused"} · epoch ${m.epoch.toFixed(2)} of ${m.stopsAfter} · step ${m.step}`
-        + ` · ${(m.elapsedMs / 1000).toFixed(1)} s · ${rate.toFixed(0)} steps/s`;
+        + ` · ${(m.elapsedMs / 1000).toFixed(1)} s · ${rate.toFixed(m.step > 0 && rate < 10 ? 1 : 0)} steps/s${evaluating}`;
       startButton.textContent = m.running ? "Pause" : m.step ? "Resume" : "Start";
       return;
     }
@@ -297,9 +319,12 @@ function onSettingsChange(reset: boolean): void {
   send(reset ? { type: "reset", settings } : { type: "settings", settings });
 }
 
-controls.model.addEventListener("change", () => onSettingsChange(true));
+controls.model.addEventListener("change", () => {
+  applyModelDefaults();
+  onSettingsChange(true);
+});
 controls.optimizer.addEventListener("change", () => {
-  controls.lr.value = LEARNING_RATES[controls.optimizer.value as OptimizerId];
+  controls.lr.value = defaultLr(controls.optimizer.value as OptimizerId);
   onSettingsChange(false);
 });
 for (const control of [controls.lr, controls.batch, controls.epochs]) control.addEventListener("change", () => onSettingsChange(false));

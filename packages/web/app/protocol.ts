@@ -1,7 +1,7 @@
 /** Messages between the page (main.ts) and the training worker (worker.ts). */
-import type { ModelId } from "./catalog.ts";
+import type { ModelId, OptimizerId } from "./catalog.ts";
 
-export type OptimizerId = "sgd" | "momentum" | "adam";
+export type { OptimizerId } from "./catalog.ts";
 
 export interface TrainSettings {
   model: ModelId;
@@ -67,7 +67,9 @@ export interface Evaluation {
 export type FromWorker =
   | { type: "ready"; backend: BackendInfo; data: DataInfo; grid: { pixels: Uint8Array; labels: number[]; indices: number[] } }
   | { type: "status"; running: boolean; stopsAfter: number; step: number; epoch: number; stepsPerEpoch: number; elapsedMs: number;
-    trainLoss: CurvePoint[]; trainAccuracy: CurvePoint[] }
+    trainLoss: CurvePoint[]; trainAccuracy: CurvePoint[];
+    /** While the test set is being evaluated: the fraction of it done (training waits for it). */
+    evaluating: number | null }
   | { type: "evaluation"; evaluation: Evaluation; elapsedMs: number }
   | { type: "reset"; model: ModelId; parameters: number; description: string }
   | { type: "probabilities"; id: number; probabilities: Float32Array }

@@ -1,7 +1,10 @@
 /**
- * The training worker: holds the data, the model and the optimizer, trains in slices of about 40 ms and
- * answers the page's messages between slices, so pausing, changing the learning rate or asking for a
- * drawing's probabilities takes effect within one slice while the page itself never blocks.
+ * The training worker: holds the data, the model and the optimizer, and works in slices of about 40 ms:
+ * an evaluation in progress (one test batch at a time) or training steps. Between slices it answers the
+ * page's messages and reports, so pausing, changing the learning rate or asking for a drawing's
+ * probabilities takes effect within one slice, even while a slow model (the CNN) is evaluated on the whole
+ * test set, and the page itself never blocks. No step runs while an evaluation is in progress: each one
+ * describes the weights of the step it was asked at.
  */
 import { noGrad, Tensor } from "@tapegrad/autograd";
 import { DataLoader, deserialize, F, type ImageDataset, type nn, optim } from "@tapegrad/nn";
@@ -14,8 +17,6 @@ import type { CurvePoint, Evaluation, FromWorker, ToWorker, TrainSettings } from
 const SLICE_MS = 40;
 /** Steps averaged into one point of the training curves. */
 const CURVE_EVERY = 10;
-/** Test images per forward pass of an evaluation. */
-const EVAL_BATCH = 1000;
 
 interface Session {
   settings: TrainSettings;
@@ -35,6 +36,21 @@ interface Session {
   lossPoints: CurvePoint[];
   accuracyPoints: CurvePoint[];
   lastEvaluatedStep: number;
+  /** The evaluation in progress, if any. */
+  evaluation?: EvaluationJob;
+  /** The weights are the random initialisation (not a loaded checkpoint). */
+  fresh: boolean;
+}
+
+/** An evaluation of the whole test set at one step, one batch of images at a time. */
+interface EvaluationJob {
+  step: number;
+  epoch: number;
+  /** The first test image not yet evaluated. */
+  next: number;
+  lossSum: number;
+  hits: number[];
+  counts: number[];
 }
 
 const post = (message: FromWorker, transfer: Transferable[] = []): void => self.postMessage(message, { transfer });
@@ -43,11 +59,13 @@ let train: ImageDataset | undefined;
 let test: ImageDataset | undefined;
 let gridIndices: number[] = [];
 let session: Session | undefined;
+/** Training is on (Start): slices train when no evaluation is in progress. */
 let running = false;
-/** When the slice now running started (performance.now()); evaluations inside a slice count as training time. */
+/** Whether the slice loop (work) is scheduled: it runs while there is an evaluation to finish or training is on. */
+let working = false;
+/** When the slice now running started (performance.now()), if it counts as training time: evaluations
+ *  inside a training slice do, the one after a reset or a pause does not. */
 let sliceStart: number | undefined;
-/** Bumped by every start and reset: a training loop runs only while it is the latest one. */
-let generation = 0;
 
 function makeOptimizer(model: nn.Module, settings: TrainSettings): optim.Optimizer {
   const params = model.parameters();
@@ -64,6 +82,7 @@ function newSession(settings: TrainSettings, loaded?: { id: ModelId; model: nn.M
     settings: { ...settings, model: modelId }, model, modelId, optimizer: makeOptimizer(model, settings), loader,
     batches: loader[Symbol.iterator](), step: 0, epoch: 0, stepInEpoch: 0, stepsPerEpoch: loader.length, elapsedMs: 0,
     window: { loss: 0, hits: 0, count: 0, steps: 0 }, lossPoints: [], accuracyPoints: [], lastEvaluatedStep: -1,
+    fresh: loaded === undefined,
   };
 }
 
@@ -79,24 +98,22 @@ function toInput(s: Session, x: Tensor): Tensor {
   return x.reshape(MODELS[s.modelId].inputShape(x.shape[0]));
 }
 
+/** One training step, or at an epoch's end the request of an evaluation (the next epoch's steps come after it). */
 function trainStep(s: Session): void {
-  let next = s.batches.next();
+  const next = s.batches.next();
   if (next.done) {
     s.epoch++;
     s.stepInEpoch = 0;
-    evaluate(s);
+    requestEvaluation(s);
     if (s.loader.batchSize !== s.settings.batchSize) {
       s.loader = new DataLoader(train!, { batchSize: s.settings.batchSize, shuffle: true, seed: s.settings.seed + s.epoch });
       s.stepsPerEpoch = s.loader.length;
     }
     s.batches = s.loader[Symbol.iterator]();
-    if (s.epoch >= s.settings.epochs) {
-      running = false;
-      return;
-    }
-    next = s.batches.next();
+    if (s.epoch >= s.settings.epochs) running = false;
+    return;
   }
-  const [x, y] = next.value as [Tensor, Tensor];
+  const [x, y] = next.value;
   s.model.train();
   const logits = s.model.forward(toInput(s, x));
   const loss = F.crossEntropy(logits, y);
@@ -116,43 +133,58 @@ function trainStep(s: Session): void {
     s.accuracyPoints.push({ ...at, value: w.hits / w.count });
     s.window = { loss: 0, hits: 0, count: 0, steps: 0 };
   }
-  if (s.step % s.settings.evalEvery === 0) evaluate(s);
+  if (s.step % s.settings.evalEvery === 0) requestEvaluation(s);
 }
 
-/** Loss, accuracy and per-class accuracy on the whole test set, and the grid images' probabilities. */
-function evaluate(s: Session): void {
-  if (!test || s.lastEvaluatedStep === s.step) return;
+/** Asks for loss, accuracy and per-class accuracy on the whole test set at this step (once a step). */
+function requestEvaluation(s: Session): void {
+  if (!test || s.lastEvaluatedStep === s.step || s.evaluation?.step === s.step) return;
   const classes = test.classes.length;
-  const hits = new Array<number>(classes).fill(0);
-  const counts = new Array<number>(classes).fill(0);
-  let lossSum = 0;
+  s.evaluation = {
+    step: s.step, epoch: s.epoch + s.stepInEpoch / s.stepsPerEpoch, next: 0, lossSum: 0,
+    hits: new Array<number>(classes).fill(0), counts: new Array<number>(classes).fill(0),
+  };
+}
+
+/** Evaluates the next batch of test images; after the last one, the grid images, and posts the evaluation. */
+function evaluationStep(s: Session, job: EvaluationJob): void {
+  const data = test!;
+  const size = Math.min(MODELS[s.modelId].evalBatch, data.n - job.next);
   s.model.eval();
-  const gridProbabilities = new Float32Array(gridIndices.length * classes);
   noGrad(() => {
-    for (let start = 0; start < test!.n; start += EVAL_BATCH) {
-      const size = Math.min(EVAL_BATCH, test!.n - start);
-      const x = new Tensor(test!.images.subarray(start * FEATURES, (start + size) * FEATURES), MODELS[s.modelId].inputShape(size));
-      const labels = test!.labels.subarray(start, start + size);
+    if (size > 0) {
+      const x = new Tensor(data.images.subarray(job.next * FEATURES, (job.next + size) * FEATURES), MODELS[s.modelId].inputShape(size));
+      const labels = data.labels.subarray(job.next, job.next + size);
       const logits = s.model.forward(x);
-      lossSum += F.crossEntropy(logits, labels, { reduction: "sum" }).item();
+      job.lossSum += F.crossEntropy(logits, labels, { reduction: "sum" }).item();
       const predicted = logits.argmax(1).data;
       for (let i = 0; i < size; i++) {
-        counts[labels[i]]++;
-        if (predicted[i] === labels[i]) hits[labels[i]]++;
+        job.counts[labels[i]]++;
+        if (predicted[i] === labels[i]) job.hits[labels[i]]++;
       }
     }
+  });
+  job.next += size;
+  if (job.next < data.n) {
+    s.model.train();
+    return;
+  }
+  const classes = data.classes.length;
+  const gridProbabilities = new Float32Array(gridIndices.length * classes);
+  noGrad(() => {
     const gridPixels = new Float32Array(gridIndices.length * FEATURES);
-    gridIndices.forEach((index, i) => gridPixels.set(test!.images.subarray(index * FEATURES, (index + 1) * FEATURES), i * FEATURES));
+    gridIndices.forEach((index, i) => gridPixels.set(data.images.subarray(index * FEATURES, (index + 1) * FEATURES), i * FEATURES));
     gridProbabilities.set(s.model.forward(new Tensor(gridPixels, MODELS[s.modelId].inputShape(gridIndices.length))).softmax(1).data);
   });
   s.model.train();
   const gridPredictions = gridIndices.map((_, i) => argmax(gridProbabilities.subarray(i * classes, (i + 1) * classes)));
   const evaluation: Evaluation = {
-    step: s.step, epoch: s.epoch + s.stepInEpoch / s.stepsPerEpoch, testLoss: lossSum / test.n,
-    testAccuracy: hits.reduce((a, b) => a + b, 0) / test.n, perClass: hits.map((h, c) => (counts[c] ? h / counts[c] : NaN)),
+    step: job.step, epoch: job.epoch, testLoss: job.lossSum / data.n,
+    testAccuracy: job.hits.reduce((a, b) => a + b, 0) / data.n, perClass: job.hits.map((h, c) => (job.counts[c] ? h / job.counts[c] : NaN)),
     gridPredictions, gridProbabilities,
   };
-  s.lastEvaluatedStep = s.step;
+  s.lastEvaluatedStep = job.step;
+  s.evaluation = undefined;
   post({ type: "evaluation", evaluation, elapsedMs: s.elapsedMs + (sliceStart === undefined ? 0 : performance.now() - sliceStart) });
 }
 
@@ -166,6 +198,7 @@ function postStatus(s: Session): void {
   post({
     type: "status", running, stopsAfter: s.settings.epochs, step: s.step, epoch: s.epoch + s.stepInEpoch / s.stepsPerEpoch, stepsPerEpoch: s.stepsPerEpoch,
     elapsedMs: s.elapsedMs, trainLoss: s.lossPoints.splice(0), trainAccuracy: s.accuracyPoints.splice(0),
+    evaluating: s.evaluation && test ? s.evaluation.next / test.n : null,
   });
 }
 
@@ -178,31 +211,48 @@ function yieldToMessages(): Promise<void> {
   });
 }
 
-async function trainLoop(s: Session, mine: number): Promise<void> {
-  while (running && generation === mine) {
-    const started = (sliceStart = performance.now());
+/** Runs the slice loop unless it is already scheduled. */
+function work(): void {
+  if (working) return;
+  working = true;
+  slices().catch((error: unknown) => {
+    running = false;
+    if (session) session.evaluation = undefined;
+    reportError(error);
+  }).finally(() => {
+    working = false;
+  });
+}
+
+/** Slices of evaluation or training on the current session until neither is left to do; a status after each. */
+async function slices(): Promise<void> {
+  while (session && (session.evaluation || running)) {
+    const s = session;
+    const started = performance.now();
+    const training = running;
+    if (training) sliceStart = started;
     try {
-      while (running && performance.now() - started < SLICE_MS) trainStep(s);
+      while (performance.now() - started < SLICE_MS) {
+        if (s.evaluation) evaluationStep(s, s.evaluation);
+        else if (running) trainStep(s);
+        else break;
+      }
     } finally {
       sliceStart = undefined;
-      s.elapsedMs += performance.now() - started;
+      if (training) s.elapsedMs += performance.now() - started;
     }
     postStatus(s);
     await yieldToMessages();
-  }
-  if (generation === mine) {
-    evaluate(s);
-    postStatus(s);
   }
 }
 
 function reset(settings: TrainSettings, loaded?: { id: ModelId; model: nn.Module }): void {
   running = false;
-  generation++;
   session = newSession(settings, loaded);
   post({ type: "reset", model: session.modelId, parameters: session.model.numParameters(), description: describeModel(session.modelId, session.model) });
-  evaluate(session);
+  requestEvaluation(session);
   postStatus(session);
+  work();
 }
 
 function pickGrid(n: number, size: number): number[] {
@@ -255,14 +305,18 @@ function handle(message: ToWorker): void {
       if (!session || running) return;
       // at the epoch limit already: one more epoch
       if (session.epoch >= session.settings.epochs) session.settings.epochs = session.epoch + 1;
+      // a test of the random initial weights still in progress is not worth the wait (the CNN's takes seconds)
+      if (session.fresh && session.evaluation?.step === 0) session.evaluation = undefined;
       running = true;
-      trainLoop(session, ++generation).catch((error) => {
-        running = false;
-        reportError(error);
-      });
+      work();
       return;
     case "pause":
       running = false;
+      // the weights it stopped at
+      if (session) {
+        requestEvaluation(session);
+        work();
+      }
       return;
     case "reset":
       reset(message.settings);
@@ -278,8 +332,8 @@ function handle(message: ToWorker): void {
       });
       return;
     case "load": {
-      const { tensors } = deserialize(message.bytes, message.name);
-      const loaded = modelFromCheckpoint(tensors, message.name);
+      const { tensors, metadata } = deserialize(message.bytes, message.name);
+      const loaded = modelFromCheckpoint(tensors, message.name, metadata);
       if (!session) throw new Error("load: the data set is not loaded yet");
       reset({ ...session.settings, model: loaded.id }, loaded);
       post({ type: "loaded", name: message.name, model: loaded.id, description: describeModel(loaded.id, loaded.model) });
