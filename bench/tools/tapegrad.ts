@@ -194,6 +194,10 @@ export const TRAINING_FLAGS: string[] = (() => {
 let childPeakRssMb = 0;
 let childDataMb = 0;
 
+/** glibc keeps freed memory in its heap (no mmap/munmap per large buffer): the settings bench/cnn-reference.py
+ *  gives PyTorch's convolutional epochs, so both sides of those rows run with the same allocator behaviour. */
+const HEAP_MALLOC = { MALLOC_MMAP_THRESHOLD_: "2147483647", MALLOC_TRIM_THRESHOLD_: "2147483647" };
+
 /**
  * The epoch workloads in a fresh child Node process started with `flags` (and the TypeScript loader); the
  * convolutional networks' epochs (minutes each) only where `cnn` says so.
@@ -206,7 +210,7 @@ function epochTool(name: string, flags: string[], env: Record<string, string> = 
       if (w.kind !== "epoch" && !(w.kind === "cnnEpoch" && options.cnn)) return undefined;
       const run = spawnSync(process.execPath, [...flags, "--import", "tsx", child], {
         input: JSON.stringify(w), encoding: "utf8", maxBuffer: 1 << 20, cwd: fileURLToPath(new URL("../..", import.meta.url)),
-        env: { ...process.env, ...env },
+        env: { ...process.env, ...(w.kind === "cnnEpoch" ? HEAP_MALLOC : {}), ...env },
       });
       if (run.status !== 0) throw new Error(`epoch child failed: ${run.stderr.trim().split("\n").slice(-3).join(" ")}`);
       const out = JSON.parse(run.stdout.trim().split("\n").pop()!) as Timing & { peakRssMb: number };
