@@ -7,7 +7,7 @@ import {
   Tensor, ShapeError, ValueError, adaptiveAvgPool2d, avgPool2d, batchNorm, conv2d, fmtShape, layerNorm, maxPool2d, ones, zeros,
   type AdaptiveSize, type Conv2dPadding, type DType, type Pair,
 } from "@tapegrad/autograd";
-import { calculateFans, kaimingUniform_, uniform_ } from "./init.ts";
+import { resetWeightAndBias } from "./layers.ts";
 import { Module, Parameter } from "./module.ts";
 
 function positiveInt(layer: string, name: string, v: unknown): number {
@@ -81,12 +81,7 @@ export class Conv2d extends Module {
 
   /** Re-draws weight and bias from PyTorch's default distribution. */
   resetParameters(): void {
-    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const { fanIn } = calculateFans(this.weight);
-      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-      uniform_(this.bias, -bound, bound);
-    }
+    resetWeightAndBias(this.weight, this.bias);
   }
 
   override forward(x: Tensor): Tensor {

@@ -37,12 +37,7 @@ export class Linear extends Module {
 
   /** Re-draws weight and bias from PyTorch's default distribution. */
   resetParameters(): void {
-    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const { fanIn } = calculateFans(this.weight);
-      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-      uniform_(this.bias, -bound, bound);
-    }
+    resetWeightAndBias(this.weight, this.bias);
   }
 
   override forward(x: Tensor): Tensor {
@@ -221,5 +216,15 @@ export class ModuleList extends Module {
 
   [Symbol.iterator](): Iterator<Module> {
     return this.#items[Symbol.iterator]();
+  }
+}
+
+/** PyTorch's default for Linear and Conv layers: weight kaiming_uniform(a = √5), bias U(±1/√fanIn). */
+export function resetWeightAndBias(weight: Tensor, bias: Tensor | null): void {
+  kaimingUniform_(weight, { a: Math.sqrt(5) });
+  if (bias) {
+    const { fanIn } = calculateFans(weight);
+    const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+    uniform_(bias, -bound, bound);
   }
 }
