@@ -1,8 +1,8 @@
 // The convolution, pooling and normalisation kernels against PyTorch 1.13 (float64), from
 // test/fixtures/conv-reference.json (made by scripts/conv-reference.py): outputs, max-pool indices, running
 // statistics, and the gradients the backward kernels give for the fixture's upstream gradient.
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { convReference, type ConvReferenceCase, type Stored } from "./fixtures/conv-reference.ts";
 import {
   conv2dBackwardBias, conv2dBackwardInput, conv2dBackwardWeight, conv2dForward, conv2dGeometry, conv2dWorkspaceSize,
   type Conv2dPadding, type Pair,
@@ -15,19 +15,8 @@ import {
   batchNormBackward, batchNormForwardEval, batchNormForwardTraining, batchNormUpdateRunning, layerNormBackward, layerNormForward,
 } from "../packages/autograd/src/kernels/norm.ts";
 
-interface Stored { shape: number[]; data: number[] }
-interface Case {
-  op: string;
-  args: Record<string, unknown>;
-  inputs: Record<string, Stored>;
-  output: Stored;
-  upstream: Stored;
-  grads: Record<string, Stored>;
-  indices?: Stored;
-  running_mean_after?: Stored;
-  running_var_after?: Stored;
-}
-const fixture = JSON.parse(readFileSync(new URL("./fixtures/conv-reference.json", import.meta.url), "utf8")) as { cases: Record<string, Case> };
+const fixture = convReference;
+type Case = ConvReferenceCase;
 const cases = Object.entries(fixture.cases);
 const f64 = (s: Stored): Float64Array => Float64Array.from(s.data);
 

@@ -1,25 +1,15 @@
 // The convolutional-network ops (conv2d, pooling, batch and layer norm, pad, cat, stack) against PyTorch 1.13
 // in float64, from test/fixtures/conv-reference.json (made by scripts/conv-reference.py): each op's output,
 // the gradients backward gives for the fixture's upstream gradient, and batch norm's running statistics.
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { convReference, type ConvReferenceCase, type Stored } from "./fixtures/conv-reference.ts";
 import {
   adaptiveAvgPool2d, avgPool2d, batchNorm, cat, conv2d, layerNorm, maxPool2d, pad, stack, tensor,
   type AdaptiveSize, type Conv2dPadding, type Pair, type Tensor,
 } from "../packages/autograd/src/index.ts";
 
-interface Stored { shape: number[]; data: number[] }
-interface Case {
-  op: string;
-  args: Record<string, unknown>;
-  inputs: Record<string, Stored>;
-  output: Stored;
-  upstream: Stored;
-  grads: Record<string, Stored>;
-  running_mean_after?: Stored;
-  running_var_after?: Stored;
-}
-const fixture = JSON.parse(readFileSync(new URL("./fixtures/conv-reference.json", import.meta.url), "utf8")) as { cases: Record<string, Case> };
+const fixture = convReference;
+type Case = ConvReferenceCase;
 const cases = Object.entries(fixture.cases);
 
 const leaf = (s: Stored, requiresGrad: boolean): Tensor => tensor(s.data, { shape: s.shape, dtype: "float64", requiresGrad });
