@@ -12,7 +12,7 @@ import type { Settings } from "../lib/checkpoints.ts";
 import { type OptionTable, type ParsedValues, UsageError, commonOptions, numberOption, stringOption, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
 import {
-  defineExample, type RunOptions, datasetFields, finishRun, resumeFields, runOptionsFrom, startRun, trainingSettings,
+  defineExample, type RunOptions, datasetFields, finishRun, trainingFields, runOptionsFrom, startRun, trainingSettings,
 } from "../lib/example.ts";
 import { featureMapsPng, filtersPng } from "../lib/feature-maps.ts";
 import { imageAt } from "../lib/images.ts";
@@ -113,12 +113,8 @@ export async function run(options: CnnOptions) {
     batchnorm,
     dropout,
     optimizer: which,
-    trainLoss: last?.trainLoss,
-    trainAccuracy: last?.trainAccuracy,
-    testAccuracy: last?.testAccuracy,
+    ...trainingFields(last, resume, nonFinite),
     checkpoint,
-    ...resumeFields(resume),
-    ...(nonFinite ? { nonFinite } : {}),
   });
 }
 

@@ -8,7 +8,7 @@ import { DataLoader } from "@tapegrad/nn";
 import { type ParsedValues, commonOptions, intOption, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
 import {
-  defineExample, type RunOptions, checkMemory, datasetFields, finishRun, resumeFields, runOptionsFrom, startRun, trainingSettings,
+  defineExample, type RunOptions, checkMemory, datasetFields, finishRun, trainingFields, runOptionsFrom, startRun, trainingSettings,
 } from "../lib/example.ts";
 import { predict } from "../lib/train.ts";
 import { TrainingRun } from "../lib/training-run.ts";
@@ -92,11 +92,7 @@ export async function run(options: FromScratchOptions) {
     ...datasetFields(train),
     epochs: options.epochs,
     hidden,
-    trainLoss: last?.trainLoss,
-    trainAccuracy: last?.trainAccuracy,
-    testAccuracy: last?.testAccuracy,
-    ...resumeFields(resume),
-    ...(nonFinite ? { nonFinite } : {}),
+    ...trainingFields(last, resume, nonFinite),
   });
 }
 

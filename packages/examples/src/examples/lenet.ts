@@ -8,7 +8,7 @@ import { nn, optim, init } from "@tapegrad/nn";
 import { saveSync } from "@tapegrad/nn/node";
 import { commonOptions, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
-import { defineExample, type RunOptions, datasetFields, finishRun, resumeFields, runOptionsFrom, startRun, trainingSettings } from "../lib/example.ts";
+import { defineExample, type RunOptions, datasetFields, finishRun, trainingFields, runOptionsFrom, startRun, trainingSettings } from "../lib/example.ts";
 import { featureMapsPng, filtersPng } from "../lib/feature-maps.ts";
 import { imageAt } from "../lib/images.ts";
 import { trainClassifier } from "./mlp.ts";
@@ -59,12 +59,8 @@ export async function run(options: RunOptions) {
     example: "lenet",
     ...datasetFields(train),
     epochs: options.epochs,
-    trainLoss: last?.trainLoss,
-    trainAccuracy: last?.trainAccuracy,
-    testAccuracy: last?.testAccuracy,
+    ...trainingFields(last, resume, nonFinite),
     checkpoint,
-    ...resumeFields(resume),
-    ...(nonFinite ? { nonFinite } : {}),
   });
 }
 

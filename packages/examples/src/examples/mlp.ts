@@ -9,7 +9,7 @@ import type { Settings } from "../lib/checkpoints.ts";
 import { type OptionTable, type ParsedValues, commonOptions, intOption, numberOption, withDefaults } from "../lib/cli.ts";
 import { type ImageDataset, describeData, loadSplits } from "../lib/data.ts";
 import {
-  defineExample, type RunOptions, checkMemory, datasetFields, finishRun, resumeFields, runOptionsFrom, startRun, trainingSettings,
+  defineExample, type RunOptions, checkMemory, datasetFields, finishRun, trainingFields, runOptionsFrom, startRun, trainingSettings,
 } from "../lib/example.ts";
 import { predict } from "../lib/train.ts";
 import { TrainingRun, type TrainingRunOptions } from "../lib/training-run.ts";
@@ -98,12 +98,8 @@ export async function run(options: MlpOptions) {
     epochs: options.epochs,
     hidden,
     bias,
-    trainLoss: last?.trainLoss,
-    trainAccuracy: last?.trainAccuracy,
-    testAccuracy: last?.testAccuracy,
+    ...trainingFields(last, resume, nonFinite),
     checkpoint,
-    ...resumeFields(resume),
-    ...(nonFinite ? { nonFinite } : {}),
   });
 }
 

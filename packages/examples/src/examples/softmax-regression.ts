@@ -7,7 +7,7 @@ import { nn, optim } from "@tapegrad/nn";
 import { saveSync } from "@tapegrad/nn/node";
 import { commonOptions, withDefaults } from "../lib/cli.ts";
 import { describeData, loadSplits } from "../lib/data.ts";
-import { defineExample, type RunOptions, datasetFields, finishRun, resumeFields, runOptionsFrom, startRun, trainingSettings } from "../lib/example.ts";
+import { defineExample, type RunOptions, datasetFields, finishRun, trainingFields, runOptionsFrom, startRun, trainingSettings } from "../lib/example.ts";
 import { GREEN, RED, imageAt, imageGridPng } from "../lib/images.ts";
 import { predict } from "../lib/train.ts";
 import { trainClassifier } from "./mlp.ts";
@@ -56,11 +56,7 @@ export async function run(options: RunOptions) {
     example: "softmax-regression",
     ...datasetFields(train),
     epochs: options.epochs,
-    trainLoss: last?.trainLoss,
-    trainAccuracy: last?.trainAccuracy,
-    testAccuracy: last?.testAccuracy,
-    ...resumeFields(resume),
-    ...(nonFinite ? { nonFinite } : {}),
+    ...trainingFields(last, resume, nonFinite),
   });
 }
 

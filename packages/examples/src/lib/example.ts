@@ -214,6 +214,22 @@ export function resumeFields(resume: ResumePoint | undefined): { resumedFrom?: {
   return resume ? { resumedFrom: { epoch: resume.state.epoch + 1, step: resume.state.step } } : {};
 }
 
+/** The result fields every training example reports: the last epoch's numbers, where a resumed run started,
+ *  and where a non-finite value first appeared (with --allow-nonfinite). */
+export function trainingFields(
+  last: { trainLoss: number; trainAccuracy: number; testAccuracy: number } | undefined,
+  resume: ResumePoint | undefined,
+  nonFinite: unknown,
+): Pick<ResultFields, "testAccuracy"> & { trainLoss?: number; trainAccuracy?: number; nonFinite?: unknown } {
+  return {
+    trainLoss: last?.trainLoss,
+    trainAccuracy: last?.trainAccuracy,
+    testAccuracy: last?.testAccuracy,
+    ...resumeFields(resume),
+    ...(nonFinite ? { nonFinite } : {}),
+  };
+}
+
 /** The result fields that say which data set an example ran on, and where it came from. */
 export function datasetFields(data: { name: string; source: string; isSample: boolean }): Pick<ResultFields, "dataset" | "dataSource" | "isSample"> {
   return { dataset: data.name, dataSource: data.source, isSample: data.isSample };
