@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import fc from "fast-check";
 import * as K from "../packages/autograd/src/kernels/index.ts";
 import { NATIVE_MIN_ELEMENTS, gemmBackend, nativeLoops, setNativeLoops } from "../packages/autograd/src/kernels/index.ts";
+import { NATIVE_BINARY_OPS, NATIVE_UNARY_OPS } from "../packages/autograd/src/kernels/native-ops.ts";
 import { gemmNative, nativeGemmInfo, nativeGemmTilesInfo } from "../packages/autograd/src/kernels/gemm.ts";
 import type { DType, FloatArray } from "../packages/autograd/src/dtype.ts";
 import { allocateUnfilled } from "../packages/autograd/src/memory.ts";
@@ -91,8 +92,8 @@ if (!nativeActive) {
 }
 
 const BINARY_KINDS = ["add", "sub", "mul", "div", "maximum", "minimum"] as const;
-/** The addon's unary ops, and sigmoid, which is the addon's exp and a division in TypeScript. */
-const UNARY_KINDS = ["neg", "relu", "abs", "sign", "step", "sqrt", "exp", "log", "sigmoid"] as const;
+/** The addon's unary ops. */
+const UNARY_KINDS = NATIVE_UNARY_OPS;
 
 /** Operand layouts of K.binary: each sends runs of ≥ NATIVE_MIN_ELEMENTS to the addon, the last three with
  *  offsets (one run per row) and a stride-0 operand. */
@@ -306,6 +307,25 @@ describe.skipIf(!nativeActive)("native loops: bit-identical to the TypeScript lo
       }), { numRuns });
     });
 
+    it(`sigmoidBackward (${dtype}): g * (y * (1 - y)) with the rounding of three separate ops`, () => {
+      fc.assert(fc.property(large, fc.nat(), (n, seed) => {
+        const g = awkward(Type, n, seed);
+        const y = awkward(Type, n, seed + 1);
+        const { native, ts } = nativeThenTypeScript(() => {
+          const out = new Type(n).fill(7);
+          K.sigmoidBackward(g, y, out);
+          return out;
+        });
+        expectSameBits(native, ts, `sigmoidBackward n=${n} seed=${seed}`, (i) => ` for g = ${g[i]}, y = ${y[i]}`);
+        // and the same bits as sub, mul, mul
+        const t = new Type(n), u = new Type(n), ops = new Type(n);
+        K.binary("sub", new Type([1]), [], y, [n], t, [n]);
+        K.binary("mul", y, [n], t, [n], u, [n]);
+        K.binary("mul", g, [n], u, [n], ops, [n]);
+        expectSameBits(ts, ops, `sigmoidBackward against sub, mul, mul, n=${n}`, (i) => ` for g = ${g[i]}, y = ${y[i]}`);
+      }), { numRuns });
+    });
+
     it(`axpy (${dtype}): offsets, overlapping x and y, alphas such as -0.1 that float32 cannot hold`, () => {
       const caseArbitrary = fc.record({
         n: large, xOffset: fc.integer({ min: 0, max: 5 }), yOffset: fc.integer({ min: 0, max: 5 }),
@@ -440,6 +460,9 @@ describe.skipIf(!nativeActive)("native addon: argument checks", () => {
     expectRejected(() => native.reluBackward(nine, ten, out, 10), RangeError, /\bg is too short/, [out]);
     expectRejected(() => native.reluBackward(ten, nine, out, 10), RangeError, /\bx is too short/, [out]);
     expectRejected(() => native.reluBackward(ten, ten, nine, 10), RangeError, /\bout is too short/, [nine]);
+    expectRejected(() => native.sigmoidBackward(nine, ten, out, 10), RangeError, /\bg is too short/, [out]);
+    expectRejected(() => native.sigmoidBackward(ten, nine, out, 10), RangeError, /\by is too short/, [out]);
+    expectRejected(() => native.sigmoidBackward(ten, ten, nine, 10), RangeError, /\bout is too short/, [nine]);
     expectRejected(() => native.axpy(0.5, ten, 1, out, 0, 10), RangeError, /\bx is too short/, [out]);
     expectRejected(() => native.axpy(0.5, ten, 0, out, 1, 10), RangeError, /\by is too short/, [out]);
     expectRejected(() => native.axpy(0.5, ten, 0, out, -1, 3), RangeError, /\by is too short/, [out]);
@@ -491,10 +514,10 @@ describe.skipIf(!nativeActive)("native addon: argument checks", () => {
     const native = nativeLoops()!;
     const x = filled(Float32Array, 4);
     const out = filled(Float32Array, 4);
-    for (const op of [6, -1, 99]) {
+    for (const op of [NATIVE_BINARY_OPS.length, -1, 99]) {
       expectRejected(() => native.binary(op, x, 0, 1, x, 0, 1, out, 0, 4), RangeError, /unknown op/, [out]);
     }
-    for (const op of [8, -1, 99]) {
+    for (const op of [NATIVE_UNARY_OPS.length, -1, 99]) {
       expectRejected(() => native.unary(op, x, out, 4), RangeError, /unknown op/, [out]);
     }
   });

@@ -117,6 +117,22 @@ describe("unary ops", () => {
   it("sigmoid stays finite for large inputs", () => {
     expect(tensor([-1000, 1000]).sigmoid().toArray()).toEqual([0, 1]);
   });
+  it("sigmoid backward: the fused pass gives the same bits as the recorded ops g·(y·(1 − y)), small and large", () => {
+    for (const dtype of ["float32", "float64"] as const) {
+      for (const shape of [[7], [3, 1000], [256, 6, 28, 28]]) {
+        const x = randn(shape, { dtype, requiresGrad: true }).mul(4).detach().requiresGrad_();
+        const g = randn(shape, { dtype });
+        const y = x.sigmoid();
+        y.backward(g);
+        const composed = noGrad(() => g.mul(y.detach().mul(tensor(1, { dtype }).sub(y.detach()))));
+        expect(x.grad!.dtype).toBe(dtype);
+        expect(Array.from(x.grad!.data)).toEqual(Array.from(composed.data));
+        const x2 = x.detach().requiresGrad_();
+        const [gx] = grad(x2.sigmoid(), x2, { gradOutput: g, createGraph: true });
+        expect(Array.from(gx.data)).toEqual(Array.from(composed.data));
+      }
+    }
+  });
 });
 
 describe("reductions", () => {

@@ -14,8 +14,10 @@
  * span is bounds-checked before it is touched):
  *   binary(op, a, aOffset, aStride, b, bOffset, bStride, out, outOffset, n)
  *       out[i] = a[i*sa] op b[i*sb]; op an OP_ code of opcodes.h (add ... minimum); strides 0 or 1
- *   unary(op, x, out, n)       op an OP_ code of opcodes.h (neg ... log; step is x > 0)
+ *   unary(op, x, out, n)       op an OP_ code of opcodes.h (neg ... sigmoid; step is x > 0)
  *   reluBackward(g, x, out, n) out[i] = x[i] <= 0 ? 0 : g[i] (a NaN input passes the gradient, as in PyTorch)
+ *   sigmoidBackward(g, y, out, n)  out[i] = g[i] * (y[i] * (1 - y[i])) from sigmoid's output y, each step
+ *                              rounded to the array's type as the three separate ops round it
  *   axpy(alpha, x, xOffset, y, yOffset, n)   y[i] += alpha * x[i]
  *   sumAxis(x, outer, n, inner, out)         out[o, i] = sum over j of x[o, j, i]
  *   logSoftmax(x, outer, n, inner, out)      log-softmax of every (o, :, i) row
@@ -228,7 +230,27 @@ static void exp_block(double *v, int64_t n) {
 EXP_LOOP(float, exp_f32)
 EXP_LOOP(double, exp_f64)
 
-#define UNARY_LOOPS(T, NAME, SQRT, EXP)                                                              \
+/* out[i] = sigmoid(x[i]): e = tg_exp(-|x|) rounded to T (it never overflows), then 1 / (1 + e) for x >= 0
+ * and e / (1 + e) below, in double, rounded to T; a NaN stays NaN. out may be x itself: each element is
+ * read before it is written. */
+#define SIGMOID_LOOP(T, NAME)                                                         \
+  TG_CLONES static void NAME(const T *x, T *out, int64_t n) {                         \
+    double v[EXP_BLOCK];                                                              \
+    for (int64_t i0 = 0; i0 < n; i0 += EXP_BLOCK) {                                   \
+      int64_t len = n - i0 < EXP_BLOCK ? n - i0 : EXP_BLOCK;                          \
+      for (int64_t i = 0; i < len; i++) v[i] = -fabs((double)x[i0 + i]);             \
+      exp_block(v, len);                                                              \
+      for (int64_t i = 0; i < len; i++) {                                             \
+        const double e = (double)(T)v[i];                                             \
+        out[i0 + i] = (T)((x[i0 + i] >= 0 ? 1.0 : e) / (1.0 + e));                    \
+      }                                                                               \
+    }                                                                                 \
+  }
+
+SIGMOID_LOOP(float, sigmoid_f32)
+SIGMOID_LOOP(double, sigmoid_f64)
+
+#define UNARY_LOOPS(T, NAME, SQRT, EXP, SIGMOID)                                                              \
   TG_CLONES static void NAME(int op, const T *x, T *out, int64_t n) {                                \
     switch (op) {                                                                                    \
       case OP_NEG: for (int64_t i = 0; i < n; i++) out[i] = -x[i]; break;                            \
@@ -240,17 +262,18 @@ EXP_LOOP(double, exp_f64)
       case OP_SQRT: for (int64_t i = 0; i < n; i++) out[i] = SQRT(x[i]); break;                      \
       case OP_EXP: EXP(x, out, n); break;                                                            \
       case OP_LOG: for (int64_t i = 0; i < n; i++) out[i] = (T)tg_log((double)x[i]); break;          \
+      case OP_SIGMOID: SIGMOID(x, out, n); break;                                                    \
     }                                                                                                \
   }
 
-UNARY_LOOPS(float, unary_f32, sqrtf, exp_f32)
-UNARY_LOOPS(double, unary_f64, sqrt, exp_f64)
+UNARY_LOOPS(float, unary_f32, sqrtf, exp_f32, sigmoid_f32)
+UNARY_LOOPS(double, unary_f64, sqrt, exp_f64, sigmoid_f64)
 
 static napi_value unary(napi_env env, napi_callback_info info) {
   ARGS(4)
   int64_t op, n;
   if (!get_i64(env, argv[0], &op) || !get_i64(env, argv[3], &n)) return NULL;
-  if (op < OP_NEG || op > OP_LOG) {
+  if (op < OP_NEG || op > OP_SIGMOID) {
     napi_throw_range_error(env, NULL, "tapegrad native unary: unknown op");
     return NULL;
   }
@@ -289,6 +312,32 @@ static napi_value relu_backward(napi_env env, napi_callback_info info) {
   if (!out) return NULL;
   if (type == napi_float32_array) relu_backward_f32(g, x, out, n);
   else relu_backward_f64(g, x, out, n);
+  return NULL;
+}
+
+/* NOTE: in T, one rounding per step, as sub, mul and mul round when sigmoid's backward is three ops */
+#define SIGMOID_BACKWARD(T, NAME)                                                              \
+  TG_CLONES static void NAME(const T *g, const T *y, T *out, int64_t n) {                      \
+    for (int64_t i = 0; i < n; i++) { const T yv = y[i]; const T u = yv * ((T)1 - yv); out[i] = g[i] * u; } \
+  }
+
+SIGMOID_BACKWARD(float, sigmoid_backward_f32)
+SIGMOID_BACKWARD(double, sigmoid_backward_f64)
+
+static napi_value sigmoid_backward(napi_env env, napi_callback_info info) {
+  ARGS(4)
+  int64_t n;
+  if (!get_i64(env, argv[3], &n)) return NULL;
+  int type = float_type(env, argv[2]);
+  if (type < 0) return NULL;
+  void *g = span(env, argv[0], type, 0, 1, n, "g");
+  if (!g) return NULL;
+  void *y = span(env, argv[1], type, 0, 1, n, "y");
+  if (!y) return NULL;
+  void *out = span(env, argv[2], type, 0, 1, n, "out");
+  if (!out) return NULL;
+  if (type == napi_float32_array) sigmoid_backward_f32(g, y, out, n);
+  else sigmoid_backward_f64(g, y, out, n);
   return NULL;
 }
 
@@ -527,6 +576,7 @@ int register_functions(napi_env env, napi_value exports, const native_fn_t *tabl
 int register_elementwise(napi_env env, napi_value exports) {
   static const native_fn_t table[] = {
     { "binary", binary }, { "unary", unary }, { "reluBackward", relu_backward },
+    { "sigmoidBackward", sigmoid_backward },
     { "axpy", axpy }, { "sumAxis", sum_axis }, { "logSoftmax", log_softmax },
     { "logSoftmaxBackward", log_softmax_backward },
   };

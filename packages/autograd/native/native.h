@@ -13,7 +13,7 @@ typedef struct {
 /* elementwise.c: sets exports[name] to a function for each of the `count` entries; 0 on failure. */
 int register_functions(napi_env env, napi_value exports, const native_fn_t *table, size_t count);
 
-/* Adds binary, unary, reluBackward, axpy, sumAxis, logSoftmax and logSoftmaxBackward (elementwise.c) to
+/* Adds binary, unary, reluBackward, sigmoidBackward, axpy, sumAxis, logSoftmax and logSoftmaxBackward (elementwise.c) to
  * exports; 0 on failure. */
 int register_elementwise(napi_env env, napi_value exports);
 

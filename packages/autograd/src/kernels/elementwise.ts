@@ -141,8 +141,8 @@ export function broadcastTo(x: FloatArray, xShape: readonly number[], out: Float
 
 export type UnaryKind = "neg" | "exp" | "log" | "relu" | "tanh" | "sigmoid" | "softplus" | "sqrt" | "abs" | "sign" | "step";
 
-/** The native unary loop's op codes (native-ops.ts). exp and log are libm.ts's on both sides; sigmoid is
- *  the native exp and a division, tanh stays in TypeScript (Math.tanh may differ from C's in the last bit). */
+/** The native unary loop's op codes (native-ops.ts). exp, log and sigmoid's exp are libm.ts's on both sides;
+ *  tanh stays in TypeScript (Math.tanh may differ from C's in the last bit). */
 const NATIVE_UNARY = opCodes(NATIVE_UNARY_OPS) as Partial<Record<UnaryKind, number>>;
 
 /** out = f(x) elementwise. `step` is relu's gradient mask: 0 where x ≤ 0, else 1 (a NaN passes, as in
@@ -154,13 +154,6 @@ export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
     const op = NATIVE_UNARY[kind];
     if (native && op !== undefined && sameArrayType(x, x, out)) {
       native.unary(op, x, out, n);
-      return;
-    }
-    if (native && kind === "sigmoid" && sameArrayType(x, x, out) && out !== x) {
-      // the native exp of -|x| (stored in out's type), then the division: the same bits as the loop below
-      for (let i = 0; i < n; i++) out[i] = -Math.abs(x[i]);
-      native.unary(NATIVE_UNARY.exp!, out, out, n);
-      for (let i = 0; i < n; i++) { const e = out[i]; out[i] = x[i] >= 0 ? 1 / (1 + e) : e / (1 + e); }
       return;
     }
   }
@@ -251,6 +244,24 @@ export function reluBackward(g: FloatArray, x: FloatArray, out: FloatArray): voi
     }
   }
   for (let i = 0; i < n; i++) out[i] = x[i] <= 0 ? 0 : g[i];
+}
+
+/** sigmoid's backward from its output y in one pass: out[i] = g[i] * (y[i] * (1 - y[i])), each step rounded to
+ *  the arrays' type, the same bits as the three ops sub, mul, mul. */
+export function sigmoidBackward(g: FloatArray, y: FloatArray, out: FloatArray): void {
+  const n = out.length;
+  if (n >= NATIVE_MIN_ELEMENTS) {
+    const native = nativeLoops();
+    if (native && sameArrayType(g, y, out)) {
+      native.sigmoidBackward(g, y, out, n);
+      return;
+    }
+  }
+  if (out instanceof Float32Array && y instanceof Float32Array) {
+    for (let i = 0; i < n; i++) { const v = y[i]; out[i] = g[i] * Math.fround(v * Math.fround(1 - v)); }
+  } else {
+    for (let i = 0; i < n; i++) { const v = y[i]; out[i] = g[i] * (v * (1 - v)); }
+  }
 }
 
 /**

@@ -18,6 +18,8 @@ export interface NativeLoops {
   /** out[i] = f(x[i]); op is a code of NATIVE_UNARY_OPS (native-ops.ts); exp and log are libm.ts's. */
   unary(op: number, x: FloatArray, out: FloatArray, n: number): void;
   reluBackward(g: FloatArray, x: FloatArray, out: FloatArray, n: number): void;
+  /** out[i] = g[i] * (y[i] * (1 - y[i])), each step rounded to the arrays' type. */
+  sigmoidBackward(g: FloatArray, y: FloatArray, out: FloatArray, n: number): void;
   /** y[yOffset + i] += alpha * x[xOffset + i], computed in double. */
   axpy(alpha: number, x: FloatArray, xOffset: number, y: FloatArray, yOffset: number, n: number): void;
   sumAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void;

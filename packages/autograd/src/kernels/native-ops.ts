@@ -3,7 +3,7 @@
  * native/opcodes.h declares the same names in the same order (test/native-opcodes.test.ts checks it).
  */
 export const NATIVE_BINARY_OPS = ["add", "sub", "mul", "div", "maximum", "minimum"] as const;
-export const NATIVE_UNARY_OPS = ["neg", "relu", "abs", "sign", "step", "sqrt", "exp", "log"] as const;
+export const NATIVE_UNARY_OPS = ["neg", "relu", "abs", "sign", "step", "sqrt", "exp", "log", "sigmoid"] as const;
 
 export type NativeBinaryOp = (typeof NATIVE_BINARY_OPS)[number];
 export type NativeUnaryOp = (typeof NATIVE_UNARY_OPS)[number];

@@ -56,7 +56,13 @@ export function tanh(x: Tensor): Tensor {
 
 export function sigmoid(x: Tensor): Tensor {
   const out = map("sigmoid", x);
-  return record(SIGMOID, [x], out, (g) => [mul(g, mul(out, sub(1, out)))]);
+  return record(SIGMOID, [x], out, (g) => {
+    // NOTE: recorded (createGraph) backward stays made of ops; otherwise one fused pass with the same bits
+    if (isGradEnabled() || g.dtype !== out.dtype) return [mul(g, mul(out, sub(1, out)))];
+    const gx = unfilled(g.dtype, g.shape);
+    K.sigmoidBackward(g.data, out.data, gx.data);
+    return [gx];
+  });
 }
 
 /** log(1 + exp(x)), a smooth relu (torch.nn.functional.softplus); its gradient is sigmoid(x). */
