@@ -227,6 +227,22 @@ describe.skipIf(!nativeActive)("native loops: bit-identical to the TypeScript lo
       });
     }
 
+    it(`unary exp, log, sigmoid (${dtype}): arrays of many units, shared with the helper thread, give the same bits`, () => {
+      // elementwise.c splits these loops into units of 16384 elements from 65536 elements up
+      for (const n of [65536, 3 * 16384 + 123, 200_003]) {
+        const x = awkward(Type, n, n);
+        for (let i = 0; i < n; i += 3) x[i] = ((i * 2654435761) % 2000) / 100 - 10;
+        for (const kind of ["exp", "log", "sigmoid"] as const) {
+          const { native, ts } = nativeThenTypeScript(() => {
+            const out = new Type(n).fill(7);
+            K.unary(kind, x, out);
+            return out;
+          });
+          expectSameBits(native, ts, `${kind} n=${n}`, (i) => ` for x = ${x[i]}`);
+        }
+      }
+    });
+
     it(`unary exp (${dtype}): groups of four across the edges of the vector path's range, and partial last groups`, () => {
       // elementwise.c computes exp four at a time where every argument lies in [-708, 709.7) (a normal
       // result) and one at a time elsewhere; cross both edges, subnormal and overflowing results included
