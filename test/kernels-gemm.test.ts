@@ -328,7 +328,7 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       const addon = require(workerData.addonPath);
       addon.setThreads(2);
       const m = 64, n = 96, k = 200 + workerData.id;
-      const Type = workerData.id % 2 ? Float32Array : Float64Array; // float32: the AVX2 tiles' chunked split
+      const Type = workerData.id % 2 ? Float32Array : Float64Array; // float32: the tiles' chunked split
       const a = new Type(m * k).map((_, i) => ((i * 7 + workerData.id) % 13) - 6);
       const b = new Type(k * n).map((_, i) => ((i * 5) % 11) - 5);
       const want = new Type(m * n);
@@ -363,7 +363,7 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
       addon.setThreads(2);
       let wrong = 0;
       for (let r = 0; r < 300; r++) {
-        // odd rounds in float32: the AVX2 tiles' chunked split (exact too: |sums| < 2^24)
+        // odd rounds in float32: the tiles' chunked split (exact too: |sums| < 2^24)
         const Type = r % 2 ? Float32Array : Float64Array;
         const m = 40 + (r % 7) * 8, n = 72 + (r % 5), k = 300 + r;
         const a = new Type(m * k).map((_, i) => ((i * 7 + r) % 13) - 6);
@@ -385,7 +385,7 @@ describe.skipIf(!nativeGemmAvailable())("gemmNative safety", () => {
     expect(run.stdout).toBe("0");
   });
 
-  describe.skipIf(!nativeGemmTiles())("AVX2 tiles (native/tile_gemm.c)", () => {
+  describe.skipIf(!nativeGemmTiles())("the gemm tiles (native/tile_gemm.c: AVX-512 where the CPU has it, else AVX2)", () => {
     const tileCase = (maxRows: number, maxDepth: number) => caseArbitrary(maxRows, maxDepth)
       .map((t) => ({ ...t, float64: false }))
       .filter((t) => !(t.transA && t.transB));
