@@ -1,13 +1,14 @@
 /**
  * The buffer pool (memory.ts) and the two places that feed it: backward recycles the gradients it made and
  * consumed within one pass, and zeroGrad({ recycle: true }) (the optimizers' zeroGrad) recycles a leaf's
- * gradient that backward allocated. A recycled buffer that something could still reach would show up as a
+ * gradient that backward allocated. A plain backward also donates a dead incoming gradient to the node's
+ * backward (relu's writes its result over it). A recycled buffer that something could still reach would show up as a
  * wrong number, so the main property trains random graphs twice, with the pool and without, and wants the
  * same bits.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { Generator, Tensor, defineOp, randn, tensor } from "../packages/autograd/src/index.ts";
+import { Generator, Tensor, defineOp, grad, randn, tensor } from "../packages/autograd/src/index.ts";
 import {
   allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, releaseBuffer, setBufferPool,
 } from "../packages/autograd/src/memory.ts";
@@ -198,5 +199,73 @@ describe("backward and zeroGrad recycle buffers", () => {
       w.mul(5).relu().mul(w).sum().backward();
     }
     seen.forEach((t, i) => expect(t.data).toEqual(copies[i]));
+  });
+});
+
+describe("a dead incoming gradient is donated to the backward that consumes it", () => {
+  const ramp = (scale: number): Tensor =>
+    tensor(Float32Array.from({ length: N * N }, (_, i) => ((i % 7) - 3) * scale), { shape: [N, N], requiresGrad: true });
+
+  it("relu's backward writes over its incoming gradient, which becomes the leaf's .grad: nothing is left to pool", () => {
+    const w = ramp(1);
+    const d = tensor(new Float32Array(N * N).fill(3), { shape: [N, N] });
+    const seed = tensor(new Float32Array(N * N).fill(1), { shape: [N, N] }); // the user's: never pooled
+    for (let pass = 0; pass < 3; pass++) {
+      emptyBufferPool();
+      w.relu().mul(d).backward(seed);
+      // mul's backward made relu's incoming gradient; relu's backward overwrote it and w adopted it (without
+      // the donation relu's result would be a second array and the first would go to the pool)
+      expect(bufferPoolSize().buffers).toBe(0);
+      expect(Array.from(w.grad!.data.slice(0, 7))).toEqual([0, 0, 0, 0, 3, 3, 3]);
+      w.zeroGrad({ recycle: true });
+    }
+    expect(seed.data.every((v) => v === 1)).toBe(true);
+  });
+
+  it("one gradient handed to two relus (add's backward) is overwritten by neither while the other still needs it", () => {
+    const a = ramp(1), b = ramp(-1);
+    a.relu().add(b.relu()).mul(2).sum().backward();
+    expect(Array.from(a.grad!.data.slice(0, 7))).toEqual([0, 0, 0, 0, 2, 2, 2]);
+    expect(Array.from(b.grad!.data.slice(0, 7))).toEqual([2, 2, 2, 0, 0, 0, 0]);
+    expect(a.grad!.data.buffer).not.toBe(b.grad!.data.buffer);
+  });
+
+  it("a gradient that also reaches a leaf (y = relu(w) + w) is not overwritten", () => {
+    const w = ramp(1);
+    w.relu().add(w).mul(2).sum().backward();
+    expect(Array.from(w.grad!.data.slice(0, 7))).toEqual([2, 2, 2, 2, 4, 4, 4]);
+  });
+
+  it("gradients a user-defined backward sees or returns are never overwritten by a later relu backward", () => {
+    const seen: Tensor[] = [];
+    const spy = defineOp({
+      name: "spy",
+      forward: (_ctx, x) => x.mul(1),
+      backward: (_ctx, g) => {
+        const out = g.mul(2);
+        seen.push(g, out);
+        return out;
+      },
+    });
+    const w = ramp(1);
+    // the inner relu's incoming gradient is what the outer spy's backward returned, and that spy's incoming
+    // one is what the outer relu's backward wrote over its own
+    spy(w.mul(3).relu()).relu().mul(spy(w)).sum().backward();
+    const copies = seen.map((t) => t.data.slice());
+    expect(copies.length).toBe(4);
+    for (let i = 0; i < 2; i++) {
+      w.zeroGrad({ recycle: true });
+      w.mul(5).relu().mul(w).relu().sum().backward();
+    }
+    seen.forEach((t, i) => expect(t.data).toEqual(copies[i]));
+  });
+
+  it("createGraph keeps relu's backward made of ops, and the graph's second derivative is unchanged", () => {
+    const w = ramp(0.5);
+    const [g] = grad(w.mul(w).relu().sum(), [w], { createGraph: true });
+    const before = g.data.slice();
+    g.sum().backward();
+    expect(g.data).toEqual(before);
+    expect(Array.from(w.grad!.data.slice(0, 7))).toEqual([2, 2, 2, 0, 2, 2, 2]); // d/dw of 2w where w ≠ 0
   });
 });

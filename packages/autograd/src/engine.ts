@@ -69,7 +69,10 @@ export function runBackward(outputs: Tensor[], gradOutputs: Tensor[], options: R
         if (!needed!.has(node)) continue;
       }
       checkVersions(node);
+      // a built-in backward may write over g when nothing else holds it (user code may keep what it sees)
+      if (memory && !node.userBackward) memory.donate(g, grads, sink.contributions);
       const inputGrads = isAnomalyEnabled() ? runBlamed(node, g) : node.backward!(g, node);
+      if (memory) memory.withdraw();
       if (node.userBackward && memory) memory.forget(g, inputGrads);
       const inputs = node.inputs;
       for (let i = 0; i < inputs.length; i++) {

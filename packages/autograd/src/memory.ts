@@ -6,6 +6,8 @@
  * - `BackwardMemory`: one per plain backward pass. It knows which arrays the pass allocated ("fresh": no
  *   tensor outside the pass can hold them), releases the consumed gradients no stored gradient still uses,
  *   and settles the leaves' gradients at the end, adopting a fresh array as a leaf's `.grad` without a copy.
+ * - `donatedGradient`: a backward may write its result over its incoming gradient when the pass proved that
+ *   gradient dead after this backward (BackwardMemory.donate).
  * - `recycleGrad`: called explicitly by `zeroGrad({ recycle: true })` (the optimizers' zeroGrad) to hand a
  *   gradient that backward allocated back to the pool.
  *
@@ -118,6 +120,24 @@ export function bufferPoolSize(): { bytes: number; buffers: number } {
   return { bytes: pooledBytes, buffers };
 }
 
+// ---------------------------------------------------------------- donated gradients
+
+/** The incoming gradient of the backward that runs now, when the pass proved it dead once that backward
+ *  returns (see BackwardMemory.donate); null otherwise. */
+let donated: Tensor | null = null;
+
+/**
+ * `g`'s array when the engine donated `g` to the running backward, else null. A backward that takes it may
+ * write its result into it, elementwise (out[i] from g[i] and saved values at i), and return that array as a
+ * gradient; at most one result takes it.
+ * @example const out = donatedGradient(g) ?? allocateUnfilled(g.dtype, g.size)
+ */
+export function donatedGradient(g: Tensor): FloatArray | null {
+  if (donated !== g) return null;
+  donated = null;
+  return g.data;
+}
+
 // ---------------------------------------------------------------- leaf gradients
 
 /**
@@ -155,6 +175,22 @@ export class BackwardMemory {
   /** Stops tracking allocations (the pass is over, or failed). */
   end(): void {
     freshArrays = this.outer;
+    donated = null;
+  }
+
+  /**
+   * Offers `g`, the incoming gradient of the node whose built-in backward runs next, to that backward
+   * (donatedGradient) when it is dead afterwards: the pass allocated it, and no stored gradient (the
+   * walk's pending gradients, the leaves' contributions) uses its memory. The engine has already taken `g`
+   * out of `stored`; `withdraw` ends the offer when the backward returns.
+   */
+  donate(g: Tensor, stored: Map<unknown, Tensor>, leafContributions: Map<Tensor, Tensor[]>): void {
+    // NOTE: byteLength first: only arrays the pool would take are worth it (and see freshArrays)
+    if (g.data.byteLength >= POOL_MIN_BYTES && this.fresh.has(g.data) && !this.stillStored(g.data, stored, leafContributions)) donated = g;
+  }
+
+  withdraw(): void {
+    donated = null;
   }
 
   /** Notes a gradient the pass has finished with. NOTE: byteLength, not buffer (see freshArrays). */
