@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { Generator, Tensor, defineOp, grad, randn, tensor } from "../packages/autograd/src/index.ts";
+import { Generator, Tensor, defineOp, grad, maxPool2d, noGrad, randn, tensor } from "../packages/autograd/src/index.ts";
 import {
   allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, releaseBuffer, setBufferPool,
 } from "../packages/autograd/src/memory.ts";
@@ -267,5 +267,42 @@ describe("a dead incoming gradient is donated to the backward that consumes it",
     g.sum().backward();
     expect(g.data).toEqual(before);
     expect(Array.from(w.grad!.data.slice(0, 7))).toEqual([2, 2, 2, 0, 2, 2, 2]); // d/dw of 2w where w ≠ 0
+  });
+});
+
+describe("max pooling's argmax indices come from the pool and go back to it when the graph is freed", () => {
+  // [1, 4, 64, 64] pooled 2 × 2: 4096 windows, so the indices take 16 KB, the pool's smallest size
+  const input = (seed: number): Tensor => randn([1, 4, 64, 64], { generator: new Generator(seed) }).requiresGrad_();
+  const INDEX_BYTES = 4096 * 4;
+
+  it("without a node (grad mode off) the indices go back at once; after a plain backward, with the graph", () => {
+    emptyBufferPool();
+    noGrad(() => maxPool2d(input(1), 2));
+    expect(bufferPoolSize()).toEqual({ bytes: INDEX_BYTES, buffers: 1 });
+    emptyBufferPool();
+    const x = input(2);
+    const y = maxPool2d(x, 2);
+    expect(bufferPoolSize().buffers).toBe(0);
+    // the user's seed is never pooled and x adopts the scatter's result: only the indices come back
+    y.backward(tensor(new Float32Array(4096).fill(1), { shape: y.shape }));
+    expect(bufferPoolSize()).toEqual({ bytes: INDEX_BYTES, buffers: 1 });
+  });
+
+  it("indices a recorded backward (createGraph) captured outlive a later plain backward that frees the graph", () => {
+    const secondOrder = (interleave: boolean): Float32Array => {
+      emptyBufferPool();
+      const x = input(3), v = randn([1, 4, 32, 32], { generator: new Generator(4) }).requiresGrad_();
+      const u = randn([1, 4, 64, 64], { generator: new Generator(5) });
+      const y = maxPool2d(x, 2);
+      const [gx] = grad(y.mul(v).sum(), [x], { createGraph: true }); // scatter(v): keeps the indices
+      y.sum().backward(); // plain: frees maxPool2d's node
+      if (interleave) {
+        // other poolings that would take (and overwrite) a pooled buffer of the indices' size
+        for (let i = 0; i < 3; i++) maxPool2d(input(10 + i), 2).sum().backward();
+      }
+      gx.mul(u).sum().backward(); // v's gradient: u gathered at the captured indices
+      return v.grad!.data.slice() as Float32Array;
+    };
+    expect(secondOrder(true)).toEqual(secondOrder(false));
   });
 });

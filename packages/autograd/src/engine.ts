@@ -7,7 +7,7 @@
  */
 import { checkBackward, isAnomalyEnabled, runBlamed } from "./anomaly.ts";
 import { GraphError, ShapeError, fmtShape } from "./errors.ts";
-import { BackwardMemory } from "./memory.ts";
+import { BackwardMemory, releaseBuffer } from "./memory.ts";
 import { add } from "./ops/binary.ts";
 import { cast } from "./ops/cast.ts";
 import { sumTo } from "./ops/reduce.ts";
@@ -180,6 +180,8 @@ function neededNodes(nodes: Node[], targets: Tensor[], leaves: Map<Tensor, numbe
 }
 
 function freeNode(node: Node): void {
+  if (node.scratch) releaseBuffer(node.scratch);
+  node.scratch = null;
   node.freed = true;
   node.backward = null;
   node.inputs = [];

@@ -2,7 +2,8 @@
  * Memory management: allocation, the buffer pool, and the bookkeeping that lets a backward pass reuse
  * the gradient buffers it proves dead. The engine and optimizers call it through a small interface:
  *
- * - `allocate` / `allocateUnfilled`: every tensor's storage, from the pool when a buffer of that size waits there.
+ * - `allocate` / `allocateUnfilled`: every tensor's storage, from the pool when a buffer of that size waits there;
+ *   `allocateIndices` likewise for an op's integer scratch (a node's `scratch`, released when the graph is freed).
  * - `BackwardMemory`: one per plain backward pass. It knows which arrays the pass allocated ("fresh": no
  *   tensor outside the pass can hold them), releases the consumed gradients no stored gradient still uses,
  *   and settles the leaves' gradients at the end, adopting a fresh array as a leaf's `.grad` without a copy.
@@ -63,6 +64,19 @@ export function allocateUnfilled(dtype: DType, size: number): FloatArray {
   return a;
 }
 
+/**
+ * An Int32Array of `size` elements, not zero-filled, for a result the caller overwrites entirely (max
+ * pooling's argmax indices); large ones come from the pool and own their whole buffer, so releaseBuffer
+ * can take them back.
+ */
+export function allocateIndices(size: number): Int32Array {
+  const bytes = size * 4;
+  if (bytes < POOL_MIN_BYTES) return new Int32Array(size);
+  const buf = takeFromPool(bytes);
+  if (buf) return new Int32Array(buf);
+  return NodeBuffer ? new Int32Array(NodeBuffer.allocUnsafeSlow(bytes).buffer, 0, size) : new Int32Array(size);
+}
+
 // ---------------------------------------------------------------- the buffer pool
 
 /** Dead buffers by byte length, for the next allocation of that size (a caching allocator). */
@@ -75,7 +89,7 @@ let poolOn = true;
  * Hands `a`'s buffer to the pool. The caller guarantees that nothing will read or write `a`, or any
  * view of its buffer, again. Views, shared memory and small buffers are left to the garbage collector.
  */
-export function releaseBuffer(a: FloatArray): void {
+export function releaseBuffer(a: FloatArray | Int32Array): void {
   // NOTE: the size test first: reading .buffer of a small array would move it off V8's heap
   if (!poolOn || a.byteLength < POOL_MIN_BYTES) return;
   const buf = a.buffer;
@@ -89,11 +103,17 @@ export function releaseBuffer(a: FloatArray): void {
   pooledBytes += buf.byteLength;
 }
 
-function fromPool(dtype: DType, size: number): FloatArray | null {
-  const buf = pool.get(size * itemSize(dtype))?.pop();
+function takeFromPool(bytes: number): ArrayBuffer | null {
+  const buf = pool.get(bytes)?.pop();
   if (!buf) return null;
   pooled.delete(buf);
   pooledBytes -= buf.byteLength;
+  return buf;
+}
+
+function fromPool(dtype: DType, size: number): FloatArray | null {
+  const buf = takeFromPool(size * itemSize(dtype));
+  if (!buf) return null;
   const a = dtype === "float64" ? new Float64Array(buf) : new Float32Array(buf);
   if (freshArrays) freshArrays.add(a);
   return a;
