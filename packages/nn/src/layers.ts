@@ -1,5 +1,6 @@
 /** Layers: Linear, activations, Flatten, Unflatten, Dropout, and the containers Sequential and ModuleList. */
 import { Tensor, ValueError, zeros, type DType, type Generator } from "@tapegrad/autograd";
+import { MaxPool2d } from "./cnn-layers.ts";
 import * as F from "./functional.ts";
 import { kaimingUniform_, uniform_, calculateFans } from "./init.ts";
 import { Module, Parameter } from "./module.ts";
@@ -184,9 +185,32 @@ export class Sequential extends Module {
   }
 
   override forward(x: Tensor): Tensor {
-    for (const m of this.#layers) x = m.forward(x);
+    const layers = this.#layers;
+    for (let i = 0; i < layers.length; i++) {
+      const m = layers[i];
+      if (i + 1 < layers.length && reluCommutesWith(m, layers[i + 1])) {
+        x = m.forward(layers[i + 1].forward(x));
+        i++;
+      } else x = m.forward(x);
+    }
     return x;
   }
+}
+
+/**
+ * Whether `relu` then `pool` may run as `pool` then `relu` (on a quarter of the elements, for 2 × 2 windows):
+ * a ReLU followed by a MaxPool2d whose every window holds an input element (dilation 1), exactly these
+ * classes (a subclass may change either forward).
+ * NOTE: the two orders give the same values and gradients, bit for bit. relu is monotone, keeps NaN and maps
+ * every x ≤ 0 to +0, so a window's maximum of relu(x) is relu of its maximum, and NaN stays the maximum.
+ * The gradient: when the maximum is positive (or NaN) both orders pick the same first (last NaN) element and
+ * pass it the gradient; otherwise relu stops it in both, and every element of x gets +0. A window of padding
+ * alone (possible only with dilation) would be −∞ one way and 0 the other.
+ */
+function reluCommutesWith(relu: Module, pool: Module): boolean {
+  if (relu.constructor !== ReLU || pool.constructor !== MaxPool2d) return false;
+  const { dilation = 1 } = (pool as MaxPool2d).options;
+  return typeof dilation === "number" ? dilation === 1 : dilation[0] === 1 && dilation[1] === 1;
 }
 
 /** A list of modules, registered as "0", "1", ...; it has no forward of its own. */
