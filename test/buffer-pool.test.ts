@@ -2,13 +2,14 @@
  * The buffer pool (memory.ts) and the two places that feed it: backward recycles the gradients it made and
  * consumed within one pass, and zeroGrad({ recycle: true }) (the optimizers' zeroGrad) recycles a leaf's
  * gradient that backward allocated. A plain backward also donates a dead incoming gradient to the node's
- * backward (relu's writes its result over it). A recycled buffer that something could still reach would show up as a
+ * backward (relu's writes its result over it), and frees a Sequential's hidden outputs (releaseWithGraph) and
+ * max pooling's indices with the graph. A recycled buffer that something could still reach would show up as a
  * wrong number, so the main property trains random graphs twice, with the pool and without, and wants the
  * same bits.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { Generator, Tensor, defineOp, grad, maxPool2d, noGrad, randn, tensor } from "../packages/autograd/src/index.ts";
+import { Generator, Tensor, defineOp, grad, manualSeed, maxPool2d, noGrad, randn, tensor } from "../packages/autograd/src/index.ts";
 import {
   allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, releaseBuffer, setBufferPool,
 } from "../packages/autograd/src/memory.ts";
@@ -302,6 +303,90 @@ describe("max pooling's argmax indices come from the pool and go back to it when
       }
       gx.mul(u).sum().backward(); // v's gradient: u gathered at the captured indices
       return v.grad!.data.slice() as Float32Array;
+    };
+    expect(secondOrder(true)).toEqual(secondOrder(false));
+  });
+});
+
+describe("a Sequential's hidden outputs go to the pool when a plain backward frees the graph", () => {
+  const bits = (t: Tensor): number[] => Array.from(new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4));
+
+  /** SGD steps on `make()`'s model; the parameters' bits after each step, and the model's last output. */
+  function trainBits(make: () => nn.Module, x: Tensor, steps: number, pooled: boolean): { params: number[][]; out: number[] } {
+    setBufferPool(pooled);
+    emptyBufferPool();
+    manualSeed(5);
+    const model = make();
+    const opt = new optim.SGD(model.parameters(), { lr: 0.1 });
+    const params: number[][] = [];
+    let y: Tensor | null = null;
+    for (let step = 0; step < steps; step++) {
+      y = model.forward(x);
+      opt.zeroGrad();
+      y.mul(y).mean().backward();
+      opt.step();
+      params.push(...model.parameters().map(bits));
+    }
+    return { params, out: bits(y!) };
+  }
+
+  it("an MLP's two hidden activations come back to the pool (the same layers called one by one leave them to the collector)", () => {
+    const layers = [new nn.Linear(64, 64), new nn.ReLU(), new nn.Linear(64, 10)];
+    const x = randn([128, 64], { generator: new Generator(2) });
+    const pooledAfter = (forward: () => Tensor): { bytes: number; buffers: number } => {
+      for (const m of layers) for (const p of m.parameters()) p.grad = null;
+      emptyBufferPool();
+      forward().sum().backward();
+      return bufferPoolSize();
+    };
+    const byHand = pooledAfter(() => layers.reduce((h, m) => m.forward(h), x));
+    const sequential = pooledAfter(() => new nn.Sequential(...layers).forward(x));
+    expect(sequential.buffers - byHand.buffers).toBe(2);
+    expect(sequential.bytes - byHand.bytes).toBe(2 * 128 * 64 * 4);
+  });
+
+  it("training gives the same bits with the pool and without (MLP, CNN, and a Sequential ending in Flatten)", () => {
+    const x = randn([16, 1, 12, 12], { generator: new Generator(3) });
+    const makers: (() => nn.Module)[] = [
+      () => new nn.Sequential(new nn.Flatten(), new nn.Linear(144, 96), new nn.Tanh(), new nn.Linear(96, 96), new nn.ReLU(), new nn.Linear(96, 5)),
+      () => new nn.Sequential(new nn.Conv2d(1, 8, 3, { padding: 1 }), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Conv2d(8, 8, 3, { padding: 1 }),
+        new nn.Sigmoid(), new nn.AvgPool2d(2), new nn.Flatten(), new nn.Linear(72, 4)),
+      () => new nn.Sequential(new nn.Conv2d(1, 8, 3, { padding: 1 }), new nn.ReLU(), new nn.Flatten()),
+    ];
+    for (const make of makers) {
+      const withPool = trainBits(make, x, 4, true);
+      const without = trainBits(make, x, 4, false);
+      expect(withPool.params).toEqual(without.params);
+      expect(withPool.out).toEqual(without.out);
+    }
+  });
+
+  it("the caller's input, and a result that is a view of a hidden output (Flatten last), keep their values", () => {
+    const x = randn([32, 8, 8, 8], { generator: new Generator(4) });
+    const xBits = bits(x);
+    const model = new nn.Sequential(new nn.Flatten(), new nn.Linear(512, 512), new nn.ReLU(), new nn.Flatten());
+    const y = model.forward(x);
+    const yBits = bits(y);
+    y.sum().backward();
+    // later steps take whatever the pool holds and overwrite it
+    for (let i = 0; i < 3; i++) model.forward(randn([32, 8, 8, 8], { generator: new Generator(10 + i) })).sum().backward();
+    expect(bits(x)).toEqual(xBits);
+    expect(bits(y)).toEqual(yBits);
+  });
+
+  it("second-order gradients through a Sequential (createGraph, then plain passes) match the pool-free run", () => {
+    const secondOrder = (pooled: boolean): number[] => {
+      setBufferPool(pooled);
+      emptyBufferPool();
+      manualSeed(6);
+      const model = new nn.Sequential(new nn.Linear(64, 96), new nn.Tanh(), new nn.Linear(96, 96), new nn.Sigmoid(), new nn.Linear(96, 1));
+      const x = randn([64, 64], { generator: new Generator(7) }).requiresGrad_();
+      const [gx] = grad(model.forward(x).sum(), [x], { createGraph: true });
+      // other steps that would take (and overwrite) pooled buffers of the hidden outputs' sizes
+      for (let i = 0; i < 3; i++) model.forward(randn([64, 64], { generator: new Generator(20 + i) })).sum().backward();
+      for (const p of model.parameters()) p.grad = null;
+      gx.mul(gx).sum().backward(); // through the recorded graph, which reads the first forward's hidden outputs
+      return model.parameters().flatMap(bits);
     };
     expect(secondOrder(true)).toEqual(secondOrder(false));
   });

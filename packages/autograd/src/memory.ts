@@ -9,6 +9,7 @@
  *   and settles the leaves' gradients at the end, adopting a fresh array as a leaf's `.grad` without a copy.
  * - `donatedGradient`: a backward may write its result over its incoming gradient when the pass proved that
  *   gradient dead after this backward (BackwardMemory.donate).
+ * - `releaseWithGraph`: a tensor only its graph reaches goes to the pool when a plain backward frees the graph.
  * - `recycleGrad`: called explicitly by `zeroGrad({ recycle: true })` (the optimizers' zeroGrad) to hand a
  *   gradient that backward allocated back to the pool.
  *
@@ -156,6 +157,32 @@ export function donatedGradient(g: Tensor): FloatArray | null {
   if (donated !== g) return null;
   donated = null;
   return g.data;
+}
+
+// ---------------------------------------------------------------- graph-private tensors
+
+/** Arrays of tensors that only their graph's nodes reach (see releaseWithGraph). */
+const graphPrivate = new WeakSet<FloatArray>();
+
+/**
+ * Declares that nothing but the graph's nodes will ever reach `t` or a view of its memory (an nn.Sequential's
+ * output between two of its built-in layers): the plain backward that frees that graph hands its buffer to
+ * the pool. A createGraph pass through the graph withdraws the declaration, since the graph it records may
+ * keep `t`. Small arrays and tensors not made by a recorded op are left to the garbage collector.
+ * @example releaseWithGraph(hidden) // hidden = conv(x), seen only by the next layer
+ */
+export function releaseWithGraph(t: Tensor): void {
+  if (t.gradFn && t.data.byteLength >= POOL_MIN_BYTES) graphPrivate.add(t.data);
+}
+
+/** The engine frees a node after a plain backward: a graph-private input goes to the pool. */
+export function releaseIfGraphPrivate(t: Tensor): void {
+  if (t.data.byteLength >= POOL_MIN_BYTES && graphPrivate.delete(t.data)) releaseBuffer(t.data);
+}
+
+/** A recorded backward (createGraph) ran through a node: its inputs may live on in the new graph. */
+export function keepBeyondGraph(t: Tensor): void {
+  if (t.data.byteLength >= POOL_MIN_BYTES) graphPrivate.delete(t.data);
 }
 
 // ---------------------------------------------------------------- leaf gradients

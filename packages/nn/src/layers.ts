@@ -1,6 +1,6 @@
 /** Layers: Linear, activations, Flatten, Unflatten, Dropout, and the containers Sequential and ModuleList. */
-import { Tensor, ValueError, zeros, type DType, type Generator } from "@tapegrad/autograd";
-import { MaxPool2d } from "./cnn-layers.ts";
+import { Tensor, ValueError, releaseWithGraph, zeros, type DType, type Generator } from "@tapegrad/autograd";
+import { AvgPool2d, Conv2d, MaxPool2d } from "./cnn-layers.ts";
 import * as F from "./functional.ts";
 import { kaimingUniform_, uniform_, calculateFans } from "./init.ts";
 import { Module, Parameter } from "./module.ts";
@@ -184,17 +184,38 @@ export class Sequential extends Module {
     return this.#layers[Symbol.iterator]();
   }
 
-  override forward(x: Tensor): Tensor {
+  override forward(input: Tensor): Tensor {
     const layers = this.#layers;
+    // the outputs of built-in layers that only the next layer sees: candidates for releaseWithGraph
+    let hidden: Tensor[] | null = null;
+    let x = input;
     for (let i = 0; i < layers.length; i++) {
       const m = layers[i];
       if (i + 1 < layers.length && reluCommutesWith(m, layers[i + 1])) {
-        x = m.forward(layers[i + 1].forward(x));
+        const pooled = layers[i + 1].forward(x);
+        if (pooled.gradFn) (hidden ??= []).push(pooled);
+        x = m.forward(pooled);
         i++;
       } else x = m.forward(x);
+      if (i + 1 < layers.length && x.gradFn && privateOutput(layers[i])) (hidden ??= []).push(x);
+    }
+    if (hidden) {
+      // NOTE: a layer may return a view of its input (Flatten): nothing the caller holds, the input and the
+      // result, may share an intermediate's memory
+      for (const h of hidden) if (!sharesMemory(h, input) && !sharesMemory(h, x)) releaseWithGraph(h);
     }
     return x;
   }
+}
+
+/** Built-in layers whose forward keeps no reference to its output (a subclass might: exact classes only). */
+function privateOutput(m: Module): boolean {
+  const c = m.constructor;
+  return c === Linear || c === ReLU || c === Tanh || c === Sigmoid || c === Flatten || c === MaxPool2d || c === AvgPool2d || c === Conv2d;
+}
+
+function sharesMemory(a: Tensor, b: Tensor): boolean {
+  return a.data === b.data || a.data.buffer === b.data.buffer;
 }
 
 /**
