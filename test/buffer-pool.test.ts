@@ -374,6 +374,25 @@ describe("a Sequential's hidden outputs go to the pool when a plain backward fre
     expect(bits(y)).toEqual(yBits);
   });
 
+  it("a hidden output that a user's layer keeps (its input, or its output passed on) is never pooled", () => {
+    class Keep extends nn.Module {
+      kept: Tensor[] = [];
+      override forward(x: Tensor): Tensor {
+        this.kept.push(x);
+        const y = x.mul(2);
+        this.kept.push(y);
+        return y;
+      }
+    }
+    const keep = new Keep();
+    const model = new nn.Sequential(new nn.Linear(64, 64), keep, new nn.ReLU(), new nn.Linear(64, 64), new nn.Tanh(), new nn.Linear(64, 4));
+    const x = randn([128, 64], { generator: new Generator(8) });
+    model.forward(x).sum().backward();
+    const copies = keep.kept.map(bits);
+    for (let i = 0; i < 3; i++) model.forward(randn([128, 64], { generator: new Generator(30 + i) })).sum().backward();
+    keep.kept.slice(0, 2).forEach((t, i) => expect(bits(t)).toEqual(copies[i]));
+  });
+
   it("second-order gradients through a Sequential (createGraph, then plain passes) match the pool-free run", () => {
     const secondOrder = (pooled: boolean): number[] => {
       setBufferPool(pooled);

@@ -165,14 +165,18 @@ export function donatedGradient(g: Tensor): FloatArray | null {
 const graphPrivate = new WeakSet<FloatArray>();
 
 /**
- * Declares that nothing but the graph's nodes will ever reach `t` or a view of its memory (an nn.Sequential's
- * output between two of its built-in layers): the plain backward that frees that graph hands its buffer to
- * the pool. A createGraph pass through the graph withdraws the declaration, since the graph it records may
- * keep `t`. Small arrays and tensors not made by a recorded op are left to the garbage collector.
- * @example releaseWithGraph(hidden) // hidden = conv(x), seen only by the next layer
+ * Declares that, once the caller returns, only the nodes of its graph reach `t` (an nn.Sequential's output
+ * between two of its built-in layers): the plain backward that frees that graph hands t's buffer to the pool.
+ * `keep` lists the tensors the caller hands out; when `t` shares memory with one of them (a view), nothing is
+ * declared. A createGraph pass through the graph withdraws the declaration, since the graph it records may
+ * keep `t`. Small arrays and tensors no recorded op made are left to the garbage collector.
+ * @example releaseWithGraph(hidden, [input, result]) // hidden = conv(input), seen only by the next layer
  */
-export function releaseWithGraph(t: Tensor): void {
-  if (t.gradFn && t.data.byteLength >= POOL_MIN_BYTES) graphPrivate.add(t.data);
+export function releaseWithGraph(t: Tensor, keep: readonly Tensor[] = []): void {
+  if (!t.gradFn || t.data.byteLength < POOL_MIN_BYTES) return;
+  // NOTE: t is large, so its buffer is off V8's heap already (see freshArrays)
+  for (const k of keep) if (k.data === t.data || k.data.buffer === t.data.buffer) return;
+  graphPrivate.add(t.data);
 }
 
 /** The engine frees a node after a plain backward: a graph-private input goes to the pool. */

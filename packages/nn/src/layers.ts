@@ -186,36 +186,30 @@ export class Sequential extends Module {
 
   override forward(input: Tensor): Tensor {
     const layers = this.#layers;
-    // the outputs of built-in layers that only the next layer sees: candidates for releaseWithGraph
+    // outputs passed from one built-in layer to the next: nothing else sees them (releaseWithGraph)
     let hidden: Tensor[] | null = null;
     let x = input;
     for (let i = 0; i < layers.length; i++) {
       const m = layers[i];
       if (i + 1 < layers.length && reluCommutesWith(m, layers[i + 1])) {
         const pooled = layers[i + 1].forward(x);
-        if (pooled.gradFn) (hidden ??= []).push(pooled);
+        (hidden ??= []).push(pooled);
         x = m.forward(pooled);
         i++;
       } else x = m.forward(x);
-      if (i + 1 < layers.length && x.gradFn && privateOutput(layers[i])) (hidden ??= []).push(x);
+      if (i + 1 < layers.length && keepsNoReferences(layers[i]) && keepsNoReferences(layers[i + 1])) (hidden ??= []).push(x);
     }
-    if (hidden) {
-      // NOTE: a layer may return a view of its input (Flatten): nothing the caller holds, the input and the
-      // result, may share an intermediate's memory
-      for (const h of hidden) if (!sharesMemory(h, input) && !sharesMemory(h, x)) releaseWithGraph(h);
-    }
+    // NOTE: a layer may return a view of its input (Flatten), or its input itself: what the caller holds, its
+    // input and the result, keeps any hidden output whose memory it shares
+    if (hidden) for (const h of hidden) releaseWithGraph(h, [input, x]);
     return x;
   }
 }
 
-/** Built-in layers whose forward keeps no reference to its output (a subclass might: exact classes only). */
-function privateOutput(m: Module): boolean {
+/** Built-in layers, which keep no reference to their input or output (a subclass might: exact classes only). */
+function keepsNoReferences(m: Module): boolean {
   const c = m.constructor;
   return c === Linear || c === ReLU || c === Tanh || c === Sigmoid || c === Flatten || c === MaxPool2d || c === AvgPool2d || c === Conv2d;
-}
-
-function sharesMemory(a: Tensor, b: Tensor): boolean {
-  return a.data === b.data || a.data.buffer === b.data.buffer;
 }
 
 /**
