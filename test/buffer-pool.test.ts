@@ -1,13 +1,15 @@
 /**
  * The buffer pool (memory.ts) and the two places that feed it: backward recycles the gradients it made and
  * consumed within one pass, and zeroGrad({ recycle: true }) (the optimizers' zeroGrad) recycles a leaf's
- * gradient that backward allocated. A recycled buffer that something could still reach would show up as a
+ * gradient that backward allocated. A plain backward also donates a dead incoming gradient to the node's
+ * backward (relu's writes its result over it), and frees a Sequential's hidden outputs (releaseWithGraph) and
+ * max pooling's indices with the graph. A recycled buffer that something could still reach would show up as a
  * wrong number, so the main property trains random graphs twice, with the pool and without, and wants the
  * same bits.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { Generator, Tensor, defineOp, randn, tensor } from "../packages/autograd/src/index.ts";
+import { Generator, Tensor, defineOp, grad, manualSeed, maxPool2d, noGrad, randn, tensor } from "../packages/autograd/src/index.ts";
 import {
   allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, releaseBuffer, setBufferPool,
 } from "../packages/autograd/src/memory.ts";
@@ -198,5 +200,213 @@ describe("backward and zeroGrad recycle buffers", () => {
       w.mul(5).relu().mul(w).sum().backward();
     }
     seen.forEach((t, i) => expect(t.data).toEqual(copies[i]));
+  });
+});
+
+describe("a dead incoming gradient is donated to the backward that consumes it", () => {
+  const ramp = (scale: number): Tensor =>
+    tensor(Float32Array.from({ length: N * N }, (_, i) => ((i % 7) - 3) * scale), { shape: [N, N], requiresGrad: true });
+
+  it("relu's backward writes over its incoming gradient, which becomes the leaf's .grad: nothing is left to pool", () => {
+    const w = ramp(1);
+    const d = tensor(new Float32Array(N * N).fill(3), { shape: [N, N] });
+    const seed = tensor(new Float32Array(N * N).fill(1), { shape: [N, N] }); // the user's: never pooled
+    for (let pass = 0; pass < 3; pass++) {
+      emptyBufferPool();
+      w.relu().mul(d).backward(seed);
+      // mul's backward made relu's incoming gradient; relu's backward overwrote it and w adopted it (without
+      // the donation relu's result would be a second array and the first would go to the pool)
+      expect(bufferPoolSize().buffers).toBe(0);
+      expect(Array.from(w.grad!.data.slice(0, 7))).toEqual([0, 0, 0, 0, 3, 3, 3]);
+      w.zeroGrad({ recycle: true });
+    }
+    expect(seed.data.every((v) => v === 1)).toBe(true);
+  });
+
+  it("one gradient handed to two relus (add's backward) is overwritten by neither while the other still needs it", () => {
+    const a = ramp(1), b = ramp(-1);
+    a.relu().add(b.relu()).mul(2).sum().backward();
+    expect(Array.from(a.grad!.data.slice(0, 7))).toEqual([0, 0, 0, 0, 2, 2, 2]);
+    expect(Array.from(b.grad!.data.slice(0, 7))).toEqual([2, 2, 2, 0, 0, 0, 0]);
+    expect(a.grad!.data.buffer).not.toBe(b.grad!.data.buffer);
+  });
+
+  it("a gradient that also reaches a leaf (y = relu(w) + w) is not overwritten", () => {
+    const w = ramp(1);
+    w.relu().add(w).mul(2).sum().backward();
+    expect(Array.from(w.grad!.data.slice(0, 7))).toEqual([2, 2, 2, 2, 4, 4, 4]);
+  });
+
+  it("gradients a user-defined backward sees or returns are never overwritten by a later relu backward", () => {
+    const seen: Tensor[] = [];
+    const spy = defineOp({
+      name: "spy",
+      forward: (_ctx, x) => x.mul(1),
+      backward: (_ctx, g) => {
+        const out = g.mul(2);
+        seen.push(g, out);
+        return out;
+      },
+    });
+    const w = ramp(1);
+    // the inner relu's incoming gradient is what the outer spy's backward returned, and that spy's incoming
+    // one is what the outer relu's backward wrote over its own
+    spy(w.mul(3).relu()).relu().mul(spy(w)).sum().backward();
+    const copies = seen.map((t) => t.data.slice());
+    expect(copies.length).toBe(4);
+    for (let i = 0; i < 2; i++) {
+      w.zeroGrad({ recycle: true });
+      w.mul(5).relu().mul(w).relu().sum().backward();
+    }
+    seen.forEach((t, i) => expect(t.data).toEqual(copies[i]));
+  });
+
+  it("createGraph keeps relu's backward made of ops, and the graph's second derivative is unchanged", () => {
+    const w = ramp(0.5);
+    const [g] = grad(w.mul(w).relu().sum(), [w], { createGraph: true });
+    const before = g.data.slice();
+    g.sum().backward();
+    expect(g.data).toEqual(before);
+    expect(Array.from(w.grad!.data.slice(0, 7))).toEqual([2, 2, 2, 0, 2, 2, 2]); // d/dw of 2w where w ≠ 0
+  });
+});
+
+describe("max pooling's argmax indices come from the pool and go back to it when the graph is freed", () => {
+  // [1, 4, 64, 64] pooled 2 × 2: 4096 windows, so the indices take 16 KB, the pool's smallest size
+  const input = (seed: number): Tensor => randn([1, 4, 64, 64], { generator: new Generator(seed) }).requiresGrad_();
+  const INDEX_BYTES = 4096 * 4;
+
+  it("without a node (grad mode off) the indices go back at once; after a plain backward, with the graph", () => {
+    emptyBufferPool();
+    noGrad(() => maxPool2d(input(1), 2));
+    expect(bufferPoolSize()).toEqual({ bytes: INDEX_BYTES, buffers: 1 });
+    emptyBufferPool();
+    const x = input(2);
+    const y = maxPool2d(x, 2);
+    expect(bufferPoolSize().buffers).toBe(0);
+    // the user's seed is never pooled and x adopts the scatter's result: only the indices come back
+    y.backward(tensor(new Float32Array(4096).fill(1), { shape: y.shape }));
+    expect(bufferPoolSize()).toEqual({ bytes: INDEX_BYTES, buffers: 1 });
+  });
+
+  it("indices a recorded backward (createGraph) captured outlive a later plain backward that frees the graph", () => {
+    const secondOrder = (interleave: boolean): Float32Array => {
+      emptyBufferPool();
+      const x = input(3), v = randn([1, 4, 32, 32], { generator: new Generator(4) }).requiresGrad_();
+      const u = randn([1, 4, 64, 64], { generator: new Generator(5) });
+      const y = maxPool2d(x, 2);
+      const [gx] = grad(y.mul(v).sum(), [x], { createGraph: true }); // scatter(v): keeps the indices
+      y.sum().backward(); // plain: frees maxPool2d's node
+      if (interleave) {
+        // other poolings that would take (and overwrite) a pooled buffer of the indices' size
+        for (let i = 0; i < 3; i++) maxPool2d(input(10 + i), 2).sum().backward();
+      }
+      gx.mul(u).sum().backward(); // v's gradient: u gathered at the captured indices
+      return v.grad!.data.slice() as Float32Array;
+    };
+    expect(secondOrder(true)).toEqual(secondOrder(false));
+  });
+});
+
+describe("a Sequential's hidden outputs go to the pool when a plain backward frees the graph", () => {
+  const bits = (t: Tensor): number[] => Array.from(new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4));
+
+  /** SGD steps on `make()`'s model; the parameters' bits after each step, and the model's last output. */
+  function trainBits(make: () => nn.Module, x: Tensor, steps: number, pooled: boolean): { params: number[][]; out: number[] } {
+    setBufferPool(pooled);
+    emptyBufferPool();
+    manualSeed(5);
+    const model = make();
+    const opt = new optim.SGD(model.parameters(), { lr: 0.1 });
+    const params: number[][] = [];
+    let y: Tensor | null = null;
+    for (let step = 0; step < steps; step++) {
+      y = model.forward(x);
+      opt.zeroGrad();
+      y.mul(y).mean().backward();
+      opt.step();
+      params.push(...model.parameters().map(bits));
+    }
+    return { params, out: bits(y!) };
+  }
+
+  it("an MLP's two hidden activations come back to the pool (the same layers called one by one leave them to the collector)", () => {
+    const layers = [new nn.Linear(64, 64), new nn.ReLU(), new nn.Linear(64, 10)];
+    const x = randn([128, 64], { generator: new Generator(2) });
+    const pooledAfter = (forward: () => Tensor): { bytes: number; buffers: number } => {
+      for (const m of layers) for (const p of m.parameters()) p.grad = null;
+      emptyBufferPool();
+      forward().sum().backward();
+      return bufferPoolSize();
+    };
+    const byHand = pooledAfter(() => layers.reduce((h, m) => m.forward(h), x));
+    const sequential = pooledAfter(() => new nn.Sequential(...layers).forward(x));
+    expect(sequential.buffers - byHand.buffers).toBe(2);
+    expect(sequential.bytes - byHand.bytes).toBe(2 * 128 * 64 * 4);
+  });
+
+  it("training gives the same bits with the pool and without (MLP, CNN, and a Sequential ending in Flatten)", () => {
+    const x = randn([16, 1, 12, 12], { generator: new Generator(3) });
+    const makers: (() => nn.Module)[] = [
+      () => new nn.Sequential(new nn.Flatten(), new nn.Linear(144, 96), new nn.Tanh(), new nn.Linear(96, 96), new nn.ReLU(), new nn.Linear(96, 5)),
+      () => new nn.Sequential(new nn.Conv2d(1, 8, 3, { padding: 1 }), new nn.ReLU(), new nn.MaxPool2d(2), new nn.Conv2d(8, 8, 3, { padding: 1 }),
+        new nn.Sigmoid(), new nn.AvgPool2d(2), new nn.Flatten(), new nn.Linear(72, 4)),
+      () => new nn.Sequential(new nn.Conv2d(1, 8, 3, { padding: 1 }), new nn.ReLU(), new nn.Flatten()),
+    ];
+    for (const make of makers) {
+      const withPool = trainBits(make, x, 4, true);
+      const without = trainBits(make, x, 4, false);
+      expect(withPool.params).toEqual(without.params);
+      expect(withPool.out).toEqual(without.out);
+    }
+  });
+
+  it("the caller's input, and a result that is a view of a hidden output (Flatten last), keep their values", () => {
+    const x = randn([32, 8, 8, 8], { generator: new Generator(4) });
+    const xBits = bits(x);
+    const model = new nn.Sequential(new nn.Flatten(), new nn.Linear(512, 512), new nn.ReLU(), new nn.Flatten());
+    const y = model.forward(x);
+    const yBits = bits(y);
+    y.sum().backward();
+    // later steps take whatever the pool holds and overwrite it
+    for (let i = 0; i < 3; i++) model.forward(randn([32, 8, 8, 8], { generator: new Generator(10 + i) })).sum().backward();
+    expect(bits(x)).toEqual(xBits);
+    expect(bits(y)).toEqual(yBits);
+  });
+
+  it("a hidden output that a user's layer keeps (its input, or its output passed on) is never pooled", () => {
+    class Keep extends nn.Module {
+      kept: Tensor[] = [];
+      override forward(x: Tensor): Tensor {
+        this.kept.push(x);
+        const y = x.mul(2);
+        this.kept.push(y);
+        return y;
+      }
+    }
+    const keep = new Keep();
+    const model = new nn.Sequential(new nn.Linear(64, 64), keep, new nn.ReLU(), new nn.Linear(64, 64), new nn.Tanh(), new nn.Linear(64, 4));
+    const x = randn([128, 64], { generator: new Generator(8) });
+    model.forward(x).sum().backward();
+    const copies = keep.kept.map(bits);
+    for (let i = 0; i < 3; i++) model.forward(randn([128, 64], { generator: new Generator(30 + i) })).sum().backward();
+    keep.kept.slice(0, 2).forEach((t, i) => expect(bits(t)).toEqual(copies[i]));
+  });
+
+  it("second-order gradients through a Sequential (createGraph, then plain passes) match the pool-free run", () => {
+    const secondOrder = (pooled: boolean): number[] => {
+      setBufferPool(pooled);
+      emptyBufferPool();
+      manualSeed(6);
+      const model = new nn.Sequential(new nn.Linear(64, 96), new nn.Tanh(), new nn.Linear(96, 96), new nn.Sigmoid(), new nn.Linear(96, 1));
+      const x = randn([64, 64], { generator: new Generator(7) }).requiresGrad_();
+      const [gx] = grad(model.forward(x).sum(), [x], { createGraph: true });
+      // other steps that would take (and overwrite) pooled buffers of the hidden outputs' sizes
+      for (let i = 0; i < 3; i++) model.forward(randn([64, 64], { generator: new Generator(20 + i) })).sum().backward();
+      for (const p of model.parameters()) p.grad = null;
+      gx.mul(gx).sum().backward(); // through the recorded graph, which reads the first forward's hidden outputs
+      return model.parameters().flatMap(bits);
+    };
+    expect(secondOrder(true)).toEqual(secondOrder(false));
   });
 });

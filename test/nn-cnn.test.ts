@@ -1,6 +1,7 @@
 // The convolutional layers of @tapegrad/nn: shapes, PyTorch's initialisation and names, BatchNorm's modes and
 // running statistics (num_batches_tracked as an int64 buffer in checkpoints), LayerNorm, train()/eval()
-// reaching nested Dropout and BatchNorm, and F's re-exports.
+// reaching nested Dropout and BatchNorm, F's re-exports, and Sequential running ReLU → MaxPool2d as
+// MaxPool2d → ReLU with the same bits.
 import { describe, expect, it } from "vitest";
 import { Generator, manualSeed, randn, tensor, zeros, type Tensor } from "@tapegrad/autograd";
 import { F, StateDictError, deserialize, nn, serialize } from "@tapegrad/nn";
@@ -164,5 +165,52 @@ describe("modes", () => {
     const a = new nn.Dropout(0.5, { generator: new Generator(3) }).forward(x);
     const b = new nn.Dropout(0.5, { generator: new Generator(3) }).forward(x);
     expect(a.toArray()).toEqual(b.toArray());
+  });
+});
+
+describe("Sequential: ReLU then MaxPool2d", () => {
+  /** The layers one after another, as written (Sequential's forward may reorder them). */
+  const inOrder = (layers: nn.Module[], x: Tensor): Tensor => layers.reduce((h, m) => m.forward(h), x);
+  const bits = (t: Tensor): number[] => Array.from(new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4));
+  // many ties, zeros of both signs, windows without a positive element, a few NaN
+  const VALUES = [-2, -1, -0, 0, 0.5, 1, 2, 2, -0.5, Number.NaN];
+
+  const cases: [string, nn.MaxPool2dLayerOptions & { kernelSize: number }, number, number][] = [
+    ["2 × 2", { kernelSize: 2 }, 8, 8],
+    ["3 × 3, stride 2, padding 1", { kernelSize: 3, stride: 2, padding: 1 }, 9, 7],
+    ["2 × 2, ceilMode, odd sizes", { kernelSize: 2, ceilMode: true }, 7, 5],
+    ["3 × 3, stride 1 (overlapping windows)", { kernelSize: 3, stride: 1 }, 6, 6],
+    ["2 × 2, dilation 2 (not reordered)", { kernelSize: 2, dilation: 2 }, 8, 8],
+  ];
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const [name, { kernelSize, ...options }, h, w] of cases) {
+      it(`${dtype}, ${name}: the same output and input gradient, bit for bit, as the layers in order`, () => {
+        const layers = [new nn.ReLU(), new nn.MaxPool2d(kernelSize, options), new nn.Flatten()];
+        const model = new nn.Sequential(...layers);
+        const gen = new Generator(7);
+        const pick = (): number => VALUES[gen.nextUint32() % VALUES.length];
+        const shape = [3, 4, h, w];
+        const n = shape.reduce((a, b) => a * b, 1);
+        const x1 = tensor(Array.from({ length: n }, pick), { shape, dtype, requiresGrad: true });
+        const x2 = tensor(x1.data.slice(), { shape, dtype, requiresGrad: true });
+        const y1 = model.forward(x1), y2 = inOrder(layers, x2);
+        expect(y1.gradFn!.inputs[0].gradFn!.op).toBe(options.dilation ? "maxPool2d" : "relu");
+        expect(bits(y1)).toEqual(bits(y2));
+        const g = tensor(Array.from({ length: y1.size }, pick), { shape: y1.shape, dtype });
+        y1.backward(g);
+        y2.backward(g);
+        expect(bits(x1.grad!)).toEqual(bits(x2.grad!));
+      });
+    }
+  }
+
+  it("a subclass of ReLU or MaxPool2d keeps the written order", () => {
+    class Shifted extends nn.ReLU {
+      override forward(x: Tensor): Tensor {
+        return super.forward(x.sub(1));
+      }
+    }
+    const x = tensor([[[[0.5, 3], [2, 1]]]]);
+    expect(Array.from(new nn.Sequential(new Shifted(), new nn.MaxPool2d(2)).forward(x).data)).toEqual([2]);
   });
 });

@@ -7,7 +7,7 @@
  */
 import { checkBackward, isAnomalyEnabled, runBlamed } from "./anomaly.ts";
 import { GraphError, ShapeError, fmtShape } from "./errors.ts";
-import { BackwardMemory } from "./memory.ts";
+import { BackwardMemory, keepBeyondGraph, releaseBuffer, releaseIfGraphPrivate } from "./memory.ts";
 import { add } from "./ops/binary.ts";
 import { cast } from "./ops/cast.ts";
 import { sumTo } from "./ops/reduce.ts";
@@ -69,7 +69,10 @@ export function runBackward(outputs: Tensor[], gradOutputs: Tensor[], options: R
         if (!needed!.has(node)) continue;
       }
       checkVersions(node);
+      // a built-in backward may write over g when nothing else holds it (user code may keep what it sees)
+      if (memory && !node.userBackward) memory.donate(g, grads, sink.contributions);
       const inputGrads = isAnomalyEnabled() ? runBlamed(node, g) : node.backward!(g, node);
+      if (memory) memory.withdraw();
       if (node.userBackward && memory) memory.forget(g, inputGrads);
       const inputs = node.inputs;
       for (let i = 0; i < inputs.length; i++) {
@@ -98,7 +101,9 @@ export function runBackward(outputs: Tensor[], gradOutputs: Tensor[], options: R
   } finally {
     setGradEnabled(prevMode);
     memory?.end();
-    if (!retainGraph) for (const node of nodes) freeNode(node);
+    // a recorded pass may have captured the nodes' inputs in the graph it made
+    if (createGraph) for (const node of nodes) for (const x of node.inputs) keepBeyondGraph(x);
+    if (!retainGraph) for (const node of nodes) freeNode(node, memory !== null);
   }
 
   if (targets && !options.allowUnused) {
@@ -176,7 +181,11 @@ function neededNodes(nodes: Node[], targets: Tensor[], leaves: Map<Tensor, numbe
   return needed;
 }
 
-function freeNode(node: Node): void {
+/** Frees a node's saved state; after a plain backward its graph-private inputs and scratch go to the pool. */
+function freeNode(node: Node, plain: boolean): void {
+  if (plain) for (const x of node.inputs) releaseIfGraphPrivate(x);
+  if (node.scratch) releaseBuffer(node.scratch);
+  node.scratch = null;
   node.freed = true;
   node.backward = null;
   node.inputs = [];

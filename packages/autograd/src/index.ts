@@ -22,7 +22,7 @@ export {
   TapegradError, ShapeError, AxisError, IndexError, GraphError, AnomalyError, ValueError, fmtShape,
 } from "./errors.ts";
 export { broadcastShapes } from "./shape.ts";
-export { recycleGrad, setBufferPool, emptyBufferPool, bufferPoolSize } from "./memory.ts";
+export { recycleGrad, releaseWithGraph, setBufferPool, emptyBufferPool, bufferPoolSize } from "./memory.ts";
 export { gradcheck, gradgradcheck, GradcheckError, type GradcheckOptions, type GradcheckFn } from "./gradcheck.ts";
 export { defineOp, type OpDefinition, type OpContext } from "./custom.ts";
 export { toDot, type ToDotOptions } from "./dot.ts";

@@ -2,10 +2,14 @@
  * Memory management: allocation, the buffer pool, and the bookkeeping that lets a backward pass reuse
  * the gradient buffers it proves dead. The engine and optimizers call it through a small interface:
  *
- * - `allocate` / `allocateUnfilled`: every tensor's storage, from the pool when a buffer of that size waits there.
+ * - `allocate` / `allocateUnfilled`: every tensor's storage, from the pool when a buffer of that size waits there;
+ *   `allocateIndices` likewise for an op's integer scratch (a node's `scratch`, released when the graph is freed).
  * - `BackwardMemory`: one per plain backward pass. It knows which arrays the pass allocated ("fresh": no
  *   tensor outside the pass can hold them), releases the consumed gradients no stored gradient still uses,
  *   and settles the leaves' gradients at the end, adopting a fresh array as a leaf's `.grad` without a copy.
+ * - `donatedGradient`: a backward may write its result over its incoming gradient when the pass proved that
+ *   gradient dead after this backward (BackwardMemory.donate).
+ * - `releaseWithGraph`: a tensor only its graph reaches goes to the pool when a plain backward frees the graph.
  * - `recycleGrad`: called explicitly by `zeroGrad({ recycle: true })` (the optimizers' zeroGrad) to hand a
  *   gradient that backward allocated back to the pool.
  *
@@ -61,6 +65,19 @@ export function allocateUnfilled(dtype: DType, size: number): FloatArray {
   return a;
 }
 
+/**
+ * An Int32Array of `size` elements, not zero-filled, for a result the caller overwrites entirely (max
+ * pooling's argmax indices); large ones come from the pool and own their whole buffer, so releaseBuffer
+ * can take them back.
+ */
+export function allocateIndices(size: number): Int32Array {
+  const bytes = size * 4;
+  if (bytes < POOL_MIN_BYTES) return new Int32Array(size);
+  const buf = takeFromPool(bytes);
+  if (buf) return new Int32Array(buf);
+  return NodeBuffer ? new Int32Array(NodeBuffer.allocUnsafeSlow(bytes).buffer, 0, size) : new Int32Array(size);
+}
+
 // ---------------------------------------------------------------- the buffer pool
 
 /** Dead buffers by byte length, for the next allocation of that size (a caching allocator). */
@@ -73,7 +90,7 @@ let poolOn = true;
  * Hands `a`'s buffer to the pool. The caller guarantees that nothing will read or write `a`, or any
  * view of its buffer, again. Views, shared memory and small buffers are left to the garbage collector.
  */
-export function releaseBuffer(a: FloatArray): void {
+export function releaseBuffer(a: FloatArray | Int32Array): void {
   // NOTE: the size test first: reading .buffer of a small array would move it off V8's heap
   if (!poolOn || a.byteLength < POOL_MIN_BYTES) return;
   const buf = a.buffer;
@@ -87,11 +104,17 @@ export function releaseBuffer(a: FloatArray): void {
   pooledBytes += buf.byteLength;
 }
 
-function fromPool(dtype: DType, size: number): FloatArray | null {
-  const buf = pool.get(size * itemSize(dtype))?.pop();
+function takeFromPool(bytes: number): ArrayBuffer | null {
+  const buf = pool.get(bytes)?.pop();
   if (!buf) return null;
   pooled.delete(buf);
   pooledBytes -= buf.byteLength;
+  return buf;
+}
+
+function fromPool(dtype: DType, size: number): FloatArray | null {
+  const buf = takeFromPool(size * itemSize(dtype));
+  if (!buf) return null;
   const a = dtype === "float64" ? new Float64Array(buf) : new Float32Array(buf);
   if (freshArrays) freshArrays.add(a);
   return a;
@@ -116,6 +139,54 @@ export function bufferPoolSize(): { bytes: number; buffers: number } {
   let buffers = 0;
   for (const list of pool.values()) buffers += list.length;
   return { bytes: pooledBytes, buffers };
+}
+
+// ---------------------------------------------------------------- donated gradients
+
+/** The incoming gradient of the backward that runs now, when the pass proved it dead once that backward
+ *  returns (see BackwardMemory.donate); null otherwise. */
+let donated: Tensor | null = null;
+
+/**
+ * `g`'s array when the engine donated `g` to the running backward, else null. A backward that takes it may
+ * write its result into it, elementwise (out[i] from g[i] and saved values at i), and return that array as a
+ * gradient; at most one result takes it.
+ * @example const out = donatedGradient(g) ?? allocateUnfilled(g.dtype, g.size)
+ */
+export function donatedGradient(g: Tensor): FloatArray | null {
+  if (donated !== g) return null;
+  donated = null;
+  return g.data;
+}
+
+// ---------------------------------------------------------------- graph-private tensors
+
+/** Arrays of tensors that only their graph's nodes reach (see releaseWithGraph). */
+const graphPrivate = new WeakSet<FloatArray>();
+
+/**
+ * Declares that, once the caller returns, only the nodes of its graph reach `t` (an nn.Sequential's output
+ * between two of its built-in layers): the plain backward that frees that graph hands t's buffer to the pool.
+ * `keep` lists the tensors the caller hands out; when `t` shares memory with one of them (a view), nothing is
+ * declared. A createGraph pass through the graph withdraws the declaration, since the graph it records may
+ * keep `t`. Small arrays and tensors no recorded op made are left to the garbage collector.
+ * @example releaseWithGraph(hidden, [input, result]) // hidden = conv(input), seen only by the next layer
+ */
+export function releaseWithGraph(t: Tensor, keep: readonly Tensor[] = []): void {
+  if (!t.gradFn || t.data.byteLength < POOL_MIN_BYTES) return;
+  // NOTE: t is large, so its buffer is off V8's heap already (see freshArrays)
+  for (const k of keep) if (k.data === t.data || k.data.buffer === t.data.buffer) return;
+  graphPrivate.add(t.data);
+}
+
+/** The engine frees a node after a plain backward: a graph-private input goes to the pool. */
+export function releaseIfGraphPrivate(t: Tensor): void {
+  if (t.data.byteLength >= POOL_MIN_BYTES && graphPrivate.delete(t.data)) releaseBuffer(t.data);
+}
+
+/** A recorded backward (createGraph) ran through a node: its inputs may live on in the new graph. */
+export function keepBeyondGraph(t: Tensor): void {
+  if (t.data.byteLength >= POOL_MIN_BYTES) graphPrivate.delete(t.data);
 }
 
 // ---------------------------------------------------------------- leaf gradients
@@ -155,6 +226,22 @@ export class BackwardMemory {
   /** Stops tracking allocations (the pass is over, or failed). */
   end(): void {
     freshArrays = this.outer;
+    donated = null;
+  }
+
+  /**
+   * Offers `g`, the incoming gradient of the node whose built-in backward runs next, to that backward
+   * (donatedGradient) when it is dead afterwards: the pass allocated it, and no stored gradient (the
+   * walk's pending gradients, the leaves' contributions) uses its memory. The engine has already taken `g`
+   * out of `stored`; `withdraw` ends the offer when the backward returns.
+   */
+  donate(g: Tensor, stored: Map<unknown, Tensor>, leafContributions: Map<Tensor, Tensor[]>): void {
+    // NOTE: byteLength first: only arrays the pool would take are worth it (and see freshArrays)
+    if (g.data.byteLength >= POOL_MIN_BYTES && this.fresh.has(g.data) && !this.stillStored(g.data, stored, leafContributions)) donated = g;
+  }
+
+  withdraw(): void {
+    donated = null;
   }
 
   /** Notes a gradient the pass has finished with. NOTE: byteLength, not buffer (see freshArrays). */

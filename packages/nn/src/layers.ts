@@ -1,5 +1,6 @@
 /** Layers: Linear, activations, Flatten, Unflatten, Dropout, and the containers Sequential and ModuleList. */
-import { Tensor, ValueError, zeros, type DType, type Generator } from "@tapegrad/autograd";
+import { Tensor, ValueError, releaseWithGraph, zeros, type DType, type Generator } from "@tapegrad/autograd";
+import { AvgPool2d, Conv2d, MaxPool2d } from "./cnn-layers.ts";
 import * as F from "./functional.ts";
 import { kaimingUniform_, uniform_, calculateFans } from "./init.ts";
 import { Module, Parameter } from "./module.ts";
@@ -183,10 +184,48 @@ export class Sequential extends Module {
     return this.#layers[Symbol.iterator]();
   }
 
-  override forward(x: Tensor): Tensor {
-    for (const m of this.#layers) x = m.forward(x);
+  override forward(input: Tensor): Tensor {
+    const layers = this.#layers;
+    // outputs passed from one built-in layer to the next: nothing else sees them (releaseWithGraph)
+    let hidden: Tensor[] | null = null;
+    let x = input;
+    for (let i = 0; i < layers.length; i++) {
+      const m = layers[i];
+      if (i + 1 < layers.length && reluCommutesWith(m, layers[i + 1])) {
+        const pooled = layers[i + 1].forward(x);
+        (hidden ??= []).push(pooled);
+        x = m.forward(pooled);
+        i++;
+      } else x = m.forward(x);
+      if (i + 1 < layers.length && keepsNoReferences(layers[i]) && keepsNoReferences(layers[i + 1])) (hidden ??= []).push(x);
+    }
+    // NOTE: a layer may return a view of its input (Flatten), or its input itself: what the caller holds, its
+    // input and the result, keeps any hidden output whose memory it shares
+    if (hidden) for (const h of hidden) releaseWithGraph(h, [input, x]);
     return x;
   }
+}
+
+/** Built-in layers, which keep no reference to their input or output (a subclass might: exact classes only). */
+function keepsNoReferences(m: Module): boolean {
+  const c = m.constructor;
+  return c === Linear || c === ReLU || c === Tanh || c === Sigmoid || c === Flatten || c === MaxPool2d || c === AvgPool2d || c === Conv2d;
+}
+
+/**
+ * Whether `relu` then `pool` may run as `pool` then `relu` (on a quarter of the elements, for 2 × 2 windows):
+ * a ReLU followed by a MaxPool2d whose every window holds an input element (dilation 1), exactly these
+ * classes (a subclass may change either forward).
+ * NOTE: the two orders give the same values and gradients, bit for bit. relu is monotone, keeps NaN and maps
+ * every x ≤ 0 to +0, so a window's maximum of relu(x) is relu of its maximum, and NaN stays the maximum.
+ * The gradient: when the maximum is positive (or NaN) both orders pick the same first (last NaN) element and
+ * pass it the gradient; otherwise relu stops it in both, and every element of x gets +0. A window of padding
+ * alone (possible only with dilation) would be −∞ one way and 0 the other.
+ */
+function reluCommutesWith(relu: Module, pool: Module): boolean {
+  if (relu.constructor !== ReLU || pool.constructor !== MaxPool2d) return false;
+  const { dilation = 1 } = (pool as MaxPool2d).options;
+  return typeof dilation === "number" ? dilation === 1 : dilation[0] === 1 && dilation[1] === 1;
 }
 
 /** A list of modules, registered as "0", "1", ...; it has no forward of its own. */

@@ -8,7 +8,8 @@
 import { ShapeError, fmtShape } from "../errors.ts";
 import * as K from "../kernels/index.ts";
 import { kindInfo, type OpInfo } from "../opinfo.ts";
-import { declareOp, record } from "../tape.ts";
+import { allocateIndices, releaseBuffer } from "../memory.ts";
+import { declareOp, isGradEnabled, record } from "../tape.ts";
 import type { Tensor } from "../tensor-class.ts";
 import { intPair } from "./nchw.ts";
 import { empty, unfilled } from "./util.ts";
@@ -55,9 +56,17 @@ function pooledShape(x: Tensor, p: K.Pool2dGeometry): number[] {
 export function maxPool2d(x: Tensor, kernelSize: Pair, options: MaxPool2dOptions = {}): Tensor {
   const p = K.pool2dGeometry("maxPool2d", x.shape, { kernelSize, ...options });
   const out = unfilled(x.dtype, pooledShape(x, p));
-  const indices = new Int32Array(out.size);
+  const indices = allocateIndices(out.size);
   K.maxPool2dForward(p, x.data, out.data, indices);
-  return record(MAX_POOL2D, [x], out, (g) => [scatterToArgmax(g, indices, p, x.shape)]);
+  record(MAX_POOL2D, [x], out, (g, node) => {
+    // a recorded backward keeps the indices in its own graph: they are no longer the node's alone
+    if (isGradEnabled()) node.scratch = null;
+    return [scatterToArgmax(g, indices, p, x.shape)];
+  });
+  // nothing else keeps the indices: no node (grad mode off, or no input requires grad) or the node's scratch
+  if (out.gradFn) out.gradFn.scratch = indices;
+  else releaseBuffer(indices);
+  return out;
 }
 
 /** maxPool2d's backward: zeros of the input's shape, each window's gradient added at its argmax. */

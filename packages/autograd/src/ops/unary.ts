@@ -2,7 +2,8 @@
 import * as K from "../kernels/index.ts";
 import { kinkAtZero, positive, unaryInfo, type OpInfo } from "../opinfo.ts";
 import { declareOp, isGradEnabled, noGrad, record, type Node } from "../tape.ts";
-import type { Tensor } from "../tensor-class.ts";
+import { allocateUnfilled, donatedGradient } from "../memory.ts";
+import { makeTensor, type Tensor } from "../tensor-class.ts";
 import { mul, div, sub } from "./binary.ts";
 import { unfilled } from "./util.ts";
 
@@ -44,7 +45,7 @@ function reluBackward(g: Tensor, node: Node): Tensor[] {
   const x = node.inputs[0];
   // NOTE: recorded (createGraph) backward stays made of ops; otherwise one fused pass, no mask tensor
   if (isGradEnabled()) return [mul(g, noGrad(() => map("step", x)))];
-  const out = unfilled(g.dtype, g.shape);
+  const out = makeTensor(donatedGradient(g) ?? allocateUnfilled(g.dtype, g.size), g.shape);
   K.reluBackward(g.data, x.data, out.data);
   return [out];
 }
