@@ -223,6 +223,17 @@ describe("a dead incoming gradient is donated to the backward that consumes it",
     expect(seed.data.every((v) => v === 1)).toBe(true);
   });
 
+  it("sigmoid's backward writes over its incoming gradient too, with the same values as the recorded ops", () => {
+    const w = ramp(0.5);
+    const d = tensor(new Float32Array(N * N).fill(3), { shape: [N, N] });
+    const y = w.sigmoid();
+    const expected = noGrad(() => d.mul(y.detach().mul(tensor(1).sub(y.detach()))));
+    emptyBufferPool();
+    y.mul(d).backward(tensor(new Float32Array(N * N).fill(1), { shape: [N, N] }));
+    expect(bufferPoolSize().buffers).toBe(0);
+    expect(Array.from(w.grad!.data)).toEqual(Array.from(expected.data));
+  });
+
   it("one gradient handed to two relus (add's backward) is overwritten by neither while the other still needs it", () => {
     const a = ramp(1), b = ramp(-1);
     a.relu().add(b.relu()).mul(2).sum().backward();

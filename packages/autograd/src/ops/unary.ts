@@ -60,7 +60,7 @@ export function sigmoid(x: Tensor): Tensor {
   return record(SIGMOID, [x], out, (g) => {
     // NOTE: recorded (createGraph) backward stays made of ops; otherwise one fused pass with the same bits
     if (isGradEnabled() || g.dtype !== out.dtype) return [mul(g, mul(out, sub(1, out)))];
-    const gx = unfilled(g.dtype, g.shape);
+    const gx = makeTensor(donatedGradient(g) ?? allocateUnfilled(g.dtype, g.size), g.shape);
     K.sigmoidBackward(g.data, out.data, gx.data);
     return [gx];
   });
