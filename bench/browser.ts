@@ -28,8 +28,9 @@ export interface BrowserToolResult {
   /** Each round's median. */
   roundsMs: number[];
   /** Each round's CPU time of the browser's processes (every thread: the page, its workers, Chromium's own),
-   *  warm-up epochs included, in milliseconds; absent where /proc is not readable. Unlike wall time it barely
-   *  moves when other programs share the cores, so it is the measure to compare builds by on a busy machine. */
+   *  page load, data generation and warm-up included, in milliseconds; absent where /proc is not readable.
+   *  Other programs on the same cores move it less than the wall time (bench/NOTES.md, "Browser
+   *  allocations, SGD and the bench page's profile"). */
   roundsCpuMs?: number[];
   backend: string;
   finalLoss: number;

@@ -14,8 +14,9 @@
  *   gradient that backward allocated back to the pool.
  *
  * Rules: only arrays this module can prove unreachable go to the pool; views, shared memory and buffers
- * below `POOL_MIN_BYTES` are left to the garbage collector. A pooled buffer is warm in cache, where a new
- * one is first-touched memory and a dropped one waits for the collector.
+ * below the pool's floor (`POOL_MIN_BYTES`, or `POOL_MIN_BYTES_NO_BUFFER` without Node's Buffer) are left
+ * to the garbage collector. A pooled buffer is warm in cache, where a new one is first-touched memory and a
+ * dropped one waits for the collector.
  */
 import type { DType, FloatArray } from "./dtype.ts";
 import { itemSize } from "./dtype.ts";
@@ -35,10 +36,10 @@ const POOL_MAX_BYTES = 256 * 2 ** 20;
 /** Node's Buffer, where there is one: its allocUnsafeSlow hands out memory without the zero fill. */
 const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(size: number): Uint8Array } }).Buffer;
 
-/** The smallest buffer the pool keeps where there is no Node Buffer (browsers). There a fresh ArrayBuffer
- *  comes with fresh pages, each first touch a page fault (headless Chromium 156: 20–35 µs for a 4 KB array,
- *  ~230 µs for 64 KB, against 1–16 µs in Node; bench/NOTES.md, "Browser allocations"), so every buffer that
- *  a backward pass releases is worth keeping. 256 bytes is well above the 64 bytes V8 keeps on its heap. */
+/** The smallest buffer the pool keeps where there is no Node Buffer (browsers): there every fresh
+ *  ArrayBuffer comes with fresh pages, a page fault each on first touch (bench/NOTES.md, "Browser
+ *  allocations, SGD and the bench page's profile"), so even small released buffers are worth reusing.
+ *  256 bytes stays well above the 64 bytes V8 keeps on its heap. */
 export const POOL_MIN_BYTES_NO_BUFFER = 256;
 
 /** The pool's lower size limit in this runtime. */
