@@ -8,9 +8,11 @@
  * bench's epoch rounds do, so that a busy minute on a shared machine falls on both; a tool's time is the
  * median of its per-round medians.
  *
- * Alone: `tsx bench/browser.ts [--quick] [--rounds=N] [--epochs=N] [--no-isolation]` prints the results as JSON.
+ * Alone: `tsx bench/browser.ts [--quick] [--rounds=N] [--epochs=N] [--no-isolation] [--tools=tapegrad] [--profile]`
+ * prints the results as JSON; `--profile` adds tapegrad's per-epoch gemm profile and phase times (forward,
+ * backward, step) to its result, `--tools` times only the tools named.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +27,11 @@ export interface BrowserToolResult {
   epochsMs: number[];
   /** Each round's median. */
   roundsMs: number[];
+  /** Each round's CPU time of the browser's processes (every thread: the page, its workers, Chromium's own),
+   *  page load, data generation and warm-up included, in milliseconds; absent where /proc is not readable.
+   *  Other programs on the same cores move it less than the wall time (bench/NOTES.md, "Browser
+   *  allocations, SGD and the bench page's profile"). */
+  roundsCpuMs?: number[];
   backend: string;
   finalLoss: number;
 }
@@ -42,8 +49,53 @@ export interface BrowserBenchOptions {
   /** Rounds of both tools (default 1). */
   rounds?: number;
   isolation?: boolean;
+  /** The tools to time (default both). */
+  tools?: string[];
+  /** Collect tapegrad's per-epoch gemm profile and phase times (slightly slower epochs). */
+  profile?: boolean;
+  /** More Chromium command-line flags. */
+  chromiumArgs?: string[];
   timeoutMs?: number;
   log?: (line: string) => void;
+}
+
+/** CPU milliseconds (user + system) of every descendant of this process by pid, from /proc; empty where
+ *  there is no /proc. */
+function descendantsCpu(): Map<number, number> {
+  const stats = new Map<number, { ppid: number; ms: number }>();
+  let pids: string[];
+  try {
+    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+  } catch {
+    return new Map();
+  }
+  for (const pid of pids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+      // fields after the parenthesised command name: state ppid ... utime (14th) stime (15th)
+      const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      stats.set(Number(pid), { ppid: Number(fields[1]), ms: (Number(fields[11]) + Number(fields[12])) * 10 });
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  const result = new Map<number, number>();
+  for (const [pid, { ms }] of stats) {
+    for (let up = stats.get(pid)?.ppid; up !== undefined && up > 1; up = stats.get(up)?.ppid) {
+      if (up === process.pid) {
+        result.set(pid, ms);
+        break;
+      }
+    }
+  }
+  return result;
+}
+
+/** CPU milliseconds the descendants used since `before` (processes that ended meanwhile not counted). */
+function cpuSince(before: Map<number, number>): number {
+  let ms = 0;
+  for (const [pid, now] of descendantsCpu()) ms += now - (before.get(pid) ?? 0);
+  return ms;
 }
 
 /** Runs the bench page once in headless Chromium and returns what it measured. */
@@ -56,27 +108,30 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
     log("building the site");
     await buildSite(join(dir, "dist"));
     const site = await serveSite({ root: join(dir, "dist"), isolation: options.isolation !== false });
-    const browser = await launchChromium(executable);
+    const browser = await launchChromium(executable, { args: options.chromiumArgs });
     try {
       const page = await browser.context.newPage();
       const errors: string[] = [];
       page.on("pageerror", (error) => errors.push(error.message));
       const timing = (tools: string, epochs: number): string =>
-        `bench.html?tools=${tools}&samples=${options.samples}&warmup=${options.warmup}&epochs=${epochs}`;
+        `bench.html?tools=${tools}&samples=${options.samples}&warmup=${options.warmup}&epochs=${epochs}${options.profile ? "&profile=1" : ""}`;
       const byTool = new Map<string, BrowserToolResult[]>();
       let environment: BrowserBenchResult["environment"] | undefined;
       const rounds = options.rounds ?? 1;
       for (let round = 1; round <= rounds; round++) {
         // one page per tool and round: each starts from a fresh worker and heap, as the Node bench's child processes do
-        for (const [tool, epochs] of [["tapegrad", options.epochs], ["tfjs-wasm", 1]] as const) {
+        const tools = ([["tapegrad", options.epochs], ["tfjs-wasm", 1], ["products", 1]] as const).filter(([tool]) => (options.tools ?? ["tapegrad", "tfjs-wasm"]).includes(tool));
+        for (const [tool, epochs] of tools) {
           log(`round ${round} of ${rounds}: ${tool} in ${executable}`);
+          const cpuBefore = descendantsCpu();
           await page.goto(site.url + timing(tool, epochs));
           await page.waitForFunction("document.querySelector('#result').dataset.done === 'true' || !!document.querySelector('#result').dataset.error",
             null, { timeout: options.timeoutMs ?? 300_000, polling: 250 });
           const error = await page.getAttribute("#result", "data-error");
           if (error || errors.length) throw new Error(`the bench page failed: ${error ?? errors.join("; ")}`);
           const parsed = JSON.parse((await page.textContent("#result")) ?? "") as { environment: BrowserBenchResult["environment"]; results: BrowserToolResult[] };
-          for (const r of parsed.results) byTool.set(r.tool, [...(byTool.get(r.tool) ?? []), r]);
+          const cpuMs = cpuBefore.size > 0 ? cpuSince(cpuBefore) : undefined;
+          for (const r of parsed.results) byTool.set(r.tool, [...(byTool.get(r.tool) ?? []), { ...r, roundsCpuMs: cpuMs === undefined ? undefined : [cpuMs] }]);
           environment = parsed.environment;
         }
       }
@@ -84,6 +139,7 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
       const results = [...byTool.values()].map((runs): BrowserToolResult => ({
         ...runs[runs.length - 1], medianMs: median(runs.map((r) => r.medianMs)), epochsMs: runs.flatMap((r) => r.epochsMs),
         roundsMs: runs.map((r) => r.medianMs),
+        roundsCpuMs: runs.every((r) => r.roundsCpuMs) ? runs.flatMap((r) => r.roundsCpuMs!) : undefined,
       }));
       return { environment: environment!, results };
     } finally {
@@ -140,6 +196,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const rounds = Number(args.find((a) => a.startsWith("--rounds="))?.split("=")[1] ?? 1);
   const result = await runBrowserBench({
     samples: quick ? 6000 : 60000, warmup: 1, epochs, rounds, isolation: !args.includes("--no-isolation"),
+    tools: args.find((a) => a.startsWith("--tools="))?.split("=")[1].split(","), profile: args.includes("--profile"),
+    chromiumArgs: args.filter((a) => a.startsWith("--chromium-arg=")).map((a) => a.slice("--chromium-arg=".length)),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -11,12 +11,14 @@ import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { Generator, Tensor, defineOp, grad, manualSeed, maxPool2d, noGrad, randn, tensor } from "../packages/autograd/src/index.ts";
 import {
-  allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, releaseBuffer, setBufferPool,
+  allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, POOL_MIN_BYTES, POOL_MIN_BYTES_NO_BUFFER, releaseBuffer,
+  setBufferPool, setPoolMinBytes,
 } from "../packages/autograd/src/memory.ts";
 import { nn, optim } from "../packages/nn/src/index.ts";
 
 afterEach(() => {
   setBufferPool(true);
+  setPoolMinBytes(POOL_MIN_BYTES);
   emptyBufferPool();
 });
 
@@ -79,7 +81,7 @@ const stepArb = (index: number): fc.Arbitrary<Step> => {
 };
 const programArb = fc.integer({ min: 2, max: 9 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => stepArb(i))));
 
-function run(program: Step[], leaves: Tensor[], bias: Tensor): Tensor {
+function run(program: Step[], leaves: Tensor[], bias: Tensor, n = N): Tensor {
   const values: Tensor[] = [...leaves];
   for (const s of program) {
     const a = values[s.a];
@@ -87,12 +89,12 @@ function run(program: Step[], leaves: Tensor[], bias: Tensor): Tensor {
       case "add": values.push(a.add(values[s.b])); break;
       case "sub": values.push(a.sub(values[s.b])); break;
       case "mul": values.push(a.mul(values[s.b])); break;
-      case "matmul": values.push(a.matmul(values[s.b]).mul(1 / N)); break;
+      case "matmul": values.push(a.matmul(values[s.b]).mul(1 / n)); break;
       case "relu": values.push(a.relu()); break;
       case "neg": values.push(a.neg()); break;
       case "tanh": values.push(a.tanh()); break;
       case "transpose": values.push(a.transpose()); break;
-      case "viewRoundTrip": values.push(a.reshape([N * N]).reshape([N, N])); break; // views of one buffer
+      case "viewRoundTrip": values.push(a.reshape([n * n]).reshape([n, n])); break; // views of one buffer
       case "rowBias": values.push(a.add(bias)); break; // broadcast: the engine sums the gradient back to [N]
       case "colSum": values.push(a.sum(0, true).mul(a)); break;
     }
@@ -102,15 +104,15 @@ function run(program: Step[], leaves: Tensor[], bias: Tensor): Tensor {
 }
 
 /** Three backward passes with a recycling zeroGrad between them; the gradients copied out. */
-function train(program: Step[], seed: number, pooled: boolean): Float32Array[] {
+function train(program: Step[], seed: number, pooled: boolean, n = N): Float32Array[] {
   setBufferPool(pooled);
   emptyBufferPool();
   const generator = new Generator(seed);
-  const leaves = [0, 1, 2].map(() => randn([N, N], { generator }).mul(0.5).detach().requiresGrad_());
-  const bias = randn([N], { generator }).requiresGrad_();
+  const leaves = [0, 1, 2].map(() => randn([n, n], { generator }).mul(0.5).detach().requiresGrad_());
+  const bias = randn([n], { generator }).requiresGrad_();
   const out: Float32Array[] = [];
   for (let pass = 0; pass < 3; pass++) {
-    run(program, leaves, bias).backward();
+    run(program, leaves, bias, n).backward();
     for (const p of [...leaves, bias]) {
       out.push(p.grad ? (p.grad.data as Float32Array).slice() : new Float32Array(0));
       p.zeroGrad({ recycle: true });
@@ -419,5 +421,46 @@ describe("a Sequential's hidden outputs go to the pool when a plain backward fre
       return model.parameters().flatMap(bits);
     };
     expect(secondOrder(true)).toEqual(secondOrder(false));
+  });
+});
+
+describe("without Node's Buffer (browsers), the pool keeps buffers from 256 bytes", () => {
+  it("reuses a released 1 KB buffer, zero-filled by allocate; leaves a 252-byte one to the garbage collector", () => {
+    setPoolMinBytes(POOL_MIN_BYTES_NO_BUFFER);
+    emptyBufferPool();
+    const a = allocateUnfilled("float32", 256);
+    a.fill(5);
+    releaseBuffer(a);
+    releaseBuffer(new Float32Array(63));
+    expect(bufferPoolSize()).toEqual({ bytes: 1024, buffers: 1 });
+    const b = allocate("float32", 256);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.every((v) => v === 0)).toBe(true);
+  });
+
+  it("random graphs of small tensors give the same gradients, bit for bit, with the pool and without", () => {
+    setPoolMinBytes(POOL_MIN_BYTES_NO_BUFFER);
+    const n = 12; // [12, 12] float32 is 576 bytes, [12] 48: both sides of the floor
+    fc.assert(fc.property(programArb, fc.nat(), (program, seed) => {
+      const without = train(program, seed, false, n);
+      const withPool = train(program, seed, true, n);
+      expect(withPool.length).toBe(without.length);
+      for (let i = 0; i < without.length; i++) expect(withPool[i]).toEqual(without[i]);
+    }), { numRuns: 20 });
+  });
+
+  it("an MLP step reuses the small gradients' buffers (logits [64, 10], biases)", () => {
+    setPoolMinBytes(POOL_MIN_BYTES_NO_BUFFER);
+    emptyBufferPool();
+    const model = new nn.MLP([30, 16, 10]);
+    const opt = new optim.SGD(model.parameters(), { lr: 0.01 });
+    const x = randn([64, 30], { generator: new Generator(1) });
+    for (let step = 0; step < 3; step++) {
+      model.forward(x).logSoftmax().pick(new Int32Array(64)).mean().neg().backward();
+      opt.step();
+      opt.zeroGrad();
+    }
+    // [64, 16] and [64, 10] gradients and the leaves' gradients wait in the pool, none of them 16 KB
+    expect(bufferPoolSize().buffers).toBeGreaterThanOrEqual(3);
   });
 });

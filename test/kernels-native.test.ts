@@ -934,3 +934,29 @@ describe.skipIf(K.gemmBackend() !== "native" || !K.nativeGemmTiles())("the nativ
     });
   });
 });
+
+describe("axpy's TypeScript loop (no addon needed)", () => {
+  it("unrolled from 64 elements: the same bits as one element at a time, offsets and overlapping x and y included", () => {
+    const caseArbitrary = fc.record({
+      n: fc.integer({ min: 0, max: 300 }), xOffset: fc.integer({ min: 0, max: 6 }), yOffset: fc.integer({ min: 0, max: 6 }),
+      alpha: fc.constantFrom(-0.1, 1 / 3, -1e-3, 3e38, NaN), alias: fc.boolean(), float64: fc.boolean(), seed: fc.nat(),
+    });
+    const previous = setNativeLoops(false);
+    try {
+      fc.assert(fc.property(caseArbitrary, (t) => {
+        const Type = t.float64 ? Float64Array : Float32Array;
+        const length = Math.max(t.xOffset, t.yOffset) + t.n + 3;
+        const x = awkward(Type, length, t.seed);
+        const y = awkward(Type, length, t.seed + 1);
+        const expected = y.slice();
+        const xRef = t.alias ? expected : x;
+        for (let i = 0; i < t.n; i++) expected[t.yOffset + i] += t.alpha * xRef[t.xOffset + i];
+        K.axpy(t.alpha, t.alias ? y : x, t.xOffset, y, t.yOffset, t.n);
+        const raw = (a: FloatArray): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+        expect(raw(y).equals(raw(expected))).toBe(true);
+      }), { numRuns: 200 });
+    } finally {
+      setNativeLoops(previous);
+    }
+  });
+});

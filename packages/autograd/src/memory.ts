@@ -14,8 +14,9 @@
  *   gradient that backward allocated back to the pool.
  *
  * Rules: only arrays this module can prove unreachable go to the pool; views, shared memory and buffers
- * below `POOL_MIN_BYTES` are left to the garbage collector. A pooled buffer is warm in cache, where a new
- * one is first-touched memory and a dropped one waits for the collector.
+ * below the pool's floor (`POOL_MIN_BYTES`, or `POOL_MIN_BYTES_NO_BUFFER` without Node's Buffer) are left
+ * to the garbage collector. A pooled buffer is warm in cache, where a new one is first-touched memory and a
+ * dropped one waits for the collector.
  */
 import type { DType, FloatArray } from "./dtype.ts";
 import { itemSize } from "./dtype.ts";
@@ -24,12 +25,33 @@ import { makeTensor, type Tensor } from "./tensor-class.ts";
 
 // ---------------------------------------------------------------- allocation
 
-/** The smallest buffer the pool keeps, and the size from which allocateUnfilled skips the zero fill:
- *  below it a fresh zeroed array costs less than a pool lookup or a Buffer object. */
+/** The smallest buffer the pool keeps where Node's Buffer is there, and the size from which
+ *  allocateUnfilled skips the zero fill: below it a fresh zeroed array costs less than a pool lookup or a
+ *  Buffer object. */
 export const POOL_MIN_BYTES = 16384;
 /** Buffers kept per byte length, and in all; a release beyond either is left to the garbage collector. */
 const POOL_PER_SIZE = 8;
 const POOL_MAX_BYTES = 256 * 2 ** 20;
+
+/** Node's Buffer, where there is one: its allocUnsafeSlow hands out memory without the zero fill. */
+const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(size: number): Uint8Array } }).Buffer;
+
+/** The smallest buffer the pool keeps where there is no Node Buffer (browsers): there every fresh
+ *  ArrayBuffer comes with fresh pages, a page fault each on first touch (bench/NOTES.md, "Browser
+ *  allocations, SGD and the bench page's profile"), so even small released buffers are worth reusing.
+ *  256 bytes stays well above the 64 bytes V8 keeps on its heap. */
+export const POOL_MIN_BYTES_NO_BUFFER = 256;
+
+/** The pool's lower size limit in this runtime. */
+let poolMinBytes = NodeBuffer ? POOL_MIN_BYTES : POOL_MIN_BYTES_NO_BUFFER;
+
+/** Sets the pool's lower size limit (POOL_MIN_BYTES or POOL_MIN_BYTES_NO_BUFFER) and returns the previous
+ *  one; for tests of the other runtime's setting. */
+export function setPoolMinBytes(bytes: number): number {
+  const previous = poolMinBytes;
+  poolMinBytes = bytes;
+  return previous;
+}
 
 /** Arrays allocated during the current plain backward pass (null outside one). Kept by array, not by
  *  buffer: reading `.buffer` of a typed array of 64 bytes or less makes V8 copy it off its heap. */
@@ -37,7 +59,7 @@ let freshArrays: WeakSet<FloatArray> | null = null;
 
 /** A zero-filled array of `size` elements. */
 export function allocate(dtype: DType, size: number): FloatArray {
-  if (size * itemSize(dtype) >= POOL_MIN_BYTES) {
+  if (size * itemSize(dtype) >= poolMinBytes) {
     const pooledArray = fromPool(dtype, size);
     if (pooledArray) return pooledArray.fill(0);
   }
@@ -46,16 +68,13 @@ export function allocate(dtype: DType, size: number): FloatArray {
   return a;
 }
 
-/** Node's Buffer, where there is one: its allocUnsafeSlow hands out memory without the zero fill. */
-const NodeBuffer = (globalThis as { Buffer?: { allocUnsafeSlow(size: number): Uint8Array } }).Buffer;
-
 /**
  * Like allocate, for a result the caller overwrites entirely: large arrays skip the zero fill. The array
  * owns its whole ArrayBuffer (byteOffset 0, full length), as allocate's do.
  */
 export function allocateUnfilled(dtype: DType, size: number): FloatArray {
   const bytes = size * itemSize(dtype);
-  if (bytes < POOL_MIN_BYTES) return allocate(dtype, size);
+  if (bytes < poolMinBytes) return allocate(dtype, size);
   const pooledArray = fromPool(dtype, size);
   if (pooledArray) return pooledArray;
   if (!NodeBuffer) return allocate(dtype, size);
@@ -92,7 +111,7 @@ let poolOn = true;
  */
 export function releaseBuffer(a: FloatArray | Int32Array): void {
   // NOTE: the size test first: reading .buffer of a small array would move it off V8's heap
-  if (!poolOn || a.byteLength < POOL_MIN_BYTES) return;
+  if (!poolOn || a.byteLength < poolMinBytes) return;
   const buf = a.buffer;
   if (!(buf instanceof ArrayBuffer) || a.byteOffset !== 0 || a.byteLength !== buf.byteLength) return;
   if (pooled.has(buf) || pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
@@ -246,7 +265,7 @@ export class BackwardMemory {
 
   /** Notes a gradient the pass has finished with. NOTE: byteLength, not buffer (see freshArrays). */
   consume(t: Tensor): void {
-    if (t.data.byteLength >= POOL_MIN_BYTES) this.consumed.push(t);
+    if (t.data.byteLength >= poolMinBytes) this.consumed.push(t);
   }
 
   /** User code (a defineOp backward) saw these: they are never recycled or adopted. */
@@ -313,7 +332,7 @@ export class BackwardMemory {
     }
     for (const list of leafContributions.values()) {
       for (const g of list) {
-        if (g.data.byteLength >= POOL_MIN_BYTES && this.fresh.has(g.data) && !adopted?.has(g.data)) releaseBuffer(g.data);
+        if (g.data.byteLength >= poolMinBytes && this.fresh.has(g.data) && !adopted?.has(g.data)) releaseBuffer(g.data);
       }
     }
   }

@@ -24,17 +24,30 @@ export function sumAxis(x: FloatArray, outer: number, n: number, inner: number, 
     }
     return;
   }
-  const acc = new Float64Array(inner);
+  if (sumScratch.length < inner) sumScratch = new Float64Array(Math.max(inner, 2 * sumScratch.length));
+  const acc = sumScratch;
   for (let o = 0; o < outer; o++) {
-    acc.fill(0);
+    acc.fill(0, 0, inner);
     let base = o * n * inner;
     for (let j = 0; j < n; j++, base += inner) {
-      for (let i = 0; i < inner; i++) acc[i] += x[base + i];
+      // four columns a turn: each acc[i] still adds its rows in order j = 0, 1, ...
+      let i = 0;
+      for (; i + 4 <= inner; i += 4) {
+        acc[i] += x[base + i];
+        acc[i + 1] += x[base + i + 1];
+        acc[i + 2] += x[base + i + 2];
+        acc[i + 3] += x[base + i + 3];
+      }
+      for (; i < inner; i++) acc[i] += x[base + i];
     }
     const ob = o * inner;
     for (let i = 0; i < inner; i++) out[ob + i] = acc[i];
   }
 }
+
+/** sumAxis's double accumulators for inner > 1, kept between calls: a fresh array each call costs a
+ *  page fault in browsers (bench/NOTES.md, "Browser allocations, SGD and the bench page's profile"). */
+let sumScratch = new Float64Array(256);
 
 /** out[o, i] = max_j x[o, j, i]; NaN propagates as in NumPy. n must be ≥ 1. */
 export function maxAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void {

@@ -14,9 +14,12 @@ export interface EpochRunner {
   /** Trains one epoch; returns the last batch's mean loss. */
   run(): number;
   dispose(): void;
+  /** Milliseconds of the last epoch's phases (forward, backward, step), when the runner times them. */
+  phases?: Record<string, number>;
 }
 
-export function tapegradEpoch(w: EpochWorkload): EpochRunner {
+/** `timed`: also sums the time of each step's forward, backward and optimizer phases into `phases`. */
+export function tapegradEpoch(w: EpochWorkload, timed = false): EpochRunner {
   const { x, y, features } = synthetic(w.samples, w.layers[0], w.layers[w.layers.length - 1]);
   const params = w.layers.slice(1).flatMap((fanOut, i) => [
     ag.tensor(heWeights(w.layers[i], fanOut, 10 + i), { shape: [w.layers[i], fanOut] }).transpose().detach().requiresGrad_(),
@@ -24,20 +27,33 @@ export function tapegradEpoch(w: EpochWorkload): EpochRunner {
   ]);
   const optimizer = new optim.SGD(params, { lr: w.lr });
   const inputs = new ag.Tensor(x, [w.samples, features]);
+  const phases = { forward: 0, backward: 0, step: 0 };
+  const now = (): number => (timed ? performance.now() : 0);
   return {
+    phases: timed ? phases : undefined,
     run() {
       let last = NaN;
+      phases.forward = phases.backward = phases.step = 0;
       for (let start = 0; start < w.samples; start += w.batch) {
         const stop = Math.min(w.samples, start + w.batch);
+        const t0 = now();
         let h = inputs.narrow(0, start, stop - start);
         for (let layer = 0; layer < params.length / 2; layer++) {
           h = ag.linear(h, params[2 * layer], params[2 * layer + 1]);
           if (layer < params.length / 2 - 1) h = h.relu();
         }
         const loss = h.logSoftmax().pick(y.subarray(start, stop)).mean().neg();
+        const t1 = now();
         loss.backward();
+        const t2 = now();
         optimizer.step();
         optimizer.zeroGrad();
+        if (timed) {
+          const t3 = performance.now();
+          phases.forward += t1 - t0;
+          phases.backward += t2 - t1;
+          phases.step += t3 - t2;
+        }
         if (stop === w.samples) last = loss.item();
       }
       return last;

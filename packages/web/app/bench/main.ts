@@ -3,7 +3,7 @@
  * with TF.js's WebAssembly backend in this browser. `pnpm bench` opens it in headless Chromium
  * (bench/browser.ts) and reads the JSON it leaves in #result.
  * Query: `tools=tapegrad,tfjs-wasm`, `samples=60000`, `batch=128`, `warmup=1`, `epochs=3` (timed, per tool),
- * `tfjsThreads=N` (default: every core, as tapegrad uses).
+ * `tfjsThreads=N` (default: every core, as tapegrad uses), `profile=1` (tapegrad's gemm profile per timed epoch).
  */
 import type { BenchMessage, BenchRequest, ToolResult } from "./protocol.ts";
 
@@ -40,6 +40,7 @@ try {
     epochs: count("epochs", 3, 1),
     tfjsThreads: count("tfjsThreads", navigator.hardwareConcurrency || 1, 1),
     baseUrl: new URL(".", location.href).href,
+    profile: query.get("profile") === "1",
   };
   document.getElementById("workload")!.textContent = `MLP 784-128-10, one SGD epoch (lr 0.1) over ${request.samples.toLocaleString("en-US")}×784 synthetic samples, batch ${request.batch}; `
     + `${request.warmup} warm-up and ${request.epochs} timed epoch${request.epochs === 1 ? "" : "s"} per tool`;

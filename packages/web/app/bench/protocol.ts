@@ -14,6 +14,8 @@ export interface BenchRequest {
   tfjsThreads: number;
   /** The page's URL, for TF.js's wasm binaries under tfjs/. */
   baseUrl: string;
+  /** Collect tapegrad's WebAssembly gemm profile (wasmGemmProfile) for each timed epoch. */
+  profile?: boolean;
 }
 
 export interface ToolResult {
@@ -26,6 +28,8 @@ export interface ToolResult {
   backend: string;
   /** Mean training loss of the last timed epoch's last batch (a sanity check that both train the same net). */
   finalLoss: number;
+  /** With `profile`: per timed epoch, where tapegrad's WebAssembly gemm spent its time (ms) and the rest. */
+  profiles?: Record<string, number>[];
 }
 
 export type BenchMessage =

@@ -1,4 +1,5 @@
 /** Times the bench's MLP epoch with tapegrad and with TF.js's wasm backend, one tool after the other. */
+import { gemm, wasmGemmProfile, wasmGemmThreads, wasmHelperStats } from "@tapegrad/autograd/kernels";
 import type * as Tf from "@tensorflow/tfjs-core";
 import { mlpEpochWorkload } from "../../../../bench/workloads.ts";
 import { startBackend } from "../backend.ts";
@@ -14,17 +15,28 @@ async function time(tool: string, backend: string, runner: EpochRunner, request:
     runner.run();
   }
   const epochsMs: number[] = [];
+  const profiles: Record<string, number>[] = [];
+  const profiling = request.profile === true && tool === "tapegrad";
   let finalLoss = NaN;
   for (let i = 0; i < request.epochs; i++) {
     post({ type: "progress", text: `${tool}: timed epoch ${i + 1} of ${request.epochs}` });
     await new Promise((resolve) => setTimeout(resolve, 0));
+    const helperBefore = wasmHelperStats().parts;
+    if (profiling) wasmGemmProfile(true);
     const started = performance.now();
     finalLoss = runner.run();
-    epochsMs.push(performance.now() - started);
+    const ms = performance.now() - started;
+    epochsMs.push(ms);
+    if (profiling) {
+      const p = wasmGemmProfile(false);
+      const round = (x: number): number => Math.round(x * 10) / 10;
+      const entries = Object.entries({ wall: ms, ...p, ...runner.phases, restOutsideGemm: ms - (p?.ms ?? 0) });
+      profiles.push({ ...Object.fromEntries(entries.map(([k, v]) => [k, round(v)])), helperChunks: wasmHelperStats().parts - helperBefore });
+    }
   }
   runner.dispose();
   const sorted = [...epochsMs].sort((a, b) => a - b);
-  return { tool, medianMs: sorted[sorted.length >> 1], epochsMs, backend, finalLoss };
+  return { tool, medianMs: sorted[sorted.length >> 1], epochsMs, backend, finalLoss, profiles: profiling ? profiles : undefined };
 }
 
 async function tfjs(baseUrl: string, threadsCount: number): Promise<{ tf: typeof Tf; backend: string }> {
@@ -40,12 +52,40 @@ async function tfjs(baseUrl: string, threadsCount: number): Promise<{ tf: typeof
   return { tf, backend: `TF.js ${tf.version_core} wasm (${kind}) · ${count} thread${count === 1 ? "" : "s"}` };
 }
 
+/** The batch-128 MLP's two large products, best of 30 rounds of 20, on one thread and then on two (where
+ *  the helper is up), in `epochsMs`: [x@W1 1 thread, xᵀ@g 1 thread, x@W1 2 threads, xᵀ@g 2 threads]; the
+ *  kernel's speed in this browser without the framework. */
+function products(): ToolResult {
+  const shapes: [boolean, boolean, number, number, number][] = [[false, false, 128, 128, 784], [true, false, 784, 128, 128]];
+  const previous = wasmGemmThreads();
+  const best: number[] = [];
+  for (const threads of [1, 2]) {
+    wasmGemmThreads(threads);
+    for (const [transA, transB, m, n, k] of shapes) {
+      const a = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i)), b = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i));
+      const c = new Float32Array(m * n);
+      let fastest = Infinity;
+      for (let round = 0; round < 30; round++) {
+        const started = performance.now();
+        for (let i = 0; i < 20; i++) gemm(transA, transB, m, n, k, a, 0, transA ? m : k, b, 0, transB ? k : n, c, 0, n, 0);
+        fastest = Math.min(fastest, (performance.now() - started) / 20);
+      }
+      best.push(fastest);
+    }
+  }
+  wasmGemmThreads(previous);
+  return { tool: "products", medianMs: best[0], epochsMs: best, backend: "x@W1, xᵀ@g on 1 thread, then on 2 (best ms)", finalLoss: NaN };
+}
+
 async function run(request: BenchRequest): Promise<void> {
   const workload = { ...mlpEpochWorkload(request.batch), samples: request.samples };
   for (const tool of request.tools) {
     if (tool === "tapegrad") {
       const backend = await startBackend();
-      post({ type: "result", result: await time(tool, `tapegrad ${backend.label}`, tapegradEpoch(workload), request) });
+      post({ type: "result", result: await time(tool, `tapegrad ${backend.label}`, tapegradEpoch(workload, request.profile === true), request) });
+    } else if (tool === "products") {
+      await startBackend();
+      post({ type: "result", result: products() });
     } else if (tool === "tfjs-wasm") {
       const { tf, backend } = await tfjs(request.baseUrl, request.tfjsThreads);
       post({ type: "result", result: await time(tool, backend, tfjsEpoch(tf, workload), request) });
