@@ -9,7 +9,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { Generator, Tensor, defineOp, grad, manualSeed, maxPool2d, noGrad, randn, tensor } from "../packages/autograd/src/index.ts";
+import { Generator, Tensor, defineOp, grad, manualSeed, maxPool2d, noGrad, randn, releaseWithGraph, tensor } from "../packages/autograd/src/index.ts";
 import {
   allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, POOL_MIN_BYTES, POOL_MIN_BYTES_NO_BUFFER, releaseBuffer,
   setBufferPool, setPoolMinBytes,
@@ -447,6 +447,21 @@ describe("without Node's Buffer (browsers), the pool keeps buffers from 256 byte
       expect(withPool.length).toBe(without.length);
       for (let i = 0; i < without.length; i++) expect(withPool[i]).toEqual(without[i]);
     }), { numRuns: 20 });
+  });
+
+  it("a hidden output declared with releaseWithGraph goes back with its graph from the same 256-byte floor", () => {
+    setPoolMinBytes(POOL_MIN_BYTES_NO_BUFFER);
+    const w = randn([30, 16], { generator: new Generator(2) }).requiresGrad_();
+    const x = randn([8, 30], { generator: new Generator(3) });
+    emptyBufferPool();
+    const hidden = x.matmul(w); // [8, 16] float32: 512 bytes
+    releaseWithGraph(hidden);
+    const loss = hidden.relu().sum();
+    expect(bufferPoolSize().buffers).toBe(0);
+    const kept = hidden.data;
+    loss.backward();
+    const reused = Array.from({ length: 8 }, () => allocateUnfilled("float32", 128).buffer);
+    expect(reused).toContain(kept.buffer);
   });
 
   it("an MLP step reuses the small gradients' buffers (logits [64, 10], biases)", () => {

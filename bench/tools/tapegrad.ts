@@ -77,11 +77,15 @@ export async function epochTrainer(api: Autograd, w: EpochWorkload): Promise<(fi
   return (first = 0, end = w.samples): void => {
     for (let start = first; start < end; start += w.batch) {
       const stop = Math.min(end, start + w.batch);
+      // the hidden activations only the graph reaches go back to the pool with it, as nn.Sequential
+      // declares its own (the TF.js loop wraps its step in tf.tidy)
       let h = inputs.narrow(0, start, stop - start);
       for (let layer = 0; layer < params.length / 2; layer++) {
+        if (layer > 0) api.releaseWithGraph(h);
         h = api.linear(h, params[2 * layer], params[2 * layer + 1]);
-        if (layer < params.length / 2 - 1) h = h.relu();
+        if (layer < params.length / 2 - 1) { api.releaseWithGraph(h); h = h.relu(); }
       }
+      api.releaseWithGraph(h);
       const loss = h.logSoftmax().pick(y.subarray(start, stop)).mean().neg();
       loss.backward();
       optimizer.step();

@@ -91,7 +91,7 @@ export function allocateUnfilled(dtype: DType, size: number): FloatArray {
  */
 export function allocateIndices(size: number): Int32Array {
   const bytes = size * 4;
-  if (bytes < POOL_MIN_BYTES) return new Int32Array(size);
+  if (bytes < poolMinBytes) return new Int32Array(size);
   const buf = takeFromPool(bytes);
   if (buf) return new Int32Array(buf);
   return NodeBuffer ? new Int32Array(NodeBuffer.allocUnsafeSlow(bytes).buffer, 0, size) : new Int32Array(size);
@@ -192,7 +192,7 @@ const graphPrivate = new WeakSet<FloatArray>();
  * @example releaseWithGraph(hidden, [input, result]) // hidden = conv(input), seen only by the next layer
  */
 export function releaseWithGraph(t: Tensor, keep: readonly Tensor[] = []): void {
-  if (!t.gradFn || t.data.byteLength < POOL_MIN_BYTES) return;
+  if (!t.gradFn || t.data.byteLength < poolMinBytes) return;
   // NOTE: t is large, so its buffer is off V8's heap already (see freshArrays)
   for (const k of keep) if (k.data === t.data || k.data.buffer === t.data.buffer) return;
   graphPrivate.add(t.data);
@@ -200,12 +200,12 @@ export function releaseWithGraph(t: Tensor, keep: readonly Tensor[] = []): void 
 
 /** The engine frees a node after a plain backward: a graph-private input goes to the pool. */
 export function releaseIfGraphPrivate(t: Tensor): void {
-  if (t.data.byteLength >= POOL_MIN_BYTES && graphPrivate.delete(t.data)) releaseBuffer(t.data);
+  if (t.data.byteLength >= poolMinBytes && graphPrivate.delete(t.data)) releaseBuffer(t.data);
 }
 
 /** A recorded backward (createGraph) ran through a node: its inputs may live on in the new graph. */
 export function keepBeyondGraph(t: Tensor): void {
-  if (t.data.byteLength >= POOL_MIN_BYTES) graphPrivate.delete(t.data);
+  if (t.data.byteLength >= poolMinBytes) graphPrivate.delete(t.data);
 }
 
 // ---------------------------------------------------------------- leaf gradients
@@ -256,7 +256,7 @@ export class BackwardMemory {
    */
   donate(g: Tensor, stored: Map<unknown, Tensor>, leafContributions: Map<Tensor, Tensor[]>): void {
     // NOTE: byteLength first: only arrays the pool would take are worth it (and see freshArrays)
-    if (g.data.byteLength >= POOL_MIN_BYTES && this.fresh.has(g.data) && !this.stillStored(g.data, stored, leafContributions)) donated = g;
+    if (g.data.byteLength >= poolMinBytes && this.fresh.has(g.data) && !this.stillStored(g.data, stored, leafContributions)) donated = g;
   }
 
   withdraw(): void {

@@ -37,11 +37,15 @@ export function tapegradEpoch(w: EpochWorkload, timed = false): EpochRunner {
       for (let start = 0; start < w.samples; start += w.batch) {
         const stop = Math.min(w.samples, start + w.batch);
         const t0 = now();
+        // the hidden activations only the graph reaches go back to the pool with it, as nn.Sequential
+        // declares its own (TF.js's loop below wraps its step in tf.tidy)
         let h = inputs.narrow(0, start, stop - start);
         for (let layer = 0; layer < params.length / 2; layer++) {
+          if (layer > 0) ag.releaseWithGraph(h);
           h = ag.linear(h, params[2 * layer], params[2 * layer + 1]);
-          if (layer < params.length / 2 - 1) h = h.relu();
+          if (layer < params.length / 2 - 1) { ag.releaseWithGraph(h); h = h.relu(); }
         }
+        ag.releaseWithGraph(h);
         const loss = h.logSoftmax().pick(y.subarray(start, stop)).mean().neg();
         const t1 = now();
         loss.backward();
