@@ -335,6 +335,10 @@ describe.skipIf(!conv2dNative(conv2dGeometry([1, 1, 4, 4], [1, 1, 3, 3], { paddi
     agree([2, 2, 5, 40], [33, 2, 3, 3], { padding: "valid" }, 9); // output rows narrower than the input's, over two vectors
     agree([1, 1, 2, 2], [1, 1, 1, 1], { padding: 4 }, 10); // an output mostly of padding
     agree([4, 3, 6, 6], [16, 3, 3, 3], { padding: 1 }, 11, true); // accumulate into the gradients
+    // weight gradient along positions: output channels in tiles of 4, the last 5 or 6 in one tile, 1 to 3 left
+    agree([3, 2, 9, 8], [5, 2, 3, 3], { padding: 1 }, 23);
+    agree([3, 2, 9, 8], [7, 2, 5, 3], { padding: 1 }, 24);
+    agree([2, 3, 7, 7], [11, 3, 5, 5], { padding: 2 }, 25, true);
   });
 
   it("agree with the portable paths on Winograd's geometries (3×3, 16-multiple channels): odd planes, paddings 0 to 3, groups", () => {

@@ -262,6 +262,28 @@ describe.skipIf(!nativeActive)("native loops: bit-identical to the TypeScript lo
       }), { numRuns });
     });
 
+    it(`unary sigmoid (${dtype}): groups of eight across the edges of exp's vector range and of 0, in place too`, () => {
+      // elementwise.c computes float32 sigmoid eight at a time from exp(-|x|), one lane at a time where -|x|
+      // leaves exp's normal range; cross that edge, ±0 and the sign's choice of numerator
+      const edges = [-745.5, -708.5, -708.0000001, -708, -707.9999999, -103.97, -87.3, -16.7, -1e-30, -0, 0, 1e-30, 16.7, 87.3, 708, 708.5, 746];
+      fc.assert(fc.property(large, fc.nat(), (n, seed) => {
+        const x = new Type(n);
+        for (let i = 0; i < n; i++) {
+          const r = (seed + i * 7919) % 10;
+          x[i] = r < 4 ? edges[(seed + i) % edges.length] : ((i * 2654435761) % 1000) / 1000 * 1500 - 750;
+        }
+        const { native, ts } = nativeThenTypeScript(() => {
+          const out = new Type(n).fill(7);
+          K.unary("sigmoid", x, out);
+          const inPlace = x.slice();
+          K.unary("sigmoid", inPlace, inPlace);
+          return { out, inPlace };
+        });
+        expectSameBits(native.out, ts.out, `sigmoid n=${n} seed=${seed}`, (i) => ` for x = ${x[i]}`);
+        expectSameBits(native.inPlace, ts.out, `sigmoid in place n=${n} seed=${seed}`, (i) => ` for x = ${x[i]}`);
+      }), { numRuns });
+    });
+
     it(`logSoftmax and its backward (${dtype}): any [outer, n, inner] layout, awkward values, rows of -Infinity`, () => {
       const layout = fc.record({ outer: fc.integer({ min: 1, max: 40 }), n: fc.integer({ min: 1, max: 300 }),
         inner: fc.integer({ min: 1, max: 6 }), plainLogits: fc.boolean(), seed: fc.nat() })

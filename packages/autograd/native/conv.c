@@ -17,7 +17,7 @@
  *           along the output channels (ov_tile: the block's input staged with its padding, its output
  *           gradient transposed, a register tile of (channel, tap) columns x vectors of 16 output
  *           channels) or, with few channels or columns, along the positions (nt_tile: 4 output channels x 6
- *           columns of vector partial sums).
+ *           columns of vector partial sums, or 5-6 channels x 4 columns).
  * The units of work (a few images and a group; a block of images for the weight gradient) are shared with
  * the helper thread (helper.c) from products of split_min_work multiply-adds. Every output element is
  * computed by one unit in a fixed order, so a result does not depend on the thread count or on which
@@ -49,7 +49,7 @@ enum { PASS_FORWARD = 0, PASS_BACKWARD_INPUT = 1, PASS_BACKWARD_WEIGHT = 2 };
  * weight-gradient tile. */
 #define NN_MR 8
 #define NN_NV 3
-#define NT_MR 4
+#define NT_MR 6
 #define NT_NR 6
 
 typedef struct {
@@ -513,13 +513,19 @@ K512 static void nt_unit(const void *arg, int b, int worker) {
   float *slot = J->sums + (int64_t)b * ((int64_t)cout * J->K + cout);
   for (int grp = 0; grp < J->groups; grp++) {
     const float *x = J->x + n0 * J->x_image + (int64_t)grp * J->cg * J->in_plane;
-    for (int o0 = 0; o0 < J->og; o0 += NT_MR) {
-      const int mr = J->og - o0 < NT_MR ? J->og - o0 : NT_MR;
+    for (int o0 = 0, mr; o0 < J->og; o0 += mr) {
+      /* tiles of 4 channels x 6 columns; 5 or 6 channels left take one tile of 4 columns (each column's
+       * input vector then loaded once for all of them) */
+      const int left = J->og - o0;
+      mr = left <= NT_MR && left > 4 ? left : left < 4 ? left : 4;
+      const int ncols = mr > 4 ? 4 : NT_NR;
       const float *g = J->g + n0 * J->g_image + (int64_t)(grp * J->og + o0) * J->out_plane;
-      for (int k0 = 0; k0 < J->K; k0 += NT_NR) {
-        const int nr = J->K - k0 < NT_NR ? J->K - k0 : NT_NR;
+      for (int k0 = 0, nr; k0 < J->K; k0 += nr) {
+        nr = J->K - k0 < ncols ? J->K - k0 : ncols;
         float *dst = slot + (int64_t)(grp * J->og + o0) * J->K + k0;
         switch (mr * 8 + nr) {
+          NT_CASE(6, 4) NT_CASE(6, 3) NT_CASE(6, 2) NT_CASE(6, 1)
+          NT_CASE(5, 4) NT_CASE(5, 3) NT_CASE(5, 2) NT_CASE(5, 1)
           NT_CASE(4, 6) NT_CASE(4, 5) NT_CASE(4, 4) NT_CASE(4, 3) NT_CASE(4, 2) NT_CASE(4, 1)
           NT_CASE(3, 6) NT_CASE(3, 5) NT_CASE(3, 4) NT_CASE(3, 3) NT_CASE(3, 2) NT_CASE(3, 1)
           NT_CASE(2, 6) NT_CASE(2, 5) NT_CASE(2, 4) NT_CASE(2, 3) NT_CASE(2, 2) NT_CASE(2, 1)
