@@ -7,7 +7,7 @@ import {
   Tensor, ShapeError, ValueError, adaptiveAvgPool2d, avgPool2d, batchNorm, conv2d, fmtShape, layerNorm, maxPool2d, ones, zeros,
   type AdaptiveSize, type Conv2dPadding, type DType, type Pair,
 } from "@tapegrad/autograd";
-import { resetWeightAndBias } from "./layers.ts";
+import { resetWeightAndBias } from "./default-init.ts";
 import { Module, Parameter } from "./module.ts";
 
 function positiveInt(layer: string, name: string, v: unknown): number {

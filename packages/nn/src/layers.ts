@@ -2,7 +2,7 @@
 import { Tensor, ValueError, releaseWithGraph, zeros, type DType, type Generator } from "@tapegrad/autograd";
 import { AvgPool2d, Conv2d, MaxPool2d } from "./cnn-layers.ts";
 import * as F from "./functional.ts";
-import { kaimingUniform_, uniform_, calculateFans } from "./init.ts";
+import { resetWeightAndBias } from "./default-init.ts";
 import { Module, Parameter } from "./module.ts";
 
 export interface LinearOptions {
@@ -255,15 +255,5 @@ export class ModuleList extends Module {
 
   [Symbol.iterator](): Iterator<Module> {
     return this.#items[Symbol.iterator]();
-  }
-}
-
-/** PyTorch's default for Linear and Conv layers: weight kaiming_uniform(a = √5), bias U(±1/√fanIn). */
-export function resetWeightAndBias(weight: Tensor, bias: Tensor | null): void {
-  kaimingUniform_(weight, { a: Math.sqrt(5) });
-  if (bias) {
-    const { fanIn } = calculateFans(weight);
-    const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-    uniform_(bias, -bound, bound);
   }
 }
