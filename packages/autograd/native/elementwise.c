@@ -404,7 +404,13 @@ static napi_value unary(napi_env env, napi_callback_info info) {
 RELU_BACKWARD(float, relu_backward_f32)
 RELU_BACKWARD(double, relu_backward_f64)
 
-static napi_value relu_backward(napi_env env, napi_callback_info info) {
+/* A backward loop out[i] = f(g[i], saved[i]) over n elements of one float type, and its exports' shared checks
+ * (the saved operand is named `saved_name` in their errors). */
+typedef void (*backward_f32_fn)(const float *g, const float *saved, float *out, int64_t n);
+typedef void (*backward_f64_fn)(const double *g, const double *saved, double *out, int64_t n);
+
+static napi_value backward_loop(napi_env env, napi_callback_info info, const char *saved_name,
+                                backward_f32_fn f32, backward_f64_fn f64) {
   ARGS(4)
   int64_t n;
   if (!get_i64(env, argv[3], &n)) return NULL;
@@ -412,13 +418,17 @@ static napi_value relu_backward(napi_env env, napi_callback_info info) {
   if (type < 0) return NULL;
   void *g = span(env, argv[0], type, 0, 1, n, "g");
   if (!g) return NULL;
-  void *x = span(env, argv[1], type, 0, 1, n, "x");
-  if (!x) return NULL;
+  void *saved = span(env, argv[1], type, 0, 1, n, saved_name);
+  if (!saved) return NULL;
   void *out = span(env, argv[2], type, 0, 1, n, "out");
   if (!out) return NULL;
-  if (type == napi_float32_array) relu_backward_f32(g, x, out, n);
-  else relu_backward_f64(g, x, out, n);
+  if (type == napi_float32_array) f32(g, saved, out, n);
+  else f64(g, saved, out, n);
   return NULL;
+}
+
+static napi_value relu_backward(napi_env env, napi_callback_info info) {
+  return backward_loop(env, info, "x", relu_backward_f32, relu_backward_f64);
 }
 
 /* NOTE: in T, one rounding per step, as sub, mul and mul round when sigmoid's backward is three ops */
@@ -431,20 +441,7 @@ SIGMOID_BACKWARD(float, sigmoid_backward_f32)
 SIGMOID_BACKWARD(double, sigmoid_backward_f64)
 
 static napi_value sigmoid_backward(napi_env env, napi_callback_info info) {
-  ARGS(4)
-  int64_t n;
-  if (!get_i64(env, argv[3], &n)) return NULL;
-  int type = float_type(env, argv[2]);
-  if (type < 0) return NULL;
-  void *g = span(env, argv[0], type, 0, 1, n, "g");
-  if (!g) return NULL;
-  void *y = span(env, argv[1], type, 0, 1, n, "y");
-  if (!y) return NULL;
-  void *out = span(env, argv[2], type, 0, 1, n, "out");
-  if (!out) return NULL;
-  if (type == napi_float32_array) sigmoid_backward_f32(g, y, out, n);
-  else sigmoid_backward_f64(g, y, out, n);
-  return NULL;
+  return backward_loop(env, info, "y", sigmoid_backward_f32, sigmoid_backward_f64);
 }
 
 /* NOTE: in double, as JavaScript computes y[i] + alpha * x[i] before the store rounds it to y's type */
