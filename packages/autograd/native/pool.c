@@ -426,7 +426,9 @@ static napi_value max_pool_backward(napi_env env, napi_callback_info info) {
 }
 
 /* avgPool2dForward(geometry, x, out, countIncludePad), avgPool2dBackward(geometry, gradOut, gradInput, countIncludePad) */
-static napi_value avg_pool_forward(napi_env env, napi_callback_info info) {
+/* Both directions' shared checks: the forward reads x (the input's size) and writes out (the output's size),
+ * the backward reads gradOut (the output's size) and writes gradInput (the input's size). */
+static napi_value avg_pool(napi_env env, napi_callback_info info, int backward) {
   POOL_ARGS(4)
   pool_geom_t p;
   bool include_pad;
@@ -438,31 +440,17 @@ static napi_value avg_pool_forward(napi_env env, napi_callback_info info) {
   const int64_t in_size = (int64_t)p.planes * p.h * p.w, out_size = (int64_t)p.planes * p.oh * p.ow;
   const int type = float_operand_type(env, argv[1], WHO_AVG);
   if (type < 0) return NULL;
-  void *x = float_operand(env, argv[1], type, 0, in_size, WHO_AVG, "x", "geometry");
-  void *out = x ? float_operand(env, argv[2], type, 0, out_size, WHO_AVG, "out", "geometry") : NULL;
-  if (!out) return NULL;
-  if (p.planes > 0) run_pool(AVG_FORWARD, type == napi_float64_array, &p, x, out, NULL, include_pad);
+  void *src = float_operand(env, argv[1], type, 0, backward ? out_size : in_size, WHO_AVG, backward ? "gradOut" : "x", "geometry");
+  void *dst = src ? float_operand(env, argv[2], type, 0, backward ? in_size : out_size, WHO_AVG,
+                                  backward ? "gradInput" : "out", "geometry") : NULL;
+  if (!dst) return NULL;
+  if (p.planes > 0) run_pool(backward ? AVG_BACKWARD : AVG_FORWARD, type == napi_float64_array, &p, src, dst, NULL, include_pad);
   return NULL;
 }
 
-static napi_value avg_pool_backward(napi_env env, napi_callback_info info) {
-  POOL_ARGS(4)
-  pool_geom_t p;
-  bool include_pad;
-  if (!read_pool_geometry(env, argv[0], &p)) return NULL;
-  if (napi_get_value_bool(env, argv[3], &include_pad) != napi_ok) {
-    napi_throw_type_error(env, NULL, "tapegrad native avgPool2d: countIncludePad must be a boolean");
-    return NULL;
-  }
-  const int64_t in_size = (int64_t)p.planes * p.h * p.w, out_size = (int64_t)p.planes * p.oh * p.ow;
-  const int type = float_operand_type(env, argv[1], WHO_AVG);
-  if (type < 0) return NULL;
-  void *g = float_operand(env, argv[1], type, 0, out_size, WHO_AVG, "gradOut", "geometry");
-  void *gi = g ? float_operand(env, argv[2], type, 0, in_size, WHO_AVG, "gradInput", "geometry") : NULL;
-  if (!gi) return NULL;
-  if (p.planes > 0) run_pool(AVG_BACKWARD, type == napi_float64_array, &p, g, gi, NULL, include_pad);
-  return NULL;
-}
+static napi_value avg_pool_forward(napi_env env, napi_callback_info info) { return avg_pool(env, info, 0); }
+
+static napi_value avg_pool_backward(napi_env env, napi_callback_info info) { return avg_pool(env, info, 1); }
 
 int register_pool(napi_env env, napi_value exports) {
   static const native_fn_t functions[] = {
