@@ -3,7 +3,8 @@ import fc from "fast-check";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { Worker } from "node:worker_threads";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { dirname, resolve } from "node:path";
 import {
   gemm, gemmJs, gemmNative, gemmReference, gemmWasm, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads,
   nativeGemmTiles, nativeHelperStats,
@@ -132,6 +133,50 @@ describe.skipIf(!wasmGemmAvailable())("gemmWasm on two threads", () => {
     } finally {
       wasmGemmThreads(previous);
     }
+  });
+
+  it("the helper polls for the next product for TAPEGRAD_HELPER_SPIN_US before it sleeps: jobs posted meanwhile need no wake-up", () => {
+    // fresh processes: the spin time is read when the backend loads. Twenty back-to-back products (one
+    // thread posting) and, after a pause longer than the spin, one more.
+    const kernels = resolve(dirname(fileURLToPath(import.meta.url)), "../packages/autograd/src/kernels/gemm.ts");
+    const source = `
+      import { gemmWasm, initWasmThreads, wasmHelperStats } from ${JSON.stringify(pathToFileURL(kernels).href)};
+      const info = await initWasmThreads();
+      const m = 128, n = 128, k = 784;
+      const a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), c = new Float32Array(m * n);
+      const product = () => gemmWasm(false, false, m, n, k, a, 0, k, b, 0, n, c, 0, n, 0);
+      const before = wasmHelperStats();
+      for (let i = 0; i < 20; i++) product();
+      const busy = wasmHelperStats();
+      await new Promise((done) => setTimeout(done, 300));
+      product();
+      const after = wasmHelperStats();
+      process.stdout.write(JSON.stringify({ threads: info.threads, posted: busy.posted - before.posted,
+        busyWakes: busy.wakes - before.wakes, lateWakes: after.wakes - busy.wakes, right: c.every((v) => v === 98) }));
+    `;
+    const runWith = (spinUs: string) => {
+      const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", source], {
+        encoding: "utf8", env: { ...process.env, TAPEGRAD_BACKEND: "wasm", TAPEGRAD_WASM_THREADS: "2", TAPEGRAD_HELPER_SPIN_US: spinUs },
+      });
+      expect(run.status, run.stderr).toBe(0);
+      return JSON.parse(run.stdout) as { threads: number; posted: number; busyWakes: number; lateWakes: number; right: boolean };
+    };
+    const polling = runWith("100000"); // 0.1 s: longer than any gap between these products
+    if (polling.threads < 2) return; // no shared WebAssembly memory here
+    expect(polling.right).toBe(true);
+    expect(polling.posted).toBe(20);
+    // only a job posted before the helper's first poll can find it asleep
+    expect(polling.busyWakes).toBeLessThanOrEqual(1);
+    expect(polling.lateWakes).toBe(1);
+    const sleeping = runWith("0");
+    expect(sleeping.right).toBe(true);
+    expect(sleeping.busyWakes).toBeGreaterThanOrEqual(10);
+    expect(sleeping.lateWakes).toBe(1);
+    const bad = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", source], {
+      encoding: "utf8", env: { ...process.env, TAPEGRAD_BACKEND: "wasm", TAPEGRAD_HELPER_SPIN_US: "soon" },
+    });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/TAPEGRAD_HELPER_SPIN_US=soon: expected a number of microseconds >= 0/);
   });
 
   it("wasmGemmThreads: a count that is not a positive integer is an error", () => {

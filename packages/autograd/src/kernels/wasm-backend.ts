@@ -15,6 +15,20 @@ export const KC = 128;
 /** Rows of one A block (MC·KC elements, 64 KiB for float32, in L2); rounded down to whole tiles. */
 export const MC = 128;
 
+/** How long the helper polls for the next job before it sleeps: long enough to span the gap between a
+ *  training step's split products (bench/NOTES.md, "The helper polls"). */
+export const HELPER_SPIN_US = 1000;
+
+/** HELPER_SPIN_US, or TAPEGRAD_HELPER_SPIN_US in Node (microseconds, 0 = sleep at once; the native
+ *  helper reads the same variable). */
+function helperSpinUs(): number {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.TAPEGRAD_HELPER_SPIN_US;
+  if (env === undefined || env === "") return HELPER_SPIN_US;
+  const us = Number(env);
+  if (!(us >= 0)) throw new RangeError(`TAPEGRAD_HELPER_SPIN_US=${env}: expected a number of microseconds >= 0`);
+  return us;
+}
+
 // NOTE: the project's TypeScript lib has no WebAssembly declarations, so the global is typed here.
 export interface WasmMemory { buffer: ArrayBuffer; grow(pages: number): number }
 export interface WasmApi {
@@ -77,6 +91,7 @@ export function loadWasmBackend(): WasmBackend | null {
     shapes: [{ ...f32Kernel }, { ...f64Kernel }],
     kc: KC,
     mc: MC,
+    spinUs: helperSpinUs(),
   };
   let unsharedReason = sharedMemoryBlocker();
   if (unsharedReason === undefined) {

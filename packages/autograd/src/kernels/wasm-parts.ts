@@ -33,6 +33,8 @@ export const SLOTS = {
   ASLEEP: 7,
   /** 1 while the caller sleeps waiting for the helper's last chunk (DONE). */
   CALLER_WAIT: 8,
+  /** Jobs posted while the helper slept, which the caller had to wake it for (statistics). */
+  WAKES: 9,
   /** First of the job's parameters (JOB_PARAMS). */
   PARAMS: 16,
   COUNT: 48,
@@ -82,6 +84,8 @@ export interface JobConfig {
   shapes: [{ mr: number; nr: number; bytes: number }, { mr: number; nr: number; bytes: number }];
   kc: number;
   mc: number;
+  /** Microseconds the helper polls for the next job after one before it sleeps (0: it sleeps at once). */
+  spinUs: number;
 }
 
 type BlockKernel = (mStrips: number, nStrips: number, kc: number, a: number, aRow: number, aStrip: number,
@@ -193,10 +197,22 @@ export function helperLoop(ctl: Int32Array, wasm: Record<string, unknown>, cfg: 
   const params = new Array<number>(P.COUNT).fill(0);
   let seen = Atomics.load(ctl, S.SEQ);
   for (;;) {
-    Atomics.store(ctl, S.ASLEEP, 1);
-    Atomics.wait(ctl, S.SEQ, seen);
-    Atomics.store(ctl, S.ASLEEP, 0);
-    const seq = Atomics.load(ctl, S.SEQ);
+    // Polls for the next job a while before sleeping: a training step's products come less than a
+    // millisecond apart, and a job posted while the helper polls needs no wake-up (no futex call for the
+    // caller, no scheduler latency for the helper).
+    let seq = Atomics.load(ctl, S.SEQ);
+    if (seq === seen && cfg.spinUs > 0) {
+      const until = performance.now() + cfg.spinUs / 1000;
+      for (let i = 1; (seq = Atomics.load(ctl, S.SEQ)) === seen; i++) {
+        if ((i & 255) === 0 && performance.now() > until) break;
+      }
+    }
+    if (seq === seen) {
+      Atomics.store(ctl, S.ASLEEP, 1);
+      Atomics.wait(ctl, S.SEQ, seen);
+      Atomics.store(ctl, S.ASLEEP, 0);
+      seq = Atomics.load(ctl, S.SEQ);
+    }
     if (seq === seen) continue;
     seen = seq;
     // NOTE: the caller copies a job's operands in and writes its parameters before its CLAIM and SEQ, and

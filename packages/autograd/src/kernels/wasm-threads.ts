@@ -166,11 +166,15 @@ export async function initWasmThreads(options: InitWasmThreadsOptions = {}): Pro
 }
 
 /** Parts posted to the helper worker and what it did with them: `posted` products split, `parts` chunks
- *  the helper computed, `jobs` products it took part in (in the others the caller computed every chunk). */
-export function wasmHelperStats(): { ready: boolean; posted: number; parts: number; jobs: number } {
-  if (!helper) return { ready: false, posted: 0, parts: 0, jobs: 0 };
+ *  the helper computed, `jobs` products it took part in (in the others the caller computed every chunk), `wakes` products posted
+ *  while it slept (it polls for the next job for TAPEGRAD_HELPER_SPIN_US after each one, 1 ms by default). */
+export function wasmHelperStats(): { ready: boolean; posted: number; parts: number; jobs: number; wakes: number } {
+  if (!helper) return { ready: false, posted: 0, parts: 0, jobs: 0, wakes: 0 };
   const c = helper.control;
-  return { ready: helper.state === "ready", posted: Atomics.load(c, SLOTS.SEQ), parts: Atomics.load(c, SLOTS.HELPER_CHUNKS), jobs: Atomics.load(c, SLOTS.HELPER_JOBS) };
+  return {
+    ready: helper.state === "ready", posted: Atomics.load(c, SLOTS.SEQ), parts: Atomics.load(c, SLOTS.HELPER_CHUNKS),
+    jobs: Atomics.load(c, SLOTS.HELPER_JOBS), wakes: Atomics.load(c, SLOTS.WAKES),
+  };
 }
 
 function fail(h: Helper, why: string): void {
@@ -302,7 +306,10 @@ export function postJob(ctl: Int32Array, params: ArrayLike<number>, chunks: numb
   const seq = (Atomics.load(ctl, SLOTS.SEQ) + 1) | 0;
   Atomics.store(ctl, SLOTS.CLAIM, ((seq & TAG_MASK) << 12) | chunks);
   Atomics.store(ctl, SLOTS.SEQ, seq);
-  if (Atomics.load(ctl, SLOTS.ASLEEP) === 1) Atomics.notify(ctl, SLOTS.SEQ, 1);
+  if (Atomics.load(ctl, SLOTS.ASLEEP) === 1) {
+    Atomics.add(ctl, SLOTS.WAKES, 1);
+    Atomics.notify(ctl, SLOTS.SEQ, 1);
+  }
   return seq;
 }
 
