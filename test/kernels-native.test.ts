@@ -16,6 +16,7 @@ import { NATIVE_BINARY_OPS, NATIVE_UNARY_OPS } from "../packages/autograd/src/ke
 import { gemmNative, nativeGemmInfo, nativeGemmTilesInfo } from "../packages/autograd/src/kernels/gemm.ts";
 import type { DType, FloatArray } from "../packages/autograd/src/dtype.ts";
 import { allocateUnfilled } from "../packages/autograd/src/memory.ts";
+import { WASM_LOOPS_MIN_ELEMENTS, wasmLoopsAnyBackend } from "../packages/autograd/src/kernels/wasm-loops.ts";
 import { Tensor, linear, logSoftmax, matmul, pick, relu, tensor } from "../packages/autograd/src/index.ts";
 import { optim } from "../packages/nn/src/index.ts";
 
@@ -980,5 +981,73 @@ describe("axpy's TypeScript loop (no addon needed)", () => {
     } finally {
       setNativeLoops(previous);
     }
+  });
+});
+
+describe.skipIf(!wasmLoopsAnyBackend())("the WebAssembly float32 loops (kernels/wasm-loops.ts, no addon needed)", () => {
+  const wasm = wasmLoopsAnyBackend()!;
+  // lengths around whole 2- and 4-lane steps, both sides of WASM_LOOPS_MIN_ELEMENTS
+  const length = fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: WASM_LOOPS_MIN_ELEMENTS - 5, max: WASM_LOOPS_MIN_ELEMENTS + 70 }));
+
+  it("axpy, relu and reluBackward give the TypeScript loops' bits: NaN, ±0, ±Infinity, subnormals, any length", () => {
+    const previous = setNativeLoops(false);
+    try {
+      fc.assert(fc.property(length, fc.nat(), fc.constantFrom(-0.1, 1 / 3, -1e-3, 3e38, -0, NaN), (n, seed, alpha) => {
+        const x = awkward(Float32Array, n, seed) as Float32Array;
+        const g = awkward(Float32Array, n, seed + 1) as Float32Array;
+        const y = awkward(Float32Array, n, seed + 2) as Float32Array;
+        const expected = { axpy: y.slice(), relu: new Float32Array(n), back: new Float32Array(n) };
+        for (let i = 0; i < n; i++) expected.axpy[i] += alpha * x[i];
+        for (let i = 0; i < n; i++) { const v = x[i]; expected.relu[i] = v > 0 ? v : v !== v ? v : 0; }
+        for (let i = 0; i < n; i++) expected.back[i] = x[i] <= 0 ? 0 : g[i];
+        const out = { axpy: y.slice(), relu: new Float32Array(n).fill(7), back: new Float32Array(n).fill(7) };
+        wasm.axpy(alpha, x, out.axpy);
+        wasm.relu(x, out.relu);
+        wasm.reluBackward(g, x, out.back);
+        expectSameBits(out.axpy, expected.axpy, `axpy n=${n} alpha=${alpha}`, (i) => ` for x = ${x[i]}, y = ${y[i]}`);
+        expectSameBits(out.relu, expected.relu, `relu n=${n}`, (i) => ` for x = ${x[i]}`);
+        expectSameBits(out.back, expected.back, `reluBackward n=${n}`, (i) => ` for g = ${g[i]}, x = ${x[i]}`);
+        // in place: the output is an input (a donated gradient, a relu over its input)
+        const inPlace = g.slice();
+        wasm.reluBackward(inPlace, x, inPlace);
+        expectSameBits(inPlace, expected.back, `reluBackward in place n=${n}`);
+        const reluInPlace = x.slice();
+        wasm.relu(reluInPlace, reluInPlace);
+        expectSameBits(reluInPlace, expected.relu, `relu in place n=${n}`);
+      }), { numRuns: 60 });
+    } finally {
+      setNativeLoops(previous);
+    }
+  });
+
+  it("under the wasm backend the kernels take them for large float32 arrays, and outputs shifted over an input keep the loop", () => {
+    // a fresh process: the backend is chosen once per process
+    const source = `
+      import * as K from ${JSON.stringify(new URL("../packages/autograd/src/kernels/index.ts", import.meta.url).href)};
+      import { setNativeLoops } from ${JSON.stringify(new URL("../packages/autograd/src/kernels/native-loops.ts", import.meta.url).href)};
+      import { wasmLoopsCalls } from ${JSON.stringify(new URL("../packages/autograd/src/kernels/wasm-loops.ts", import.meta.url).href)};
+      const n = 5000;
+      const x = Float32Array.from({ length: n + 8 }, (_, i) => Math.sin(i * 12.9898) * (i % 7 === 0 ? 0 : 3));
+      const g = Float32Array.from({ length: n + 8 }, (_, i) => Math.cos(i * 4.1414));
+      const run = () => {
+        const y = g.slice(), r = new Float32Array(n), b = new Float32Array(n), shifted = g.slice();
+        K.axpy(-0.25, x, 0, y, 0, n);
+        K.unary("relu", x.subarray(0, n), r);
+        K.reluBackward(g.subarray(0, n), x.subarray(0, n), b);
+        K.axpy(0.5, shifted, 0, shifted, 3, n); // y three elements after x in one array: reads what it wrote
+        return [y, r, b, shifted].map((a) => Array.from(a).join(",")).join(";");
+      };
+      const compiled = run();
+      const calls = wasmLoopsCalls();
+      setNativeLoops(false);
+      const loops = run();
+      process.stdout.write(JSON.stringify({ backend: K.gemmBackend(), same: compiled === loops, calls, callsOff: wasmLoopsCalls() - calls }));
+    `;
+    const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", source], {
+      encoding: "utf8", env: { ...process.env, TAPEGRAD_BACKEND: "wasm" },
+    });
+    expect(child.status, child.stderr).toBe(0);
+    // axpy, relu and reluBackward went to WebAssembly; the shifted axpy and everything with the loops off did not
+    expect(JSON.parse(child.stdout)).toEqual({ backend: "wasm", same: true, calls: 3, callsOff: 0 });
   });
 });

@@ -6,6 +6,7 @@ import type { FloatArray } from "../dtype.ts";
 import { NATIVE_MIN_ELEMENTS, nativeLoops, sameArrayType } from "./native-loops.ts";
 import { NATIVE_BINARY_OPS, NATIVE_UNARY_OPS, opCodes } from "./native-ops.ts";
 import { expDouble, logDouble } from "./libm.ts";
+import { wasmLoops } from "./wasm-loops.ts";
 
 export type BinaryKind = "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum" | "eq" | "ne" | "gt" | "ge" | "lt" | "le";
 
@@ -161,7 +162,12 @@ export function unary(kind: UnaryKind, x: FloatArray, out: FloatArray): void {
     case "neg": for (let i = 0; i < n; i++) out[i] = -x[i]; return;
     case "exp": for (let i = 0; i < n; i++) out[i] = expDouble(x[i]); return;
     case "log": for (let i = 0; i < n; i++) out[i] = logDouble(x[i]); return;
-    case "relu": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? v : v !== v ? v : 0; } return;
+    case "relu": {
+      const wasm = wasmLoops(n, x, out);
+      if (wasm) wasm.relu(x as Float32Array, out as Float32Array);
+      else for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? v : v !== v ? v : 0; }
+      return;
+    }
     case "tanh": for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]); return;
     case "sigmoid":
       // NOTE: e = exp(-|v|) never overflows; 1/(1+e) for v >= 0, e/(1+e) below. libm.ts's exp, rounded to
@@ -243,7 +249,9 @@ export function reluBackward(g: FloatArray, x: FloatArray, out: FloatArray): voi
       return;
     }
   }
-  for (let i = 0; i < n; i++) out[i] = x[i] <= 0 ? 0 : g[i];
+  const wasm = wasmLoops(n, g, x, out);
+  if (wasm) wasm.reluBackward(g as Float32Array, x as Float32Array, out as Float32Array);
+  else for (let i = 0; i < n; i++) out[i] = x[i] <= 0 ? 0 : g[i];
 }
 
 /** sigmoid's backward from its output y in one pass: out[i] = g[i] * (y[i] * (1 - y[i])), each step rounded to
@@ -284,6 +292,14 @@ export function axpy(alpha: number, x: FloatArray, xOffset: number, y: FloatArra
     const native = nativeLoops();
     if (native && sameArrayType(x, y, y)) {
       native.axpy(alpha, x, xOffset, y, yOffset, n);
+      return;
+    }
+  }
+  const wasm = wasmLoops(n, x, y);
+  if (wasm) {
+    const xs = x.subarray(xOffset, xOffset + n), ys = y.subarray(yOffset, yOffset + n);
+    if (wasmLoops(n, xs, ys)) {
+      wasm.axpy(alpha, xs as Float32Array, ys as Float32Array);
       return;
     }
   }

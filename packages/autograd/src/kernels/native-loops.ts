@@ -34,13 +34,18 @@ export function nativeCnnKernels(): NativeCnnKernels | null {
   return enabled ? cnn : null;
 }
 
-/** Turns the native elementwise loops (and the convolution and pooling kernels) off (or back on) for this
- *  process and returns the previous setting: tests and benchmarks use it to run the TypeScript loops on the
+/** Turns the native elementwise loops (and the convolution and pooling kernels, and under the wasm backend
+ *  its WebAssembly loops: wasm-loops.ts) off (or back on) for this process and returns the previous setting: tests and benchmarks use it to run the TypeScript loops on the
  *  same inputs. */
 export function setNativeLoops(on: boolean): boolean {
   const previous = enabled;
   enabled = on;
   return previous;
+}
+
+/** Whether the compiled loops (native, or WebAssembly under the wasm backend) are on: setNativeLoops. */
+export function nativeLoopsEnabled(): boolean {
+  return enabled;
 }
 
 /** True when a, b (and out) are one array type, as the native loops require. */
