@@ -985,6 +985,21 @@ typedef struct { int unused; } wino_w_job_t;
 
 #endif
 
+/* The weight gradient's block sums added in block order into block 0's slot: sums[i] = ((s_0 + s_1) + s_2) ...
+ * for each of the slot's first n floats, whichever thread computed each block. Runs of RUN floats stay in the
+ * L1 cache while the blocks are added (one pass over the slots instead of a strided walk per weight). */
+static void sum_blocks(float *sums, int64_t slot, int blocks, int64_t n) {
+  enum { RUN = 512 };
+  for (int64_t i0 = 0; i0 < n; i0 += RUN) {
+    const int64_t len = n - i0 < RUN ? n - i0 : RUN;
+    float *dst = sums + i0;
+    for (int b = 1; b < blocks; b++) {
+      const float *src = sums + b * slot + i0;
+      for (int64_t i = 0; i < len; i++) dst[i] += src[i];
+    }
+  }
+}
+
 /* ------------------------------------------------------------------------------------------------------ */
 /* Node-API wrappers                                                                                       */
 
@@ -1163,18 +1178,14 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
     wino_w_job_t job = { p, x, gy, sums, scratch, g.batch, g.groups, (int)wg_images(&g), gb != NULL, (int64_t)g.cin * g.h * g.w,
                          (int64_t)g.cout * g.oh * g.ow, wino_w_scratch(&g), wino_w_slot(&g) };
     helper_units(wino_w_unit, &job, blocks, split_for(macs));
-    /* the blocks' sums in block order, whichever thread computed them, then dW = G^T S G */
-    const int64_t slot = wino_w_slot(&g), per_group = (int64_t)16 * og * cg;
+    /* the blocks' sums in block order, then dW = G^T S G */
+    const int64_t per_group = (int64_t)16 * og * cg;
+    sum_blocks(sums, wino_w_slot(&g), blocks, g.groups * per_group + (gb ? g.cout : 0));
     for (int grp = 0; grp < g.groups; grp++)
       for (int o = 0; o < og; o++)
         for (int c = 0; c < cg; c++) {
           float s4[4][4], r3[3][4];
-          for (int xi = 0; xi < 16; xi++) {
-            const int64_t at = grp * per_group + ((int64_t)xi * og + o) * cg + c;
-            float v = sums[at];
-            for (int b = 1; b < blocks; b++) v += sums[b * slot + at];
-            s4[xi / 4][xi % 4] = v;
-          }
+          for (int xi = 0; xi < 16; xi++) s4[xi / 4][xi % 4] = sums[grp * per_group + ((int64_t)xi * og + o) * cg + c];
           for (int j = 0; j < 4; j++) {
             r3[0][j] = s4[0][j] + 0.5f * (s4[1][j] + s4[2][j]);
             r3[1][j] = 0.5f * (s4[1][j] - s4[2][j]);
@@ -1188,12 +1199,8 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
           }
         }
     if (gb) {
-      const int64_t at = g.groups * per_group;
-      for (int o = 0; o < g.cout; o++) {
-        float v = sums[at + o];
-        for (int b = 1; b < blocks; b++) v += sums[b * slot + at + o];
-        gb[o] = accumulate ? gb[o] + v : v;
-      }
+      const float *bias = sums + g.groups * per_group;
+      for (int o = 0; o < g.cout; o++) gb[o] = accumulate ? gb[o] + bias[o] : bias[o];
     }
     return NULL;
   }
@@ -1212,14 +1219,11 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
     ov_job_t job = { x, gy, sums, scratch, off, g.batch, g.cin, g.groups, cg, og, ogp, K, g.h, g.w, g.oh, g.ow, g.ph, g.pw,
                      hp, wp, (int)wg_images(&g), ov_scratch(&g), ov_slot(&g) };
     helper_units(ov_unit, &job, blocks, split_for(macs));
-    /* the blocks' sums in block order, whichever thread computed them */
-    const int64_t slot = ov_slot(&g);
+    sum_blocks(sums, ov_slot(&g), blocks, (int64_t)g.groups * columns * ogp);
     for (int grp = 0; grp < g.groups; grp++)
       for (int k = 0; k <= K; k++)
         for (int o = 0; o < og; o++) {
-          const int64_t at = ((int64_t)grp * columns + k) * ogp + o;
-          float s = sums[at];
-          for (int b = 1; b < blocks; b++) s += sums[b * slot + at];
+          const float s = sums[((int64_t)grp * columns + k) * ogp + o];
           float *dst = k < K ? gw + (int64_t)(grp * og + o) * K + k : gb ? gb + grp * og + o : NULL;
           if (dst) *dst = accumulate ? *dst + s : s;
         }
@@ -1232,20 +1236,10 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
   nt_job_t job = { &vt, x, gy, sums, g.batch, g.groups, cg, og, K, (int64_t)g.h * g.w, (int64_t)g.oh * g.ow,
                    (int64_t)g.cin * g.h * g.w, (int64_t)g.cout * g.oh * g.ow, gb != NULL, (int)wg_images(&g) };
   helper_units(nt_unit, &job, blocks, split_for(macs));
-  /* the blocks' sums in block order, whichever thread computed them */
-  const int64_t slot = size + g.cout;
-  for (int64_t i = 0; i < size; i++) {
-    float s = sums[i];
-    for (int b = 1; b < blocks; b++) s += sums[b * slot + i];
-    gw[i] = accumulate ? gw[i] + s : s;
-  }
-  if (gb) {
-    for (int o = 0; o < g.cout; o++) {
-      float s = sums[size + o];
-      for (int b = 1; b < blocks; b++) s += sums[b * slot + size + o];
-      gb[o] = accumulate ? gb[o] + s : s;
-    }
-  }
+  sum_blocks(sums, size + g.cout, blocks, size + (gb ? g.cout : 0));
+  for (int64_t i = 0; i < size; i++) gw[i] = accumulate ? gw[i] + sums[i] : sums[i];
+  if (gb)
+    for (int o = 0; o < g.cout; o++) gb[o] = accumulate ? gb[o] + sums[size + o] : sums[size + o];
 #endif
   return NULL;
 }
