@@ -301,6 +301,24 @@ static int64_t wg_blocks(const geom_t *g) { return (g->batch + wg_images(g) - 1)
 static int64_t ov_scratch(const geom_t *g) { return wg_images(g) * ov_image(g) + 16; }
 
 
+/* The forward along the output channels (oc_unit): where output rows are narrower than a vector and than the
+ * input's rows (the position form then leaves lanes idle: LeNet's second layer fills 10 of 16), with output
+ * channels per group a multiple of 16. Timings: bench/NOTES-conv.md, "LeNet's conv2 forward along the output
+ * channels". */
+#define OC_MAX_W 12
+static int use_oc(const geom_t *g) {
+  return g->ow <= OC_MAX_W && g->w != g->ow && (g->cout / g->groups) % 16 == 0 && !wino_applies(g);
+}
+
+/* Whether the output-channel forward reads the input planes as they are (no padding to add or crop). */
+static int oc_direct(const geom_t *g) { return ov_hp(g) == g->h && ov_wp(g) == g->w && g->ph == 0 && g->pw == 0; }
+
+/* One worker's floats in the output-channel forward: the group's input planes staged with their padding
+ * (unless read directly), then the outputs as [position][16 channels]. */
+static int64_t oc_scratch(const geom_t *g) {
+  return (oc_direct(g) ? 0 : (int64_t)(g->cin / g->groups) * ov_hp(g) * ov_wp(g)) + (int64_t)g->oh * g->ow * 16 + 16;
+}
+
 /* Floats of workspace each pass needs: its vector table, then its packed weights or block sums. */
 static int64_t workspace_floats(int pass, const geom_t *g) {
   const int64_t kk = (int64_t)g->kh * g->kw, cg = g->cin / g->groups;
@@ -309,6 +327,7 @@ static int64_t workspace_floats(int pass, const geom_t *g) {
       const wino_t p = wino_forward(g);
       return wino_floats(g, &p);
     }
+    if (use_oc(g)) return (int64_t)g->cout * cg * kk + kk + 2 * oc_scratch(g);
     plane_map_t m = forward_map(g);
     return vectors_floats(&m) + (int64_t)g->cout * cg * kk;
   }
@@ -691,6 +710,80 @@ K512 static void ov_unit(const void *arg, int b, int worker) {
   }
 }
 
+/* The output-channel forward's per-call context: weights packed [group][tap][channel][output channel]. */
+typedef struct {
+  const float *x, *wp, *bias;
+  float *out, *scratch;
+  const int32_t *off; /* [kk]: tap (i, j)'s shift in the staged plane */
+  int groups, cg, og, kk, h, w, oh, ow, ph, pw, hp, wp_w, direct;
+  int64_t scratch_floats;
+} oc_job_t;
+
+/* R output rows x W positions of 16 output channels: acc = bias + the sum over taps t (then channels c) of
+ * w[t][c] x[c][position + shift(t)], the position form's order; stored to Y as [position][channel]. */
+K512 INLINE void oc_tile(const int R, const int W, const oc_job_t *J, const float *xs, int64_t plane, const float *wv,
+                         __m512 bias, float *Y) {
+  __m512 acc[2][OC_MAX_W];
+  UNROLL for (int r = 0; r < R; r++)
+    UNROLL for (int s = 0; s < W; s++) acc[r][s] = bias;
+  const int wp = J->wp_w, cg = J->cg, og = J->og;
+  for (int t = 0; t < J->kk; t++) {
+    const float *src = xs + J->off[t];
+    const float *w = wv + (int64_t)t * cg * og;
+    for (int c = 0; c < cg; c++, src += plane, w += og) {
+      const __m512 b = _mm512_loadu_ps(w);
+      UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int s = 0; s < W; s++) acc[r][s] = _mm512_fmadd_ps(_mm512_set1_ps(src[r * wp + s]), b, acc[r][s]);
+    }
+  }
+  UNROLL for (int r = 0; r < R; r++)
+    UNROLL for (int s = 0; s < W; s++) _mm512_storeu_ps(Y + (int64_t)(r * W + s) * 16, acc[r][s]);
+}
+
+#define OC_CASE(R, W) case R * 16 + W: oc_tile(R, W, J, xs + (int64_t)r0 * J->wp_w, plane, wv, b, Y + (int64_t)r0 * W * 16); break;
+#define OC_CASES(R) OC_CASE(R, 1) OC_CASE(R, 2) OC_CASE(R, 3) OC_CASE(R, 4) OC_CASE(R, 5) OC_CASE(R, 6) \
+  OC_CASE(R, 7) OC_CASE(R, 8) OC_CASE(R, 9) OC_CASE(R, 10) OC_CASE(R, 11) OC_CASE(R, 12)
+
+/* Unit u: image u / groups, group u % groups, in worker's scratch. */
+K512 static void oc_unit(const void *arg, int u, int worker) {
+  const oc_job_t *J = arg;
+  const int n = u / J->groups, grp = u - n * J->groups, cg = J->cg, og = J->og;
+  const int64_t in_plane = (int64_t)J->h * J->w, out_plane = (int64_t)J->oh * J->ow;
+  const float *x = J->x + ((int64_t)n * J->groups + grp) * cg * in_plane;
+  float *out = J->out + ((int64_t)n * J->groups + grp) * og * out_plane;
+  float *scratch = J->scratch + worker * J->scratch_floats, *Y = scratch;
+  const float *xs = x;
+  int64_t plane = in_plane;
+  if (!J->direct) {
+    float *staged = scratch;
+    Y = staged + (int64_t)cg * J->hp * J->wp_w;
+    plane = (int64_t)J->hp * J->wp_w;
+    for (int c = 0; c < cg; c++)
+      for (int r = 0; r < J->hp; r++) {
+        float *row = staged + c * plane + (int64_t)r * J->wp_w;
+        const int ih = r - J->ph;
+        for (int s = 0; s < J->wp_w; s++) {
+          const int iw = s - J->pw;
+          row[s] = ih >= 0 && ih < J->h && iw >= 0 && iw < J->w ? x[c * in_plane + (int64_t)ih * J->w + iw] : 0.0f;
+        }
+      }
+    xs = staged;
+  }
+  for (int o0 = 0; o0 < og; o0 += 16) {
+    const float *wv = J->wp + (int64_t)grp * J->kk * cg * og + o0;
+    const __m512 b = J->bias ? _mm512_loadu_ps(J->bias + grp * og + o0) : _mm512_setzero_ps();
+    for (int r0 = 0; r0 < J->oh; r0 += 2) {
+      const int rows = J->oh - r0 < 2 ? J->oh - r0 : 2;
+      switch (rows * 16 + J->ow) {
+        OC_CASES(1) OC_CASES(2)
+      }
+    }
+    /* back to [channel][position] */
+    for (int64_t p0 = 0; p0 < out_plane; p0 += 16)
+      transpose16x(Y + p0 * 16, 16, out_plane - p0 < 16 ? (int)(out_plane - p0) : 16, 16, out + (int64_t)o0 * out_plane + p0, out_plane, 1);
+  }
+}
+
 /* ---- Winograd F(2x2, 3x3) kernels ---- */
 
 /* U[xi][c][o] = (G g G^T)[xi] for the 3 x 3 kernel g of (produced o, summed c): forward, w[o][c]; input
@@ -980,6 +1073,8 @@ static void ov_unit(const void *arg, int b, int worker) { (void)arg; (void)b; (v
 typedef struct { int unused; } ov_job_t;
 static void wino_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
 typedef struct { int unused; } wino_job_t;
+static void oc_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
+typedef struct { int unused; } oc_job_t;
 static void wino_w_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
 typedef struct { int unused; } wino_w_job_t;
 
@@ -1095,6 +1190,23 @@ static napi_value conv_forward(napi_env env, napi_callback_info info) {
     wino_job_t job = { p, x, ws, bias, out, ws + (int64_t)g.groups * 16 * cg * og, g.groups, (int64_t)g.cin * g.h * g.w,
                        (int64_t)g.cout * g.oh * g.ow, wino_scratch(&p) };
     helper_units(wino_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
+    return NULL;
+  }
+  if (use_oc(&g)) {
+    /* weights as [group][tap][channel][output channel], then the taps' shifts, then the workers' scratch */
+    float *wp = ws;
+    for (int grp = 0; grp < g.groups; grp++)
+      for (int o = 0; o < og; o++)
+        for (int c = 0; c < cg; c++)
+          for (int t = 0; t < kk; t++)
+            wp[(((int64_t)grp * kk + t) * cg + c) * og + o] = w[(((int64_t)grp * og + o) * cg + c) * kk + t];
+    int32_t *off = (int32_t *)(wp + (int64_t)g.cout * cg * kk);
+    const int hp = oc_direct(&g) ? g.h : (int)ov_hp(&g), wpw = oc_direct(&g) ? g.w : (int)ov_wp(&g);
+    for (int i = 0; i < g.kh; i++)
+      for (int j = 0; j < g.kw; j++) off[i * g.kw + j] = i * g.dh * wpw + j * g.dw;
+    oc_job_t job = { x, wp, bias, out, (float *)(off + kk), off, g.groups, cg, og, kk, g.h, g.w, g.oh, g.ow, g.ph, g.pw,
+                     hp, wpw, oc_direct(&g), oc_scratch(&g) };
+    helper_units(oc_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
     return NULL;
   }
   plane_map_t m = forward_map(&g);
