@@ -261,6 +261,20 @@ AVG_POOL(double, avg_f64)
 #define K512 __attribute__((target("avx512f")))
 #define INLINE static inline __attribute__((always_inline))
 
+/* The 2 x 2 loops below ask for their rows POOL_AHEAD output rows ahead: without it they read at a fraction of
+ * the memory's speed (the hardware prefetchers do not follow them here; bench/NOTES-conv.md, "Prefetching the
+ * max-pooling loops"). */
+#define POOL_AHEAD 8
+
+/* Asks for the cache lines of [at, at + bytes), for reading or (write) for writing. */
+K512 INLINE void prefetch_lines(const void *at, int64_t bytes, int write) {
+  const char *p = at;
+  for (int64_t i = 0; i < bytes; i += 64) {
+    if (write) __builtin_prefetch(p + i, 1, 3);
+    else _mm_prefetch(p + i, _MM_HINT_T0);
+  }
+}
+
 static int avx512(void) { return native_avx512(); }
 
 /* The maximum of four windows' elements in the general loop's order (an element replaces the running maximum
@@ -371,6 +385,7 @@ K512 static void offsets_avx512_f32(int64_t rows, int w, int ow, const float *x,
       const int both = rows - k >= 2;
       const __mmask16 second = both ? row : 0, keep = (__mmask16)((1u << ((both ? 2 : 1) * ow)) - 1);
       const float *r = x + 2 * k * w;
+      if (k + POOL_AHEAD + 2 <= rows) prefetch_lines(r + 2 * POOL_AHEAD * w, 4 * w * (int64_t)sizeof(float), 0);
       const __m512 t0 = _mm512_maskz_loadu_ps(row, r), b0 = _mm512_maskz_loadu_ps(row, r + w);
       const __m512 t1 = _mm512_maskz_loadu_ps(second, r + 2 * w), b1 = _mm512_maskz_loadu_ps(second, r + 3 * w);
       const __m512 v0 = _mm512_permutex2var_ps(t0, even, t1), v1 = _mm512_permutex2var_ps(t0, odd, t1);
@@ -384,6 +399,7 @@ K512 static void offsets_avx512_f32(int64_t rows, int w, int ow, const float *x,
   }
   for (int64_t k = 0; k < rows; k++) {
     const float *r0 = x + 2 * k * w, *r1 = r0 + w;
+    if (k + POOL_AHEAD < rows) prefetch_lines(r0 + 2 * POOL_AHEAD * w, 2 * w * (int64_t)sizeof(float), 0);
     for (int j = 0; j < ow; j += 16) {
       const int count = ow - j < 16 ? ow - j : 16;
       const __mmask16 keep = (__mmask16)((1u << count) - 1);
@@ -420,6 +436,11 @@ K512 static void tiled_offsets_avx512_f32(int64_t rows, int ow, const float *g, 
     for (int64_t k = 0; k < rows; k += 2) {
       const int both = rows - k >= 2, count = (both ? 2 : 1) * ow;
       const __mmask16 keep = (__mmask16)((1u << count) - 1), second = both ? row : 0;
+      if (k + POOL_AHEAD + 2 <= rows) {
+        prefetch_lines(g + (k + POOL_AHEAD) * ow, 2 * ow * (int64_t)sizeof(float), 0);
+        prefetch_lines(offsets + (k + POOL_AHEAD) * ow, 2 * ow, 0);
+        prefetch_lines(gi + 2 * (k + POOL_AHEAD) * w, 4 * w * (int64_t)sizeof(float), 1);
+      }
       const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(keep, g + k * ow));
       const __m512i d = load_offsets(offsets + k * ow, end, count);
       const __m512 g0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512()), v);
@@ -437,6 +458,11 @@ K512 static void tiled_offsets_avx512_f32(int64_t rows, int ow, const float *g, 
   const __m512i later = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   for (int64_t k = 0; k < rows; k++) {
     float *r0 = gi + 2 * k * w, *r1 = r0 + w;
+    if (k + POOL_AHEAD < rows) {
+      prefetch_lines(g + (k + POOL_AHEAD) * ow, ow * (int64_t)sizeof(float), 0);
+      prefetch_lines(offsets + (k + POOL_AHEAD) * ow, ow, 0);
+      prefetch_lines(r0 + 2 * POOL_AHEAD * w, 2 * w * (int64_t)sizeof(float), 1);
+    }
     for (int j = 0; j < ow; j += 16) {
       const int count = ow - j < 16 ? ow - j : 16;
       const __mmask16 keep = (__mmask16)((1u << count) - 1);
