@@ -410,6 +410,10 @@ K512 INLINE void nn_tile(const int MR, const int NV, const nn_ctx_t *T, const fl
       _mm512_mask_storeu_ps(out + r * T->out_plane + vt->out_base[v0 + v], vt->store[v0 + v], acc[r][v]);
 }
 
+/* Vectors ahead whose output lines a forward tile asks for: the hardware prefetchers do not follow the tiles'
+ * masked stores here (bench/NOTES-conv.md, "Prefetching the convolutions' streams"). */
+#define NN_AHEAD 9
+
 #define NN_CASE(MR, NV) case MR * 4 + NV: nn_tile(MR, NV, T, in, w, b, o, v0); break;
 #define NN_CASES(MR) NN_CASE(MR, 3) NN_CASE(MR, 2) NN_CASE(MR, 1)
 
@@ -425,6 +429,9 @@ K512 static void nn_rows(const nn_ctx_t *T, const float *in, const float *wp, co
       /* tiles of 3 vectors, the last ones of 2 rather than a lone vector (too few accumulators) */
       const int rest = count - v0;
       nv = rest >= 5 || rest == 3 ? 3 : rest == 4 ? 2 : rest;
+      /* the output lines of the tile NN_AHEAD vectors on, for writing */
+      for (int v = v0 + NN_AHEAD; v < v0 + NN_AHEAD + nv && v < count; v++)
+        for (int r = 0; r < mr; r++) __builtin_prefetch(o + r * T->out_plane + T->vt->out_base[v], 1, 3);
       switch (mr * 4 + nv) {
         NN_CASES(8) NN_CASES(7) NN_CASES(6) NN_CASES(5) NN_CASES(4) NN_CASES(3) NN_CASES(2) NN_CASES(1)
       }
@@ -685,10 +692,15 @@ K512 static void ov_unit(const void *arg, int b, int worker) {
     for (int n = 0; n < images; n++) {
       const float *src = J->g + ((int64_t)(n0 + n) * J->groups * J->og + (int64_t)grp * J->og) * L;
       float *dst = gt + n * L * J->ogp;
-      for (int o0 = 0; o0 < J->ogp; o0 += 16)
-        for (int64_t p0 = 0; p0 < L; p0 += 16)
-          transpose16(src + o0 * L + p0, L, J->og - o0 < 16 ? J->og - o0 : 16, L - p0 < 16 ? (int)(L - p0) : 16,
-                      dst + p0 * J->ogp + o0, J->ogp);
+      for (int o0 = 0; o0 < J->ogp; o0 += 16) {
+        const int rows = J->og - o0 < 16 ? J->og - o0 : 16;
+        for (int64_t p0 = 0; p0 < L; p0 += 16) {
+          /* four blocks ahead: the 16 rows' streams are more than the hardware prefetchers follow here */
+          if (p0 + 64 < L)
+            for (int o = 0; o < rows; o++) _mm_prefetch((const char *)(src + (o0 + o) * L + p0 + 64), _MM_HINT_T0);
+          transpose16(src + o0 * L + p0, L, rows, L - p0 < 16 ? (int)(L - p0) : 16, dst + p0 * J->ogp + o0, J->ogp);
+        }
+      }
     }
     const float *xg = xs + (int64_t)grp * J->cg * pplane;
     const int32_t *offsets = J->off + (int64_t)grp * columns;
