@@ -879,6 +879,14 @@ K512 static void wino_stage(const float *in, int in_h, int in_w, int C, int ph, 
   for (int r = ph > 0 ? ph : 0; r < hs && r - ph < in_h; r++) {
     const int ih = r - ph;
     if (ih < 0) continue;
+    /* two rows ahead, every channel's: the hardware prefetchers do not follow these C streams here
+     * (bench/NOTES-conv.md, "Prefetching the convolutions' streams") */
+    if (ih + 2 < in_h)
+      for (int c = 0; c < C; c++) {
+        const char *row = (const char *)(in + (int64_t)c * in_plane + (int64_t)(ih + 2) * in_w);
+        _mm_prefetch(row, _MM_HINT_T0);
+        _mm_prefetch(row + (int64_t)in_w * sizeof(float) - 1, _MM_HINT_T0);
+      }
     for (int iw = iw0; iw < iw1; iw += 16) {
       const int count = iw1 - iw < 16 ? iw1 - iw : 16;
       for (int c0 = 0; c0 < C; c0 += 16)
@@ -954,13 +962,21 @@ K512 static void wino_unit(const void *arg, int u, int worker) {
     }
 
   /* back to [channel][position] for the output rows and columns that exist */
-  for (int r = 0; r < p->out_h; r++)
+  for (int r = 0; r < p->out_h; r++) {
+    /* the output rows two rows ahead, for writing (as the staging's reads) */
+    if (r + 2 < p->out_h)
+      for (int o = 0; o < O; o++) {
+        char *row = (char *)(out + (int64_t)o * out_plane + (int64_t)(r + 2) * p->out_w);
+        __builtin_prefetch(row, 1, 3);
+        __builtin_prefetch(row + (int64_t)p->out_w * sizeof(float) - 1, 1, 3);
+      }
     for (int s0 = 0; s0 < p->out_w; s0 += 16) {
       const int count = p->out_w - s0 < 16 ? p->out_w - s0 : 16;
       for (int o0 = 0; o0 < O; o0 += 16)
         transpose16x(Y + ((int64_t)r * yw + s0) * O + o0, O, count, 16, out + (int64_t)o0 * out_plane + (int64_t)r * p->out_w + s0,
                      out_plane, 1);
     }
+  }
 }
 
 /* The weight gradient as F(3x3, 2x2), the transposed algorithm of F(2x2, 3x3): with d each 4 x 4 input patch
