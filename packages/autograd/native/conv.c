@@ -496,6 +496,10 @@ typedef struct {
 
 /* MR output channels x NR columns (channel, tap) from column k0, summed over `images` images; the sums go to
  * dst[r * K + s]. */
+/* Vectors ahead whose output-gradient lines a position-form weight-gradient tile asks for (bench/NOTES-conv.md,
+ * "Prefetching the convolutions' streams"). */
+#define NT_AHEAD 4
+
 K512 INLINE void nt_tile(const int MR, const int NR, const nt_job_t *J, const float *x, const float *g, int k0,
                          int images, float *dst) {
   __m512 acc[NT_MR][NT_NR];
@@ -517,6 +521,8 @@ K512 INLINE void nt_tile(const int MR, const int NR, const nt_job_t *J, const fl
       const __mmask16 store = vt->store[v];
       const float *xv = xn + vt->in_base[v];
       __m512 gv[NT_MR];
+      if (v + NT_AHEAD < vt->count)
+        UNROLL for (int r = 0; r < MR; r++) _mm_prefetch((const char *)(gn + r * J->out_plane + vt->out_base[v + NT_AHEAD]), _MM_HINT_T0);
       UNROLL for (int r = 0; r < MR; r++) gv[r] = _mm512_maskz_loadu_ps(store, gn + r * J->out_plane + vt->out_base[v]);
       UNROLL for (int s = 0; s < NR; s++) {
         __m512 b = _mm512_maskz_loadu_ps(mk[tap[s]], xv + src[s]);
