@@ -262,6 +262,9 @@ T512 INLINE void bc_tile512(const int MR, const int NV, int last, int k, const f
   for (int p = 0; p < k; p++) {
     const float *brow = b + (int64_t)p * ldb;
     __m512 bv[3];
+    /* B's row 8 rows on: the first tile of a panel reads it from memory, with masked loads that the hardware
+     * prefetchers do not follow here (bench/NOTES-conv.md, "Prefetching the convolutions' streams") */
+    if (p + 8 < k) UNROLL for (int v = 0; v < NV; v++) _mm_prefetch((const char *)(brow + 8 * (int64_t)ldb + 16 * v), _MM_HINT_T0);
     UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(v < NV - 1 ? full : tail, brow + 16 * v);
     const float *acol = a + p * a_ps;
     UNROLL for (int r = 0; r < MR; r++) {
