@@ -19,7 +19,7 @@ import {
   conv2dWorkspaceSize, setConv2dChunk, type Conv2dGeometry,
 } from "../packages/autograd/src/kernels/conv.ts";
 import {
-  avgPool2dBackward, avgPool2dForward, maxPool2dBackward, maxPool2dForward, pool2dGeometry,
+  avgPool2dBackward, avgPool2dForward, maxPool2dBackward, maxPool2dForward, maxPoolWindowOffsets, pool2dGeometry,
 } from "../packages/autograd/src/kernels/pool.ts";
 import { batchNormBackward, batchNormForwardTraining } from "../packages/autograd/src/kernels/norm.ts";
 import { gemm, gemmBackend, nativeGemmInfo, nativeGemmThreads } from "../packages/autograd/src/kernels/gemm.ts";
@@ -135,7 +135,7 @@ async function poolLayer(name: string, kind: "max" | "avg", input: number[], ker
   const out = new Float32Array(outSize), gy = f32(outSize, 9), gx = new Float32Array(x.length);
   const native = nativeCnnKernels() !== null;
   if (kind === "max") {
-    const indices = new Int32Array(outSize);
+    const indices = maxPoolWindowOffsets(p) ? new Uint8Array(outSize) : new Int32Array(outSize); // as maxPool2d keeps them
     await timeBoth(name, "forward", null, native, () => maxPool2dForward(p, x, out, indices));
     await timeBoth(name, "backward", null, native, () => maxPool2dBackward(p, gy, indices, gx));
   } else {

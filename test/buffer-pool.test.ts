@@ -285,9 +285,10 @@ describe("a dead incoming gradient is donated to the backward that consumes it",
 });
 
 describe("max pooling's argmax indices come from the pool and go back to it when the graph is freed", () => {
-  // [1, 4, 64, 64] pooled 2 × 2: 4096 windows, so the indices take 16 KB, the pool's smallest size
-  const input = (seed: number): Tensor => randn([1, 4, 64, 64], { generator: new Generator(seed) }).requiresGrad_();
-  const INDEX_BYTES = 4096 * 4;
+  // [1, 4, 128, 128] pooled 2 × 2: 16384 windows, whose window offsets (a byte each) take 16 KB, the pool's
+  // smallest size
+  const input = (seed: number): Tensor => randn([1, 4, 128, 128], { generator: new Generator(seed) }).requiresGrad_();
+  const INDEX_BYTES = 16384;
 
   it("without a node (grad mode off) the indices go back at once; after a plain backward, with the graph", () => {
     emptyBufferPool();
@@ -298,15 +299,15 @@ describe("max pooling's argmax indices come from the pool and go back to it when
     const y = maxPool2d(x, 2);
     expect(bufferPoolSize().buffers).toBe(0);
     // the user's seed is never pooled and x adopts the scatter's result: only the indices come back
-    y.backward(tensor(new Float32Array(4096).fill(1), { shape: y.shape }));
+    y.backward(tensor(new Float32Array(16384).fill(1), { shape: y.shape }));
     expect(bufferPoolSize()).toEqual({ bytes: INDEX_BYTES, buffers: 1 });
   });
 
   it("indices a recorded backward (createGraph) captured outlive a later plain backward that frees the graph", () => {
     const secondOrder = (interleave: boolean): Float32Array => {
       emptyBufferPool();
-      const x = input(3), v = randn([1, 4, 32, 32], { generator: new Generator(4) }).requiresGrad_();
-      const u = randn([1, 4, 64, 64], { generator: new Generator(5) });
+      const x = input(3), v = randn([1, 4, 64, 64], { generator: new Generator(4) }).requiresGrad_();
+      const u = randn([1, 4, 128, 128], { generator: new Generator(5) });
       const y = maxPool2d(x, 2);
       const [gx] = grad(y.mul(v).sum(), [x], { createGraph: true }); // scatter(v): keeps the indices
       y.sum().backward(); // plain: frees maxPool2d's node

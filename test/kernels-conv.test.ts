@@ -341,6 +341,15 @@ describe.skipIf(!conv2dNative(conv2dGeometry([1, 1, 4, 4], [1, 1, 3, 3], { paddi
     agree([2, 3, 7, 7], [11, 3, 5, 5], { padding: 2 }, 25, true);
   });
 
+  it("agree with the portable paths where the forward runs along the output channels (rows of 12 or fewer, 16-multiple channels)", () => {
+    agree([5, 6, 14, 14], [16, 6, 5, 5], {}, 26); // LeNet's second layer: the input read as it is
+    agree([3, 3, 9, 7], [32, 3, 3, 3], { padding: [2, 0] }, 27); // staged with its padding: rows of 5, an odd row count
+    agree([2, 4, 13, 16], [32, 2, 3, 5], { padding: [0, 1], dilation: [1, 2], groups: 2 }, 28); // rows of 10
+    agree([3, 2, 5, 3], [16, 2, 1, 3], {}, 29); // rows of one position
+    agree([2, 3, 4, 14], [48, 3, 2, 3], { padding: [1, 0] }, 30); // rows of 12, three vectors of channels
+    agree([9, 1, 10, 10], [16, 1, 3, 3], { padding: 4, dilation: 3 }, 31); // padding wider than the kernel's reach: rows of 12
+  });
+
   it("agree with the portable paths on Winograd's geometries (3×3, 16-multiple channels): odd planes, paddings 0 to 3, groups", () => {
     agree([3, 16, 13, 15], [16, 16, 3, 3], { padding: 1 }, 17); // 2×2 output blocks past the plane's last row and column
     agree([2, 32, 9, 8], [48, 32, 3, 3], { padding: 0 }, 18);

@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
   adaptiveAvgPool2dBackward, adaptiveAvgPool2dForward, avgPool2dBackward, avgPool2dForward, maxPool2dBackward,
-  maxPool2dForward, pool2dGeometry, pool2dOutputSize, type Pool2dGeometry, type Pool2dOptions,
+  maxPool2dForward, maxPoolWindowOffsets, pool2dGeometry, pool2dOutputSize, windowOffsetIndex, type Pool2dGeometry,
+  type Pool2dOptions,
 } from "../packages/autograd/src/kernels/pool.ts";
 import { nativeCnnKernels, setNativeLoops } from "../packages/autograd/src/kernels/native-loops.ts";
 import { ShapeError, ValueError } from "../packages/autograd/src/errors.ts";
@@ -289,6 +290,78 @@ describe.skipIf(nativeCnnKernels() === null)("maxPool2d: the native loops (nativ
   });
 });
 
+describe("maxPool2d: window offsets (2×2 windows)", () => {
+  const bytes = (a: FloatArray | Int32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  /** Levels (ties), NaN, -Infinity and -0 among them. */
+  const awkward = (Type: Float32ArrayConstructor | Float64ArrayConstructor, n: number, seed: number) =>
+    filled(Type, n, seed).map((v, i) => (i % 29 === 3 ? NaN : i % 31 === 5 ? -Infinity : i % 37 === 7 ? -0 : Math.round(v * 3) / 3));
+
+  /** Forward and backward with window offsets, native (where the input is large enough) and TypeScript, against
+   *  the TypeScript loops with flat indices: the same values and gradients, offsets naming the same elements. */
+  function sameAsFlat(shape: number[], float64: boolean, seed: number, ceilMode = false): void {
+    const p = pool2dGeometry("maxPool2d", shape, { kernelSize: 2, ceilMode });
+    const what = `${JSON.stringify(shape)} ceilMode ${ceilMode} float64 ${float64}`;
+    expect(maxPoolWindowOffsets(p), what).toBe(!ceilMode || (p.height % 2 === 0 && p.width % 2 === 0));
+    if (!maxPoolWindowOffsets(p)) {
+      expect(() => maxPool2dForward(p, new Float32Array(p.batch * p.channels * p.height * p.width), new Float32Array(p.batch * p.channels * p.outH * p.outW),
+        new Uint8Array(p.batch * p.channels * p.outH * p.outW))).toThrow(ValueError);
+      return;
+    }
+    const Type = float64 ? Float64Array : Float32Array;
+    const planes = p.batch * p.channels, outPlane = p.outH * p.outW, n = planes * outPlane;
+    const x = awkward(Type, planes * p.height * p.width, seed), g = awkward(Type, n, seed + 1);
+    const previous = setNativeLoops(false);
+    const flat = { out: new Type(n), indices: new Int32Array(n), gx: new Type(x.length).fill(7) };
+    const foreign = new Int32Array(n), foreignGx = new Type(x.length).fill(7);
+    try {
+      maxPool2dForward(p, x, flat.out, flat.indices);
+      maxPool2dBackward(p, g, flat.indices, flat.gx);
+      // every seventh window's index -1: that window sends nothing (as an offset past 3 does)
+      foreign.set(flat.indices.map((k, i) => (i % 7 === 2 ? -1 : k)));
+      maxPool2dBackward(p, g, foreign, foreignGx);
+    } finally {
+      setNativeLoops(previous);
+    }
+    for (const native of [false, true]) {
+      const was = setNativeLoops(native);
+      try {
+        const out = new Type(n).fill(7), offsets = new Uint8Array(n).fill(9), gx = new Type(x.length).fill(7);
+        maxPool2dForward(p, x, out, offsets);
+        expect(bytes(out).equals(bytes(flat.out)), `out ${what} native ${native}`).toBe(true);
+        const named = Int32Array.from(offsets, (d, o) => windowOffsetIndex(p, o % outPlane, d));
+        expect(bytes(named).equals(bytes(flat.indices)), `offsets ${what} native ${native}`).toBe(true);
+        maxPool2dBackward(p, g, offsets, gx);
+        expect(bytes(gx).equals(bytes(flat.gx)), `gradInput ${what} native ${native}`).toBe(true);
+        const skipped = offsets.map((d, i) => (i % 7 === 2 ? 4 + (i % 250) : d));
+        maxPool2dBackward(p, g, skipped, gx.fill(7));
+        expect(bytes(gx).equals(bytes(foreignGx)), `gradInput, offsets past 3, ${what} native ${native}`).toBe(true);
+      } finally {
+        setNativeLoops(was);
+      }
+    }
+  }
+
+  it("the cnn's layers and odd sizes: the flat indices' values, elements and gradients", () => {
+    for (const float64 of [false, true]) {
+      sameAsFlat([4, 8, 28, 28], float64, 1); // rows of 14 windows
+      sameAsFlat([3, 16, 14, 14], float64, 2); // rows of 7: two rows a vector, planes run as one tall plane
+      sameAsFlat([2, 9, 15, 15], float64, 3); // a last odd row and column: the gradient scattered
+      sameAsFlat([5, 7, 14, 15], float64, 4);
+      sameAsFlat([3, 7, 15, 16], float64, 5); // an odd row only
+      sameAsFlat([2, 5, 6, 40], float64, 6); // rows of 20: a full vector and a partial one
+      sameAsFlat([1, 3, 2, 2], float64, 7);
+      sameAsFlat([2, 3, 9, 9], float64, 8, true); // ceil mode's partial windows: flat indices only
+    }
+  });
+
+  it("any 2×2 geometry (fast-check): the flat indices' values, elements and gradients", () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 2, max: 37 }),
+      fc.integer({ min: 2, max: 37 }), fc.boolean(), fc.nat(), (batch, channels, height, width, float64, seed) => {
+        sameAsFlat([batch, channels, height, width], float64, seed);
+      }), { numRuns: 60 });
+  });
+});
+
 describe.skipIf(nativeCnnKernels() === null)("maxPool2d: the native loops without AVX-512", () => {
   it("TAPEGRAD_NATIVE_AVX512=0 (the scalar C loops) gives the TypeScript loops' bits for 2×2 windows", () => {
     const addonPath = fileURLToPath(new URL("../packages/autograd/native/build/tapegrad_blas.node", import.meta.url));
@@ -305,7 +378,10 @@ describe.skipIf(nativeCnnKernels() === null)("maxPool2d: the native loops withou
         const x = data(b * c * h * w), out = new Float32Array(n), indices = new Int32Array(n), gx = new Float32Array(x.length).fill(7);
         addon.maxPool2dForward(geometry, x, out, indices);
         addon.maxPool2dBackward(geometry, data(n).map((v) => -v), indices, gx);
-        for (const a of [out, indices, gx]) parts.push(Buffer.from(a.buffer).toString("base64"));
+        const outB = new Float32Array(n), offsets = new Uint8Array(n), gxB = new Float32Array(x.length).fill(7);
+        addon.maxPool2dForward(geometry, x, outB, offsets);
+        addon.maxPool2dBackward(geometry, data(n).map((v) => -v), offsets, gxB);
+        for (const a of [out, indices, gx, outB, offsets, gxB]) parts.push(Buffer.from(a.buffer).toString("base64"));
       }
       process.stdout.write(JSON.stringify({ avx512: addon.convAvailable, parts }));
     `;
@@ -321,7 +397,10 @@ describe.skipIf(nativeCnnKernels() === null)("maxPool2d: the native loops withou
         const x = data(b * c * h * w), out = new Float32Array(n), indices = new Int32Array(n), gx = new Float32Array(x.length);
         maxPool2dForward(p, x, out, indices);
         maxPool2dBackward(p, data(n).map((v) => -v), indices, gx);
-        [out, indices, gx].forEach((a, k) => expect(Buffer.from(a.buffer).toString("base64"), `shape ${s} part ${k}`).toBe(child.parts[3 * s + k]));
+        const offsets = new Uint8Array(n), gxB = new Float32Array(x.length);
+        maxPool2dForward(p, x, new Float32Array(n), offsets);
+        maxPool2dBackward(p, data(n).map((v) => -v), offsets, gxB);
+        [out, indices, gx, out, offsets, gxB].forEach((a, k) => expect(Buffer.from(a.buffer).toString("base64"), `shape ${s} part ${k}`).toBe(child.parts[6 * s + k]));
       });
     } finally {
       setNativeLoops(previous);

@@ -301,6 +301,24 @@ static int64_t wg_blocks(const geom_t *g) { return (g->batch + wg_images(g) - 1)
 static int64_t ov_scratch(const geom_t *g) { return wg_images(g) * ov_image(g) + 16; }
 
 
+/* The forward along the output channels (oc_unit): where output rows are narrower than a vector and than the
+ * input's rows (the position form then leaves lanes idle: LeNet's second layer fills 10 of 16), with output
+ * channels per group a multiple of 16. Timings: bench/NOTES-conv.md, "LeNet's conv2 forward along the output
+ * channels". */
+#define OC_MAX_W 12
+static int use_oc(const geom_t *g) {
+  return g->ow <= OC_MAX_W && g->w != g->ow && (g->cout / g->groups) % 16 == 0 && !wino_applies(g);
+}
+
+/* Whether the output-channel forward reads the input planes as they are (no padding to add or crop). */
+static int oc_direct(const geom_t *g) { return ov_hp(g) == g->h && ov_wp(g) == g->w && g->ph == 0 && g->pw == 0; }
+
+/* One worker's floats in the output-channel forward: the group's input planes staged with their padding
+ * (unless read directly), then the outputs as [position][16 channels]. */
+static int64_t oc_scratch(const geom_t *g) {
+  return (oc_direct(g) ? 0 : (int64_t)(g->cin / g->groups) * ov_hp(g) * ov_wp(g)) + (int64_t)g->oh * g->ow * 16 + 16;
+}
+
 /* Floats of workspace each pass needs: its vector table, then its packed weights or block sums. */
 static int64_t workspace_floats(int pass, const geom_t *g) {
   const int64_t kk = (int64_t)g->kh * g->kw, cg = g->cin / g->groups;
@@ -309,6 +327,7 @@ static int64_t workspace_floats(int pass, const geom_t *g) {
       const wino_t p = wino_forward(g);
       return wino_floats(g, &p);
     }
+    if (use_oc(g)) return (int64_t)g->cout * cg * kk + kk + 2 * oc_scratch(g);
     plane_map_t m = forward_map(g);
     return vectors_floats(&m) + (int64_t)g->cout * cg * kk;
   }
@@ -391,6 +410,10 @@ K512 INLINE void nn_tile(const int MR, const int NV, const nn_ctx_t *T, const fl
       _mm512_mask_storeu_ps(out + r * T->out_plane + vt->out_base[v0 + v], vt->store[v0 + v], acc[r][v]);
 }
 
+/* Vectors ahead whose output lines a forward tile asks for: the hardware prefetchers do not follow the tiles'
+ * masked stores here (bench/NOTES-conv.md, "Prefetching the convolutions' streams"). */
+#define NN_AHEAD 9
+
 #define NN_CASE(MR, NV) case MR * 4 + NV: nn_tile(MR, NV, T, in, w, b, o, v0); break;
 #define NN_CASES(MR) NN_CASE(MR, 3) NN_CASE(MR, 2) NN_CASE(MR, 1)
 
@@ -406,6 +429,9 @@ K512 static void nn_rows(const nn_ctx_t *T, const float *in, const float *wp, co
       /* tiles of 3 vectors, the last ones of 2 rather than a lone vector (too few accumulators) */
       const int rest = count - v0;
       nv = rest >= 5 || rest == 3 ? 3 : rest == 4 ? 2 : rest;
+      /* the output lines of the tile NN_AHEAD vectors on, for writing */
+      for (int v = v0 + NN_AHEAD; v < v0 + NN_AHEAD + nv && v < count; v++)
+        for (int r = 0; r < mr; r++) __builtin_prefetch(o + r * T->out_plane + T->vt->out_base[v], 1, 3);
       switch (mr * 4 + nv) {
         NN_CASES(8) NN_CASES(7) NN_CASES(6) NN_CASES(5) NN_CASES(4) NN_CASES(3) NN_CASES(2) NN_CASES(1)
       }
@@ -470,6 +496,10 @@ typedef struct {
 
 /* MR output channels x NR columns (channel, tap) from column k0, summed over `images` images; the sums go to
  * dst[r * K + s]. */
+/* Vectors ahead whose output-gradient lines a position-form weight-gradient tile asks for (bench/NOTES-conv.md,
+ * "Prefetching the convolutions' streams"). */
+#define NT_AHEAD 4
+
 K512 INLINE void nt_tile(const int MR, const int NR, const nt_job_t *J, const float *x, const float *g, int k0,
                          int images, float *dst) {
   __m512 acc[NT_MR][NT_NR];
@@ -491,6 +521,8 @@ K512 INLINE void nt_tile(const int MR, const int NR, const nt_job_t *J, const fl
       const __mmask16 store = vt->store[v];
       const float *xv = xn + vt->in_base[v];
       __m512 gv[NT_MR];
+      if (v + NT_AHEAD < vt->count)
+        UNROLL for (int r = 0; r < MR; r++) _mm_prefetch((const char *)(gn + r * J->out_plane + vt->out_base[v + NT_AHEAD]), _MM_HINT_T0);
       UNROLL for (int r = 0; r < MR; r++) gv[r] = _mm512_maskz_loadu_ps(store, gn + r * J->out_plane + vt->out_base[v]);
       UNROLL for (int s = 0; s < NR; s++) {
         __m512 b = _mm512_maskz_loadu_ps(mk[tap[s]], xv + src[s]);
@@ -666,10 +698,15 @@ K512 static void ov_unit(const void *arg, int b, int worker) {
     for (int n = 0; n < images; n++) {
       const float *src = J->g + ((int64_t)(n0 + n) * J->groups * J->og + (int64_t)grp * J->og) * L;
       float *dst = gt + n * L * J->ogp;
-      for (int o0 = 0; o0 < J->ogp; o0 += 16)
-        for (int64_t p0 = 0; p0 < L; p0 += 16)
-          transpose16(src + o0 * L + p0, L, J->og - o0 < 16 ? J->og - o0 : 16, L - p0 < 16 ? (int)(L - p0) : 16,
-                      dst + p0 * J->ogp + o0, J->ogp);
+      for (int o0 = 0; o0 < J->ogp; o0 += 16) {
+        const int rows = J->og - o0 < 16 ? J->og - o0 : 16;
+        for (int64_t p0 = 0; p0 < L; p0 += 16) {
+          /* four blocks ahead: the 16 rows' streams are more than the hardware prefetchers follow here */
+          if (p0 + 64 < L)
+            for (int o = 0; o < rows; o++) _mm_prefetch((const char *)(src + (o0 + o) * L + p0 + 64), _MM_HINT_T0);
+          transpose16(src + o0 * L + p0, L, rows, L - p0 < 16 ? (int)(L - p0) : 16, dst + p0 * J->ogp + o0, J->ogp);
+        }
+      }
     }
     const float *xg = xs + (int64_t)grp * J->cg * pplane;
     const int32_t *offsets = J->off + (int64_t)grp * columns;
@@ -688,6 +725,86 @@ K512 static void ov_unit(const void *arg, int b, int worker) {
         }
       }
     }
+  }
+}
+
+/* The output-channel forward's per-call context: weights packed [group][tap][channel][output channel]. */
+typedef struct {
+  const float *x, *wp, *bias;
+  float *out, *scratch;
+  const int32_t *off; /* [kk]: tap (i, j)'s shift in the staged plane */
+  int groups, cg, og, kk, h, w, oh, ow, ph, pw, hp, wp_w, direct, units;
+  int64_t scratch_floats;
+} oc_job_t;
+
+/* R output rows x W positions of 16 output channels: acc = bias + the sum over taps t (then channels c) of
+ * w[t][c] x[c][position + shift(t)], the position form's order; stored to Y as [position][channel]. */
+K512 INLINE void oc_tile(const int R, const int W, const oc_job_t *J, const float *xs, int64_t plane, const float *wv,
+                         __m512 bias, float *Y) {
+  __m512 acc[2][OC_MAX_W];
+  UNROLL for (int r = 0; r < R; r++)
+    UNROLL for (int s = 0; s < W; s++) acc[r][s] = bias;
+  const int wp = J->wp_w, cg = J->cg, og = J->og;
+  for (int t = 0; t < J->kk; t++) {
+    const float *src = xs + J->off[t];
+    const float *w = wv + (int64_t)t * cg * og;
+    for (int c = 0; c < cg; c++, src += plane, w += og) {
+      const __m512 b = _mm512_loadu_ps(w);
+      UNROLL for (int r = 0; r < R; r++)
+        UNROLL for (int s = 0; s < W; s++) acc[r][s] = _mm512_fmadd_ps(_mm512_set1_ps(src[r * wp + s]), b, acc[r][s]);
+    }
+  }
+  UNROLL for (int r = 0; r < R; r++)
+    UNROLL for (int s = 0; s < W; s++) _mm512_storeu_ps(Y + (int64_t)(r * W + s) * 16, acc[r][s]);
+}
+
+#define OC_CASE(R, W) case R * 16 + W: oc_tile(R, W, J, xs + (int64_t)r0 * J->wp_w, plane, wv, b, Y + (int64_t)r0 * W * 16); break;
+#define OC_CASES(R) OC_CASE(R, 1) OC_CASE(R, 2) OC_CASE(R, 3) OC_CASE(R, 4) OC_CASE(R, 5) OC_CASE(R, 6) \
+  OC_CASE(R, 7) OC_CASE(R, 8) OC_CASE(R, 9) OC_CASE(R, 10) OC_CASE(R, 11) OC_CASE(R, 12)
+
+/* Unit u: image u / groups, group u % groups, in worker's scratch. */
+K512 static void oc_unit(const void *arg, int u, int worker) {
+  const oc_job_t *J = arg;
+  const int n = u / J->groups, grp = u - n * J->groups, cg = J->cg, og = J->og;
+  const int64_t in_plane = (int64_t)J->h * J->w, out_plane = (int64_t)J->oh * J->ow;
+  const float *x = J->x + ((int64_t)n * J->groups + grp) * cg * in_plane;
+  float *out = J->out + ((int64_t)n * J->groups + grp) * og * out_plane;
+  float *scratch = J->scratch + worker * J->scratch_floats, *Y = scratch;
+  const float *xs = x;
+  int64_t plane = in_plane;
+  /* this unit's output lines (for writing) and the next unit's input (the caller goes up, the helper down):
+   * LeNet conv2's forward 0.97 → 0.85 ms (bench/NOTES-conv.md, "Prefetching the convolutions' streams") */
+  for (int64_t q = 0; q < og * out_plane; q += 16) __builtin_prefetch(out + q, 1, 3);
+  const int next = worker ? u - 1 : u + 1;
+  if (next >= 0 && next < J->units)
+    for (int64_t q = 0; q < cg * in_plane; q += 16) _mm_prefetch((const char *)(J->x + (int64_t)next * cg * in_plane + q), _MM_HINT_T1);
+  if (!J->direct) {
+    float *staged = scratch;
+    Y = staged + (int64_t)cg * J->hp * J->wp_w;
+    plane = (int64_t)J->hp * J->wp_w;
+    for (int c = 0; c < cg; c++)
+      for (int r = 0; r < J->hp; r++) {
+        float *row = staged + c * plane + (int64_t)r * J->wp_w;
+        const int ih = r - J->ph;
+        for (int s = 0; s < J->wp_w; s++) {
+          const int iw = s - J->pw;
+          row[s] = ih >= 0 && ih < J->h && iw >= 0 && iw < J->w ? x[c * in_plane + (int64_t)ih * J->w + iw] : 0.0f;
+        }
+      }
+    xs = staged;
+  }
+  for (int o0 = 0; o0 < og; o0 += 16) {
+    const float *wv = J->wp + (int64_t)grp * J->kk * cg * og + o0;
+    const __m512 b = J->bias ? _mm512_loadu_ps(J->bias + grp * og + o0) : _mm512_setzero_ps();
+    for (int r0 = 0; r0 < J->oh; r0 += 2) {
+      const int rows = J->oh - r0 < 2 ? J->oh - r0 : 2;
+      switch (rows * 16 + J->ow) {
+        OC_CASES(1) OC_CASES(2)
+      }
+    }
+    /* back to [channel][position] */
+    for (int64_t p0 = 0; p0 < out_plane; p0 += 16)
+      transpose16x(Y + p0 * 16, 16, out_plane - p0 < 16 ? (int)(out_plane - p0) : 16, 16, out + (int64_t)o0 * out_plane + p0, out_plane, 1);
   }
 }
 
@@ -774,6 +891,14 @@ K512 static void wino_stage(const float *in, int in_h, int in_w, int C, int ph, 
   for (int r = ph > 0 ? ph : 0; r < hs && r - ph < in_h; r++) {
     const int ih = r - ph;
     if (ih < 0) continue;
+    /* two rows ahead, every channel's: the hardware prefetchers do not follow these C streams here
+     * (bench/NOTES-conv.md, "Prefetching the convolutions' streams") */
+    if (ih + 2 < in_h)
+      for (int c = 0; c < C; c++) {
+        const char *row = (const char *)(in + (int64_t)c * in_plane + (int64_t)(ih + 2) * in_w);
+        _mm_prefetch(row, _MM_HINT_T0);
+        _mm_prefetch(row + (int64_t)in_w * sizeof(float) - 1, _MM_HINT_T0);
+      }
     for (int iw = iw0; iw < iw1; iw += 16) {
       const int count = iw1 - iw < 16 ? iw1 - iw : 16;
       for (int c0 = 0; c0 < C; c0 += 16)
@@ -849,13 +974,21 @@ K512 static void wino_unit(const void *arg, int u, int worker) {
     }
 
   /* back to [channel][position] for the output rows and columns that exist */
-  for (int r = 0; r < p->out_h; r++)
+  for (int r = 0; r < p->out_h; r++) {
+    /* the output rows two rows ahead, for writing (as the staging's reads) */
+    if (r + 2 < p->out_h)
+      for (int o = 0; o < O; o++) {
+        char *row = (char *)(out + (int64_t)o * out_plane + (int64_t)(r + 2) * p->out_w);
+        __builtin_prefetch(row, 1, 3);
+        __builtin_prefetch(row + (int64_t)p->out_w * sizeof(float) - 1, 1, 3);
+      }
     for (int s0 = 0; s0 < p->out_w; s0 += 16) {
       const int count = p->out_w - s0 < 16 ? p->out_w - s0 : 16;
       for (int o0 = 0; o0 < O; o0 += 16)
         transpose16x(Y + ((int64_t)r * yw + s0) * O + o0, O, count, 16, out + (int64_t)o0 * out_plane + (int64_t)r * p->out_w + s0,
                      out_plane, 1);
     }
+  }
 }
 
 /* The weight gradient as F(3x3, 2x2), the transposed algorithm of F(2x2, 3x3): with d each 4 x 4 input patch
@@ -980,10 +1113,27 @@ static void ov_unit(const void *arg, int b, int worker) { (void)arg; (void)b; (v
 typedef struct { int unused; } ov_job_t;
 static void wino_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
 typedef struct { int unused; } wino_job_t;
+static void oc_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
+typedef struct { int unused; } oc_job_t;
 static void wino_w_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
 typedef struct { int unused; } wino_w_job_t;
 
 #endif
+
+/* The weight gradient's block sums added in block order into block 0's slot: sums[i] = ((s_0 + s_1) + s_2) ...
+ * for each of the slot's first n floats, whichever thread computed each block. Runs of RUN floats stay in the
+ * L1 cache while the blocks are added (one pass over the slots instead of a strided walk per weight). */
+static void sum_blocks(float *sums, int64_t slot, int blocks, int64_t n) {
+  enum { RUN = 512 };
+  for (int64_t i0 = 0; i0 < n; i0 += RUN) {
+    const int64_t len = n - i0 < RUN ? n - i0 : RUN;
+    float *dst = sums + i0;
+    for (int b = 1; b < blocks; b++) {
+      const float *src = sums + b * slot + i0;
+      for (int64_t i = 0; i < len; i++) dst[i] += src[i];
+    }
+  }
+}
 
 /* ------------------------------------------------------------------------------------------------------ */
 /* Node-API wrappers                                                                                       */
@@ -1082,6 +1232,23 @@ static napi_value conv_forward(napi_env env, napi_callback_info info) {
     helper_units(wino_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
     return NULL;
   }
+  if (use_oc(&g)) {
+    /* weights as [group][tap][channel][output channel], then the taps' shifts, then the workers' scratch */
+    float *wp = ws;
+    for (int grp = 0; grp < g.groups; grp++)
+      for (int o = 0; o < og; o++)
+        for (int c = 0; c < cg; c++)
+          for (int t = 0; t < kk; t++)
+            wp[(((int64_t)grp * kk + t) * cg + c) * og + o] = w[(((int64_t)grp * og + o) * cg + c) * kk + t];
+    int32_t *off = (int32_t *)(wp + (int64_t)g.cout * cg * kk);
+    const int hp = oc_direct(&g) ? g.h : (int)ov_hp(&g), wpw = oc_direct(&g) ? g.w : (int)ov_wp(&g);
+    for (int i = 0; i < g.kh; i++)
+      for (int j = 0; j < g.kw; j++) off[i * g.kw + j] = i * g.dh * wpw + j * g.dw;
+    oc_job_t job = { x, wp, bias, out, (float *)(off + kk), off, g.groups, cg, og, kk, g.h, g.w, g.oh, g.ow, g.ph, g.pw,
+                     hp, wpw, oc_direct(&g), g.batch * g.groups, oc_scratch(&g) };
+    helper_units(oc_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
+    return NULL;
+  }
   plane_map_t m = forward_map(&g);
   vectors_t vt;
   build_vectors(&m, ws, &vt);
@@ -1163,18 +1330,14 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
     wino_w_job_t job = { p, x, gy, sums, scratch, g.batch, g.groups, (int)wg_images(&g), gb != NULL, (int64_t)g.cin * g.h * g.w,
                          (int64_t)g.cout * g.oh * g.ow, wino_w_scratch(&g), wino_w_slot(&g) };
     helper_units(wino_w_unit, &job, blocks, split_for(macs));
-    /* the blocks' sums in block order, whichever thread computed them, then dW = G^T S G */
-    const int64_t slot = wino_w_slot(&g), per_group = (int64_t)16 * og * cg;
+    /* the blocks' sums in block order, then dW = G^T S G */
+    const int64_t per_group = (int64_t)16 * og * cg;
+    sum_blocks(sums, wino_w_slot(&g), blocks, g.groups * per_group + (gb ? g.cout : 0));
     for (int grp = 0; grp < g.groups; grp++)
       for (int o = 0; o < og; o++)
         for (int c = 0; c < cg; c++) {
           float s4[4][4], r3[3][4];
-          for (int xi = 0; xi < 16; xi++) {
-            const int64_t at = grp * per_group + ((int64_t)xi * og + o) * cg + c;
-            float v = sums[at];
-            for (int b = 1; b < blocks; b++) v += sums[b * slot + at];
-            s4[xi / 4][xi % 4] = v;
-          }
+          for (int xi = 0; xi < 16; xi++) s4[xi / 4][xi % 4] = sums[grp * per_group + ((int64_t)xi * og + o) * cg + c];
           for (int j = 0; j < 4; j++) {
             r3[0][j] = s4[0][j] + 0.5f * (s4[1][j] + s4[2][j]);
             r3[1][j] = 0.5f * (s4[1][j] - s4[2][j]);
@@ -1188,12 +1351,8 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
           }
         }
     if (gb) {
-      const int64_t at = g.groups * per_group;
-      for (int o = 0; o < g.cout; o++) {
-        float v = sums[at + o];
-        for (int b = 1; b < blocks; b++) v += sums[b * slot + at + o];
-        gb[o] = accumulate ? gb[o] + v : v;
-      }
+      const float *bias = sums + g.groups * per_group;
+      for (int o = 0; o < g.cout; o++) gb[o] = accumulate ? gb[o] + bias[o] : bias[o];
     }
     return NULL;
   }
@@ -1212,14 +1371,11 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
     ov_job_t job = { x, gy, sums, scratch, off, g.batch, g.cin, g.groups, cg, og, ogp, K, g.h, g.w, g.oh, g.ow, g.ph, g.pw,
                      hp, wp, (int)wg_images(&g), ov_scratch(&g), ov_slot(&g) };
     helper_units(ov_unit, &job, blocks, split_for(macs));
-    /* the blocks' sums in block order, whichever thread computed them */
-    const int64_t slot = ov_slot(&g);
+    sum_blocks(sums, ov_slot(&g), blocks, (int64_t)g.groups * columns * ogp);
     for (int grp = 0; grp < g.groups; grp++)
       for (int k = 0; k <= K; k++)
         for (int o = 0; o < og; o++) {
-          const int64_t at = ((int64_t)grp * columns + k) * ogp + o;
-          float s = sums[at];
-          for (int b = 1; b < blocks; b++) s += sums[b * slot + at];
+          const float s = sums[((int64_t)grp * columns + k) * ogp + o];
           float *dst = k < K ? gw + (int64_t)(grp * og + o) * K + k : gb ? gb + grp * og + o : NULL;
           if (dst) *dst = accumulate ? *dst + s : s;
         }
@@ -1232,20 +1388,10 @@ static napi_value conv_backward_weight(napi_env env, napi_callback_info info) {
   nt_job_t job = { &vt, x, gy, sums, g.batch, g.groups, cg, og, K, (int64_t)g.h * g.w, (int64_t)g.oh * g.ow,
                    (int64_t)g.cin * g.h * g.w, (int64_t)g.cout * g.oh * g.ow, gb != NULL, (int)wg_images(&g) };
   helper_units(nt_unit, &job, blocks, split_for(macs));
-  /* the blocks' sums in block order, whichever thread computed them */
-  const int64_t slot = size + g.cout;
-  for (int64_t i = 0; i < size; i++) {
-    float s = sums[i];
-    for (int b = 1; b < blocks; b++) s += sums[b * slot + i];
-    gw[i] = accumulate ? gw[i] + s : s;
-  }
-  if (gb) {
-    for (int o = 0; o < g.cout; o++) {
-      float s = sums[size + o];
-      for (int b = 1; b < blocks; b++) s += sums[b * slot + size + o];
-      gb[o] = accumulate ? gb[o] + s : s;
-    }
-  }
+  sum_blocks(sums, size + g.cout, blocks, size + (gb ? g.cout : 0));
+  for (int64_t i = 0; i < size; i++) gw[i] = accumulate ? gw[i] + sums[i] : sums[i];
+  if (gb)
+    for (int o = 0; o < g.cout; o++) gb[o] = accumulate ? gb[o] + sums[size + o] : sums[size + o];
 #endif
   return NULL;
 }

@@ -13,7 +13,8 @@
  * gradInput), avgPool2dForward(geometry, x, out, countIncludePad), avgPool2dBackward(geometry, gradOut,
  * gradInput, countIncludePad); geometry is an Int32Array [planes, height, width, kernelH, kernelW, strideH, strideW, padH,
  * padW, dilationH, dilationW, outH, outW] (planes = batch x channels), x/out and gradOut/gradInput one
- * float type, indices an Int32Array.
+ * float type, indices an Int32Array (flat indices within the plane) or, for 2 x 2, stride-2, unpadded windows,
+ * a Uint8Array of window offsets (one byte a window instead of four).
  */
 #include <math.h>
 #include <stdint.h>
@@ -112,6 +113,70 @@ MAX_POOL_SCATTER(double, scatter_f64)
 MAX_POOL_TILED(float, tiled_f32)
 MAX_POOL_TILED(double, tiled_f64)
 
+/* Window offsets, the compact indices of 2 x 2, stride-2, unpadded windows (one byte each): 0 top-left,
+ * 1 top-right, 2 bottom-left, 3 bottom-right. The loops below take `rows` output rows of `ow` windows whose
+ * input row pairs lie 2 w apart from x (gradInput), so planes whose height is twice the output's run as one
+ * tall plane. The comparisons are the general loop's (the first element starts the maximum). */
+#define MAX_POOL_OFFSETS(T, NAME)                                                                              \
+  static void NAME(int64_t rows, int w, int ow, const T *x, T *out, uint8_t *offsets) {                       \
+    for (int64_t k = 0; k < rows; k++) {                                                                        \
+      const T *r0 = x + 2 * k * w, *r1 = r0 + w;                                                                \
+      for (int j = 0; j < ow; j++) {                                                                            \
+        const T v[4] = { r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1] };                                  \
+        T best = v[0];                                                                                          \
+        int arg = 0;                                                                                            \
+        for (int i = 1; i < 4; i++) {                                                                           \
+          const int take = (v[i] > best) | (v[i] != v[i]);                                                      \
+          best = take ? v[i] : best;                                                                            \
+          arg = take ? i : arg;                                                                                 \
+        }                                                                                                       \
+        out[k * ow + j] = best;                                                                                 \
+        offsets[k * ow + j] = (uint8_t)arg;                                                                     \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+
+MAX_POOL_OFFSETS(float, offsets_f32)
+MAX_POOL_OFFSETS(double, offsets_f64)
+
+/* Windows that tile rows of exactly 2 ow columns: each window's four gradients written at once (0 + g at its
+ * offset, 0 elsewhere; an offset past 3 sends nothing). */
+#define MAX_POOL_TILED_OFFSETS(T, NAME)                                                                        \
+  static void NAME(int64_t rows, int ow, const T *g, const uint8_t *offsets, T *gi) {                         \
+    const int w = 2 * ow;                                                                                       \
+    for (int64_t k = 0; k < rows; k++) {                                                                        \
+      T *r0 = gi + 2 * k * w, *r1 = r0 + w;                                                                     \
+      for (int j = 0; j < ow; j++) {                                                                            \
+        const T v = (T)0 + g[k * ow + j];                                                                       \
+        const int d = offsets[k * ow + j];                                                                      \
+        r0[2 * j] = d == 0 ? v : (T)0;                                                                          \
+        r0[2 * j + 1] = d == 1 ? v : (T)0;                                                                      \
+        r1[2 * j] = d == 2 ? v : (T)0;                                                                          \
+        r1[2 * j + 1] = d == 3 ? v : (T)0;                                                                      \
+      }                                                                                                         \
+    }                                                                                                           \
+  }
+
+MAX_POOL_TILED_OFFSETS(float, tiled_offsets_f32)
+MAX_POOL_TILED_OFFSETS(double, tiled_offsets_f64)
+
+/* Zeroes gradInput and adds each gradient at its window offset: windows that leave a last odd row or column. */
+#define MAX_POOL_SCATTER_OFFSETS(T, NAME)                                                                      \
+  static void NAME(const pool_geom_t *p, const T *g, const uint8_t *offsets, T *gi) {                         \
+    const int64_t in_plane = (int64_t)p->h * p->w;                                                            \
+    memset(gi, 0, (size_t)(p->planes * in_plane) * sizeof(T));                                                \
+    int64_t o = 0;                                                                                              \
+    for (int64_t pl = 0; pl < p->planes; pl++)                                                                  \
+      for (int oh = 0; oh < p->oh; oh++)                                                                        \
+        for (int ow = 0; ow < p->ow; ow++, o++) {                                                               \
+          const int d = offsets[o];                                                                             \
+          if (d < 4) gi[pl * in_plane + (int64_t)(2 * oh + (d >> 1)) * p->w + 2 * ow + (d & 1)] += g[o];       \
+        }                                                                                                       \
+  }
+
+MAX_POOL_SCATTER_OFFSETS(float, scatter_offsets_f32)
+MAX_POOL_SCATTER_OFFSETS(double, scatter_offsets_f64)
+
 
 /* Average pooling, as pool.ts's loops: each window summed in double in row-major order and divided in
  * double by PyTorch's divisor (count_include_pad: the window clipped to the padded input; else the elements
@@ -194,15 +259,61 @@ AVG_POOL(double, avg_f64)
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #define K512 __attribute__((target("avx512f")))
+#define INLINE static inline __attribute__((always_inline))
+
+/* The 2 x 2 loops below ask for their rows POOL_AHEAD output rows ahead: without it they read at a fraction of
+ * the memory's speed (the hardware prefetchers do not follow them here; bench/NOTES-conv.md, "Prefetching the
+ * max-pooling loops"). */
+#define POOL_AHEAD 8
+
+/* Asks for the cache lines of [at, at + bytes), for reading or (write) for writing. */
+K512 INLINE void prefetch_lines(const void *at, int64_t bytes, int write) {
+  const char *p = at;
+  for (int64_t i = 0; i < bytes; i += 64) {
+    if (write) __builtin_prefetch(p + i, 1, 3);
+    else _mm_prefetch(p + i, _MM_HINT_T0);
+  }
+}
 
 static int avx512(void) { return native_avx512(); }
+
+/* The maximum of four windows' elements in the general loop's order (an element replaces the running maximum
+ * when it is greater or NaN), and in *arg the value a1, a2 or a3 of the element chosen after the first (0 for
+ * the first). */
+K512 INLINE __m512 max_of_four(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512i a1, __m512i a2, __m512i a3, __m512i *arg) {
+  __m512 best = v0;
+  __m512i at = _mm512_setzero_si512();
+  __mmask16 take = _mm512_cmp_ps_mask(v1, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
+  best = _mm512_mask_mov_ps(best, take, v1);
+  at = _mm512_mask_mov_epi32(at, take, a1);
+  take = _mm512_cmp_ps_mask(v2, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v2, v2, _CMP_UNORD_Q);
+  best = _mm512_mask_mov_ps(best, take, v2);
+  at = _mm512_mask_mov_epi32(at, take, a2);
+  take = _mm512_cmp_ps_mask(v3, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v3, v3, _CMP_UNORD_Q);
+  best = _mm512_mask_mov_ps(best, take, v3);
+  *arg = _mm512_mask_mov_epi32(at, take, a3);
+  return best;
+}
+
+/* The four elements of `count` (up to 16) 2 x 2 windows whose top-left elements are r0[0], r0[2], ... (the
+ * bottom row at r1): top-left, top-right, bottom-left, bottom-right; the even and odd columns of each row. */
+K512 INLINE void row_windows(const float *r0, const float *r1, int count, __m512 v[4]) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
+  const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+  const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0), a1 = _mm512_maskz_loadu_ps(hi, r0 + 16);
+  const __m512 b0 = _mm512_maskz_loadu_ps(lo, r1), b1 = _mm512_maskz_loadu_ps(hi, r1 + 16);
+  v[0] = _mm512_permutex2var_ps(a0, even, a1);
+  v[1] = _mm512_permutex2var_ps(a0, odd, a1);
+  v[2] = _mm512_permutex2var_ps(b0, even, b1);
+  v[3] = _mm512_permutex2var_ps(b0, odd, b1);
+}
 
 /* The 2 x 2 forward, 16 windows per step: even and odd columns of the two rows, compared in the general
  * loop's order (top-left, top-right, bottom-left, bottom-right). */
 K512 static void max_pool_2x2_f32(const pool_geom_t *p, const float *x, float *out, int32_t *indices) {
   const int w = p->w;
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512i one = _mm512_set1_epi32(1), below = _mm512_set1_epi32(w), below1 = _mm512_set1_epi32(w + 1);
   int64_t o = 0;
   for (int64_t pl = 0; pl < p->planes; pl++) {
@@ -211,24 +322,11 @@ K512 static void max_pool_2x2_f32(const pool_geom_t *p, const float *x, float *o
       const float *r0 = xp + (int64_t)2 * oh * w, *r1 = r0 + w;
       for (int ow = 0; ow < p->ow; ow += 16) {
         const int count = p->ow - ow < 16 ? p->ow - ow : 16;
-        const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
-        const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
         const __mmask16 keep = (__mmask16)((1u << count) - 1);
-        const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ow), a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ow + 16);
-        const __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ow), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ow + 16);
-        const __m512 v0 = _mm512_permutex2var_ps(a0, even, a1), v1 = _mm512_permutex2var_ps(a0, odd, a1);
-        const __m512 v2 = _mm512_permutex2var_ps(b0, even, b1), v3 = _mm512_permutex2var_ps(b0, odd, b1);
-        __m512 best = v0;
-        __m512i arg = _mm512_setzero_si512();
-        __mmask16 take = _mm512_cmp_ps_mask(v1, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
-        best = _mm512_mask_mov_ps(best, take, v1);
-        arg = _mm512_mask_mov_epi32(arg, take, one);
-        take = _mm512_cmp_ps_mask(v2, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v2, v2, _CMP_UNORD_Q);
-        best = _mm512_mask_mov_ps(best, take, v2);
-        arg = _mm512_mask_mov_epi32(arg, take, below);
-        take = _mm512_cmp_ps_mask(v3, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v3, v3, _CMP_UNORD_Q);
-        best = _mm512_mask_mov_ps(best, take, v3);
-        arg = _mm512_mask_mov_epi32(arg, take, below1);
+        __m512 v[4];
+        row_windows(r0 + 2 * ow, r1 + 2 * ow, count, v);
+        __m512i arg;
+        const __m512 best = max_of_four(v[0], v[1], v[2], v[3], one, below, below1, &arg);
         /* window ow + lane starts at plane index 2 oh w + 2 (ow + lane) */
         const __m512i start = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * w + 2 * ow), _mm512_slli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1));
         _mm512_mask_storeu_ps(out + o + ow, keep, best);
@@ -273,10 +371,122 @@ K512 static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int
   }
   return bad == 0;
 }
+
+/* The 2 x 2 forward with window offsets. Rows of up to 8 windows go two output rows to a vector (the even
+ * and odd columns of four input rows), longer ones 16 windows of one row at a time. */
+K512 static void offsets_avx512_f32(int64_t rows, int w, int ow, const float *x, float *out, uint8_t *offsets) {
+  const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
+  if (ow <= 8) {
+    int32_t e[16];
+    for (int j = 0; j < 16; j++) e[j] = j < ow ? 2 * j : j < 2 * ow ? 16 + 2 * (j - ow) : 0;
+    const __m512i even = _mm512_loadu_si512(e), odd = _mm512_add_epi32(even, one);
+    const __mmask16 row = (__mmask16)((1u << (2 * ow)) - 1);
+    for (int64_t k = 0; k < rows; k += 2) {
+      const int both = rows - k >= 2;
+      const __mmask16 second = both ? row : 0, keep = (__mmask16)((1u << ((both ? 2 : 1) * ow)) - 1);
+      const float *r = x + 2 * k * w;
+      if (k + POOL_AHEAD + 2 <= rows) prefetch_lines(r + 2 * POOL_AHEAD * w, 4 * w * (int64_t)sizeof(float), 0);
+      const __m512 t0 = _mm512_maskz_loadu_ps(row, r), b0 = _mm512_maskz_loadu_ps(row, r + w);
+      const __m512 t1 = _mm512_maskz_loadu_ps(second, r + 2 * w), b1 = _mm512_maskz_loadu_ps(second, r + 3 * w);
+      const __m512 v0 = _mm512_permutex2var_ps(t0, even, t1), v1 = _mm512_permutex2var_ps(t0, odd, t1);
+      const __m512 v2 = _mm512_permutex2var_ps(b0, even, b1), v3 = _mm512_permutex2var_ps(b0, odd, b1);
+      __m512i arg;
+      const __m512 best = max_of_four(v0, v1, v2, v3, one, two, three, &arg);
+      _mm512_mask_storeu_ps(out + k * ow, keep, best);
+      _mm512_mask_cvtepi32_storeu_epi8(offsets + k * ow, keep, arg);
+    }
+    return;
+  }
+  for (int64_t k = 0; k < rows; k++) {
+    const float *r0 = x + 2 * k * w, *r1 = r0 + w;
+    if (k + POOL_AHEAD < rows) prefetch_lines(r0 + 2 * POOL_AHEAD * w, 2 * w * (int64_t)sizeof(float), 0);
+    for (int j = 0; j < ow; j += 16) {
+      const int count = ow - j < 16 ? ow - j : 16;
+      const __mmask16 keep = (__mmask16)((1u << count) - 1);
+      __m512 v[4];
+      row_windows(r0 + 2 * j, r1 + 2 * j, count, v);
+      __m512i arg;
+      const __m512 best = max_of_four(v[0], v[1], v[2], v[3], one, two, three, &arg);
+      _mm512_mask_storeu_ps(out + k * ow + j, keep, best);
+      _mm512_mask_cvtepi32_storeu_epi8(offsets + k * ow + j, keep, arg);
+    }
+  }
+}
+
+/* 16 window offsets from `at` as 32-bit lanes: one 16-byte load while 16 bytes remain before `end`, else a copy
+ * of the `count` that do (lanes past them read as 4: no gradient). */
+K512 INLINE __m512i load_offsets(const uint8_t *at, const uint8_t *end, int count) {
+  if (end - at >= 16) return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)at));
+  uint8_t tail[16];
+  memset(tail, 4, sizeof tail);
+  memcpy(tail, at, (size_t)count);
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)tail));
+}
+
+/* The exactly tiled 2 x 2 backward from window offsets (rows of w = 2 ow gradients), two output rows to a
+ * vector where ow <= 8, else 16 windows of one row at a time. */
+K512 static void tiled_offsets_avx512_f32(int64_t rows, int ow, const float *g, const uint8_t *offsets, float *gi) {
+  const int w = 2 * ow;
+  const uint8_t *end = offsets + rows * ow;
+  const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  if (ow <= 8) {
+    const __m512i next = _mm512_add_epi32(first, _mm512_set1_epi32(ow)); /* the second row's windows */
+    const __mmask16 row = (__mmask16)((1u << w) - 1);
+    for (int64_t k = 0; k < rows; k += 2) {
+      const int both = rows - k >= 2, count = (both ? 2 : 1) * ow;
+      const __mmask16 keep = (__mmask16)((1u << count) - 1), second = both ? row : 0;
+      if (k + POOL_AHEAD + 2 <= rows) {
+        prefetch_lines(g + (k + POOL_AHEAD) * ow, 2 * ow * (int64_t)sizeof(float), 0);
+        prefetch_lines(offsets + (k + POOL_AHEAD) * ow, 2 * ow, 0);
+        prefetch_lines(gi + 2 * (k + POOL_AHEAD) * w, 4 * w * (int64_t)sizeof(float), 1);
+      }
+      const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(keep, g + k * ow));
+      const __m512i d = load_offsets(offsets + k * ow, end, count);
+      const __m512 g0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512()), v);
+      const __m512 g1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, one), v);
+      const __m512 g2 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, two), v);
+      const __m512 g3 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, three), v);
+      float *r = gi + 2 * k * w;
+      _mm512_mask_storeu_ps(r, row, _mm512_permutex2var_ps(g0, first, g1));
+      _mm512_mask_storeu_ps(r + w, row, _mm512_permutex2var_ps(g2, first, g3));
+      _mm512_mask_storeu_ps(r + 2 * w, second, _mm512_permutex2var_ps(g0, next, g1));
+      _mm512_mask_storeu_ps(r + 3 * w, second, _mm512_permutex2var_ps(g2, next, g3));
+    }
+    return;
+  }
+  const __m512i later = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int64_t k = 0; k < rows; k++) {
+    float *r0 = gi + 2 * k * w, *r1 = r0 + w;
+    if (k + POOL_AHEAD < rows) {
+      prefetch_lines(g + (k + POOL_AHEAD) * ow, ow * (int64_t)sizeof(float), 0);
+      prefetch_lines(offsets + (k + POOL_AHEAD) * ow, ow, 0);
+      prefetch_lines(r0 + 2 * POOL_AHEAD * w, 2 * w * (int64_t)sizeof(float), 1);
+    }
+    for (int j = 0; j < ow; j += 16) {
+      const int count = ow - j < 16 ? ow - j : 16;
+      const __mmask16 keep = (__mmask16)((1u << count) - 1);
+      const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
+      const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+      const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(keep, g + k * ow + j));
+      const __m512i d = load_offsets(offsets + k * ow + j, end, count);
+      const __m512 g0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512()), v);
+      const __m512 g1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, one), v);
+      const __m512 g2 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, two), v);
+      const __m512 g3 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, three), v);
+      _mm512_mask_storeu_ps(r0 + 2 * j, lo, _mm512_permutex2var_ps(g0, first, g1));
+      _mm512_mask_storeu_ps(r0 + 2 * j + 16, hi, _mm512_permutex2var_ps(g0, later, g1));
+      _mm512_mask_storeu_ps(r1 + 2 * j, lo, _mm512_permutex2var_ps(g2, first, g3));
+      _mm512_mask_storeu_ps(r1 + 2 * j + 16, hi, _mm512_permutex2var_ps(g2, later, g3));
+    }
+  }
+}
 #else
 static int avx512(void) { return 0; }
 static void max_pool_2x2_f32(const pool_geom_t *p, const float *x, float *out, int32_t *indices) { max_pool_f32(p, x, out, indices); }
 static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int32_t *indices, float *gi) { return tiled_f32(p, g, indices, gi); }
+static void offsets_avx512_f32(int64_t rows, int w, int ow, const float *x, float *out, uint8_t *offsets) { offsets_f32(rows, w, ow, x, out, offsets); }
+static void tiled_offsets_avx512_f32(int64_t rows, int ow, const float *g, const uint8_t *offsets, float *gi) { tiled_offsets_f32(rows, ow, g, offsets, gi); }
 #endif
 
 /* Large poolings are shared with the helper thread (helper_units) in units of whole planes: every output
@@ -294,9 +504,34 @@ typedef struct {
   pool_geom_t p;
   const void *in;   /* x (forward) or gradOut (backward) */
   void *out;        /* out (forward) or gradInput (backward) */
-  int32_t *indices; /* max pooling */
+  int32_t *indices; /* max pooling: flat indices within the plane, */
+  uint8_t *offsets; /* or window offsets (2 x 2 windows) */
   int64_t per_unit; /* planes */
 } pool_job_t;
+
+/* Max pooling with window offsets over the planes of q; planes whose height is twice the output's run as one
+ * tall plane. */
+static void max_pool_offsets(const pool_job_t *J, const pool_geom_t *q, const void *in, void *out, uint8_t *offsets) {
+  const int64_t in_plane = (int64_t)q->h * q->w, out_plane = (int64_t)q->oh * q->ow;
+  const int tall = 2 * q->oh == q->h;
+  const int64_t planes = tall ? 1 : q->planes, rows = tall ? q->planes * (int64_t)q->oh : q->oh;
+  if (J->kind == MAX_FORWARD) {
+    for (int64_t pl = 0; pl < planes; pl++) {
+      if (J->f64) offsets_f64(rows, q->w, q->ow, (const double *)in + pl * in_plane, (double *)out + pl * out_plane, offsets + pl * out_plane);
+      else if (avx512()) offsets_avx512_f32(rows, q->w, q->ow, (const float *)in + pl * in_plane, (float *)out + pl * out_plane, offsets + pl * out_plane);
+      else offsets_f32(rows, q->w, q->ow, (const float *)in + pl * in_plane, (float *)out + pl * out_plane, offsets + pl * out_plane);
+    }
+  } else if (!tall || 2 * q->ow != q->w) {
+    if (J->f64) scatter_offsets_f64(q, (const double *)in, offsets, (double *)out);
+    else scatter_offsets_f32(q, (const float *)in, offsets, (float *)out);
+  } else if (J->f64) {
+    tiled_offsets_f64(rows, q->ow, (const double *)in, offsets, (double *)out);
+  } else if (avx512()) {
+    tiled_offsets_avx512_f32(rows, q->ow, (const float *)in, offsets, (float *)out);
+  } else {
+    tiled_offsets_f32(rows, q->ow, (const float *)in, offsets, (float *)out);
+  }
+}
 
 /* Unit u: planes [u per_unit, ...) of the job. */
 static void pool_unit(const void *arg, int u, int worker) {
@@ -310,6 +545,10 @@ static void pool_unit(const void *arg, int u, int worker) {
   const char *in = (const char *)J->in + (size_t)(p0 * (forward ? in_plane : out_plane)) * size;
   char *out = (char *)J->out + (size_t)(p0 * (forward ? out_plane : in_plane)) * size;
   int32_t *indices = J->indices ? J->indices + p0 * out_plane : NULL;
+  if (J->offsets) {
+    max_pool_offsets(J, &q, in, out, J->offsets + p0 * out_plane);
+    return;
+  }
   switch (J->kind) {
     case MAX_FORWARD:
       if (J->f64) max_pool_f64(&q, (const double *)in, (double *)out, indices);
@@ -336,13 +575,14 @@ static void pool_unit(const void *arg, int u, int worker) {
   }
 }
 
-static void run_pool(int kind, int f64, const pool_geom_t *p, const void *in, void *out, int32_t *indices, int include_pad) {
+static void run_pool(int kind, int f64, const pool_geom_t *p, const void *in, void *out, int32_t *indices, uint8_t *offsets,
+                     int include_pad) {
   const int64_t in_plane = (int64_t)p->h * p->w, elements = p->planes * in_plane;
   int64_t per_unit = POOL_UNIT_ELEMENTS / in_plane;
   if (per_unit < 1) per_unit = 1;
   const int units = (int)((p->planes + per_unit - 1) / per_unit);
   const int64_t split_min = native_split_min_work() / 4 > POOL_SPLIT_MIN ? native_split_min_work() / 4 : POOL_SPLIT_MIN;
-  pool_job_t job = { kind, f64, include_pad, *p, in, out, indices, per_unit };
+  pool_job_t job = { kind, f64, include_pad, *p, in, out, indices, offsets, per_unit };
   helper_units(pool_unit, &job, units, native_max_threads() > 1 && elements >= split_min);
 }
 
@@ -370,21 +610,31 @@ static int read_pool_geometry(napi_env env, napi_value v, pool_geom_t *p) {
   return 1;
 }
 
-static int32_t *int32_operand(napi_env env, napi_value v, int64_t extent) {
+/* The indices operand: an Int32Array of flat indices within the plane, or a Uint8Array of window offsets
+ * (2 x 2, stride-2, unpadded, undilated windows only), at least `extent` long. Returns 0 with a JavaScript
+ * error. */
+static int index_operand(napi_env env, napi_value v, const pool_geom_t *p, int64_t extent, int32_t **indices, uint8_t **offsets) {
   bool typed = false;
   napi_typedarray_type type;
   size_t length;
   void *data;
   if (napi_is_typedarray(env, v, &typed) != napi_ok || !typed ||
-      napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_int32_array) {
-    napi_throw_type_error(env, NULL, "tapegrad native maxPool2d: indices must be an Int32Array");
-    return NULL;
+      napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok ||
+      (type != napi_int32_array && type != napi_uint8_array)) {
+    napi_throw_type_error(env, NULL, "tapegrad native maxPool2d: indices must be an Int32Array or a Uint8Array of window offsets");
+    return 0;
+  }
+  if (type == napi_uint8_array && !is_2x2(p)) {
+    napi_throw_range_error(env, NULL, "tapegrad native maxPool2d: window offsets need 2 x 2 windows of stride 2 without padding or dilation");
+    return 0;
   }
   if ((int64_t)length < extent) {
     napi_throw_range_error(env, NULL, "tapegrad native maxPool2d: indices is too short for its geometry");
-    return NULL;
+    return 0;
   }
-  return data;
+  *indices = type == napi_int32_array ? data : NULL;
+  *offsets = type == napi_uint8_array ? data : NULL;
+  return 1;
 }
 
 #define POOL_ARGS(count)                                                                           \
@@ -404,9 +654,10 @@ static napi_value max_pool_forward(napi_env env, napi_callback_info info) {
   if (type < 0) return NULL;
   void *x = float_operand(env, argv[1], type, 0, in_size, WHO, "x", "geometry");
   void *out = x ? float_operand(env, argv[2], type, 0, out_size, WHO, "out", "geometry") : NULL;
-  int32_t *indices = out ? int32_operand(env, argv[3], out_size) : NULL;
-  if (!indices) return NULL;
-  if (p.planes > 0) run_pool(MAX_FORWARD, type == napi_float64_array, &p, x, out, indices, 0);
+  int32_t *indices = NULL;
+  uint8_t *offsets = NULL;
+  if (!out || !index_operand(env, argv[3], &p, out_size, &indices, &offsets)) return NULL;
+  if (p.planes > 0) run_pool(MAX_FORWARD, type == napi_float64_array, &p, x, out, indices, offsets, 0);
   return NULL;
 }
 
@@ -418,10 +669,12 @@ static napi_value max_pool_backward(napi_env env, napi_callback_info info) {
   const int type = float_operand_type(env, argv[1], WHO);
   if (type < 0) return NULL;
   void *g = float_operand(env, argv[1], type, 0, out_size, WHO, "gradOut", "geometry");
-  int32_t *indices = g ? int32_operand(env, argv[2], out_size) : NULL;
-  void *gi = indices ? float_operand(env, argv[3], type, 0, in_size, WHO, "gradInput", "geometry") : NULL;
+  int32_t *indices = NULL;
+  uint8_t *offsets = NULL;
+  if (!g || !index_operand(env, argv[2], &p, out_size, &indices, &offsets)) return NULL;
+  void *gi = float_operand(env, argv[3], type, 0, in_size, WHO, "gradInput", "geometry");
   if (!gi) return NULL;
-  if (p.planes > 0) run_pool(MAX_BACKWARD, type == napi_float64_array, &p, g, gi, indices, 0);
+  if (p.planes > 0) run_pool(MAX_BACKWARD, type == napi_float64_array, &p, g, gi, indices, offsets, 0);
   return NULL;
 }
 
@@ -444,7 +697,7 @@ static napi_value avg_pool(napi_env env, napi_callback_info info, int backward) 
   void *dst = src ? float_operand(env, argv[2], type, 0, backward ? in_size : out_size, WHO_AVG,
                                   backward ? "gradInput" : "out", "geometry") : NULL;
   if (!dst) return NULL;
-  if (p.planes > 0) run_pool(backward ? AVG_BACKWARD : AVG_FORWARD, type == napi_float64_array, &p, src, dst, NULL, include_pad);
+  if (p.planes > 0) run_pool(backward ? AVG_BACKWARD : AVG_FORWARD, type == napi_float64_array, &p, src, dst, NULL, NULL, include_pad);
   return NULL;
 }
 

@@ -262,6 +262,9 @@ T512 INLINE void bc_tile512(const int MR, const int NV, int last, int k, const f
   for (int p = 0; p < k; p++) {
     const float *brow = b + (int64_t)p * ldb;
     __m512 bv[3];
+    /* B's row 8 rows on: the first tile of a panel reads it from memory, with masked loads that the hardware
+     * prefetchers do not follow here (bench/NOTES-conv.md, "Prefetching the convolutions' streams") */
+    if (p + 8 < k) UNROLL for (int v = 0; v < NV; v++) _mm_prefetch((const char *)(brow + 8 * (int64_t)ldb + 16 * v), _MM_HINT_T0);
     UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(v < NV - 1 ? full : tail, brow + 16 * v);
     const float *acol = a + p * a_ps;
     UNROLL for (int r = 0; r < MR; r++) {
@@ -356,9 +359,13 @@ T512 static void transpose_block(const float *src, int64_t ld, int rows, int col
 
 T512 void tile_gemm_transpose(const float *src, int ld, int rows, int cols, float *dst, int ldd) {
   for (int r0 = 0; r0 < rows; r0 += 16)
-    for (int c0 = 0; c0 < cols; c0 += 16)
+    for (int c0 = 0; c0 < cols; c0 += 16) {
+      /* four blocks ahead along the 16 rows: streams the hardware prefetchers do not follow here */
+      if (c0 + 64 < cols)
+        for (int r = r0; r < rows && r < r0 + 16; r++) _mm_prefetch((const char *)(src + (int64_t)r * ld + c0 + 64), _MM_HINT_T0);
       transpose_block(src + (int64_t)r0 * ld + c0, ld, rows - r0 < 16 ? rows - r0 : 16, cols - c0 < 16 ? cols - c0 : 16,
                       dst + (int64_t)c0 * ldd + r0, ldd);
+    }
 }
 
 int tile_gemm_column_shift(const tile_gemm_t *t) {

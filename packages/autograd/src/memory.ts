@@ -97,6 +97,14 @@ export function allocateIndices(size: number): Int32Array {
   return NodeBuffer ? new Int32Array(NodeBuffer.allocUnsafeSlow(bytes).buffer, 0, size) : new Int32Array(size);
 }
 
+/** A Uint8Array of `size` elements, not zero-filled, pooled as allocateIndices (max pooling's window offsets). */
+export function allocateWindowOffsets(size: number): Uint8Array {
+  if (size < poolMinBytes) return new Uint8Array(size);
+  const buf = takeFromPool(size);
+  if (buf) return new Uint8Array(buf);
+  return NodeBuffer ? new Uint8Array(NodeBuffer.allocUnsafeSlow(size).buffer, 0, size) : new Uint8Array(size);
+}
+
 // ---------------------------------------------------------------- the buffer pool
 
 /** Dead buffers by byte length, for the next allocation of that size (a caching allocator). */
@@ -109,7 +117,7 @@ let poolOn = true;
  * Hands `a`'s buffer to the pool. The caller guarantees that nothing will read or write `a`, or any
  * view of its buffer, again. Views, shared memory and small buffers are left to the garbage collector.
  */
-export function releaseBuffer(a: FloatArray | Int32Array): void {
+export function releaseBuffer(a: FloatArray | Int32Array | Uint8Array): void {
   // NOTE: the size test first: reading .buffer of a small array would move it off V8's heap
   if (!poolOn || a.byteLength < poolMinBytes) return;
   const buf = a.buffer;

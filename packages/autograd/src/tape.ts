@@ -65,10 +65,10 @@ export class Node {
   freed = false;
   /** Whatever the op keeps for its backward (released with the graph). */
   saved: unknown;
-  /** A buffer that only this node's backward reads (max pooling's argmax indices): the engine hands it to
-   *  the buffer pool when it frees the graph. An op clears it when a recorded backward (createGraph)
-   *  captures the buffer, which then lives on in that graph. */
-  scratch: Int32Array | null = null;
+  /** A buffer that only this node's backward reads (max pooling's argmax indices or window offsets): the
+   *  engine hands it to the buffer pool when it frees the graph. An op clears it when a recorded backward
+   *  (createGraph) captures the buffer, which then lives on in that graph. */
+  scratch: Int32Array | Uint8Array | null = null;
   /** The output, when the backward reads it (exp, tanh, sigmoid, logSoftmax). */
   output: Tensor | null = null;
   /** The sum of the inputs' and the output's versions when recorded: an in-place change since then makes

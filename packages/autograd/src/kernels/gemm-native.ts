@@ -39,8 +39,9 @@ export interface NativeCnnKernels {
   convBackwardInput(geometry: Int32Array, gradOut: Float32Array, weight: Float32Array, gradInput: Float32Array, workspace: Float32Array): void;
   convBackwardWeight(geometry: Int32Array, x: Float32Array, gradOut: Float32Array, gradWeight: Float32Array,
     gradBias: Float32Array | null, workspace: Float32Array, accumulate: boolean): void;
-  maxPool2dForward(geometry: Int32Array, x: FloatArray, out: FloatArray, indices: Int32Array): void;
-  maxPool2dBackward(geometry: Int32Array, gradOut: FloatArray, indices: Int32Array, gradInput: FloatArray): void;
+  /** indices: flat indices within the plane, or window offsets of 2 × 2 windows (kernels/pool.ts maxPoolWindowOffsets). */
+  maxPool2dForward(geometry: Int32Array, x: FloatArray, out: FloatArray, indices: Int32Array | Uint8Array): void;
+  maxPool2dBackward(geometry: Int32Array, gradOut: FloatArray, indices: Int32Array | Uint8Array, gradInput: FloatArray): void;
   avgPool2dForward(geometry: Int32Array, x: FloatArray, out: FloatArray, countIncludePad: boolean): void;
   avgPool2dBackward(geometry: Int32Array, gradOut: FloatArray, gradInput: FloatArray, countIncludePad: boolean): void;
 }

@@ -112,14 +112,38 @@ const pickIndex = new Int32Array(2);
 const bit = (b: boolean): number => b as unknown as number;
 
 /**
+ * True where maxPool2dForward and maxPool2dBackward take window offsets (a Uint8Array, one byte a window: 0
+ * top-left, 1 top-right, 2 bottom-left, 3 bottom-right) instead of flat indices: 2 × 2 windows of stride 2
+ * without padding or dilation, none of them partial (ceil mode). A quarter of the flat indices' memory traffic.
+ * @example maxPoolWindowOffsets(pool2dGeometry("maxPool2d", [128, 32, 28, 28], { kernelSize: 2 })) // true
+ */
+export function maxPoolWindowOffsets(p: Pool2dGeometry): boolean {
+  return p.kernelH === 2 && p.kernelW === 2 && p.strideH === 2 && p.strideW === 2 && p.padH === 0 && p.padW === 0
+    && p.dilationH === 1 && p.dilationW === 1 && 2 * p.outH <= p.height && 2 * p.outW <= p.width;
+}
+
+/** The flat index within its input plane of window o's element at window offset d (maxPoolWindowOffsets). */
+export function windowOffsetIndex(p: Pool2dGeometry, o: number, d: number): number {
+  const oh = Math.floor(o / p.outW), ow = o - oh * p.outW;
+  return (2 * oh + (d >> 1)) * p.width + 2 * ow + (d & 1);
+}
+
+function checkIndices(op: string, p: Pool2dGeometry, indices: Int32Array | Uint8Array): void {
+  if (indices instanceof Uint8Array && !maxPoolWindowOffsets(p)) {
+    throw new ValueError(`${op}: window offsets (a Uint8Array) need 2 × 2 windows of stride 2 without padding or dilation`);
+  }
+}
+
+/**
  * out = max over each window, indices = the flat position ih·W + iw within its input plane of the element
- * chosen (PyTorch's return_indices). Padding counts as −∞; a NaN is the maximum (the last NaN of a window
+ * chosen (PyTorch's return_indices), or its window offset where indices is a Uint8Array (maxPoolWindowOffsets). Padding counts as −∞; a NaN is the maximum (the last NaN of a window
  * is the one chosen, as in PyTorch); a window of −∞ alone picks its first element. A dilated window that
  * misses the input entirely gives −∞ and index −1, so no gradient flows back through it.
  * NOTE: PyTorch 1.13 gives such a window the index of the position just past its padding, which can be
  * another element of the plane (or of the next plane), and its backward sends the gradient there.
  */
-export function maxPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArray, indices: Int32Array): void {
+export function maxPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArray, indices: Int32Array | Uint8Array): void {
+  checkIndices("maxPool2dForward", p, indices);
   const native = nativePool(p, x, out);
   if (native !== null) {
     native.maxPool2dForward(nativePoolGeometry(p), x, out, indices);
@@ -133,6 +157,7 @@ export function maxPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArr
     maxPool2x2(x, planes, height, width, outH, outW, out, indices);
     return;
   }
+  if (indices instanceof Uint8Array) throw new ValueError("maxPool2dForward: unreachable: window offsets outside the 2 × 2 case");
   for (let pl = 0; pl < planes; pl++) {
     const xo = pl * inPlane;
     let o = pl * outPlane;
@@ -164,7 +189,8 @@ export function maxPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArr
 
 /** The 2×2, stride-2, unpadded case (the common one) without the window loops. */
 function maxPool2x2(x: FloatArray, planes: number, height: number, width: number, outH: number, outW: number,
-  out: FloatArray, indices: Int32Array): void {
+  out: FloatArray, indices: Int32Array | Uint8Array): void {
+  const offsets = indices instanceof Uint8Array;
   const pv = pickValue, pi = pickIndex;
   let o = 0;
   for (let pl = 0; pl < planes; pl++) {
@@ -184,15 +210,19 @@ function maxPool2x2(x: FloatArray, planes: number, height: number, width: number
         take = bit(v3 > best) | bit(v3 !== v3);
         pv[0] = best; pv[1] = v3; pi[0] = arg; pi[1] = width + 1;
         out[o] = pv[take];
-        indices[o] = i - xo + pi[take];
+        const k = pi[take];
+        // the window offset: 0, 1, width, width + 1 → 0, 1, 2, 3
+        indices[o] = offsets ? (k >= width ? k - width + 2 : k) : i - xo + k;
       }
     }
   }
 }
 
-/** gradInput (overwritten) = gradOut scattered to the saved argmax positions; overlapping windows add.
- *  Index −1 (a window that missed the input) sends nothing. */
-export function maxPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, indices: Int32Array, gradInput: FloatArray): void {
+/** gradInput (overwritten) = gradOut scattered to the saved argmax positions (flat indices or window offsets,
+ *  as the forward wrote them); overlapping windows add. Index −1 (a window that missed the input), or a
+ *  window offset past 3, sends nothing. */
+export function maxPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, indices: Int32Array | Uint8Array, gradInput: FloatArray): void {
+  checkIndices("maxPool2dBackward", p, indices);
   const native = nativePool(p, gradOut, gradInput);
   if (native !== null) {
     native.maxPool2dBackward(nativePoolGeometry(p), gradOut, indices, gradInput);
@@ -200,6 +230,16 @@ export function maxPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, indice
   }
   const planes = p.batch * p.channels, inPlane = p.height * p.width, outPlane = p.outH * p.outW;
   gradInput.fill(0, 0, planes * inPlane);
+  if (indices instanceof Uint8Array) {
+    for (let pl = 0; pl < planes; pl++) {
+      const xo = pl * inPlane, o0 = pl * outPlane;
+      for (let o = o0; o < o0 + outPlane; o++) {
+        const d = indices[o];
+        if (d < 4) gradInput[xo + windowOffsetIndex(p, o - o0, d)] += gradOut[o];
+      }
+    }
+    return;
+  }
   for (let pl = 0; pl < planes; pl++) {
     const xo = pl * inPlane;
     const o0 = pl * outPlane;

@@ -8,7 +8,7 @@
 import { ShapeError, fmtShape } from "../errors.ts";
 import * as K from "../kernels/index.ts";
 import { kindInfo, type OpInfo } from "../opinfo.ts";
-import { allocateIndices, releaseBuffer } from "../memory.ts";
+import { allocateIndices, allocateWindowOffsets, releaseBuffer } from "../memory.ts";
 import { declareOp, isGradEnabled, record } from "../tape.ts";
 import type { Tensor } from "../tensor-class.ts";
 import { intPair } from "./nchw.ts";
@@ -56,7 +56,8 @@ function pooledShape(x: Tensor, p: K.Pool2dGeometry): number[] {
 export function maxPool2d(x: Tensor, kernelSize: Pair, options: MaxPool2dOptions = {}): Tensor {
   const p = K.pool2dGeometry("maxPool2d", x.shape, { kernelSize, ...options });
   const out = unfilled(x.dtype, pooledShape(x, p));
-  const indices = allocateIndices(out.size);
+  // 2 × 2 windows keep one byte a window (its offset) instead of a flat index: nothing outside reads them
+  const indices = K.maxPoolWindowOffsets(p) ? allocateWindowOffsets(out.size) : allocateIndices(out.size);
   K.maxPool2dForward(p, x.data, out.data, indices);
   record(MAX_POOL2D, [x], out, (g, node) => {
     // a recorded backward keeps the indices in its own graph: they are no longer the node's alone
@@ -70,7 +71,7 @@ export function maxPool2d(x: Tensor, kernelSize: Pair, options: MaxPool2dOptions
 }
 
 /** maxPool2d's backward: zeros of the input's shape, each window's gradient added at its argmax. */
-function scatterToArgmax(g: Tensor, indices: Int32Array, p: K.Pool2dGeometry, inputShape: readonly number[]): Tensor {
+function scatterToArgmax(g: Tensor, indices: Int32Array | Uint8Array, p: K.Pool2dGeometry, inputShape: readonly number[]): Tensor {
   const out = unfilled(g.dtype, inputShape);
   K.maxPool2dBackward(p, g.data, indices, out.data);
   return record(MAX_POOL2D_BACKWARD, [g], out, (gg) => [gatherAtArgmax(gg, indices, p, g.shape)]);
@@ -78,10 +79,20 @@ function scatterToArgmax(g: Tensor, indices: Int32Array, p: K.Pool2dGeometry, in
 
 /** The adjoint of scatterToArgmax: each window's value at its argmax (what maxPool2d computed), 0 for a
  *  window that missed the input. Recorded as maxPool2d: the same gather, its backward the same scatter. */
-function gatherAtArgmax(x: Tensor, indices: Int32Array, p: K.Pool2dGeometry, outShape: readonly number[]): Tensor {
+function gatherAtArgmax(x: Tensor, indices: Int32Array | Uint8Array, p: K.Pool2dGeometry, outShape: readonly number[]): Tensor {
   const out = empty(x.dtype, outShape);
   const planes = p.batch * p.channels, inPlane = p.height * p.width, outPlane = p.outH * p.outW;
   const xd = x.data, od = out.data;
+  if (indices instanceof Uint8Array) {
+    for (let pl = 0; pl < planes; pl++) {
+      const xo = pl * inPlane, o0 = pl * outPlane;
+      for (let o = o0; o < o0 + outPlane; o++) {
+        const d = indices[o];
+        if (d < 4) od[o] = xd[xo + K.windowOffsetIndex(p, o - o0, d)];
+      }
+    }
+    return record(MAX_POOL2D, [x], out, (g) => [scatterToArgmax(g, indices, p, x.shape)]);
+  }
   for (let pl = 0; pl < planes; pl++) {
     const xo = pl * inPlane;
     for (let o = pl * outPlane, end = o + outPlane; o < end; o++) {
