@@ -347,6 +347,7 @@ static int64_t workspace_floats(int pass, const geom_t *g) {
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#include "transpose16.h"
 
 #define K512 __attribute__((target("avx512f")))
 #define INLINE static inline __attribute__((always_inline))
@@ -627,43 +628,6 @@ K512 INLINE void ov_tile(const int NT, const int NV, const ov_job_t *J, const in
     if (s < count) UNROLL for (int v = 0; v < NV; v++) _mm512_storeu_ps(dst + (int64_t)s * J->ogp + 16 * v, acc[s][v]);
 }
 
-/* rows x 16 floats of src (row stride ld, rows past `rows` read as zeros, columns past `cols` not read)
- * transposed into dst (row stride ldd): dst[c][r] for c < cols, all 16 r (the zeros too) or, with `exact`,
- * r < rows only. */
-K512 static void transpose16x(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd, int exact) {
-  const __mmask16 cm = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1);
-  __m512 r[16], t[16];
-  /* rows past `rows` load nothing (a masked-off lane reads no memory) */
-  _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(i < rows ? cm : 0, src + i * ld);
-  UNROLL for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  /* u[4 g + c], lane L: column 4 L + c of rows 4 g .. 4 g + 3 */
-  __m512 u[16];
-  UNROLL for (int g = 0; g < 4; g++) {
-    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
-    const __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
-    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
-    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
-  }
-  UNROLL for (int c = 0; c < 4; c++) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
-    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
-    const __m512 out[4] = { _mm512_shuffle_f32x4(v0, v2, 0x88), _mm512_shuffle_f32x4(v0, v2, 0xDD),
-                            _mm512_shuffle_f32x4(v1, v3, 0x88), _mm512_shuffle_f32x4(v1, v3, 0xDD) };
-    const __mmask16 rm = (__mmask16)(!exact || rows >= 16 ? 0xffff : (1u << rows) - 1);
-    UNROLL for (int L = 0; L < 4; L++)
-      if (4 * L + c < cols) _mm512_mask_storeu_ps(dst + (4 * L + c) * ldd, rm, out[L]);
-  }
-}
-
-K512 static void transpose16(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd) {
-  transpose16x(src, ld, rows, cols, dst, ldd, 0);
-}
-
 /* Unit b: the block of images [b block, ...) staged in worker's area, its sums into slot b. */
 K512 static void ov_unit(const void *arg, int b, int worker) {
   const ov_job_t *J = arg;
@@ -704,7 +668,7 @@ K512 static void ov_unit(const void *arg, int b, int worker) {
           /* four blocks ahead: the 16 rows' streams are more than the hardware prefetchers follow here */
           if (p0 + 64 < L)
             for (int o = 0; o < rows; o++) _mm_prefetch((const char *)(src + (o0 + o) * L + p0 + 64), _MM_HINT_T0);
-          transpose16(src + o0 * L + p0, L, rows, L - p0 < 16 ? (int)(L - p0) : 16, dst + p0 * J->ogp + o0, J->ogp);
+          transpose16_block(src + o0 * L + p0, L, rows, L - p0 < 16 ? (int)(L - p0) : 16, dst + p0 * J->ogp + o0, J->ogp, 0);
         }
       }
     }
@@ -804,7 +768,7 @@ K512 static void oc_unit(const void *arg, int u, int worker) {
     }
     /* back to [channel][position] */
     for (int64_t p0 = 0; p0 < out_plane; p0 += 16)
-      transpose16x(Y + p0 * 16, 16, out_plane - p0 < 16 ? (int)(out_plane - p0) : 16, 16, out + (int64_t)o0 * out_plane + p0, out_plane, 1);
+      transpose16_block(Y + p0 * 16, 16, out_plane - p0 < 16 ? (int)(out_plane - p0) : 16, 16, out + (int64_t)o0 * out_plane + p0, out_plane, 1);
   }
 }
 
@@ -902,7 +866,7 @@ K512 static void wino_stage(const float *in, int in_h, int in_w, int C, int ph, 
     for (int iw = iw0; iw < iw1; iw += 16) {
       const int count = iw1 - iw < 16 ? iw1 - iw : 16;
       for (int c0 = 0; c0 < C; c0 += 16)
-        transpose16x(in + (int64_t)c0 * in_plane + (int64_t)ih * in_w + iw, in_plane, 16, count,
+        transpose16_block(in + (int64_t)c0 * in_plane + (int64_t)ih * in_w + iw, in_plane, 16, count,
                      staged + ((int64_t)r * wd + iw + pw) * C + c0, C, 1);
     }
   }
@@ -985,7 +949,7 @@ K512 static void wino_unit(const void *arg, int u, int worker) {
     for (int s0 = 0; s0 < p->out_w; s0 += 16) {
       const int count = p->out_w - s0 < 16 ? p->out_w - s0 : 16;
       for (int o0 = 0; o0 < O; o0 += 16)
-        transpose16x(Y + ((int64_t)r * yw + s0) * O + o0, O, count, 16, out + (int64_t)o0 * out_plane + (int64_t)r * p->out_w + s0,
+        transpose16_block(Y + ((int64_t)r * yw + s0) * O + o0, O, count, 16, out + (int64_t)o0 * out_plane + (int64_t)r * p->out_w + s0,
                      out_plane, 1);
     }
   }

@@ -23,6 +23,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#include "transpose16.h"
 
 #define TILE_TARGET __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
@@ -327,44 +328,14 @@ T512 static void bc_part512(const tile_gemm_t *t, int i0, int i1, int j0, int j1
 
 int tile_gemm_wide(void) { return native_avx512(); }
 
-/* 16 x 16 blocks through registers: unpack pairs of rows, pairs of pairs, then 128-bit lanes. */
-T512 static void transpose_block(const float *src, int64_t ld, int rows, int cols, float *dst, int64_t ldd) {
-  const __mmask16 cm = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1);
-  __m512 r[16], t[16], u[16];
-  /* rows past `rows` load nothing (a masked-off lane reads no memory) */
-  _Pragma("GCC unroll 16") for (int i = 0; i < 16; i++) r[i] = _mm512_maskz_loadu_ps(i < rows ? cm : 0, src + i * ld);
-  UNROLL for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  /* u[4 g + c], 128-bit lane L: column 4 L + c of rows 4 g .. 4 g + 3 */
-  UNROLL for (int g = 0; g < 4; g++) {
-    const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 2]);
-    const __m512d c = _mm512_castps_pd(t[4 * g + 1]), d = _mm512_castps_pd(t[4 * g + 3]);
-    u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
-    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
-  }
-  const __mmask16 rm = (__mmask16)(rows >= 16 ? 0xffff : (1u << rows) - 1);
-  UNROLL for (int c = 0; c < 4; c++) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
-    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
-    const __m512 out[4] = { _mm512_shuffle_f32x4(v0, v2, 0x88), _mm512_shuffle_f32x4(v0, v2, 0xDD),
-                            _mm512_shuffle_f32x4(v1, v3, 0x88), _mm512_shuffle_f32x4(v1, v3, 0xDD) };
-    UNROLL for (int L = 0; L < 4; L++)
-      if (4 * L + c < cols) _mm512_mask_storeu_ps(dst + (4 * L + c) * ldd, rm, out[L]);
-  }
-}
-
 T512 void tile_gemm_transpose(const float *src, int ld, int rows, int cols, float *dst, int ldd) {
   for (int r0 = 0; r0 < rows; r0 += 16)
     for (int c0 = 0; c0 < cols; c0 += 16) {
       /* four blocks ahead along the 16 rows: streams the hardware prefetchers do not follow here */
       if (c0 + 64 < cols)
         for (int r = r0; r < rows && r < r0 + 16; r++) _mm_prefetch((const char *)(src + (int64_t)r * ld + c0 + 64), _MM_HINT_T0);
-      transpose_block(src + (int64_t)r0 * ld + c0, ld, rows - r0 < 16 ? rows - r0 : 16, cols - c0 < 16 ? cols - c0 : 16,
-                      dst + (int64_t)c0 * ldd + r0, ldd);
+      transpose16_block(src + (int64_t)r0 * ld + c0, ld, rows - r0 < 16 ? rows - r0 : 16, cols - c0 < 16 ? cols - c0 : 16,
+                        dst + (int64_t)c0 * ldd + r0, ldd, 1);
     }
 }
 
