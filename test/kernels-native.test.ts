@@ -17,6 +17,7 @@ import { gemmNative, nativeGemmInfo, nativeGemmTilesInfo } from "../packages/aut
 import type { DType, FloatArray } from "../packages/autograd/src/dtype.ts";
 import { allocateUnfilled } from "../packages/autograd/src/memory.ts";
 import { WASM_LOOPS_MIN_ELEMENTS, wasmLoopsAnyBackend } from "../packages/autograd/src/kernels/wasm-loops.ts";
+import { nativeCnnKernels } from "../packages/autograd/src/kernels/native-loops.ts";
 import { Tensor, linear, logSoftmax, matmul, pick, relu, tensor } from "../packages/autograd/src/index.ts";
 import { optim } from "../packages/nn/src/index.ts";
 
@@ -598,6 +599,21 @@ describe.skipIf(!nativeActive)("native addon: argument checks", () => {
     expectRejected(() => loose.axpy("0.5", x, 0, out, 0, 4), TypeError, /alpha must be a number/, [out]);
     expectRejected(() => loose.sumAxis(x, 1, 4, 1), TypeError, /expected 5 arguments/, [out]);
     expectRejected(() => loose.reluBackward(x, x, out, 4, 5), TypeError, /expected 4 arguments/, [out]);
+  });
+
+  it("the pooling exports name themselves in argument-count and geometry errors", () => {
+    const pool = nativeCnnKernels() as unknown as Record<string, (...args: unknown[]) => void>;
+    const x = filled(Float32Array, 16);
+    const out = filled(Float32Array, 4);
+    const geometry = new Int32Array(13);
+    for (const [name, op] of [["maxPool2dForward", "maxPool2d"], ["maxPool2dBackward", "maxPool2d"],
+      ["avgPool2dForward", "avgPool2d"], ["avgPool2dBackward", "avgPool2d"]] as const) {
+      expectRejected(() => pool[name](geometry, x, out), TypeError, new RegExp(`^tapegrad native ${op}: expected 4 arguments$`), [x, out]);
+      expectRejected(() => pool[name](new Int32Array(12), x, out, name.startsWith("avg") ? true : new Int32Array(4)), TypeError,
+        new RegExp(`^tapegrad native ${op}: the geometry must be an Int32Array of 13 sizes$`), [x, out]);
+      expectRejected(() => pool[name](geometry, x, out, name.startsWith("avg") ? true : new Int32Array(4)), RangeError,
+        new RegExp(`^tapegrad native ${op}: the geometry's sizes are out of range$`), [x, out]);
+    }
   });
 });
 

@@ -18,6 +18,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <node_api.h>
 
@@ -589,14 +590,22 @@ static void run_pool(int kind, int f64, const pool_geom_t *p, const void *in, vo
 static const char WHO[] = "tapegrad native maxPool2d";
 static const char WHO_AVG[] = "tapegrad native avgPool2d";
 
-static int read_pool_geometry(napi_env env, napi_value v, pool_geom_t *p) {
+/* Throws a TypeError (range 0) or RangeError (range 1) whose message is `who`, ": " and `what`. */
+static void throw_pool_error(napi_env env, int range, const char *who, const char *what) {
+  char message[200];
+  snprintf(message, sizeof message, "%s: %s", who, what);
+  if (range) napi_throw_range_error(env, NULL, message);
+  else napi_throw_type_error(env, NULL, message);
+}
+
+static int read_pool_geometry(napi_env env, napi_value v, pool_geom_t *p, const char *who) {
   bool typed = false;
   napi_typedarray_type type;
   size_t length;
   void *data;
   if (napi_is_typedarray(env, v, &typed) != napi_ok || !typed ||
       napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_int32_array || length != 13) {
-    napi_throw_type_error(env, NULL, "tapegrad native maxPool2d: the geometry must be an Int32Array of 13 sizes");
+    throw_pool_error(env, 0, who, "the geometry must be an Int32Array of 13 sizes");
     return 0;
   }
   const int32_t *a = data;
@@ -604,7 +613,7 @@ static int read_pool_geometry(napi_env env, napi_value v, pool_geom_t *p) {
   if (p->planes < 0 || p->h <= 0 || p->w <= 0 || p->kh <= 0 || p->kw <= 0 || p->sh <= 0 || p->sw <= 0 || p->ph < 0 ||
       p->pw < 0 || p->dh <= 0 || p->dw <= 0 || p->oh <= 0 || p->ow <= 0 || (int64_t)p->h * p->w > INT32_MAX ||
       (int64_t)p->oh * p->sh > INT32_MAX / 2 || (int64_t)p->ow * p->sw > INT32_MAX / 2) {
-    napi_throw_range_error(env, NULL, "tapegrad native maxPool2d: the geometry's sizes are out of range");
+    throw_pool_error(env, 1, who, "the geometry's sizes are out of range");
     return 0;
   }
   return 1;
@@ -637,18 +646,18 @@ static int index_operand(napi_env env, napi_value v, const pool_geom_t *p, int64
   return 1;
 }
 
-#define POOL_ARGS(count)                                                                           \
-  size_t argc = count;                                                                             \
-  napi_value argv[count];                                                                          \
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {          \
-    napi_throw_type_error(env, NULL, "tapegrad native maxPool2d: expected " #count " arguments");  \
-    return NULL;                                                                                   \
+#define POOL_ARGS(count, who)                                                             \
+  size_t argc = count;                                                                    \
+  napi_value argv[count];                                                                 \
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) { \
+    throw_pool_error(env, 0, who, "expected " #count " arguments");                       \
+    return NULL;                                                                          \
   }
 
 static napi_value max_pool_forward(napi_env env, napi_callback_info info) {
-  POOL_ARGS(4)
+  POOL_ARGS(4, WHO)
   pool_geom_t p;
-  if (!read_pool_geometry(env, argv[0], &p)) return NULL;
+  if (!read_pool_geometry(env, argv[0], &p, WHO)) return NULL;
   const int64_t in_size = (int64_t)p.planes * p.h * p.w, out_size = (int64_t)p.planes * p.oh * p.ow;
   const int type = float_operand_type(env, argv[1], WHO);
   if (type < 0) return NULL;
@@ -662,9 +671,9 @@ static napi_value max_pool_forward(napi_env env, napi_callback_info info) {
 }
 
 static napi_value max_pool_backward(napi_env env, napi_callback_info info) {
-  POOL_ARGS(4)
+  POOL_ARGS(4, WHO)
   pool_geom_t p;
-  if (!read_pool_geometry(env, argv[0], &p)) return NULL;
+  if (!read_pool_geometry(env, argv[0], &p, WHO)) return NULL;
   const int64_t in_size = (int64_t)p.planes * p.h * p.w, out_size = (int64_t)p.planes * p.oh * p.ow;
   const int type = float_operand_type(env, argv[1], WHO);
   if (type < 0) return NULL;
@@ -682,10 +691,10 @@ static napi_value max_pool_backward(napi_env env, napi_callback_info info) {
 /* Both directions' shared checks: the forward reads x (the input's size) and writes out (the output's size),
  * the backward reads gradOut (the output's size) and writes gradInput (the input's size). */
 static napi_value avg_pool(napi_env env, napi_callback_info info, int backward) {
-  POOL_ARGS(4)
+  POOL_ARGS(4, WHO_AVG)
   pool_geom_t p;
   bool include_pad;
-  if (!read_pool_geometry(env, argv[0], &p)) return NULL;
+  if (!read_pool_geometry(env, argv[0], &p, WHO_AVG)) return NULL;
   if (napi_get_value_bool(env, argv[3], &include_pad) != napi_ok) {
     napi_throw_type_error(env, NULL, "tapegrad native avgPool2d: countIncludePad must be a boolean");
     return NULL;
