@@ -295,22 +295,19 @@ export function axpy(alpha: number, x: FloatArray, xOffset: number, y: FloatArra
       return;
     }
   }
-  const wasm = wasmLoops(n, x, y);
-  if (wasm) {
-    const xs = x.subarray(xOffset, xOffset + n), ys = y.subarray(yOffset, yOffset + n);
-    if (wasmLoops(n, xs, ys)) {
-      wasm.axpy(alpha, xs as Float32Array, ys as Float32Array);
-      return;
-    }
-  }
   if (n < AXPY_UNROLL_MIN) {
     for (let i = 0; i < n; i++) y[yOffset + i] += alpha * x[xOffset + i];
+    return;
+  }
+  const xs = x.subarray(xOffset, xOffset + n), ys = y.subarray(yOffset, yOffset + n);
+  const wasm = wasmLoops(n, xs, ys);
+  if (wasm) {
+    wasm.axpy(alpha, xs as Float32Array, ys as Float32Array);
     return;
   }
   // NOTE: zero-based views and four statements a turn, in index order (so overlapping x and y read and
   // write as the one-at-a-time loop does): V8 drops the offset adds and three of four loop checks
   // (bench/NOTES.md, "Browser allocations, SGD and the bench page's profile")
-  const xs = x.subarray(xOffset, xOffset + n), ys = y.subarray(yOffset, yOffset + n);
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     ys[i] += alpha * xs[i];

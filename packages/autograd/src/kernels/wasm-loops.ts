@@ -63,36 +63,22 @@ function memoryFor(e: LoopsExports, floats: number): Float32Array {
 /** Floats from `at` rounded up to whole 16-byte steps. */
 const padded = (n: number): number => (n + 3) & ~3;
 
+/** Copies `inputs` into consecutive spans of the module's memory (each `out.length` floats padded to whole
+ *  steps), runs `loop` on them (its span in floats) and copies span `outSlot` back into `out`. */
+function run(inputs: readonly Float32Array[], out: Float32Array, outSlot: number, loop: (e: LoopsExports, span: number) => void): void {
+  calls++;
+  const e = instance!;
+  const n = out.length, span = padded(n);
+  const mem = memoryFor(e, Math.max(inputs.length, outSlot + 1) * span);
+  for (let i = 0; i < inputs.length; i++) mem.set(inputs[i], i * span);
+  loop(e, span);
+  out.set(mem.subarray(outSlot * span, outSlot * span + n));
+}
+
 const loops: WasmLoops = {
-  axpy(alpha, x, y) {
-    calls++;
-    const e = instance!;
-    const n = y.length, span = padded(n);
-    const mem = memoryFor(e, 2 * span);
-    mem.set(x, 0);
-    mem.set(y, span);
-    e.axpyF32(alpha, 0, span * 4, (n + 1) >> 1);
-    y.set(mem.subarray(span, span + n));
-  },
-  relu(x, out) {
-    calls++;
-    const e = instance!;
-    const n = out.length, span = padded(n);
-    const mem = memoryFor(e, 2 * span);
-    mem.set(x, 0);
-    e.reluF32(0, span * 4, span >> 2);
-    out.set(mem.subarray(span, span + n));
-  },
-  reluBackward(g, x, out) {
-    calls++;
-    const e = instance!;
-    const n = out.length, span = padded(n);
-    const mem = memoryFor(e, 3 * span);
-    mem.set(g, 0);
-    mem.set(x, span);
-    e.reluBackwardF32(0, span * 4, 2 * span * 4, span >> 2);
-    out.set(mem.subarray(2 * span, 2 * span + n));
-  },
+  axpy: (alpha, x, y) => run([x, y], y, 1, (e, span) => e.axpyF32(alpha, 0, span * 4, (y.length + 1) >> 1)),
+  relu: (x, out) => run([x], out, 1, (e, span) => e.reluF32(0, span * 4, span >> 2)),
+  reluBackward: (g, x, out) => run([g, x], out, 2, (e, span) => e.reluBackwardF32(0, span * 4, 2 * span * 4, span >> 2)),
 };
 
 /** The WebAssembly loops, loaded whatever the backend (tests compare them with the TypeScript loops), or null
