@@ -90,19 +90,21 @@ export function allocateUnfilled(dtype: DType, size: number): FloatArray {
  * can take them back.
  */
 export function allocateIndices(size: number): Int32Array {
-  const bytes = size * 4;
-  if (bytes < poolMinBytes) return new Int32Array(size);
-  const buf = takeFromPool(bytes);
-  if (buf) return new Int32Array(buf);
-  return NodeBuffer ? new Int32Array(NodeBuffer.allocUnsafeSlow(bytes).buffer, 0, size) : new Int32Array(size);
+  const buf = unfilledBuffer(size * 4);
+  return buf ? new Int32Array(buf) : new Int32Array(size);
 }
 
 /** A Uint8Array of `size` elements, not zero-filled, pooled as allocateIndices (max pooling's window offsets). */
 export function allocateWindowOffsets(size: number): Uint8Array {
-  if (size < poolMinBytes) return new Uint8Array(size);
-  const buf = takeFromPool(size);
-  if (buf) return new Uint8Array(buf);
-  return NodeBuffer ? new Uint8Array(NodeBuffer.allocUnsafeSlow(size).buffer, 0, size) : new Uint8Array(size);
+  const buf = unfilledBuffer(size);
+  return buf ? new Uint8Array(buf) : new Uint8Array(size);
+}
+
+/** A whole buffer of `bytes` the caller overwrites: from the pool, else Node's unfilled memory; null below
+ *  the pool's floor or without Node's Buffer, where a fresh zeroed array does. */
+function unfilledBuffer(bytes: number): ArrayBuffer | null {
+  if (bytes < poolMinBytes) return null;
+  return takeFromPool(bytes) ?? (NodeBuffer ? (NodeBuffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer) : null);
 }
 
 // ---------------------------------------------------------------- the buffer pool
