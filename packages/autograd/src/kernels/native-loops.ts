@@ -35,8 +35,8 @@ export function nativeCnnKernels(): NativeCnnKernels | null {
 }
 
 /** Turns the native elementwise loops (and the convolution and pooling kernels, and under the wasm backend
- *  its WebAssembly loops: wasm-loops.ts) off (or back on) for this process and returns the previous setting: tests and benchmarks use it to run the TypeScript loops on the
- *  same inputs. */
+ *  its WebAssembly loops: wasm-loops.ts) off (or back on) for this process and returns the previous
+ *  setting: tests and benchmarks use it to run the TypeScript loops on the same inputs. */
 export function setNativeLoops(on: boolean): boolean {
   const previous = enabled;
   enabled = on;
