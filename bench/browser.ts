@@ -8,7 +8,7 @@
  * bench's epoch rounds do, so that a busy minute on a shared machine falls on both; a tool's time is the
  * median of its per-round medians.
  *
- * Alone: `tsx bench/browser.ts [--quick] [--rounds=N] [--epochs=N] [--no-isolation] [--tools=tapegrad] [--profile]`
+ * Alone: `tsx bench/browser.ts [--quick] [--rounds=N] [--epochs=N] [--no-isolation] [--no-pin] [--tools=tapegrad] [--profile]`
  * prints the results as JSON; `--profile` adds tapegrad's per-epoch gemm profile and phase times (forward,
  * backward, step) to its result, `--tools` times only the tools named.
  */
@@ -53,6 +53,8 @@ export interface BrowserBenchOptions {
   tools?: string[];
   /** Collect tapegrad's per-epoch gemm profile and phase times (slightly slower epochs). */
   profile?: boolean;
+  /** tapegrad's data set in pinned memory (default true). */
+  pin?: boolean;
   /** More Chromium command-line flags. */
   chromiumArgs?: string[];
   timeoutMs?: number;
@@ -114,7 +116,7 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
       const errors: string[] = [];
       page.on("pageerror", (error) => errors.push(error.message));
       const timing = (tools: string, epochs: number): string =>
-        `bench.html?tools=${tools}&samples=${options.samples}&warmup=${options.warmup}&epochs=${epochs}${options.profile ? "&profile=1" : ""}`;
+        `bench.html?tools=${tools}&samples=${options.samples}&warmup=${options.warmup}&epochs=${epochs}${options.profile ? "&profile=1" : ""}${options.pin === false ? "&pin=0" : ""}`;
       const byTool = new Map<string, BrowserToolResult[]>();
       let environment: BrowserBenchResult["environment"] | undefined;
       const rounds = options.rounds ?? 1;
@@ -195,7 +197,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const epochs = Number(args.find((a) => a.startsWith("--epochs="))?.split("=")[1] ?? (quick ? 1 : 3));
   const rounds = Number(args.find((a) => a.startsWith("--rounds="))?.split("=")[1] ?? 1);
   const result = await runBrowserBench({
-    samples: quick ? 6000 : 60000, warmup: 1, epochs, rounds, isolation: !args.includes("--no-isolation"),
+    samples: quick ? 6000 : 60000, warmup: 1, epochs, rounds, isolation: !args.includes("--no-isolation"), pin: !args.includes("--no-pin"),
     tools: args.find((a) => a.startsWith("--tools="))?.split("=")[1].split(","), profile: args.includes("--profile"),
     chromiumArgs: args.filter((a) => a.startsWith("--chromium-arg=")).map((a) => a.slice("--chromium-arg=".length)),
     log: (line) => process.stderr.write(`${line}\n`),

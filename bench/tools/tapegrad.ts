@@ -72,8 +72,11 @@ export async function epochTrainer(api: Autograd, w: EpochWorkload): Promise<(fi
   // the references update with `weight -= lr * weight.grad`; a tapegrad user calls the optimizer
   const optimizer = new optim.SGD(params, { lr: w.lr });
   // the data set as one tensor over the same memory (as torch.from_numpy); each batch is a zero-copy
-  // narrow of it, as the references slice theirs
-  const inputs = new api.Tensor(x, [w.samples, features]);
+  // narrow of it, as the references slice theirs. Pinned where the WebAssembly backend runs, so that its
+  // gemm reads the batches in place (under the native backend pinMemory returns the tensor itself);
+  // TAPEGRAD_BENCH_PIN=0 leaves it unpinned.
+  const data = new api.Tensor(x, [w.samples, features]);
+  const inputs = process.env.TAPEGRAD_BENCH_PIN === "0" ? data : data.pinMemory();
   return (first = 0, end = w.samples): void => {
     for (let start = first; start < end; start += w.batch) {
       const stop = Math.min(end, start + w.batch);

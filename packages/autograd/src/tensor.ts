@@ -192,6 +192,17 @@ export class Tensor {
     return ops.clone(this);
   }
 
+  /** A copy in the WebAssembly kernels' pinned memory, which they read in place (see the pinMemory op);
+   *  this tensor itself where pinning does not apply. */
+  pinMemory(): Tensor {
+    return ops.pinMemory(this);
+  }
+
+  /** Whether the storage is pinned memory (torch's is_pinned). */
+  isPinned(): boolean {
+    return ops.isPinned(this);
+  }
+
   /** Converts to another dtype (recorded: the gradient is cast back). */
   to(dtype: DType): Tensor {
     return dtype === this.dtype ? this : ops.cast(this, dtype);

@@ -1,6 +1,7 @@
 import type { FloatArray } from "./gemm-reference.ts";
 import { gemmJs } from "./gemm-js.ts";
 import { KC, loadWasmBackend, MAX_BYTES, PAGE_BYTES, type WasmBackend } from "./wasm-backend.ts";
+import { growMemory, heapAlloc, heapFree, isPinned } from "./wasm-heap.ts";
 import { JOB_PARAMS as P, MAX_CHUNKS, runJob, SLOTS } from "./wasm-parts.ts";
 import { finishJob, postJob, readyHelper } from "./wasm-threads.ts";
 
@@ -69,15 +70,44 @@ export function wasmGemmAvailable(): boolean {
   return loadWasmBackend() !== null;
 }
 
-/** Grows memory to at least `bytes` and refreshes the typed views (growing detaches the old buffer, or,
- *  for shared memory, hands out a longer one). */
-function ensureMemory(be: WasmBackend, bytes: number): void {
-  const have = be.memory.buffer.byteLength;
-  if (have < bytes) be.memory.grow(Math.ceil((bytes - have) / PAGE_BYTES));
+/** The gemm's scratch block in the heap (wasm-heap.ts): the operands' copies, the padded C, the packed
+ *  strips. */
+let scratchStart = -1;
+let scratchBytes = 0;
+
+/** A scratch block of at least `bytes`, its start in bytes, or -1 where memory cannot hold it; refreshes
+ *  the typed views (growing shared memory hands out a longer buffer, unshared memory detaches the old). */
+function ensureScratch(be: WasmBackend, bytes: number): number {
+  if (scratchBytes < bytes) {
+    if (scratchStart >= 0) heapFree(scratchStart);
+    scratchBytes = Math.ceil(bytes / PAGE_BYTES) * PAGE_BYTES;
+    scratchStart = heapAlloc(be, scratchBytes);
+    if (scratchStart < 0) scratchBytes = 0;
+  }
+  refreshViews(be);
+  return scratchStart;
+}
+
+function refreshViews(be: WasmBackend): void {
   if (viewF32.buffer !== be.memory.buffer || viewF32.length === 0) {
     viewF32 = new Float32Array(be.memory.buffer);
     viewF64 = new Float64Array(be.memory.buffer);
   }
+}
+
+/** Operands of at least this many bytes are checked for pinned storage (reading `.buffer` of a small
+ *  typed array makes V8 move it off its heap). */
+const PIN_CHECK_BYTES = 4096;
+
+/** The element offset in the kernels' memory of `x[offset]` when x is pinned and the kernel's reads, up
+ *  to `overread` elements past its span, stay inside memory (growing it if needed); else -1. */
+function pinnedOffset(be: WasmBackend, x: FloatArray, offset: number, span: number, overread: number, bytes: number): number {
+  if (span * bytes < PIN_CHECK_BYTES || !isPinned(x)) return -1;
+  const at = x.byteOffset / bytes + offset;
+  const need = (at + span + overread) * bytes;
+  if (need > MAX_BYTES) return -1;
+  growMemory(be, need);
+  return at;
 }
 
 function roundUp(x: number, multiple: number): number {
@@ -136,10 +166,14 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   const bSpan = (transB ? n - 1 : k - 1) * ldb + (transB ? k : n);
   // NOTE: whole strips read up to MR (NR) rows or values past a span, packed or in place; those values
   // land only in C's padding rows or columns, which are discarded. The slack keeps the reads inside memory.
+  const aSlack = mr * (lda + 1), bSlack = nr * (ldb + 1);
+  // pinned operands are read where they are, the others copied into the scratch block
+  const aPinned = pinnedOffset(be, a, aOffset, aSpan, aSlack, bytes);
+  const bPinned = pinnedOffset(be, b, bOffset, bSpan, bSlack, bytes);
   const align = CACHE_LINE / bytes;
   const rawA = 0;
-  const rawB = rawA + roundUp(aSpan + mr * (lda + 1), align);
-  const cBase = rawB + roundUp(bSpan + nr * (ldb + 1), align);
+  const rawB = rawA + (aPinned >= 0 ? 0 : roundUp(aSpan + aSlack, align));
+  const cBase = rawB + (bPinned >= 0 ? 0 : roundUp(bSpan + bSlack, align));
   const fullSize = roundUp(byRows ? nPad * k : aInPlace ? 0 : mPad * k, align);
   const partSize = roundUp(chunkSize * Math.min(k, KC), align);
   const full0 = cBase + roundUp(mPad * nPad, align);
@@ -147,25 +181,27 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   const full1 = part0 + partSize;
   const part1 = split ? full1 + fullSize : full1;
   const end = split ? part1 + partSize : full1;
-  if (end * bytes > MAX_BYTES) {
+  const start = end * bytes > MAX_BYTES ? -1 : ensureScratch(be, end * bytes);
+  if (start < 0) {
     // Beyond what 32-bit wasm addresses comfortably hold: the JS kernel has no such limit.
     gemmJs(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, beta);
     return;
   }
-  ensureMemory(be, end * bytes);
+  const base = start / bytes;
   params[P.f64] = isF32 ? 0 : 1;
   params[P.transA] = transA ? 1 : 0;
   params[P.transB] = transB ? 1 : 0;
   params[P.m] = m; params[P.n] = n; params[P.k] = k; params[P.lda] = lda; params[P.ldb] = ldb;
-  params[P.rawA] = rawA; params[P.rawB] = rawB;
+  params[P.rawA] = aPinned >= 0 ? aPinned : base + rawA;
+  params[P.rawB] = bPinned >= 0 ? bPinned : base + rawB;
   params[P.byRows] = byRows ? 1 : 0; params[P.chunkSize] = chunkSize; params[P.chunks] = chunks;
-  params[P.cBase] = cBase; params[P.accumulate] = beta;
-  params[P.full0] = full0; params[P.part0] = part0; params[P.full1] = full1; params[P.part1] = part1;
+  params[P.cBase] = base + cBase; params[P.accumulate] = beta;
+  params[P.full0] = base + full0; params[P.part0] = base + part0; params[P.full1] = base + full1; params[P.part1] = base + part1;
   params[P.aInPlace] = aInPlace ? 1 : 0;
   const view: FloatArray = isF32 ? viewF32 : viewF64;
-  view.set(a.subarray(aOffset, aOffset + aSpan), rawA);
-  view.set(b.subarray(bOffset, bOffset + bSpan), rawB);
-  if (beta === 1) copyIn(c, cOffset, ldc, m, n, nPad, cBase, view);
+  if (aPinned < 0) view.set(a.subarray(aOffset, aOffset + aSpan), base + rawA);
+  if (bPinned < 0) view.set(b.subarray(bOffset, bOffset + bSpan), base + rawB);
+  if (beta === 1) copyIn(c, cOffset, ldc, m, n, nPad, base + cBase, view);
   const tIn = prof ? performance.now() : 0;
   let tComputed = tIn;
   if (split && ctl) {
@@ -174,7 +210,7 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
     if (prof) tComputed = performance.now();
     if (!finishJob(ctl, chunks)) {
       // the helper failed: compute the whole product here
-      if (beta === 1) copyIn(c, cOffset, ldc, m, n, nPad, cBase, view);
+      if (beta === 1) copyIn(c, cOffset, ldc, m, n, nPad, base + cBase, view);
       computeAlone(be, chunks);
     }
   } else {
@@ -182,7 +218,7 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
     if (prof) tComputed = performance.now();
   }
   const tWaited = prof ? performance.now() : 0;
-  copyOut(c, cOffset, ldc, m, n, nPad, cBase, view);
+  copyOut(c, cOffset, ldc, m, n, nPad, base + cBase, view);
   if (prof) {
     const tEnd = performance.now();
     prof.products++;

@@ -19,7 +19,7 @@ export { neg, exp, log, relu, tanh, sigmoid, softplus, sqrt, abs } from "./unary
 export { sum, mean, max, min, argmax, logsumexp, sumTo } from "./reduce.ts";
 export { matmul, mm, linear } from "./matmul.ts";
 export { pick, unpick } from "./pick.ts";
-export { reshape, flatten, unsqueeze, squeeze, permute, transpose, reverseAxes, narrow, broadcastTo, clone } from "./shape.ts";
+export { reshape, flatten, unsqueeze, squeeze, permute, transpose, reverseAxes, narrow, broadcastTo, clone, pinMemory, isPinned } from "./shape.ts";
 export { cast } from "./cast.ts";
 export { logSoftmax, softmax } from "./softmax.ts";
 export { conv2d, type Conv2dOptions, type Conv2dPadding, type Pair } from "./conv.ts";

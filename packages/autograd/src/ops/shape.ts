@@ -15,6 +15,7 @@ const NARROW = declareOp("narrow", { inputs: false, output: false });
 const NARROW_BACKWARD = declareOp("narrowBackward", { inputs: false, output: false });
 const BROADCAST_TO = declareOp("broadcastTo", { inputs: false, output: false });
 const CLONE = declareOp("clone", { inputs: false, output: false });
+const PIN_MEMORY = declareOp("pinMemory", { inputs: false, output: false });
 
 /** Same data, new shape; one dimension may be -1. Shares memory with `x`. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -199,6 +200,28 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
 export function clone(x: Tensor): Tensor {
   const out = makeTensor(x.data.slice(), x.shape);
   return record(CLONE, [x], out, (g) => [g]);
+}
+
+/**
+ * A copy of `x` in pinned memory (torch's pin_memory): storage inside the WebAssembly kernels' shared memory,
+ * which the WebAssembly gemm reads in place instead of copying it in for every product. Pin what every
+ * step multiplies by again: a data set that batches are `narrow`ed from, or weights. Returns `x` itself
+ * where it is pinned already, where the gemm backend is not "wasm", where the memory is not shared (a
+ * browser page without cross-origin isolation) or the pinned heap is full (wasm-heap.ts, PIN_MAX_BYTES).
+ * Recorded on the tape as clone is. The memory returns to the heap once no view of the copy is left.
+ * @example const data = ag.tensor(images, { shape: [60000, 784] }).pinMemory(); // batches: data.narrow(0, i, 128)
+ */
+export function pinMemory(x: Tensor): Tensor {
+  if (K.gemmBackend() !== "wasm" || x.size === 0 || isPinned(x)) return x;
+  const data = K.pinArray(x.dtype, x.size);
+  if (!data) return x;
+  data.set(x.data);
+  return record(PIN_MEMORY, [x], makeTensor(data, x.shape), (g) => [g]);
+}
+
+/** Whether `x`'s storage is pinned memory (pinMemory). */
+export function isPinned(x: Tensor): boolean {
+  return K.isPinned(x.data);
 }
 
 export const shapeOpInfo: readonly OpInfo[] = [

@@ -3,7 +3,8 @@
  * with TF.js's WebAssembly backend in this browser. `pnpm bench` opens it in headless Chromium
  * (bench/browser.ts) and reads the JSON it leaves in #result.
  * Query: `tools=tapegrad,tfjs-wasm`, `samples=60000`, `batch=128`, `warmup=1`, `epochs=3` (timed, per tool),
- * `tfjsThreads=N` (default: every core, as tapegrad uses), `profile=1` (tapegrad's gemm profile per timed epoch).
+ * `tfjsThreads=N` (default: every core, as tapegrad uses), `profile=1` (tapegrad's gemm profile per timed epoch),
+ * `pin=0` (tapegrad's data set not in pinned memory).
  */
 import type { BenchMessage, BenchRequest, ToolResult } from "./protocol.ts";
 
@@ -41,6 +42,7 @@ try {
     tfjsThreads: count("tfjsThreads", navigator.hardwareConcurrency || 1, 1),
     baseUrl: new URL(".", location.href).href,
     profile: query.get("profile") === "1",
+    pin: query.get("pin") !== "0",
   };
   document.getElementById("workload")!.textContent = `MLP 784-128-10, one SGD epoch (lr 0.1) over ${request.samples.toLocaleString("en-US")}×784 synthetic samples, batch ${request.batch}; `
     + `${request.warmup} warm-up and ${request.epochs} timed epoch${request.epochs === 1 ? "" : "s"} per tool`;

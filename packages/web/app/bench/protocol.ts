@@ -16,6 +16,9 @@ export interface BenchRequest {
   baseUrl: string;
   /** Collect tapegrad's WebAssembly gemm profile (wasmGemmProfile) for each timed epoch. */
   profile?: boolean;
+  /** tapegrad's data set in pinned memory (Tensor.pinMemory), which its WebAssembly gemm reads in place
+   *  (default true; false copies each batch in, for comparison). */
+  pin?: boolean;
 }
 
 export interface ToolResult {

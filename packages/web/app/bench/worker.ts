@@ -82,7 +82,8 @@ async function run(request: BenchRequest): Promise<void> {
   for (const tool of request.tools) {
     if (tool === "tapegrad") {
       const backend = await startBackend();
-      post({ type: "result", result: await time(tool, `tapegrad ${backend.label}`, tapegradEpoch(workload, request.profile === true), request) });
+      const runner = tapegradEpoch(workload, { timed: request.profile === true, pin: request.pin !== false });
+      post({ type: "result", result: await time(tool, `tapegrad ${backend.label}${runner.pinned ? " · data pinned" : ""}`, runner, request) });
     } else if (tool === "products") {
       await startBackend();
       post({ type: "result", result: products() });

@@ -1,0 +1,242 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { spawnSync } from "node:child_process";
+import { gemmBackend, gemmReference, gemmWasm, initWasmThreads, wasmGemmThreads, wasmHelperStats, type FloatArray } from "../packages/autograd/src/kernels/gemm.ts";
+import { loadWasmBackend } from "../packages/autograd/src/kernels/wasm-backend.ts";
+import { heapAlloc, heapFree, isPinned, pinArray, pinningAvailable, setPinMaxBytes, wasmHeapStats } from "../packages/autograd/src/kernels/wasm-heap.ts";
+import * as ag from "../packages/autograd/src/index.ts";
+
+const canPin = pinningAvailable();
+const url = (path: string): string => JSON.stringify(new URL(path, import.meta.url).href);
+
+/** Deterministic values in [-1, 1). */
+function fill(a: FloatArray, seed: number): FloatArray {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < a.length; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+function pinned(dtype: "float32" | "float64", size: number): FloatArray {
+  const a = pinArray(dtype, size);
+  if (!a) throw new Error("pinArray returned null where pinning is available");
+  return a;
+}
+
+function sameBits(actual: FloatArray, expected: FloatArray, what: string): void {
+  expect(actual.length).toBe(expected.length);
+  for (let i = 0; i < actual.length; i++) {
+    if (!Object.is(actual[i], expected[i])) expect.fail(`${what}: C[${i}] = ${actual[i]}, copied operands gave ${expected[i]}`);
+  }
+}
+
+interface Case { transA: boolean; transB: boolean; m: number; n: number; k: number; pad: number; offset: number; beta: 0 | 1; float64: boolean; pinA: boolean; pinB: boolean; seed: number }
+
+/** The product with each operand pinned as asked, against the same product with plain copies, bit for bit,
+ *  and against the reference within rounding. Pinned operands are allocated last, so the heap's top is right
+ *  after them: the kernel's strip reads past their end must stay inside memory. */
+function checkPinned(t: Case): void {
+  const dtype = t.float64 ? "float64" : "float32";
+  const Type = t.float64 ? Float64Array : Float32Array;
+  const [aRows, aCols] = t.transA ? [t.k, t.m] : [t.m, t.k];
+  const [bRows, bCols] = t.transB ? [t.n, t.k] : [t.k, t.n];
+  const lda = aCols + t.pad, ldb = bCols + t.pad, ldc = t.n + t.pad;
+  // exactly the operand's extent: the last row ends the array
+  const aLength = t.offset + (aRows - 1) * lda + aCols, bLength = t.offset + (bRows - 1) * ldb + bCols;
+  const a = fill(new Type(aLength), t.seed), b = fill(new Type(bLength), t.seed + 1);
+  const c0 = fill(new Type(t.offset + t.m * ldc), t.seed + 2);
+  const pa = t.pinA ? pinned(dtype, aLength) : a;
+  const pb = t.pinB ? pinned(dtype, bLength) : b;
+  if (t.pinA) { pa.set(a); expect(isPinned(pa)).toBe(true); }
+  if (t.pinB) { pb.set(b); expect(isPinned(pb)).toBe(true); }
+  const copied = c0.slice(), inPlace = c0.slice(), reference = c0.slice();
+  gemmWasm(t.transA, t.transB, t.m, t.n, t.k, a, t.offset, lda, b, t.offset, ldb, copied, t.offset, ldc, t.beta);
+  gemmWasm(t.transA, t.transB, t.m, t.n, t.k, pa, t.offset, lda, pb, t.offset, ldb, inPlace, t.offset, ldc, t.beta);
+  sameBits(inPlace, copied, JSON.stringify(t));
+  gemmReference(t.transA, t.transB, t.m, t.n, t.k, a, t.offset, lda, b, t.offset, ldb, reference, t.offset, ldc, t.beta);
+  const tolerance = (t.float64 ? 1e-13 : 2e-6) * (t.k + 1);
+  for (let i = 0; i < reference.length; i++) {
+    if (Math.abs(inPlace[i] - reference[i]) > tolerance) expect.fail(`C[${i}] = ${inPlace[i]}, reference ${reference[i]} for ${JSON.stringify(t)}`);
+  }
+  // the kernel only reads its operands
+  if (t.pinA) sameBits(pa, a, "pinned A after the product");
+  if (t.pinB) sameBits(pb, b, "pinned B after the product");
+}
+
+describe.skipIf(!canPin)("pinned memory: the WebAssembly kernels' heap", () => {
+  it("pinArray: zero-filled arrays in the kernels' memory; isPinned holds for them and their views, not for other arrays", () => {
+    const a = pinned("float32", 1000);
+    const d = pinned("float64", 10);
+    expect(a).toBeInstanceOf(Float32Array);
+    expect(d).toBeInstanceOf(Float64Array);
+    expect(a.length).toBe(1000);
+    expect(a.every((v) => v === 0)).toBe(true);
+    expect(a.byteOffset % 64).toBe(0);
+    expect(a.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(isPinned(a)).toBe(true);
+    expect(isPinned(a.subarray(10, 20))).toBe(true);
+    expect(isPinned(new Float32Array(a.buffer, a.byteOffset, 4))).toBe(true);
+    expect(isPinned(d)).toBe(true);
+    expect(isPinned(new Float32Array(1000))).toBe(false);
+    expect(isPinned(new Float32Array(new SharedArrayBuffer(4000)))).toBe(false);
+    // each array has its own buffer object (that is what frees it once its views are gone)
+    expect(a.buffer).not.toBe(d.buffer);
+  });
+
+  it("heap: a freed block is reused, neighbours merge, and freeing the highest block lowers the top", () => {
+    const be = loadWasmBackend()!;
+    const x = heapAlloc(be, 1000), y = heapAlloc(be, 5000), z = heapAlloc(be, 64);
+    expect(x % 64).toBe(0);
+    expect(y).toBe(x + 1024);
+    expect(z).toBe(y + 5056);
+    expect(wasmHeapStats().top).toBe(z + 64);
+    heapFree(x);
+    expect(heapAlloc(be, 512)).toBe(x); // first fit: the front of x's block
+    heapFree(x);
+    heapFree(y); // merges with x's block
+    expect(heapAlloc(be, 6000)).toBe(x);
+    heapFree(x);
+    heapFree(z); // the top falls through the merged free block below it
+    expect(wasmHeapStats().top).toBe(x);
+    expect(() => heapFree(z)).toThrow(/no block in use/);
+  });
+
+  it("heap: the gemm's scratch moves above a pinned array when it grows, never over it", () => {
+    const small = new Float32Array(16 * 16).fill(1);
+    gemmWasm(false, false, 16, 16, 16, small, 0, 16, small, 0, 16, new Float32Array(256), 0, 16, 0);
+    const keep = pinned("float32", 4096);
+    fill(keep, 5);
+    const copy = keep.slice();
+    const m = 300, k = 500;
+    const big = fill(new Float32Array(m * k), 6);
+    const out = new Float32Array(m * m);
+    gemmWasm(false, true, m, m, k, big, 0, k, big, 0, k, out, 0, m, 0);
+    sameBits(keep, copy, "the pinned array after a product whose scratch grew");
+  });
+
+  it("gemmWasm: pinned operands, read in place, give the same bits as copied ones (random shapes, flags, strides, dtypes)", () => {
+    const dims = (max: number) => fc.oneof(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max }));
+    fc.assert(fc.property(fc.record({
+      transA: fc.boolean(), transB: fc.boolean(), m: dims(90), n: dims(90), k: dims(300),
+      pad: fc.integer({ min: 0, max: 3 }), offset: fc.integer({ min: 0, max: 5 }), beta: fc.constantFrom<0 | 1>(0, 1),
+      float64: fc.boolean(), pinA: fc.boolean(), pinB: fc.boolean(), seed: fc.nat(),
+    }), checkPinned), { numRuns: 120 });
+  });
+
+  it("gemmWasm: large pinned products split with the helper worker give the same bits as copied ones on one thread", async () => {
+    const previous = wasmGemmThreads(2);
+    try {
+      const info = await initWasmThreads();
+      const before = wasmHelperStats().parts;
+      for (const [m, n, k] of [[128, 128, 784], [784, 128, 128], [128, 784, 128], [67, 1003, 301]] as const) {
+        for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+          for (const [pinA, pinB] of [[true, true], [true, false], [false, true]] as const) {
+            checkPinned({ transA, transB, m, n, k, pad: 1, offset: 3, beta: 0, float64: false, pinA, pinB, seed: m + n + k });
+          }
+        }
+      }
+      if (info.threads === 2) expect(wasmHelperStats().parts).toBeGreaterThan(before);
+    } finally {
+      wasmGemmThreads(previous);
+    }
+  });
+
+  it("pinArray: returns null past the pinned-bytes limit (setPinMaxBytes), and a limit must be a byte count", () => {
+    const previous = setPinMaxBytes(wasmHeapStats().pinnedBytes + 4096);
+    try {
+      expect(pinArray("float32", 1024)).not.toBeNull();
+      expect(pinArray("float32", 1024)).toBeNull();
+      expect(() => setPinMaxBytes(-1)).toThrow(/bytes >= 0/);
+    } finally {
+      setPinMaxBytes(previous);
+    }
+  });
+});
+
+describe("pinMemory", () => {
+  it("pinMemory: outside the WebAssembly backend it returns the tensor itself", () => {
+    if (gemmBackend() === "wasm") return; // the child process below covers this backend
+    const x = ag.tensor([[1, 2], [3, 4]]);
+    expect(x.pinMemory()).toBe(x);
+    expect(x.isPinned()).toBe(false);
+  });
+
+  it.skipIf(!canPin)("pinMemory under TAPEGRAD_BACKEND=wasm: a pinned copy, its narrows pinned, gradients as clone's, blocks freed once unreachable", () => {
+    const source = `
+      import * as ag from ${url("../packages/autograd/src/index.ts")};
+      import { setPinMaxBytes, wasmHeapStats } from ${url("../packages/autograd/src/kernels/wasm-heap.ts")};
+      const out = {};
+      const x = ag.tensor([[1, 2, 3], [4, 5, 6]], { requiresGrad: true });
+      const p = x.pinMemory();
+      out.pinned = p.isPinned();
+      out.plain = x.isPinned();
+      out.same = Array.from(p.data);
+      out.again = p.pinMemory() === p;
+      out.narrow = p.narrow(0, 1, 1).isPinned();
+      out.isLeaf = p.isLeaf;
+      p.mul(ag.tensor([[1, 2, 3], [1, 2, 3]])).sum().backward();
+      out.grad = Array.from(x.grad.data);
+      const before = wasmHeapStats().pinnedBytes;
+      // a large data set pinned; a narrow of it outlives the tensor and keeps the block
+      let data = ag.randn([1000, 784]).pinMemory();
+      const held = data.narrow(0, 10, 5);
+      const copyOfRows = Array.from(held.data.slice(0, 8));
+      out.grew = wasmHeapStats().pinnedBytes - before;
+      data = null;
+      globalThis.gc();
+      await new Promise((r) => setTimeout(r, 50));
+      globalThis.gc();
+      await new Promise((r) => setTimeout(r, 50));
+      out.keptByView = wasmHeapStats().pinnedBytes - before;
+      // pinning more must not reuse the block the narrow still sees
+      const other = ag.ones([1000, 784]).pinMemory();
+      out.viewIntact = Array.from(held.data.slice(0, 8)).every((v, i) => Object.is(v, copyOfRows[i]));
+      out.otherPinned = other.isPinned();
+      const limit = setPinMaxBytes(0);
+      const y = ag.ones([10]);
+      out.full = y.pinMemory() === y;
+      setPinMaxBytes(limit);
+      process.stdout.write(JSON.stringify(out));
+    `;
+    const run = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", source], {
+      encoding: "utf8", env: { ...process.env, TAPEGRAD_BACKEND: "wasm" },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout);
+    expect(out).toMatchObject({
+      pinned: true, plain: false, same: [1, 2, 3, 4, 5, 6], again: true, narrow: true, isLeaf: false,
+      grad: [1, 2, 3, 1, 2, 3], viewIntact: true, otherPinned: true, full: true,
+    });
+    expect(out.grew).toBeGreaterThanOrEqual(1000 * 784 * 4);
+    expect(out.keptByView).toBe(out.grew);
+  });
+
+  it.skipIf(!canPin)("pinMemory: a pinned block returns to the heap once no view of it is left", () => {
+    const source = `
+      import * as ag from ${url("../packages/autograd/src/index.ts")};
+      import { wasmHeapStats } from ${url("../packages/autograd/src/kernels/wasm-heap.ts")};
+      const before = wasmHeapStats().pinnedBytes;
+      let data = ag.randn([500, 784]).pinMemory();
+      let view = data.narrow(0, 0, 100);
+      const pinned = wasmHeapStats().pinnedBytes - before;
+      data = null;
+      const settle = async () => { for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); } };
+      await settle();
+      const withView = wasmHeapStats().pinnedBytes - before;
+      view = null;
+      await settle();
+      const after = wasmHeapStats().pinnedBytes - before;
+      process.stdout.write(JSON.stringify({ pinned, withView, after }));
+    `;
+    const run = spawnSync(process.execPath, ["--expose-gc", "--import", "tsx", "--input-type=module", "-e", source], {
+      encoding: "utf8", env: { ...process.env, TAPEGRAD_BACKEND: "wasm" },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const { pinned, withView, after } = JSON.parse(run.stdout);
+    expect(pinned).toBeGreaterThanOrEqual(500 * 784 * 4);
+    expect(withView).toBe(pinned);
+    expect(after).toBe(0);
+  });
+});
