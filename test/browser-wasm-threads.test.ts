@@ -4,7 +4,8 @@
  * the cross-origin isolation headers (COOP same-origin + COEP require-corp), and a page bundled by Vite,
  * which must pick up the helper's `new Worker(new URL(..., import.meta.url))` by itself. Each page runs
  * initWasmThreads(), a 512×512 float32 product on two threads and again on one, and reports the thread
- * count, the reason and the bits (hashed), which must equal this Node process's one-thread product.
+ * count, the reason and the bits (hashed), which must equal this Node process's one-thread product, and the
+ * same product on pinned operands (isolated pages only).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -21,7 +22,7 @@ const N = 512;
 
 /** The page: the same operands as `operands()` below, written out so that the bundlers see plain code. */
 const pageSource = `
-import { gemmBackend, gemmWasm, initWasmThreads, wasmGemmThreads, wasmHelperStats } from ${JSON.stringify(kernelsEntry)};
+import { gemmBackend, gemmWasm, initWasmThreads, isPinned, pinArray, wasmGemmThreads, wasmHelperStats } from ${JSON.stringify(kernelsEntry)};
 
 function filled(length: number, seed: number): Float32Array {
   const out = new Float32Array(length);
@@ -52,7 +53,20 @@ async function main(): Promise<unknown> {
   const one = new Float32Array(n * n);
   gemmWasm(false, false, n, n, n, a, 0, n, b, 0, n, one, 0, n, 0);
   const bytesOne = new Uint8Array(one.buffer), bytesTwo = new Uint8Array(two.buffer);
+  // pinned operands, read in place by both threads (only where the memory is shared)
+  wasmGemmThreads(threads);
+  const pa = pinArray("float32", n * n), pb = pinArray("float32", n * n);
+  let pinned: unknown = null;
+  if (pa && pb) {
+    pa.set(a);
+    pb.set(b);
+    const c = new Float32Array(n * n);
+    gemmWasm(false, false, n, n, n, pa, 0, n, pb, 0, n, c, 0, n, 0);
+    const bytes = new Uint8Array(c.buffer);
+    pinned = { isPinned: isPinned(pa) && isPinned(pb.subarray(5)), ownBuffers: pa.buffer !== pb.buffer, sameBits: bytesOne.every((v, i) => v === bytes[i]) };
+  }
   return {
+    pinned,
     isolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
     backend: gemmBackend(), threads, info, helperParts,
     sameBits: bytesOne.every((v, i) => v === bytesTwo[i]),
@@ -105,6 +119,7 @@ async function serve(root: string, isolated: boolean): Promise<{ server: Server;
 
 interface PageResult {
   error?: string;
+  pinned: { isPinned: boolean; ownBuffers: boolean; sameBits: boolean } | null;
   isolated: boolean;
   backend: string;
   threads: number;
@@ -184,6 +199,7 @@ describe.skipIf(missing !== undefined)("WebAssembly threads in Chromium", () => 
     const { result, errors } = await visit(0, "?worker=./wasm-helper.worker.js");
     expect(result.error).toBeUndefined();
     expect(result).toMatchObject({ isolated: true, backend: "wasm", threads: 2, sameBits: true, hash: expectedHash });
+    expect(result.pinned).toEqual({ isPinned: true, ownBuffers: true, sameBits: true });
     expect(result.info).toEqual({ threads: 2, helper: "ready", workerKind: "web-worker",
       reason: "2 threads: the caller and a helper Web Worker over shared WebAssembly memory" });
     expect(result.helperParts).toBeGreaterThan(0);
@@ -194,6 +210,8 @@ describe.skipIf(missing !== undefined)("WebAssembly threads in Chromium", () => 
     const { result, errors } = await visit(1, "?worker=./wasm-helper.worker.js");
     expect(result.error).toBeUndefined();
     expect(result).toMatchObject({ isolated: false, backend: "wasm", threads: 1, helperParts: 0, sameBits: true, hash: expectedHash });
+    // no shared memory, no pinning
+    expect(result.pinned).toBeNull();
     expect(result.info.threads).toBe(1);
     expect(result.info.helper).toBe("unavailable");
     expect(result.info.reason).toMatch(/^1 thread: the page is not cross-origin isolated .*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/);

@@ -83,6 +83,14 @@ describe.skipIf(!canPin)("pinned memory: the WebAssembly kernels' heap", () => {
     expect(isPinned(new Float32Array(new SharedArrayBuffer(4000)))).toBe(false);
     // each array has its own buffer object (that is what frees it once its views are gone)
     expect(a.buffer).not.toBe(d.buffer);
+    // a block that held other data comes back zero-filled
+    const be = loadWasmBackend()!;
+    const used = heapAlloc(be, 8192);
+    new Uint8Array(be.memory.buffer, used, 8192).fill(0xab);
+    heapFree(used);
+    const reused = pinned("float32", 2048);
+    expect(reused.byteOffset).toBe(used);
+    expect(reused.every((v) => v === 0)).toBe(true);
   });
 
   it("heap: a freed block is reused, neighbours merge, and freeing the highest block lowers the top", () => {

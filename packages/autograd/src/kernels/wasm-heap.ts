@@ -27,6 +27,8 @@ const free: FreeBlock[] = [];
 const used = new Map<number, number>();
 /** The end of the highest block in use: memory above it is free. */
 let top = 0;
+/** The end of the highest block ever handed out: memory above it was never written (still zero). */
+let highWater = 0;
 let pinnedBytes = 0;
 /** The SharedArrayBuffer objects of pinned arrays. */
 const pinnedBuffers = new WeakSet<ArrayBufferLike>();
@@ -61,6 +63,7 @@ export function heapAlloc(be: WasmBackend, bytes: number): number {
   if (start + size > MAX_BYTES) return -1;
   if (last && start === last.start) free.pop();
   top = start + size;
+  highWater = Math.max(highWater, top);
   growMemory(be, top);
   used.set(start, size);
   return start;
@@ -126,6 +129,7 @@ export function pinArray(dtype: "float32" | "float64", size: number): FloatArray
   if (!be?.shared) return null;
   const bytes = size * (dtype === "float64" ? 8 : 4);
   if (pinnedBytes + bytes > pinMaxBytes) return null;
+  const written = highWater;
   const start = heapAlloc(be, bytes);
   if (start < 0) return null;
   // a buffer object of this array's own: the block is free once every view of it is gone
@@ -142,7 +146,9 @@ export function pinArray(dtype: "float32" | "float64", size: number): FloatArray
   });
   registry.register(buffer, start);
   const a = dtype === "float64" ? new Float64Array(buffer, start, size) : new Float32Array(buffer, start, size);
-  return a.fill(0);
+  // memory the heap never handed out is still zero (and filling it would only touch its pages early)
+  if (start < written) a.fill(0, 0, Math.min(size, Math.ceil((written - start) / a.BYTES_PER_ELEMENT)));
+  return a;
 }
 
 /** Whether `a` is (a view of) a pinned array. */
