@@ -15,7 +15,6 @@ const NARROW = declareOp("narrow", { inputs: false, output: false });
 const NARROW_BACKWARD = declareOp("narrowBackward", { inputs: false, output: false });
 const BROADCAST_TO = declareOp("broadcastTo", { inputs: false, output: false });
 const CLONE = declareOp("clone", { inputs: false, output: false });
-const PIN_MEMORY = declareOp("pinMemory", { inputs: false, output: false });
 
 /** Same data, new shape; one dimension may be -1. Shares memory with `x`. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -208,7 +207,7 @@ export function clone(x: Tensor): Tensor {
  * step multiplies by again: a data set that batches are `narrow`ed from, or weights. Returns `x` itself
  * where it is pinned already, where the gemm backend is not "wasm", where the memory is not shared (a
  * browser page without cross-origin isolation) or the pinned heap is full (wasm-heap.ts, PIN_MAX_BYTES).
- * Recorded on the tape as clone is. The memory returns to the heap once no view of the copy is left.
+ * Recorded on the tape as a clone. The memory returns to the heap once no view of the copy is left.
  * @example const data = ag.tensor(images, { shape: [60000, 784] }).pinMemory(); // batches: data.narrow(0, i, 128)
  */
 export function pinMemory(x: Tensor): Tensor {
@@ -216,7 +215,7 @@ export function pinMemory(x: Tensor): Tensor {
   const data = K.pinArray(x.dtype, x.size);
   if (!data) return x;
   data.set(x.data);
-  return record(PIN_MEMORY, [x], makeTensor(data, x.shape), (g) => [g]);
+  return record(CLONE, [x], makeTensor(data, x.shape), (g) => [g]);
 }
 
 /** Whether `x`'s storage is pinned memory (pinMemory). */
