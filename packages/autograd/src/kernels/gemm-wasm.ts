@@ -1,7 +1,7 @@
 import type { FloatArray } from "./gemm-reference.ts";
 import { gemmJs } from "./gemm-js.ts";
-import { KC, loadWasmBackend, MAX_BYTES, PAGE_BYTES, type WasmBackend } from "./wasm-backend.ts";
-import { growMemory, heapAlloc, heapFree, isPinned } from "./wasm-heap.ts";
+import { KC, loadWasmBackend, MAX_BYTES, type WasmBackend } from "./wasm-backend.ts";
+import { growMemory, isPinned, scratchBlock } from "./wasm-heap.ts";
 import { JOB_PARAMS as P, MAX_CHUNKS, runJob, SLOTS } from "./wasm-parts.ts";
 import { finishJob, postJob, readyHelper } from "./wasm-threads.ts";
 
@@ -70,22 +70,13 @@ export function wasmGemmAvailable(): boolean {
   return loadWasmBackend() !== null;
 }
 
-/** The gemm's scratch block in the heap (wasm-heap.ts): the operands' copies, the padded C, the packed
- *  strips. */
-let scratchStart = -1;
-let scratchBytes = 0;
-
-/** A scratch block of at least `bytes`, its start in bytes, or -1 where memory cannot hold it; refreshes
- *  the typed views (growing shared memory hands out a longer buffer, unshared memory detaches the old). */
+/** A scratch block of at least `bytes` for the operands' copies, the padded C and the packed strips (its
+ *  start in bytes, or -1 where memory cannot hold it); refreshes the typed views (growing shared memory
+ *  hands out a longer buffer, unshared memory detaches the old one). */
 function ensureScratch(be: WasmBackend, bytes: number): number {
-  if (scratchBytes < bytes) {
-    if (scratchStart >= 0) heapFree(scratchStart);
-    scratchBytes = Math.ceil(bytes / PAGE_BYTES) * PAGE_BYTES;
-    scratchStart = heapAlloc(be, scratchBytes);
-    if (scratchStart < 0) scratchBytes = 0;
-  }
+  const start = scratchBlock(be, "gemm", bytes);
   refreshViews(be);
-  return scratchStart;
+  return start;
 }
 
 function refreshViews(be: WasmBackend): void {

@@ -99,6 +99,21 @@ export function heapFree(start: number): void {
   } else free.splice(i, 0, { start, bytes: size });
 }
 
+/** Scratch blocks by user (the gemm, the loops): each keeps its block and trades it for a larger one. */
+const scratch = new Map<string, { start: number; bytes: number }>();
+
+/** The start of `user`'s scratch block of at least `bytes` (whole pages), or -1 where memory cannot hold it. */
+export function scratchBlock(be: WasmBackend, user: string, bytes: number): number {
+  const have = scratch.get(user);
+  if (have && have.bytes >= bytes) return have.start;
+  if (have) heapFree(have.start);
+  const size = Math.ceil(bytes / PAGE_BYTES) * PAGE_BYTES;
+  const start = heapAlloc(be, size);
+  if (start < 0) scratch.delete(user);
+  else scratch.set(user, { start, bytes: size });
+  return start;
+}
+
 /** What the heap holds: bytes in pinned arrays, blocks in use, the top and the free blocks below it. */
 export function wasmHeapStats(): { pinnedBytes: number; blocks: number; top: number; freeBlocks: number; freeBytes: number } {
   return {
