@@ -53,7 +53,7 @@ export interface BrowserBenchOptions {
   tools?: string[];
   /** Collect tapegrad's per-epoch gemm profile and phase times (slightly slower epochs). */
   profile?: boolean;
-  /** tapegrad's weights and data set in pinned memory (default true). */
+  /** tapegrad's data set in pinned memory (default true). */
   pin?: boolean;
   /** More Chromium command-line flags. */
   chromiumArgs?: string[];

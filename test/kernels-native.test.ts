@@ -16,8 +16,7 @@ import { NATIVE_BINARY_OPS, NATIVE_UNARY_OPS } from "../packages/autograd/src/ke
 import { gemmNative, nativeGemmInfo, nativeGemmTilesInfo } from "../packages/autograd/src/kernels/gemm.ts";
 import type { DType, FloatArray } from "../packages/autograd/src/dtype.ts";
 import { allocateUnfilled } from "../packages/autograd/src/memory.ts";
-import { WASM_LOOPS_MIN_ELEMENTS, wasmLoopsAnyBackend, wasmLoopsInPlaceCalls } from "../packages/autograd/src/kernels/wasm-loops.ts";
-import { pinArray, pinningAvailable } from "../packages/autograd/src/kernels/wasm-heap.ts";
+import { WASM_LOOPS_MIN_ELEMENTS, wasmLoopsAnyBackend } from "../packages/autograd/src/kernels/wasm-loops.ts";
 import { nativeCnnKernels } from "../packages/autograd/src/kernels/native-loops.ts";
 import { Tensor, linear, logSoftmax, matmul, pick, relu, tensor } from "../packages/autograd/src/index.ts";
 import { optim } from "../packages/nn/src/index.ts";
@@ -1032,44 +1031,6 @@ describe.skipIf(!wasmLoopsAnyBackend())("the WebAssembly float32 loops (kernels/
         wasm.relu(reluInPlace, reluInPlace);
         expectSameBits(reluInPlace, expected.relu, `relu in place n=${n}`);
       }), { numRuns: 60 });
-    } finally {
-      setNativeLoops(previous);
-    }
-  });
-
-  it.skipIf(!pinningAvailable())("a pinned output is computed in place in shared memory: the same bits, its neighbours untouched", () => {
-    const previous = setNativeLoops(false);
-    const pinnedCopy = (a: Float32Array, extra: number): Float32Array => {
-      const p = pinArray("float32", a.length + extra) as Float32Array;
-      p.set(a);
-      p.fill(1234.5, a.length);
-      return p;
-    };
-    try {
-      fc.assert(fc.property(length, fc.nat(), fc.boolean(), fc.constantFrom(-0.1, 1 / 3, NaN), (n, seed, pinInputs, alpha) => {
-        const x = awkward(Float32Array, n, seed) as Float32Array;
-        const g = awkward(Float32Array, n, seed + 1) as Float32Array;
-        const y = awkward(Float32Array, n, seed + 2) as Float32Array;
-        const expected = { axpy: y.slice(), relu: new Float32Array(n), back: new Float32Array(n) };
-        for (let i = 0; i < n; i++) expected.axpy[i] += alpha * x[i];
-        for (let i = 0; i < n; i++) { const v = x[i]; expected.relu[i] = v > 0 ? v : v !== v ? v : 0; }
-        for (let i = 0; i < n; i++) expected.back[i] = x[i] <= 0 ? 0 : g[i];
-        const xs = pinInputs ? pinnedCopy(x, 0) : x, gs = pinInputs ? pinnedCopy(g, 0) : g;
-        // the outputs are the first n elements of pinned arrays whose next 5 elements must stay as they are
-        const outs = { axpy: pinnedCopy(y, 5), relu: pinnedCopy(new Float32Array(n).fill(7), 5), back: pinnedCopy(new Float32Array(n).fill(7), 5) };
-        const before = wasmLoopsInPlaceCalls();
-        wasm.axpy(alpha, xs, outs.axpy.subarray(0, n));
-        wasm.relu(xs, outs.relu.subarray(0, n));
-        wasm.reluBackward(gs, xs, outs.back.subarray(0, n));
-        // n of 1 has no whole step: the TypeScript loop does it all
-        expect(wasmLoopsInPlaceCalls() - before).toBe(n >= 4 ? 3 : n >= 2 ? 1 : 0);
-        expectSameBits(outs.axpy.subarray(0, n), expected.axpy, `pinned axpy n=${n}`);
-        expectSameBits(outs.relu.subarray(0, n), expected.relu, `pinned relu n=${n}`);
-        expectSameBits(outs.back.subarray(0, n), expected.back, `pinned reluBackward n=${n}`);
-        for (const [name, out] of Object.entries(outs)) {
-          expect(Array.from(out.subarray(n)), `${name}: the elements after the output`).toEqual([1234.5, 1234.5, 1234.5, 1234.5, 1234.5]);
-        }
-      }), { numRuns: 40 });
     } finally {
       setNativeLoops(previous);
     }

@@ -1,16 +1,13 @@
 /**
  * The float32 elementwise loops in WebAssembly SIMD (wasm/loops-module.ts) for the wasm backend: the operands
  * are copied into the module's own memory (not shared: copies into shared memory run at a third of the
- * speed), the loop runs four lanes a step, and the result is copied back; an output in pinned memory (SGD's
- * update of a pinned weight) is computed where it is, in the gemm module's shared memory. The same bits as
- * the TypeScript loops of elementwise.ts, which the backends without WebAssembly SIMD (and small arrays)
- * keep running.
+ * speed), the loop runs four lanes a step, and the result is copied back. The same bits as the TypeScript
+ * loops of elementwise.ts, which the backends without WebAssembly SIMD (and small arrays) keep running.
  */
 import type { FloatArray } from "../dtype.ts";
 import { gemmBackend } from "./gemm.ts";
 import { nativeLoopsEnabled } from "./native-loops.ts";
-import { loadWasmBackend, PAGE_BYTES, wasmApi, type WasmMemory } from "./wasm-backend.ts";
-import { isPinned, scratchBlock } from "./wasm-heap.ts";
+import { PAGE_BYTES, wasmApi, type WasmMemory } from "./wasm-backend.ts";
 import { loopsModuleBytes } from "./wasm/loops-module.ts";
 
 /** From this many elements the copies and the call pay for themselves against V8's loops (bench/NOTES.md,
@@ -37,15 +34,8 @@ let instance: LoopsExports | null | undefined;
 /** Calls of the loops so far (tests check the kernels dispatch to them). */
 let calls = 0;
 
-/** Of them, calls that ran in place on a pinned output. */
-let inPlaceCalls = 0;
-
 export function wasmLoopsCalls(): number {
   return calls;
-}
-
-export function wasmLoopsInPlaceCalls(): number {
-  return inPlaceCalls;
 }
 let view = new Float32Array(0);
 
@@ -73,87 +63,22 @@ function memoryFor(e: LoopsExports, floats: number): Float32Array {
 /** Floats from `at` rounded up to whole 16-byte steps. */
 const padded = (n: number): number => (n + 3) & ~3;
 
-type LoopFunctions = Omit<LoopsExports, "memory">;
-
-/** One loop: elements a step, the call on byte addresses (the inputs', then the output's) for `steps`
- *  steps, and the TypeScript loop from element `from` on (the elements of a last partial step, in place). */
-interface Loop {
-  step: number;
-  call(e: LoopFunctions, addresses: readonly number[], steps: number): void;
-  tail(from: number): void;
-}
-
-let sharedView = new Float32Array(0);
-const addresses: number[] = [];
-
-/**
- * Runs `loop` on `inputs` into `out`. Where `out` is pinned (wasm-heap.ts), in the gemm module's shared
- * memory: in place, with the inputs that are not pinned copied into a scratch block, and the last partial
- * step by the TypeScript loop (a whole step would write past the array). Otherwise in this module's own
- * memory: the inputs copied into consecutive spans (each `out.length` floats padded to whole steps), the
- * output's span copied back (the padding lanes compute garbage that is never copied).
- */
-function run(inputs: readonly Float32Array[], out: Float32Array, loop: Loop): void {
+/** Copies `inputs` into consecutive spans of the module's memory (each `out.length` floats padded to whole
+ *  steps), runs `loop` on them (its span in floats) and copies span `outSlot` back into `out`. */
+function run(inputs: readonly Float32Array[], out: Float32Array, outSlot: number, loop: (e: LoopsExports, span: number) => void): void {
   calls++;
-  const n = out.length;
-  const be = isPinned(out) ? loadWasmBackend() : null;
-  if (be?.shared) {
-    const main = n - (n % loop.step);
-    if (main > 0) {
-      const copied = inputs.filter((x) => !isPinned(x)).length;
-      const start = copied > 0 ? scratchBlock(be, "loops", copied * main * 4) : 0;
-      if (start >= 0) {
-        if (sharedView.buffer !== be.memory.buffer) sharedView = new Float32Array(be.memory.buffer);
-        addresses.length = 0;
-        let at = start;
-        for (const x of inputs) {
-          if (isPinned(x)) addresses.push(x.byteOffset);
-          else {
-            sharedView.set(x.subarray(0, main), at / 4);
-            addresses.push(at);
-            at += main * 4;
-          }
-        }
-        addresses.push(out.byteOffset);
-        loop.call(be.exports as unknown as LoopFunctions, addresses, main / loop.step);
-        loop.tail(main);
-        inPlaceCalls++;
-        return;
-      }
-    }
-  }
   const e = instance!;
-  const span = padded(n);
-  const mem = memoryFor(e, (inputs.length + 1) * span);
-  addresses.length = 0;
-  for (let i = 0; i < inputs.length; i++) {
-    mem.set(inputs[i], i * span);
-    addresses.push(i * span * 4);
-  }
-  // an output that is also an input (axpy's y) is computed in that input's span
-  const slot = inputs.indexOf(out);
-  const outAt = (slot >= 0 ? slot : inputs.length) * span;
-  addresses.push(outAt * 4);
-  loop.call(e, addresses, Math.ceil(n / loop.step));
-  out.set(mem.subarray(outAt, outAt + n));
+  const n = out.length, span = padded(n);
+  const mem = memoryFor(e, Math.max(inputs.length, outSlot + 1) * span);
+  for (let i = 0; i < inputs.length; i++) mem.set(inputs[i], i * span);
+  loop(e, span);
+  out.set(mem.subarray(outSlot * span, outSlot * span + n));
 }
 
 const loops: WasmLoops = {
-  axpy: (alpha, x, y) => run([x, y], y, {
-    step: 2,
-    call: (e, [xAt, yAt], steps) => e.axpyF32(alpha, xAt, yAt, steps),
-    tail: (from) => { for (let i = from; i < y.length; i++) y[i] += alpha * x[i]; },
-  }),
-  relu: (x, out) => run([x], out, {
-    step: 4,
-    call: (e, [xAt, outAt], steps) => e.reluF32(xAt, outAt, steps),
-    tail: (from) => { for (let i = from; i < out.length; i++) { const v = x[i]; out[i] = v > 0 ? v : v !== v ? v : 0; } },
-  }),
-  reluBackward: (g, x, out) => run([g, x], out, {
-    step: 4,
-    call: (e, [gAt, xAt, outAt], steps) => e.reluBackwardF32(gAt, xAt, outAt, steps),
-    tail: (from) => { for (let i = from; i < out.length; i++) out[i] = x[i] <= 0 ? 0 : g[i]; },
-  }),
+  axpy: (alpha, x, y) => run([x, y], y, 1, (e, span) => e.axpyF32(alpha, 0, span * 4, (y.length + 1) >> 1)),
+  relu: (x, out) => run([x], out, 1, (e, span) => e.reluF32(0, span * 4, span >> 2)),
+  reluBackward: (g, x, out) => run([g, x], out, 2, (e, span) => e.reluBackwardF32(0, span * 4, 2 * span * 4, span >> 2)),
 };
 
 /** The WebAssembly loops, loaded whatever the backend (tests compare them with the TypeScript loops), or null

@@ -203,8 +203,8 @@ export function clone(x: Tensor): Tensor {
 
 /**
  * A copy of `x` in pinned memory (torch's pin_memory): storage inside the WebAssembly kernels' shared memory,
- * which the WebAssembly gemm reads in place instead of copying it in for every product. Pin what every
- * step multiplies by again: a data set that batches are `narrow`ed from, or weights. Returns `x` itself
+ * which the WebAssembly gemm reads in place instead of copying it in for every product. Pin what the
+ * steps read unchanged: a data set that batches are `narrow`ed from. Returns `x` itself
  * where it is pinned already, where the gemm backend is not "wasm", where the memory is not shared (a
  * browser page without cross-origin isolation) or the pinned heap is full (wasm-heap.ts, PIN_MAX_BYTES).
  * Recorded on the tape as a clone. The memory returns to the heap once no view of the copy is left.

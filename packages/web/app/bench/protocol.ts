@@ -16,8 +16,8 @@ export interface BenchRequest {
   baseUrl: string;
   /** Collect tapegrad's WebAssembly gemm profile (wasmGemmProfile) for each timed epoch. */
   profile?: boolean;
-  /** tapegrad's weights and data set in pinned memory (Tensor.pinMemory), which its WebAssembly gemm reads
-   *  in place (default true; false copies them in for each product, for comparison). */
+  /** tapegrad's data set in pinned memory (Tensor.pinMemory), which its WebAssembly gemm reads in place
+   *  (default true; false copies each batch in, for comparison). */
   pin?: boolean;
 }
 

@@ -83,7 +83,7 @@ async function run(request: BenchRequest): Promise<void> {
     if (tool === "tapegrad") {
       const backend = await startBackend();
       const runner = tapegradEpoch(workload, { timed: request.profile === true, pin: request.pin !== false });
-      post({ type: "result", result: await time(tool, `tapegrad ${backend.label}${runner.pinned ? " · pinned" : ""}`, runner, request) });
+      post({ type: "result", result: await time(tool, `tapegrad ${backend.label}${runner.pinned ? " · data pinned" : ""}`, runner, request) });
     } else if (tool === "products") {
       await startBackend();
       post({ type: "result", result: products() });

@@ -1,5 +1,4 @@
 import { encodeModule, op, simdOp, valType, type FunctionDef, type ValType } from "./encoder.ts";
-import { loopFunctions } from "./loops-module.ts";
 
 /**
  * The WebAssembly SIMD GEMM kernels, generated as bytecode. For each element type (f32 with f32x4
@@ -22,9 +21,6 @@ import { loopFunctions } from "./loops-module.ts";
  *   step, [s][p][W], the layout the kernel reads fastest:
  *   `gather{F32,F64}x{W}`: storage contiguous along the depth (A, Bᵀ), element by element;
  *   `copy{W·bytes}`: W values contiguous per depth step (Aᵀ, B), moved with vector loads and stores.
- *
- * And the elementwise loops of loops-module.ts (`axpyF32`, `reluF32`, `reluBackwardF32`), which run here on
- * pinned arrays in place (wasm-loops.ts).
  */
 export interface KernelShape {
   /** Rows of a tile. */
@@ -228,7 +224,7 @@ export function gemmModuleBytes(shared?: { maxPages: number }): Uint8Array {
     blockKernel(f32, f32Kernel), blockKernel(f64, f64Kernel), blockKernel(f32, f32Kernel, true), blockKernel(f64, f64Kernel, true),
     gatherKernel(f32, f32Kernel.mr), gatherKernel(f32, f32Kernel.nr), gatherKernel(f64, f64Kernel.mr),
     gatherKernel(f64, f64Kernel.nr), copyKernel(f32Kernel.mr * 4), copyKernel(f32Kernel.nr * 4),
-    copyKernel(f64Kernel.mr * 8), copyKernel(f64Kernel.nr * 8), ...loopFunctions(),
+    copyKernel(f64Kernel.mr * 8), copyKernel(f64Kernel.nr * 8),
   ];
   // Tile shapes can share a packer (f64 uses 4×4 for both operands): export each name once.
   return encodeModule(functions.filter((f, i) => functions.findIndex((g) => g.name === f.name) === i), 1, shared);

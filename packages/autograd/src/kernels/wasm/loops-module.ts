@@ -79,13 +79,7 @@ function maskedF32(name: string, withGradient: boolean): FunctionDef {
   return { name, params, locals: [v128], body };
 }
 
-/** The loops' functions, for this module and for the gemm module (which runs them on pinned arrays in its
- *  shared memory). */
-export function loopFunctions(): FunctionDef[] {
-  return [axpyF32(), maskedF32("reluF32", false), maskedF32("reluBackwardF32", true)];
-}
-
 /** Bytes of the module exporting `memory` (its own, not shared) and the loops. */
 export function loopsModuleBytes(): Uint8Array {
-  return encodeModule(loopFunctions(), 1);
+  return encodeModule([axpyF32(), maskedF32("reluF32", false), maskedF32("reluBackwardF32", true)], 1);
 }
