@@ -96,9 +96,7 @@ function pinnedOffset(be: WasmBackend, x: FloatArray, offset: number, span: numb
   if (span * bytes < PIN_CHECK_BYTES || !isPinned(x)) return -1;
   const at = x.byteOffset / bytes + offset;
   const need = (at + span + overread) * bytes;
-  if (need > MAX_BYTES) return -1;
-  growMemory(be, need);
-  return at;
+  return need <= MAX_BYTES && growMemory(be, need) ? at : -1;
 }
 
 function roundUp(x: number, multiple: number): number {

@@ -38,14 +38,20 @@ function roundUp(x: number, multiple: number): number {
   return Math.ceil(x / multiple) * multiple;
 }
 
-/** Grows the module's memory to at least `bytes`. */
-export function growMemory(be: WasmBackend, bytes: number): void {
+/** Grows the module's memory to at least `bytes`; false where the runtime refuses (out of memory). */
+export function growMemory(be: WasmBackend, bytes: number): boolean {
   const have = be.memory.buffer.byteLength;
-  if (have < bytes) be.memory.grow(Math.ceil((bytes - have) / PAGE_BYTES));
+  if (have >= bytes) return true;
+  try {
+    be.memory.grow(Math.ceil((bytes - have) / PAGE_BYTES));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A block of at least `bytes` (first fit, else above the top, growing memory); its start, or -1 where
- *  it would pass MAX_BYTES. */
+ *  it would pass MAX_BYTES or the runtime cannot grow the memory. */
 export function heapAlloc(be: WasmBackend, bytes: number): number {
   const size = Math.max(ALIGN, roundUp(bytes, ALIGN));
   for (let i = 0; i < free.length; i++) {
@@ -60,11 +66,10 @@ export function heapAlloc(be: WasmBackend, bytes: number): number {
   // the last free block may end at the top: extend it upwards
   const last = free[free.length - 1];
   const start = last && last.start + last.bytes === top ? last.start : top;
-  if (start + size > MAX_BYTES) return -1;
+  if (start + size > MAX_BYTES || !growMemory(be, start + size)) return -1;
   if (last && start === last.start) free.pop();
   top = start + size;
   highWater = Math.max(highWater, top);
-  growMemory(be, top);
   used.set(start, size);
   return start;
 }
@@ -99,7 +104,7 @@ export function heapFree(start: number): void {
   } else free.splice(i, 0, { start, bytes: size });
 }
 
-/** Scratch blocks by user (the gemm, the loops): each keeps its block and trades it for a larger one. */
+/** Scratch blocks by user (the gemm's): each keeps its block and trades it for a larger one. */
 const scratch = new Map<string, { start: number; bytes: number }>();
 
 /** The start of `user`'s scratch block of at least `bytes` (whole pages), or -1 where memory cannot hold it. */
