@@ -9,7 +9,9 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { Generator, Tensor, defineOp, grad, manualSeed, maxPool2d, noGrad, randn, releaseWithGraph, tensor } from "../packages/autograd/src/index.ts";
+import {
+  Generator, Tensor, defineOp, grad, manualSeed, maxPool2d, noGrad, randn, releaseWithGraph, sigmoidAvgPool2d, tensor,
+} from "../packages/autograd/src/index.ts";
 import {
   allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, POOL_MIN_BYTES, POOL_MIN_BYTES_NO_BUFFER, releaseBuffer,
   setBufferPool, setPoolMinBytes,
@@ -317,6 +319,43 @@ describe("max pooling's argmax indices come from the pool and go back to it when
       }
       gx.mul(u).sum().backward(); // v's gradient: u gathered at the captured indices
       return v.grad!.data.slice() as Float32Array;
+    };
+    expect(secondOrder(true)).toEqual(secondOrder(false));
+  });
+});
+
+describe("sigmoidAvgPool2d's sigmoid output comes from the pool and goes back to it when the graph is freed", () => {
+  // [1, 4, 32, 32] float32: sigmoid's output takes 16 KB, the pool's smallest size; the pooled output 4 KB
+  const input = (seed: number): Tensor => randn([1, 4, 32, 32], { generator: new Generator(seed) }).requiresGrad_();
+  const S_BYTES = 16384;
+
+  it("without a node (grad mode off) it goes back at once; after a plain backward, with the graph", () => {
+    emptyBufferPool();
+    noGrad(() => sigmoidAvgPool2d(input(1), 2));
+    expect(bufferPoolSize()).toEqual({ bytes: S_BYTES, buffers: 1 });
+    emptyBufferPool();
+    const y = sigmoidAvgPool2d(input(2), 2);
+    expect(bufferPoolSize().buffers).toBe(0);
+    // x adopts the backward's result: only sigmoid's output comes back
+    y.backward(tensor(new Float32Array(1024).fill(1), { shape: y.shape }));
+    expect(bufferPoolSize()).toEqual({ bytes: S_BYTES, buffers: 1 });
+  });
+
+  it("an output a recorded backward (createGraph) captured outlives a later plain backward that frees the graph", () => {
+    const secondOrder = (interleave: boolean): Float32Array[] => {
+      emptyBufferPool();
+      const x = input(3), v = randn([1, 4, 16, 16], { generator: new Generator(4) }).requiresGrad_();
+      const u = randn([1, 4, 32, 32], { generator: new Generator(5) });
+      const y = sigmoidAvgPool2d(x, 2);
+      const [gx] = grad(y.mul(v).sum(), [x], { createGraph: true }); // its recorded sigmoid keeps the output
+      y.sum().backward(); // plain: frees sigmoidAvgPool2d's node
+      x.grad = null;
+      if (interleave) {
+        // other calls that would take (and overwrite) a pooled buffer of its size
+        for (let i = 0; i < 3; i++) sigmoidAvgPool2d(input(10 + i), 2).sum().backward();
+      }
+      gx.mul(u).sum().backward(); // x's gradient reads sigmoid's output again
+      return [v.grad!.data.slice() as Float32Array, x.grad!.data.slice() as Float32Array];
     };
     expect(secondOrder(true)).toEqual(secondOrder(false));
   });

@@ -132,8 +132,10 @@ function avgPoolBackward(g: Tensor, p: K.Pool2dGeometry, countIncludePad: boolea
  * avgPool2d(sigmoid(x)) as one op, with the pair's values and gradients bit for bit (nn.Sequential runs a
  * Sigmoid followed by an AvgPool2d through it). The forward keeps sigmoid's output for the backward, which
  * computes the pooling's gradient times s·(1 − s) in one pass over the input instead of two. A recorded
- * backward (createGraph) is the pair's own, sigmoid's output recorded as sigmoid records it, so higher orders
- * match too.
+ * backward (createGraph) is the pair's own ops, with sigmoid's output recorded as sigmoid records it.
+ * NOTE: its first-order gradient has the pair's bits, higher orders the pair's values up to rounding: their
+ * terms reach x along two paths (this node and that sigmoid) and add there, where the pair adds them at
+ * sigmoid's output before its backward.
  * @example sigmoidAvgPool2d(x, 2) // LeNet: [256, 6, 28, 28] -> [256, 6, 14, 14]
  */
 export function sigmoidAvgPool2d(x: Tensor, kernelSize: Pair, options: AvgPool2dOptions = {}): Tensor {
