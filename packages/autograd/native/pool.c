@@ -300,13 +300,16 @@ K512 INLINE __m512 max_of_four(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m51
   return best;
 }
 
+/* The input columns of `count` (up to 16) 2 x 2 windows of a row in two vectors: the first 16, then the rest. */
+static inline __mmask16 columns_low(int count) { return (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1); }
+static inline __mmask16 columns_high(int count) { return (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1); }
+
 /* The four elements of `count` (up to 16) 2 x 2 windows whose top-left elements are r0[0], r0[2], ... (the
  * bottom row at r1): top-left, top-right, bottom-left, bottom-right; the even and odd columns of each row. */
 K512 INLINE void row_windows(const float *r0, const float *r1, int count, __m512 v[4]) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
-  const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+  const __mmask16 lo = columns_low(count), hi = columns_high(count);
   const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0), a1 = _mm512_maskz_loadu_ps(hi, r0 + 16);
   const __m512 b0 = _mm512_maskz_loadu_ps(lo, r1), b1 = _mm512_maskz_loadu_ps(hi, r1 + 16);
   v[0] = _mm512_permutex2var_ps(a0, even, a1);
@@ -356,9 +359,7 @@ K512 static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int
       float *r0 = gp + (int64_t)2 * oh * w, *r1 = r0 + w;
       for (int ow = 0; ow < p->ow; ow += 16) {
         const int count = p->ow - ow < 16 ? p->ow - ow : 16;
-        const __mmask16 keep = (__mmask16)((1u << count) - 1);
-        const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
-        const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+        const __mmask16 keep = (__mmask16)((1u << count) - 1), lo = columns_low(count), hi = columns_high(count);
         const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(keep, g + o + ow));
         const __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(keep, indices + o + ow),
                                            _mm512_add_epi32(_mm512_set1_epi32(2 * oh * w + 2 * ow), lanes2));
@@ -377,26 +378,48 @@ K512 static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int
   return bad == 0;
 }
 
+/* Two output rows of up to 8 windows each in one vector: the even and odd columns of four input rows w apart. */
+typedef struct {
+  __m512i even, odd; /* lane j's column in the two-register permute of rows 0 and 2 (or 1 and 3) */
+  __mmask16 row;     /* the 2 ow columns of an input row the windows read */
+  int w;
+} two_rows_t;
+
+K512 INLINE two_rows_t two_rows_plan(int w, int ow) {
+  int32_t e[16];
+  for (int j = 0; j < 16; j++) e[j] = j < ow ? 2 * j : j < 2 * ow ? 16 + 2 * (j - ow) : 0;
+  const __m512i even = _mm512_loadu_si512(e);
+  const two_rows_t t = { even, _mm512_add_epi32(even, _mm512_set1_epi32(1)), (__mmask16)((1u << (2 * ow)) - 1), w };
+  return t;
+}
+
+/* The windows of the output rows whose input rows start at r (the second output row's in lanes ow ... 2 ow - 1,
+ * none unless `both`), as row_windows orders them. */
+K512 INLINE void two_rows_windows(const two_rows_t *t, const float *r, int both, __m512 v[4]) {
+  const __mmask16 second = both ? t->row : 0;
+  const __m512 t0 = _mm512_maskz_loadu_ps(t->row, r), b0 = _mm512_maskz_loadu_ps(t->row, r + t->w);
+  const __m512 t1 = _mm512_maskz_loadu_ps(second, r + 2 * t->w), b1 = _mm512_maskz_loadu_ps(second, r + 3 * t->w);
+  v[0] = _mm512_permutex2var_ps(t0, t->even, t1);
+  v[1] = _mm512_permutex2var_ps(t0, t->odd, t1);
+  v[2] = _mm512_permutex2var_ps(b0, t->even, b1);
+  v[3] = _mm512_permutex2var_ps(b0, t->odd, b1);
+}
+
 /* The 2 x 2 forward with window offsets. Rows of up to 8 windows go two output rows to a vector (the even
  * and odd columns of four input rows), longer ones 16 windows of one row at a time. */
 K512 static void offsets_avx512_f32(int64_t rows, int w, int ow, const float *x, float *out, uint8_t *offsets) {
   const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
   if (ow <= 8) {
-    int32_t e[16];
-    for (int j = 0; j < 16; j++) e[j] = j < ow ? 2 * j : j < 2 * ow ? 16 + 2 * (j - ow) : 0;
-    const __m512i even = _mm512_loadu_si512(e), odd = _mm512_add_epi32(even, one);
-    const __mmask16 row = (__mmask16)((1u << (2 * ow)) - 1);
+    const two_rows_t plan = two_rows_plan(w, ow);
     for (int64_t k = 0; k < rows; k += 2) {
       const int both = rows - k >= 2;
-      const __mmask16 second = both ? row : 0, keep = (__mmask16)((1u << ((both ? 2 : 1) * ow)) - 1);
+      const __mmask16 keep = (__mmask16)((1u << ((both ? 2 : 1) * ow)) - 1);
       const float *r = x + 2 * k * w;
       if (k + POOL_AHEAD + 2 <= rows) prefetch_lines(r + 2 * POOL_AHEAD * w, 4 * w * (int64_t)sizeof(float), 0);
-      const __m512 t0 = _mm512_maskz_loadu_ps(row, r), b0 = _mm512_maskz_loadu_ps(row, r + w);
-      const __m512 t1 = _mm512_maskz_loadu_ps(second, r + 2 * w), b1 = _mm512_maskz_loadu_ps(second, r + 3 * w);
-      const __m512 v0 = _mm512_permutex2var_ps(t0, even, t1), v1 = _mm512_permutex2var_ps(t0, odd, t1);
-      const __m512 v2 = _mm512_permutex2var_ps(b0, even, b1), v3 = _mm512_permutex2var_ps(b0, odd, b1);
+      __m512 v[4];
+      two_rows_windows(&plan, r, both, v);
       __m512i arg;
-      const __m512 best = max_of_four(v0, v1, v2, v3, one, two, three, &arg);
+      const __m512 best = max_of_four(v[0], v[1], v[2], v[3], one, two, three, &arg);
       _mm512_mask_storeu_ps(out + k * ow, keep, best);
       _mm512_mask_cvtepi32_storeu_epi8(offsets + k * ow, keep, arg);
     }
@@ -470,9 +493,7 @@ K512 static void tiled_offsets_avx512_f32(int64_t rows, int ow, const float *g, 
     }
     for (int j = 0; j < ow; j += 16) {
       const int count = ow - j < 16 ? ow - j : 16;
-      const __mmask16 keep = (__mmask16)((1u << count) - 1);
-      const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
-      const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+      const __mmask16 keep = (__mmask16)((1u << count) - 1), lo = columns_low(count), hi = columns_high(count);
       const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(keep, g + k * ow + j));
       const __m512i d = load_offsets(offsets + k * ow + j, end, count);
       const __m512 g0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512()), v);
@@ -515,26 +536,20 @@ K512 INLINE __m512 quarter_of(__m512 g) {
                _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(high8(g)), quarter)));
 }
 
-/* avg_f32_forward's 2 x 2 windows, 16 a step. Planes of exactly tiled rows (w = 2 ow, h = 2 oh) run as one tall
- * plane, two output rows to a vector where rows have up to 8 windows (as offsets_avx512_f32). */
+/* avg_f32_forward's 2 x 2 windows, 16 a step. Planes twice the output's height run as one tall plane, two output
+ * rows to a vector where rows have up to 8 windows (as offsets_avx512_f32). */
 K512 static void avg_2x2_forward_avx512(const pool_geom_t *p, const float *x, float *out) {
   const int w = p->w, ow = p->ow;
-  if (2 * p->oh == p->h && 2 * ow == w && ow <= 8) {
+  if (2 * p->oh == p->h && ow <= 8) {
     const int64_t rows = (int64_t)p->planes * p->oh;
-    int32_t e[16];
-    for (int j = 0; j < 16; j++) e[j] = j < ow ? 2 * j : j < 2 * ow ? 16 + 2 * (j - ow) : 0;
-    const __m512i even = _mm512_loadu_si512(e), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __mmask16 row = (__mmask16)((1u << w) - 1);
+    const two_rows_t plan = two_rows_plan(w, ow);
     for (int64_t k = 0; k < rows; k += 2) {
       const int both = rows - k >= 2;
-      const __mmask16 second = both ? row : 0, keep = (__mmask16)((1u << ((both ? 2 : 1) * ow)) - 1);
       const float *r = x + 2 * k * w;
       if (k + POOL_AHEAD + 2 <= rows) prefetch_lines(r + 2 * POOL_AHEAD * w, 4 * w * (int64_t)sizeof(float), 0);
-      const __m512 t0 = _mm512_maskz_loadu_ps(row, r), b0 = _mm512_maskz_loadu_ps(row, r + w);
-      const __m512 t1 = _mm512_maskz_loadu_ps(second, r + 2 * w), b1 = _mm512_maskz_loadu_ps(second, r + 3 * w);
-      const __m512 v[4] = { _mm512_permutex2var_ps(t0, even, t1), _mm512_permutex2var_ps(t0, odd, t1),
-                            _mm512_permutex2var_ps(b0, even, b1), _mm512_permutex2var_ps(b0, odd, b1) };
-      _mm512_mask_storeu_ps(out + k * ow, keep, mean_of_four(v));
+      __m512 v[4];
+      two_rows_windows(&plan, r, both, v);
+      _mm512_mask_storeu_ps(out + k * ow, (__mmask16)((1u << ((both ? 2 : 1) * ow)) - 1), mean_of_four(v));
     }
     return;
   }
@@ -572,9 +587,7 @@ K512 static void avg_2x2_tiled_backward_avx512(int64_t rows, int ow, const float
     }
     for (int j = 0; j < ow; j += 16) {
       const int count = ow - j < 16 ? ow - j : 16;
-      const __mmask16 keep = (__mmask16)((1u << count) - 1);
-      const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
-      const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+      const __mmask16 keep = (__mmask16)((1u << count) - 1), lo = columns_low(count), hi = columns_high(count);
       const __m512 q = quarter_of(_mm512_maskz_loadu_ps(keep, g + k * ow + j));
       __m512 a = _mm512_permutex2var_ps(q, first, q), b = _mm512_permutex2var_ps(q, later, q);
       __m512 a1 = a, b1 = b;
@@ -648,41 +661,52 @@ static void avg_backward(const pool_job_t *J, const pool_geom_t *q, const void *
  * step reads it. */
 #define SIGMOID_CHUNK_ELEMENTS 4096
 
-/* Sigmoid, then average pooling of its output s, over the planes of q: the bits of the two separate loops. */
-static void sigmoid_avg_forward(const pool_job_t *J, const pool_geom_t *q, const void *in, void *s, void *out) {
+/* Runs fn over the planes of q a few at a time (SIGMOID_CHUNK_ELEMENTS input elements, at least a plane): in and
+ * out the chunk's operands of a forward (input, output sizes) or a backward (output, input sizes), s its part of
+ * sigmoid's output. */
+typedef void (*chunk_fn)(const pool_job_t *J, const pool_geom_t *c, const char *in, char *s, char *out);
+
+static void by_chunks(const pool_job_t *J, const pool_geom_t *q, const void *in, void *s, void *out, int forward, chunk_fn fn) {
   const int64_t in_plane = (int64_t)q->h * q->w, out_plane = (int64_t)q->oh * q->ow;
   const int64_t chunk = SIGMOID_CHUNK_ELEMENTS / in_plane > 1 ? SIGMOID_CHUNK_ELEMENTS / in_plane : 1;
   const size_t size = J->f64 ? sizeof(double) : sizeof(float);
   for (int64_t p0 = 0; p0 < q->planes; p0 += chunk) {
     pool_geom_t c = *q;
     c.planes = (int)(q->planes - p0 < chunk ? q->planes - p0 : chunk);
-    const size_t at = (size_t)(p0 * in_plane) * size;
-    if (J->f64) native_sigmoid_f64((const double *)((const char *)in + at), (double *)((char *)s + at), c.planes * in_plane);
-    else native_sigmoid_f32((const float *)((const char *)in + at), (float *)((char *)s + at), c.planes * in_plane);
-    avg_forward(J, &c, (char *)s + at, (char *)out + (size_t)(p0 * out_plane) * size);
+    fn(J, &c, (const char *)in + (size_t)(p0 * (forward ? in_plane : out_plane)) * size, (char *)s + (size_t)(p0 * in_plane) * size,
+       (char *)out + (size_t)(p0 * (forward ? out_plane : in_plane)) * size);
   }
 }
 
-/* The gradient of sigmoid then average pooling: the pooling's gradient, then each element times s (1 - s)
- * (sigmoid's backward from its output s), the bits of the two separate loops; one pass where 2 x 2 windows
+/* Sigmoid of x into s, then average pooling of s. */
+static void sigmoid_avg_forward_chunk(const pool_job_t *J, const pool_geom_t *c, const char *x, char *s, char *out) {
+  const int64_t n = (int64_t)c->planes * c->h * c->w;
+  if (J->f64) native_sigmoid_f64((const double *)x, (double *)s, n);
+  else native_sigmoid_f32((const float *)x, (float *)s, n);
+  avg_forward(J, c, s, out);
+}
+
+/* The pooling's gradient, then each element times s (1 - s): sigmoid's backward from its output s. */
+static void sigmoid_avg_backward_chunk(const pool_job_t *J, const pool_geom_t *c, const char *g, char *s, char *gi) {
+  const int64_t n = (int64_t)c->planes * c->h * c->w;
+  avg_backward(J, c, g, gi);
+  if (J->f64) native_sigmoid_backward_f64((const double *)gi, (const double *)s, (double *)gi, n);
+  else native_sigmoid_backward_f32((const float *)gi, (const float *)s, (float *)gi, n);
+}
+
+/* Sigmoid, then average pooling of its output s, over the planes of q: the bits of the two separate loops. */
+static void sigmoid_avg_forward(const pool_job_t *J, const pool_geom_t *q, const void *in, void *s, void *out) {
+  by_chunks(J, q, in, s, out, 1, sigmoid_avg_forward_chunk);
+}
+
+/* The gradient of sigmoid then average pooling, the bits of the two separate loops; one pass where 2 x 2 windows
  * tile float32 planes. */
-static void sigmoid_avg_backward(const pool_job_t *J, const pool_geom_t *q, const void *g, const void *s, void *gi) {
+static void sigmoid_avg_backward(const pool_job_t *J, const pool_geom_t *q, const void *g, void *s, void *gi) {
   if (!J->f64 && tiles_2x2(q) && avx512()) {
     avg_2x2_tiled_backward_avx512((int64_t)q->planes * q->oh, q->ow, (const float *)g, (const float *)s, (float *)gi);
     return;
   }
-  const int64_t in_plane = (int64_t)q->h * q->w, out_plane = (int64_t)q->oh * q->ow;
-  const int64_t chunk = SIGMOID_CHUNK_ELEMENTS / in_plane > 1 ? SIGMOID_CHUNK_ELEMENTS / in_plane : 1;
-  const size_t size = J->f64 ? sizeof(double) : sizeof(float);
-  for (int64_t p0 = 0; p0 < q->planes; p0 += chunk) {
-    pool_geom_t c = *q;
-    c.planes = (int)(q->planes - p0 < chunk ? q->planes - p0 : chunk);
-    const size_t at = (size_t)(p0 * in_plane) * size;
-    char *gc = (char *)gi + at;
-    avg_backward(J, &c, (const char *)g + (size_t)(p0 * out_plane) * size, gc);
-    if (J->f64) native_sigmoid_backward_f64((const double *)gc, (const double *)((const char *)s + at), (double *)gc, c.planes * in_plane);
-    else native_sigmoid_backward_f32((const float *)gc, (const float *)((const char *)s + at), (float *)gc, c.planes * in_plane);
-  }
+  by_chunks(J, q, g, s, gi, 0, sigmoid_avg_backward_chunk);
 }
 
 /* Max pooling with window offsets over the planes of q; planes whose height is twice the output's run as one
