@@ -9,7 +9,9 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { Generator, Tensor, defineOp, grad, manualSeed, maxPool2d, noGrad, randn, releaseWithGraph, tensor } from "../packages/autograd/src/index.ts";
+import {
+  Generator, Tensor, defineOp, grad, manualSeed, maxPool2d, noGrad, randn, releaseWithGraph, sigmoidAvgPool2d, tensor,
+} from "../packages/autograd/src/index.ts";
 import {
   allocate, allocateUnfilled, bufferPoolSize, emptyBufferPool, POOL_MIN_BYTES, POOL_MIN_BYTES_NO_BUFFER, releaseBuffer,
   setBufferPool, setPoolMinBytes,
@@ -284,41 +286,60 @@ describe("a dead incoming gradient is donated to the backward that consumes it",
   });
 });
 
-describe("max pooling's argmax indices come from the pool and go back to it when the graph is freed", () => {
-  // [1, 4, 128, 128] pooled 2 × 2: 16384 windows, whose window offsets (a byte each) take 16 KB, the pool's
-  // smallest size
-  const input = (seed: number): Tensor => randn([1, 4, 128, 128], { generator: new Generator(seed) }).requiresGrad_();
-  const INDEX_BYTES = 16384;
+/**
+ * An op whose node keeps a scratch buffer of `bytes` (and whose output's other buffers the pool does not take):
+ * without a node it goes back to the pool at once; with one, when a plain backward frees the graph (the user's
+ * seed is never pooled and x adopts the input gradient, so only the scratch buffer comes back).
+ */
+function scratchGoesBack(op: (x: Tensor) => Tensor, input: (seed: number) => Tensor, bytes: number): void {
+  emptyBufferPool();
+  noGrad(() => op(input(1)));
+  expect(bufferPoolSize()).toEqual({ bytes, buffers: 1 });
+  emptyBufferPool();
+  const y = op(input(2));
+  expect(bufferPoolSize().buffers).toBe(0);
+  y.backward(tensor(new Float32Array(y.size).fill(1), { shape: y.shape }));
+  expect(bufferPoolSize()).toEqual({ bytes, buffers: 1 });
+}
 
-  it("without a node (grad mode off) the indices go back at once; after a plain backward, with the graph", () => {
-    emptyBufferPool();
-    noGrad(() => maxPool2d(input(1), 2));
-    expect(bufferPoolSize()).toEqual({ bytes: INDEX_BYTES, buffers: 1 });
-    emptyBufferPool();
-    const x = input(2);
-    const y = maxPool2d(x, 2);
-    expect(bufferPoolSize().buffers).toBe(0);
-    // the user's seed is never pooled and x adopts the scatter's result: only the indices come back
-    y.backward(tensor(new Float32Array(16384).fill(1), { shape: y.shape }));
-    expect(bufferPoolSize()).toEqual({ bytes: INDEX_BYTES, buffers: 1 });
+/**
+ * The second-order gradients (v's, and x's where there is one) of sum(u · ∂ sum(op(x) · v) / ∂x) taken after a
+ * plain backward freed op's node, with or without calls of op in between that would take (and overwrite) a pooled
+ * buffer of its scratch's size: the recorded backward must keep the buffer it captured.
+ */
+function secondOrderAfterFree(op: (x: Tensor) => Tensor, input: (seed: number) => Tensor, vShape: number[], interleave: boolean): Float32Array[] {
+  emptyBufferPool();
+  const x = input(3), v = randn(vShape, { generator: new Generator(4) }).requiresGrad_();
+  const u = randn(x.shape, { generator: new Generator(5) });
+  const y = op(x);
+  const [gx] = grad(y.mul(v).sum(), [x], { createGraph: true });
+  y.sum().backward(); // plain: frees op's node
+  x.grad = null;
+  if (interleave) for (let i = 0; i < 3; i++) op(input(10 + i)).sum().backward();
+  gx.mul(u).sum().backward();
+  const xGrad = (x as Tensor).grad;
+  return [v.grad!.data.slice() as Float32Array, ...(xGrad ? [xGrad.data.slice() as Float32Array] : [])];
+}
+
+// Each op's input is the smallest that makes its scratch buffer 16 KB, the pool's smallest size: max pooling's
+// 2 × 2 window offsets (a byte a window), sigmoidAvgPool2d's float32 sigmoid output (its pooled output 4 KB)
+describe.each([
+  { scratch: "max pooling's argmax indices", op: (x: Tensor) => maxPool2d(x, 2), shape: [1, 4, 128, 128], secondOrderGrads: 1 },
+  { scratch: "sigmoidAvgPool2d's sigmoid output", op: (x: Tensor) => sigmoidAvgPool2d(x, 2), shape: [1, 4, 32, 32], secondOrderGrads: 2 },
+])("$scratch come from the pool and go back to it when the graph is freed", ({ op, shape, secondOrderGrads }) => {
+  const input = (seed: number): Tensor => randn(shape, { generator: new Generator(seed) }).requiresGrad_();
+
+  it("without a node (grad mode off) they go back at once; after a plain backward, with the graph", () => {
+    scratchGoesBack(op, input, 16384);
   });
 
-  it("indices a recorded backward (createGraph) captured outlive a later plain backward that frees the graph", () => {
-    const secondOrder = (interleave: boolean): Float32Array => {
-      emptyBufferPool();
-      const x = input(3), v = randn([1, 4, 64, 64], { generator: new Generator(4) }).requiresGrad_();
-      const u = randn([1, 4, 128, 128], { generator: new Generator(5) });
-      const y = maxPool2d(x, 2);
-      const [gx] = grad(y.mul(v).sum(), [x], { createGraph: true }); // scatter(v): keeps the indices
-      y.sum().backward(); // plain: frees maxPool2d's node
-      if (interleave) {
-        // other poolings that would take (and overwrite) a pooled buffer of the indices' size
-        for (let i = 0; i < 3; i++) maxPool2d(input(10 + i), 2).sum().backward();
-      }
-      gx.mul(u).sum().backward(); // v's gradient: u gathered at the captured indices
-      return v.grad!.data.slice() as Float32Array;
-    };
-    expect(secondOrder(true)).toEqual(secondOrder(false));
+  it("what a recorded backward (createGraph) captured outlives a later plain backward that frees the graph", () => {
+    // max pooling: the first-order gradient scatter(v) keeps the indices, v's gradient is u gathered at them;
+    // sigmoidAvgPool2d: its recorded sigmoid keeps the output, and x's gradient reads it again
+    const run = (interleave: boolean) => secondOrderAfterFree(op, input, [1, 4, shape[2] / 2, shape[3] / 2], interleave);
+    const withCalls = run(true);
+    expect(withCalls.length).toBe(secondOrderGrads);
+    expect(withCalls).toEqual(run(false));
   });
 });
 

@@ -366,6 +366,34 @@ describe.skipIf(!conv2dNative(conv2dGeometry([1, 1, 4, 4], [1, 1, 3, 3], { paddi
     agree([2, 16, 128, 128], [64, 16, 3, 3], { padding: 1 }, 16);
   });
 
+  it("the input gradient with 16 images to a vector (batches of 16 or more, rows wider than the output's) has the position form's bits", () => {
+    // the position form runs below 16 images: the same images in batches of 5 give the reference bits
+    const cases: [number[], number[], Conv2dOptions][] = [
+      [[37, 6, 14, 14], [16, 6, 5, 5], {}], // LeNet's second layer: blocks of 16, 16 and 5 images
+      [[16, 10, 12, 11], [12, 5, 3, 4], { groups: 2 }],
+      [[20, 9, 13, 12], [7, 9, 3, 3], { padding: [1, 0], dilation: [1, 2] }], // 7 and 8 input channels a tile: 3 positions
+      [[18, 3, 9, 9], [4, 3, 5, 5], { padding: 1 }],
+      [[16, 2, 5, 40], [3, 2, 3, 3], {}], // rows of 40: the output gradient's rows staged in two blocks of columns
+    ];
+    const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    cases.forEach(([shape, weight, options], k) => {
+      const g = conv2dGeometry(shape, weight, options);
+      const gy = filled(Float32Array, g.batch * g.outChannels * g.outH * g.outW, 40 + k) as Float32Array;
+      gy[3] = Infinity; gy[11] = NaN; gy[20] = -0;
+      const w = filled(Float32Array, weight.reduce((a, b) => a * b, 1), 50 + k) as Float32Array;
+      const gx = new Float32Array(g.batch * g.inChannels * g.height * g.width).fill(7);
+      conv2dBackwardInput(g, gy, w, gx, new Float32Array(conv2dWorkspaceSize(g, "backwardInput")).fill(NaN));
+      const image = g.inChannels * g.height * g.width, gImage = g.outChannels * g.outH * g.outW;
+      const reference = new Float32Array(gx.length).fill(7);
+      for (let n0 = 0; n0 < g.batch; n0 += 5) {
+        const nb = Math.min(5, g.batch - n0), part = conv2dGeometry([nb, ...shape.slice(1)], weight, options);
+        conv2dBackwardInput(part, gy.subarray(n0 * gImage, (n0 + nb) * gImage), w, reference.subarray(n0 * image, (n0 + nb) * image),
+          new Float32Array(conv2dWorkspaceSize(part, "backwardInput")).fill(NaN));
+      }
+      expect(bytes(gx).equals(bytes(reference)), `${JSON.stringify(shape)} ${JSON.stringify(weight)} ${JSON.stringify(options)}`).toBe(true);
+    });
+  });
+
   it("give the same bits on one thread and split with the helper thread", () => {
     const g = conv2dGeometry([24, 32, 14, 14], [64, 32, 3, 3], { padding: 1 });
     const previous = nativeGemmThreads(2);

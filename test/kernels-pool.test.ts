@@ -5,9 +5,10 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
   adaptiveAvgPool2dBackward, adaptiveAvgPool2dForward, avgPool2dBackward, avgPool2dForward, maxPool2dBackward,
-  maxPool2dForward, maxPoolWindowOffsets, pool2dGeometry, pool2dOutputSize, windowOffsetIndex, type Pool2dGeometry,
-  type Pool2dOptions,
+  maxPool2dForward, maxPoolWindowOffsets, pool2dGeometry, pool2dOutputSize, sigmoidAvgPool2dBackward,
+  sigmoidAvgPool2dForward, windowOffsetIndex, type Pool2dGeometry, type Pool2dOptions,
 } from "../packages/autograd/src/kernels/pool.ts";
+import { sigmoidBackward, unary } from "../packages/autograd/src/kernels/elementwise.ts";
 import { nativeCnnKernels, setNativeLoops } from "../packages/autograd/src/kernels/native-loops.ts";
 import { ShapeError, ValueError } from "../packages/autograd/src/errors.ts";
 
@@ -123,6 +124,32 @@ function checkAvgPool(t: PoolCase, countIncludePad: boolean): void {
   for (let i = 0; i < n; i++) lhs += out[i] * g[i];
   for (let i = 0; i < x.length; i++) rhs += x[i] * gx[i];
   expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual((t.float64 ? 1e-13 : 1e-5) * (n + 1));
+}
+
+/**
+ * Runs `body` in a child process whose addon runs its scalar C loops (TAPEGRAD_NATIVE_AVX512=0), once for each
+ * [b, c, h, w] of `shapes` with `addon`, `data` (the given function's source), `geometry` (2 × 2 windows),
+ * `x = data(b c h w)`, `n` (the windows) and `parts` (an array to push results into) in scope; returns the parts.
+ */
+function scalarLoopsRun(shapes: number[][], data: (n: number) => Float32Array, body: string): unknown[] {
+  const addonPath = fileURLToPath(new URL("../packages/autograd/native/build/tapegrad_blas.node", import.meta.url));
+  const source = `
+    const addon = require(${JSON.stringify(addonPath)});
+    const data = ${data.toString()};
+    const parts = [];
+    for (const [b, c, h, w] of ${JSON.stringify(shapes)}) {
+      const oh = h >> 1, ow = w >> 1, n = b * c * oh * ow;
+      const geometry = Int32Array.of(b * c, h, w, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow);
+      const x = data(b * c * h * w);
+      ${body}
+    }
+    process.stdout.write(JSON.stringify({ avx512: addon.convAvailable, parts }));
+  `;
+  const run = spawnSync(process.execPath, ["-e", source], { encoding: "utf8", env: { ...process.env, TAPEGRAD_NATIVE_AVX512: "0" }, maxBuffer: 1 << 26 });
+  expect(run.status, run.stderr).toBe(0);
+  const child = JSON.parse(run.stdout) as { avx512: boolean; parts: unknown[] };
+  expect(child.avx512).toBe(false);
+  return child.parts;
 }
 
 describe("maxPool2d kernels", () => {
@@ -364,31 +391,18 @@ describe("maxPool2d: window offsets (2×2 windows)", () => {
 
 describe.skipIf(nativeCnnKernels() === null)("maxPool2d: the native loops without AVX-512", () => {
   it("TAPEGRAD_NATIVE_AVX512=0 (the scalar C loops) gives the TypeScript loops' bits for 2×2 windows", () => {
-    const addonPath = fileURLToPath(new URL("../packages/autograd/native/build/tapegrad_blas.node", import.meta.url));
-    // x: a few levels (ties), NaN, ±Infinity and -0; the child pools it with the addon and prints the results' bytes
+    // x: a few levels (ties), NaN, ±Infinity and -0; the child pools it with the addon and sends the results' bytes
     const shapes = [[2, 3, 28, 28], [3, 2, 7, 9], [1, 2, 6, 40]];
     const data = (n: number) => Float32Array.from({ length: n }, (_, i) => (i % 37 === 0 ? NaN : i % 41 === 0 ? -Infinity : i % 43 === 0 ? -0 : ((i * 7919) % 13) - 6));
-    const source = `
-      const addon = require(${JSON.stringify(addonPath)});
-      const data = ${data.toString()};
-      const parts = [];
-      for (const [b, c, h, w] of ${JSON.stringify(shapes)}) {
-        const oh = h >> 1, ow = w >> 1, n = b * c * oh * ow;
-        const geometry = Int32Array.of(b * c, h, w, 2, 2, 2, 2, 0, 0, 1, 1, oh, ow);
-        const x = data(b * c * h * w), out = new Float32Array(n), indices = new Int32Array(n), gx = new Float32Array(x.length).fill(7);
-        addon.maxPool2dForward(geometry, x, out, indices);
-        addon.maxPool2dBackward(geometry, data(n).map((v) => -v), indices, gx);
-        const outB = new Float32Array(n), offsets = new Uint8Array(n), gxB = new Float32Array(x.length).fill(7);
-        addon.maxPool2dForward(geometry, x, outB, offsets);
-        addon.maxPool2dBackward(geometry, data(n).map((v) => -v), offsets, gxB);
-        for (const a of [out, indices, gx, outB, offsets, gxB]) parts.push(Buffer.from(a.buffer).toString("base64"));
-      }
-      process.stdout.write(JSON.stringify({ avx512: addon.convAvailable, parts }));
-    `;
-    const run = spawnSync(process.execPath, ["-e", source], { encoding: "utf8", env: { ...process.env, TAPEGRAD_NATIVE_AVX512: "0" } });
-    expect(run.status, run.stderr).toBe(0);
-    const child = JSON.parse(run.stdout) as { avx512: boolean; parts: string[] };
-    expect(child.avx512).toBe(false);
+    const parts = scalarLoopsRun(shapes, data, `
+      const out = new Float32Array(n), indices = new Int32Array(n), gx = new Float32Array(x.length).fill(7);
+      addon.maxPool2dForward(geometry, x, out, indices);
+      addon.maxPool2dBackward(geometry, data(n).map((v) => -v), indices, gx);
+      const outB = new Float32Array(n), offsets = new Uint8Array(n), gxB = new Float32Array(x.length).fill(7);
+      addon.maxPool2dForward(geometry, x, outB, offsets);
+      addon.maxPool2dBackward(geometry, data(n).map((v) => -v), offsets, gxB);
+      for (const a of [out, indices, gx, outB, offsets, gxB]) parts.push(Buffer.from(a.buffer).toString("base64"));
+    `) as string[];
     const previous = setNativeLoops(false);
     try {
       shapes.forEach(([b, c, h, w], s) => {
@@ -400,7 +414,7 @@ describe.skipIf(nativeCnnKernels() === null)("maxPool2d: the native loops withou
         const offsets = new Uint8Array(n), gxB = new Float32Array(x.length);
         maxPool2dForward(p, x, new Float32Array(n), offsets);
         maxPool2dBackward(p, data(n).map((v) => -v), offsets, gxB);
-        [out, indices, gx, out, offsets, gxB].forEach((a, k) => expect(Buffer.from(a.buffer).toString("base64"), `shape ${s} part ${k}`).toBe(child.parts[6 * s + k]));
+        [out, indices, gx, out, offsets, gxB].forEach((a, k) => expect(Buffer.from(a.buffer).toString("base64"), `shape ${s} part ${k}`).toBe(parts[6 * s + k]));
       });
     } finally {
       setNativeLoops(previous);
@@ -445,6 +459,102 @@ describe.skipIf(nativeCnnKernels() === null)("avgPool2d: the native loops (nativ
       same([3, 2, 11, 17], { kernelSize: [2, 3], stride: 1, padding: [1, 1] }, false, float64, 5);
       same([3, 3, 11, 17], { kernelSize: 2, ceilMode: true }, false, float64, 6);
       same([3, 3, 11, 17], { kernelSize: 3, stride: 2, padding: 1, ceilMode: true }, true, float64, 7);
+      same([4, 16, 10, 10], { kernelSize: 2 }, true, float64, 8); // LeNet's second pooling: rows of 5 windows
+      same([2, 3, 6, 40], { kernelSize: 2 }, true, float64, 9); // rows of 20 windows: a full vector and a partial one
+      same([3, 4, 9, 10], { kernelSize: 2 }, true, float64, 10); // 2 × 2 windows, a row no window covers
+      same([3, 4, 10, 9], { kernelSize: 2 }, true, float64, 11); // a column no window covers, rows of 4 windows
+    }
+  });
+});
+
+describe("sigmoidAvgPool2d kernels", () => {
+  /** Element by element with Object.is: +0 and -0 differ, any NaN equals any NaN (which of two NaN operands a
+   *  product keeps is the compiler's choice). */
+  const sameElements = (a: FloatArray, b: FloatArray): boolean => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+
+  /** x with NaN, ±Infinity, -0 and values where sigmoid saturates (s (1 - s) = 0) sprinkled in. */
+  function awkward(Type: Float32ArrayConstructor | Float64ArrayConstructor, length: number, seed: number): FloatArray {
+    const x = filled(Type, length, seed).map((v) => v * 12);
+    const specials = [NaN, Infinity, -Infinity, -0, 0, 40, -40, 1e-30];
+    for (let i = 0; i < length; i += 7) x[i] = specials[(i / 7) % specials.length];
+    return x;
+  }
+
+  /** The fused kernels, native and TypeScript, against unary("sigmoid") then avgPool2dForward, and
+   *  avgPool2dBackward then sigmoidBackward: the same values, bit for bit but for NaN payloads. */
+  function same(shape: number[], options: Pool2dOptions, countIncludePad: boolean, float64: boolean, seed: number): void {
+    const p = pool2dGeometry("avgPool2d", shape, options);
+    const Type = float64 ? Float64Array : Float32Array;
+    const x = awkward(Type, p.batch * p.channels * p.height * p.width, seed);
+    const g = awkward(Type, p.batch * p.channels * p.outH * p.outW, seed + 1);
+    const pair = () => {
+      const s = new Type(x.length), out = new Type(g.length).fill(7), gx = new Type(x.length).fill(7);
+      unary("sigmoid", x, s);
+      avgPool2dForward(p, s, out, countIncludePad);
+      avgPool2dBackward(p, g, gx, countIncludePad);
+      sigmoidBackward(gx, s, gx);
+      return { s, out, gx };
+    };
+    const fused = () => {
+      const s = new Type(x.length).fill(7), out = new Type(g.length).fill(7), gx = new Type(x.length).fill(7);
+      sigmoidAvgPool2dForward(p, x, s, out, countIncludePad);
+      sigmoidAvgPool2dBackward(p, g, s, gx, countIncludePad);
+      return { s, out, gx };
+    };
+    const what = `${JSON.stringify(shape)} ${JSON.stringify(options)} countIncludePad ${countIncludePad} float64 ${float64}`;
+    for (const native of [true, false]) {
+      const previous = setNativeLoops(native);
+      try {
+        const expected = pair(), got = fused();
+        for (const k of ["s", "out", "gx"] as const) expect(sameElements(got[k], expected[k]), `${k} ${what} native ${native}`).toBe(true);
+      } finally {
+        setNativeLoops(previous);
+      }
+    }
+  }
+
+  it("the same sigmoid output, values and gradients as the two kernels in turn, native and TypeScript (NaN, ±Infinity, -0)", () => {
+    for (const float64 of [false, true]) {
+      same([4, 6, 28, 28], { kernelSize: 2 }, true, float64, 1); // LeNet's first pooling (several chunks of planes)
+      same([4, 16, 10, 10], { kernelSize: 2 }, true, float64, 2); // LeNet's second
+      same([2, 3, 6, 40], { kernelSize: 2 }, true, float64, 3); // rows of 20 windows
+      same([3, 5, 7, 9], { kernelSize: 2 }, true, float64, 4); // odd sizes: the uncovered row and column get 0 · s (1 - s)
+      same([2, 4, 15, 13], { kernelSize: 3, stride: 2, padding: 1 }, false, float64, 5);
+      same([3, 3, 11, 17], { kernelSize: 3, stride: 2, padding: 1, ceilMode: true }, true, float64, 6);
+      same([1, 2, 70, 70], { kernelSize: 2 }, true, float64, 7); // planes larger than a chunk
+    }
+  });
+
+  it.skipIf(nativeCnnKernels() === null)("TAPEGRAD_NATIVE_AVX512=0 (the scalar C loops): average pooling and the fused kernels give the TypeScript loops' values", () => {
+    const shapes = [[2, 6, 28, 28], [3, 16, 10, 10], [2, 3, 9, 11], [2, 3, 10, 9]];
+    const data = (n: number, k = 1) => Float32Array.from({ length: n }, (_, i) => (i % 37 === 0 ? NaN : i % 41 === 0 ? -Infinity : i % 43 === 0 ? -0 : Math.sin(i * k) * 9));
+    const parts = scalarLoopsRun(shapes, data, `
+      const g = data(n, 2);
+      const out = new Float32Array(n), gx = new Float32Array(x.length).fill(7), s = new Float32Array(x.length), outS = new Float32Array(n), gxS = new Float32Array(x.length).fill(7);
+      addon.avgPool2dForward(geometry, x, out, true);
+      addon.avgPool2dBackward(geometry, g, gx, true);
+      addon.sigmoidAvgPool2dForward(geometry, x, s, outS, true);
+      addon.sigmoidAvgPool2dBackward(geometry, g, s, gxS, true);
+      for (const a of [out, gx, s, outS, gxS]) parts.push(Array.from(a, (v) => (Object.is(v, -0) ? "-0" : String(v))));
+    `) as string[][];
+    const previous = setNativeLoops(false);
+    try {
+      shapes.forEach(([b, c, h, w], k) => {
+        const p = pool2dGeometry("avgPool2d", [b, c, h, w], { kernelSize: 2 });
+        const n = b * c * p.outH * p.outW;
+        const x = data(b * c * h * w), g = data(n, 2);
+        const out = new Float32Array(n), gx = new Float32Array(x.length), s = new Float32Array(x.length), outS = new Float32Array(n), gxS = new Float32Array(x.length);
+        avgPool2dForward(p, x, out, true);
+        avgPool2dBackward(p, g, gx, true);
+        sigmoidAvgPool2dForward(p, x, s, outS, true);
+        sigmoidAvgPool2dBackward(p, g, s, gxS, true);
+        [out, gx, s, outS, gxS].forEach((a, part) => {
+          const got = parts[5 * k + part].map((v) => (v === "-0" ? -0 : Number(v)));
+          expect(sameElements(Float32Array.from(got), a), `shape ${k} part ${part}`).toBe(true);
+        });
+      });
+    } finally {
+      setNativeLoops(previous);
     }
   });
 });

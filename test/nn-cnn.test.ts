@@ -3,7 +3,7 @@
 // reaching nested Dropout and BatchNorm, F's re-exports, and Sequential running ReLU → MaxPool2d as
 // MaxPool2d → ReLU with the same bits.
 import { describe, expect, it } from "vitest";
-import { Generator, manualSeed, randn, tensor, zeros, type Tensor } from "@tapegrad/autograd";
+import { Generator, grad, gradgradcheck, manualSeed, randn, tensor, zeros, type Tensor } from "@tapegrad/autograd";
 import { F, StateDictError, deserialize, nn, serialize } from "@tapegrad/nn";
 
 const stats = (t: Tensor) => {
@@ -212,5 +212,73 @@ describe("Sequential: ReLU then MaxPool2d", () => {
     }
     const x = tensor([[[[0.5, 3], [2, 1]]]]);
     expect(Array.from(new nn.Sequential(new Shifted(), new nn.MaxPool2d(2)).forward(x).data)).toEqual([2]);
+  });
+});
+
+describe("Sequential: Sigmoid then AvgPool2d", () => {
+  const inOrder = (layers: nn.Module[], x: Tensor): Tensor => layers.reduce((h, m) => m.forward(h), x);
+  /** Element by element with Object.is: +0 and -0 differ, any NaN equals any NaN (payloads may differ). */
+  const same = (a: Tensor, b: Tensor): boolean => a.size === b.size && Array.from(a.data).every((v, i) => Object.is(v, b.data[i]));
+  // saturating values (s (1 - s) = 0), zeros of both signs, NaN and ±Infinity
+  const VALUES = [-2, -1, -0, 0, 0.5, 1, 3, 40, -40, 1e-3, Number.NaN, Infinity, -Infinity];
+
+  const cases: [string, nn.AvgPool2dLayerOptions & { kernelSize: number }, number, number][] = [
+    ["2 × 2 (LeNet)", { kernelSize: 2 }, 28, 28],
+    ["2 × 2, rows of 5 windows", { kernelSize: 2 }, 10, 10],
+    ["2 × 2, odd sizes", { kernelSize: 2 }, 7, 9],
+    ["3 × 3, stride 2, padding 1, countIncludePad false", { kernelSize: 3, stride: 2, padding: 1, countIncludePad: false }, 9, 7],
+    ["2 × 2, ceilMode", { kernelSize: 2, ceilMode: true }, 7, 5],
+  ];
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const [name, { kernelSize, ...options }, h, w] of cases) {
+      it(`${dtype}, ${name}: one sigmoidAvgPool2d op with the layers' output and input gradient, bit for bit`, () => {
+        const layers = [new nn.Sigmoid(), new nn.AvgPool2d(kernelSize, options), new nn.Flatten()];
+        const model = new nn.Sequential(...layers);
+        const gen = new Generator(11);
+        const pick = (): number => VALUES[gen.nextUint32() % VALUES.length] * (1 + (gen.nextUint32() % 7) / 8);
+        const shape = [3, 4, h, w];
+        const n = shape.reduce((a, b) => a * b, 1);
+        const x1 = tensor(Array.from({ length: n }, pick), { shape, dtype, requiresGrad: true });
+        const x2 = tensor(x1.data.slice(), { shape, dtype, requiresGrad: true });
+        const y1 = model.forward(x1), y2 = inOrder(layers, x2);
+        expect(y1.gradFn!.inputs[0].gradFn!.op).toBe("sigmoidAvgPool2d");
+        expect(same(y1, y2)).toBe(true);
+        const g = tensor(Array.from({ length: y1.size }, pick), { shape: y1.shape, dtype });
+        y1.backward(g);
+        y2.backward(g);
+        expect(same(x1.grad!, x2.grad!)).toBe(true);
+      });
+    }
+  }
+
+  it("second order (createGraph): the layers' gradient bit for bit, their gradient of the gradient to rounding, and gradgradcheck holds", () => {
+    const layers = [new nn.Sigmoid(), new nn.AvgPool2d(2)];
+    const model = new nn.Sequential(...layers);
+    const x0 = randn([2, 3, 6, 6], { dtype: "float64" });
+    const run = (f: (x: Tensor) => Tensor) => {
+      const x = tensor(x0.data.slice(), { shape: x0.shape, dtype: "float64", requiresGrad: true });
+      const y = f(x);
+      const [gx] = grad(y.mul(y).sum(), [x], { createGraph: true });
+      const [ggx] = grad(gx.mul(gx).sum(), [x]);
+      return { op: y.gradFn!.op, gx, ggx };
+    };
+    const fused = run((x) => model.forward(x)), pair = run((x) => inOrder(layers, x));
+    expect(fused.op).toBe("sigmoidAvgPool2d");
+    expect(same(fused.gx, pair.gx)).toBe(true);
+    // NOTE: the fused op's second-order terms reach x along two paths (its own node and the recorded sigmoid)
+    // summed at x, where the pair sums them at sigmoid's output first: the same value up to rounding
+    Array.from(fused.ggx.data).forEach((v, i) => expect(v).toBeCloseTo(pair.ggx.data[i], 12));
+    expect(gradgradcheck((x) => model.forward(x), [tensor(x0.data.slice(0, 36), { shape: [1, 1, 6, 6], dtype: "float64", requiresGrad: true })])).toBe(true);
+  });
+
+  it("a subclass of Sigmoid or AvgPool2d keeps the written order", () => {
+    class Shifted extends nn.Sigmoid {
+      override forward(x: Tensor): Tensor {
+        return super.forward(x.sub(1));
+      }
+    }
+    const x = tensor([[[[0.5, 3], [2, 1]]]], { requiresGrad: true });
+    const y = new nn.Sequential(new Shifted(), new nn.AvgPool2d(2)).forward(x);
+    expect(y.gradFn!.op).toBe("avgPool2d");
   });
 });

@@ -45,10 +45,13 @@ enum { PASS_FORWARD = 0, PASS_BACKWARD_INPUT = 1, PASS_BACKWARD_WEIGHT = 2 };
  * per-block reduction of each tile's vector sums costs a few percent of its multiply-adds. */
 #define WG_BLOCK 8
 
-/* Output channels x vectors (up to) of one forward tile, and output channels x (channel, tap) columns of one
- * weight-gradient tile. */
+/* Output channels x vectors (up to) of one forward tile: 3 vectors, 4 for tiles of NN_WIDE_MR rows or fewer
+ * (24 accumulators; LeNet's conv1 of 6 channels, which sums one input channel per tap, spends less on each tap's
+ * masks and addresses: 0.70 -> 0.58 ms); and output channels x (channel, tap) columns of one weight-gradient
+ * tile. */
 #define NN_MR 8
-#define NN_NV 3
+#define NN_NV 4
+#define NN_WIDE_MR 6
 #define NT_MR 6
 #define NT_NR 6
 
@@ -319,6 +322,33 @@ static int64_t oc_scratch(const geom_t *g) {
   return (oc_direct(g) ? 0 : (int64_t)(g->cin / g->groups) * ov_hp(g) * ov_wp(g)) + (int64_t)g->oh * g->ow * 16 + 16;
 }
 
+/* The input gradient with 16 images to a vector (il_unit): where the position form's vectors are rows of an input
+ * gradient wider than the output gradient (valid convolutions: LeNet's second layer, whose 14 x 14 input gradient
+ * meets its 10 x 10 output gradient through 4 columns of padding on each side), most of a row vector's lanes
+ * multiply padding; with images in the lanes every lane is useful, and only the taps of a few positions near the
+ * plane's edges meet padding. Each element's sum runs over the same taps, then channels, in the same order. The
+ * output gradient of 16 images is staged as [channel][row][column][image] with its padding columns as zeros, the
+ * result as [channel][position][image] and transposed back. Timings: bench/NOTES-conv.md, "LeNet's conv2 input
+ * gradient with images in the lanes". */
+#define IL_IMAGES 16
+#define IL_MAX_SCRATCH ((int64_t)1 << 18)
+
+static int il_ph(const geom_t *g) { return g->dh * (g->kh - 1) - g->ph; }
+static int il_pw(const geom_t *g) { return g->dw * (g->kw - 1) - g->pw; }
+/* The staged output gradient's row width: every column a tap reads, from the left padding on. */
+static int64_t il_wp(const geom_t *g) {
+  const int64_t read = (int64_t)g->w + (int64_t)g->dw * (g->kw - 1), data = (int64_t)il_pw(g) + g->ow;
+  return read > data ? read : data;
+}
+/* One worker's floats: the staged output gradient of a group, then its result. */
+static int64_t il_scratch(const geom_t *g) {
+  return ((int64_t)(g->cout / g->groups) * g->oh * il_wp(g) + (int64_t)(g->cin / g->groups) * g->h * g->w) * IL_IMAGES + 16;
+}
+static int use_il(const geom_t *g) {
+  return g->w != g->ow && g->batch >= IL_IMAGES && il_ph(g) >= 0 && il_pw(g) >= 0 && !wino_applies(g) &&
+         il_scratch(g) <= IL_MAX_SCRATCH;
+}
+
 /* Floats of workspace each pass needs: its vector table, then its packed weights or block sums. */
 static int64_t workspace_floats(int pass, const geom_t *g) {
   const int64_t kk = (int64_t)g->kh * g->kw, cg = g->cin / g->groups;
@@ -336,6 +366,7 @@ static int64_t workspace_floats(int pass, const geom_t *g) {
       const wino_t p = wino_backward_input(g);
       return wino_floats(g, &p);
     }
+    if (use_il(g)) return (int64_t)g->cout * cg * kk + 2 * il_scratch(g);
     plane_map_t m = backward_input_map(g);
     return vectors_floats(&m) + (int64_t)g->cout * cg * kk;
   }
@@ -415,8 +446,9 @@ K512 INLINE void nn_tile(const int MR, const int NV, const nn_ctx_t *T, const fl
  * masked stores here (bench/NOTES-conv.md, "Prefetching the convolutions' streams"). */
 #define NN_AHEAD 9
 
-#define NN_CASE(MR, NV) case MR * 4 + NV: nn_tile(MR, NV, T, in, w, b, o, v0); break;
+#define NN_CASE(MR, NV) case MR * 5 + NV: nn_tile(MR, NV, T, in, w, b, o, v0); break;
 #define NN_CASES(MR) NN_CASE(MR, 3) NN_CASE(MR, 2) NN_CASE(MR, 1)
+#define NN_CASES4(MR) NN_CASE(MR, 4) NN_CASES(MR)
 
 /* rows output rows (their packed weights at wp, bias or NULL) over the table's first `count` vectors. */
 K512 static void nn_rows(const nn_ctx_t *T, const float *in, const float *wp, const float *bias, float *out, int rows,
@@ -427,14 +459,15 @@ K512 static void nn_rows(const nn_ctx_t *T, const float *in, const float *wp, co
     const float *b = bias ? bias + r0 : NULL;
     float *o = out + r0 * T->out_plane;
     for (int v0 = 0, nv; v0 < count; v0 += nv) {
-      /* tiles of 3 vectors, the last ones of 2 rather than a lone vector (too few accumulators) */
+      /* tiles of 3 (or 4) vectors, the last ones of 2 or 3 rather than a lone vector (too few accumulators) */
       const int rest = count - v0;
-      nv = rest >= 5 || rest == 3 ? 3 : rest == 4 ? 2 : rest;
+      if (mr <= NN_WIDE_MR) nv = rest >= 6 || rest == 4 ? 4 : rest == 5 ? 3 : rest;
+      else nv = rest >= 5 || rest == 3 ? 3 : rest == 4 ? 2 : rest;
       /* the output lines of the tile NN_AHEAD vectors on, for writing */
       for (int v = v0 + NN_AHEAD; v < v0 + NN_AHEAD + nv && v < count; v++)
         for (int r = 0; r < mr; r++) __builtin_prefetch(o + r * T->out_plane + T->vt->out_base[v], 1, 3);
-      switch (mr * 4 + nv) {
-        NN_CASES(8) NN_CASES(7) NN_CASES(6) NN_CASES(5) NN_CASES(4) NN_CASES(3) NN_CASES(2) NN_CASES(1)
+      switch (mr * 5 + nv) {
+        NN_CASES(8) NN_CASES(7) NN_CASES4(6) NN_CASES4(5) NN_CASES4(4) NN_CASES4(3) NN_CASES4(2) NN_CASES4(1)
       }
     }
   }
@@ -772,6 +805,89 @@ K512 static void oc_unit(const void *arg, int u, int worker) {
   }
 }
 
+/* ---- the input gradient with images in the lanes (use_il) ---- */
+
+typedef struct {
+  const float *gy, *wp;
+  float *gx, *scratch;
+  int batch, groups, cg, og, kh, kw, dh, dw, h, w, oh, ow, ph, pw; /* ph, pw: il_ph, il_pw */
+  int64_t wp_w, g_image, x_image, scratch_floats;
+} il_job_t;
+
+/* MR input channels x NP positions X0 ... of row Y, 16 images a vector: acc = the sum over taps t (then output
+ * channels o) of w[t][o][r] gy[o][position through t], skipping the taps whose row lies in the padding or whose
+ * columns all do (the rest read the staged zeros: fma(w, 0, acc) is acc), the position form's order. */
+K512 INLINE void il_tile(const int MR, const int NP, const il_job_t *J, const float *gs, const float *wt, float *res, int Y, int X0) {
+  __m512 acc[NN_MR][4];
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int p = 0; p < NP; p++) acc[r][p] = _mm512_setzero_ps();
+  const int og = J->og;
+  const int64_t plane = (int64_t)J->oh * J->wp_w * IL_IMAGES;
+  for (int i = 0; i < J->kh; i++) {
+    const int a = Y + i * J->dh - J->ph;
+    if (a < 0 || a >= J->oh) continue;
+    for (int j = 0; j < J->kw; j++) {
+      const int col = X0 + j * J->dw;
+      if (col + NP <= J->pw || col >= J->pw + J->ow) continue;
+      const float *w = wt + (int64_t)(i * J->kw + j) * og * MR;
+      const float *src = gs + ((int64_t)a * J->wp_w + col) * IL_IMAGES;
+      for (int o = 0; o < og; o++, w += MR, src += plane) {
+        __m512 b[4];
+        UNROLL for (int p = 0; p < NP; p++) b[p] = _mm512_loadu_ps(src + p * IL_IMAGES);
+        UNROLL for (int r = 0; r < MR; r++) {
+          const __m512 wr = _mm512_set1_ps(w[r]);
+          UNROLL for (int p = 0; p < NP; p++) acc[r][p] = _mm512_fmadd_ps(wr, b[p], acc[r][p]);
+        }
+      }
+    }
+  }
+  const int64_t hw = (int64_t)J->h * J->w;
+  UNROLL for (int r = 0; r < MR; r++)
+    UNROLL for (int p = 0; p < NP; p++) _mm512_storeu_ps(res + (r * hw + (int64_t)Y * J->w + X0 + p) * IL_IMAGES, acc[r][p]);
+}
+
+#define IL_CASE(MR, NP) case MR * 5 + NP: il_tile(MR, NP, J, gs, wt, rr, Y, X0); break;
+#define IL_CASES3(MR) IL_CASE(MR, 3) IL_CASE(MR, 2) IL_CASE(MR, 1)
+#define IL_CASES4(MR) IL_CASE(MR, 4) IL_CASES3(MR)
+
+/* Unit u: images [16 (u / groups), ...), group u % groups, in worker's scratch. */
+K512 static void il_unit(const void *arg, int u, int worker) {
+  const il_job_t *J = arg;
+  const int blk = u / J->groups, grp = u - blk * J->groups, n0 = blk * IL_IMAGES;
+  const int nb = J->batch - n0 < IL_IMAGES ? J->batch - n0 : IL_IMAGES, og = J->og, cg = J->cg;
+  float *gs = J->scratch + worker * J->scratch_floats;
+  float *res = gs + (int64_t)og * J->oh * J->wp_w * IL_IMAGES;
+  /* the output gradient as [channel][row][column][image], zeros in the padding columns and past nb images */
+  const float *gy = J->gy + (int64_t)n0 * J->g_image + (int64_t)grp * og * J->oh * J->ow;
+  for (int o = 0; o < og; o++)
+    for (int a = 0; a < J->oh; a++) {
+      float *row = gs + ((int64_t)o * J->oh + a) * J->wp_w * IL_IMAGES;
+      memset(row, 0, (size_t)J->pw * IL_IMAGES * sizeof(float));
+      memset(row + (int64_t)(J->pw + J->ow) * IL_IMAGES, 0, (size_t)(J->wp_w - J->pw - J->ow) * IL_IMAGES * sizeof(float));
+      const float *src = gy + ((int64_t)o * J->oh + a) * J->ow;
+      for (int s0 = 0; s0 < J->ow; s0 += 16)
+        transpose16_block(src + s0, J->g_image, nb, J->ow - s0 < 16 ? J->ow - s0 : 16, row + (int64_t)(J->pw + s0) * IL_IMAGES, IL_IMAGES, 0);
+    }
+  const int64_t hw = (int64_t)J->h * J->w;
+  for (int r0 = 0; r0 < cg; r0 += NN_MR) {
+    const int mr = cg - r0 < NN_MR ? cg - r0 : NN_MR, np_max = mr <= 6 ? 4 : 3;
+    const float *wt = J->wp + ((int64_t)grp * cg + r0) * og * J->kh * J->kw;
+    float *rr = res + r0 * hw * IL_IMAGES;
+    for (int Y = 0; Y < J->h; Y++)
+      for (int X0 = 0, np; X0 < J->w; X0 += np) {
+        np = J->w - X0 < np_max ? J->w - X0 : np_max;
+        switch (mr * 5 + np) {
+          IL_CASES3(8) IL_CASES3(7) IL_CASES4(6) IL_CASES4(5) IL_CASES4(4) IL_CASES4(3) IL_CASES4(2) IL_CASES4(1)
+        }
+      }
+  }
+  /* back to [image][channel][position] */
+  float *gx = J->gx + (int64_t)n0 * J->x_image + (int64_t)grp * cg * hw;
+  for (int r = 0; r < cg; r++)
+    for (int64_t p0 = 0; p0 < hw; p0 += 16)
+      transpose16_block(res + (r * hw + p0) * IL_IMAGES, IL_IMAGES, hw - p0 < 16 ? (int)(hw - p0) : 16, nb, gx + r * hw + p0, J->x_image, 1);
+}
+
 /* ---- Winograd F(2x2, 3x3) kernels ---- */
 
 /* U[xi][c][o] = (G g G^T)[xi] for the 3 x 3 kernel g of (produced o, summed c): forward, w[o][c]; input
@@ -1081,6 +1197,8 @@ static void oc_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (v
 typedef struct { int unused; } oc_job_t;
 static void wino_w_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
 typedef struct { int unused; } wino_w_job_t;
+static void il_unit(const void *arg, int u, int worker) { (void)arg; (void)u; (void)worker; }
+typedef struct { int unused; } il_job_t;
 
 #endif
 
@@ -1243,6 +1361,16 @@ static napi_value conv_backward_input(napi_env env, napi_callback_info info) {
     wino_job_t job = { p, gy, ws, NULL, gx, ws + (int64_t)g.groups * 16 * cg * og, g.groups, (int64_t)g.cout * g.oh * g.ow,
                        (int64_t)g.cin * g.h * g.w, wino_scratch(&p) };
     helper_units(wino_unit, &job, g.batch * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
+    return NULL;
+  }
+  if (use_il(&g)) {
+    for (int grp = 0; grp < g.groups; grp++)
+      pack_backward_input(w + (int64_t)grp * og * cg * kk, og, cg, kk, ws + (int64_t)grp * cg * og * kk);
+    il_job_t job = { gy, ws, gx, ws + (int64_t)g.cout * cg * kk, g.batch, g.groups, cg, og, g.kh, g.kw, g.dh, g.dw, g.h, g.w,
+                     g.oh, g.ow, il_ph(&g), il_pw(&g), il_wp(&g), (int64_t)g.cout * g.oh * g.ow, (int64_t)g.cin * g.h * g.w,
+                     il_scratch(&g) };
+    const int blocks = (g.batch + IL_IMAGES - 1) / IL_IMAGES;
+    helper_units(il_unit, &job, blocks * g.groups, split_for((int64_t)g.batch * g.cout * g.oh * g.ow * cg * kk));
     return NULL;
   }
   plane_map_t m = backward_input_map(&g);

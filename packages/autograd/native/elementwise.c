@@ -440,6 +440,11 @@ static napi_value relu_backward(napi_env env, napi_callback_info info) {
 SIGMOID_BACKWARD(float, sigmoid_backward_f32)
 SIGMOID_BACKWARD(double, sigmoid_backward_f64)
 
+void native_sigmoid_f32(const float *x, float *out, int64_t n) { sigmoid_f32(x, out, n); }
+void native_sigmoid_f64(const double *x, double *out, int64_t n) { sigmoid_f64(x, out, n); }
+void native_sigmoid_backward_f32(const float *g, const float *y, float *out, int64_t n) { sigmoid_backward_f32(g, y, out, n); }
+void native_sigmoid_backward_f64(const double *g, const double *y, double *out, int64_t n) { sigmoid_backward_f64(g, y, out, n); }
+
 static napi_value sigmoid_backward(napi_env env, napi_callback_info info) {
   return backward_loop(env, info, "y", sigmoid_backward_f32, sigmoid_backward_f64);
 }

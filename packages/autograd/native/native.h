@@ -17,6 +17,13 @@ int register_functions(napi_env env, napi_value exports, const native_fn_t *tabl
  * exports; 0 on failure. */
 int register_elementwise(napi_env env, napi_value exports);
 
+/* elementwise.c: the unary export's sigmoid and the sigmoidBackward export's loop, on one thread (pool.c's
+ * sigmoidAvgPool2d runs them a few planes at a time): out[i] = sigmoid(x[i]); out[i] = g[i] * (y[i] (1 - y[i])). */
+void native_sigmoid_f32(const float *x, float *out, int64_t n);
+void native_sigmoid_f64(const double *x, double *out, int64_t n);
+void native_sigmoid_backward_f32(const float *g, const float *y, float *out, int64_t n);
+void native_sigmoid_backward_f64(const double *g, const double *y, double *out, int64_t n);
+
 /* elementwise.c: the operand checks every export shares. float_operand returns a pointer to element
  * `offset` of the float typed array v after checking that it has type `want` (napi_float32_array or
  * napi_float64_array) and that `extent` elements from there fit; otherwise NULL, with a JavaScript error

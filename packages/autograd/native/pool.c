@@ -7,11 +7,14 @@
  * a time from two rows split into their even and odd columns; the backward of windows that tile the input
  * exactly writes each window's four gradients at once instead of zeroing and scattering.
  *
- * Average pooling likewise (sums and divisions in double, as there).
+ * Average pooling likewise (sums and divisions in double, as there; 2 x 2 windows 16 at a time with AVX-512),
+ * and sigmoid followed by average pooling as one pass over a few planes at a time (sigmoidAvgPool2d: the bits
+ * of elementwise.c's sigmoid and sigmoidBackward loops and the pooling loops run one after the other).
  *
  * Exports: maxPool2dForward(geometry, x, out, indices), maxPool2dBackward(geometry, gradOut, indices,
  * gradInput), avgPool2dForward(geometry, x, out, countIncludePad), avgPool2dBackward(geometry, gradOut,
- * gradInput, countIncludePad); geometry is an Int32Array [planes, height, width, kernelH, kernelW, strideH, strideW, padH,
+ * gradInput, countIncludePad), sigmoidAvgPool2dForward(geometry, x, s, out, countIncludePad),
+ * sigmoidAvgPool2dBackward(geometry, gradOut, s, gradInput, countIncludePad); geometry is an Int32Array [planes, height, width, kernelH, kernelW, strideH, strideW, padH,
  * padW, dilationH, dilationW, outH, outW] (planes = batch x channels), x/out and gradOut/gradInput one
  * float type, indices an Int32Array (flat indices within the plane) or, for 2 x 2, stride-2, unpadded windows,
  * a Uint8Array of window offsets (one byte a window instead of four).
@@ -19,6 +22,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <node_api.h>
 
@@ -296,13 +300,16 @@ K512 INLINE __m512 max_of_four(__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m51
   return best;
 }
 
+/* The input columns of `count` (up to 16) 2 x 2 windows of a row in two vectors: the first 16, then the rest. */
+static inline __mmask16 columns_low(int count) { return (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1); }
+static inline __mmask16 columns_high(int count) { return (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1); }
+
 /* The four elements of `count` (up to 16) 2 x 2 windows whose top-left elements are r0[0], r0[2], ... (the
  * bottom row at r1): top-left, top-right, bottom-left, bottom-right; the even and odd columns of each row. */
 K512 INLINE void row_windows(const float *r0, const float *r1, int count, __m512 v[4]) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-  const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
-  const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+  const __mmask16 lo = columns_low(count), hi = columns_high(count);
   const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0), a1 = _mm512_maskz_loadu_ps(hi, r0 + 16);
   const __m512 b0 = _mm512_maskz_loadu_ps(lo, r1), b1 = _mm512_maskz_loadu_ps(hi, r1 + 16);
   v[0] = _mm512_permutex2var_ps(a0, even, a1);
@@ -352,9 +359,7 @@ K512 static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int
       float *r0 = gp + (int64_t)2 * oh * w, *r1 = r0 + w;
       for (int ow = 0; ow < p->ow; ow += 16) {
         const int count = p->ow - ow < 16 ? p->ow - ow : 16;
-        const __mmask16 keep = (__mmask16)((1u << count) - 1);
-        const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
-        const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+        const __mmask16 keep = (__mmask16)((1u << count) - 1), lo = columns_low(count), hi = columns_high(count);
         const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(keep, g + o + ow));
         const __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(keep, indices + o + ow),
                                            _mm512_add_epi32(_mm512_set1_epi32(2 * oh * w + 2 * ow), lanes2));
@@ -373,26 +378,48 @@ K512 static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int
   return bad == 0;
 }
 
+/* Two output rows of up to 8 windows each in one vector: the even and odd columns of four input rows w apart. */
+typedef struct {
+  __m512i even, odd; /* lane j's column in the two-register permute of rows 0 and 2 (or 1 and 3) */
+  __mmask16 row;     /* the 2 ow columns of an input row the windows read */
+  int w;
+} two_rows_t;
+
+K512 INLINE two_rows_t two_rows_plan(int w, int ow) {
+  int32_t e[16];
+  for (int j = 0; j < 16; j++) e[j] = j < ow ? 2 * j : j < 2 * ow ? 16 + 2 * (j - ow) : 0;
+  const __m512i even = _mm512_loadu_si512(e);
+  const two_rows_t t = { even, _mm512_add_epi32(even, _mm512_set1_epi32(1)), (__mmask16)((1u << (2 * ow)) - 1), w };
+  return t;
+}
+
+/* The windows of the output rows whose input rows start at r (the second output row's in lanes ow ... 2 ow - 1,
+ * none unless `both`), as row_windows orders them. */
+K512 INLINE void two_rows_windows(const two_rows_t *t, const float *r, int both, __m512 v[4]) {
+  const __mmask16 second = both ? t->row : 0;
+  const __m512 t0 = _mm512_maskz_loadu_ps(t->row, r), b0 = _mm512_maskz_loadu_ps(t->row, r + t->w);
+  const __m512 t1 = _mm512_maskz_loadu_ps(second, r + 2 * t->w), b1 = _mm512_maskz_loadu_ps(second, r + 3 * t->w);
+  v[0] = _mm512_permutex2var_ps(t0, t->even, t1);
+  v[1] = _mm512_permutex2var_ps(t0, t->odd, t1);
+  v[2] = _mm512_permutex2var_ps(b0, t->even, b1);
+  v[3] = _mm512_permutex2var_ps(b0, t->odd, b1);
+}
+
 /* The 2 x 2 forward with window offsets. Rows of up to 8 windows go two output rows to a vector (the even
  * and odd columns of four input rows), longer ones 16 windows of one row at a time. */
 K512 static void offsets_avx512_f32(int64_t rows, int w, int ow, const float *x, float *out, uint8_t *offsets) {
   const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2), three = _mm512_set1_epi32(3);
   if (ow <= 8) {
-    int32_t e[16];
-    for (int j = 0; j < 16; j++) e[j] = j < ow ? 2 * j : j < 2 * ow ? 16 + 2 * (j - ow) : 0;
-    const __m512i even = _mm512_loadu_si512(e), odd = _mm512_add_epi32(even, one);
-    const __mmask16 row = (__mmask16)((1u << (2 * ow)) - 1);
+    const two_rows_t plan = two_rows_plan(w, ow);
     for (int64_t k = 0; k < rows; k += 2) {
       const int both = rows - k >= 2;
-      const __mmask16 second = both ? row : 0, keep = (__mmask16)((1u << ((both ? 2 : 1) * ow)) - 1);
+      const __mmask16 keep = (__mmask16)((1u << ((both ? 2 : 1) * ow)) - 1);
       const float *r = x + 2 * k * w;
       if (k + POOL_AHEAD + 2 <= rows) prefetch_lines(r + 2 * POOL_AHEAD * w, 4 * w * (int64_t)sizeof(float), 0);
-      const __m512 t0 = _mm512_maskz_loadu_ps(row, r), b0 = _mm512_maskz_loadu_ps(row, r + w);
-      const __m512 t1 = _mm512_maskz_loadu_ps(second, r + 2 * w), b1 = _mm512_maskz_loadu_ps(second, r + 3 * w);
-      const __m512 v0 = _mm512_permutex2var_ps(t0, even, t1), v1 = _mm512_permutex2var_ps(t0, odd, t1);
-      const __m512 v2 = _mm512_permutex2var_ps(b0, even, b1), v3 = _mm512_permutex2var_ps(b0, odd, b1);
+      __m512 v[4];
+      two_rows_windows(&plan, r, both, v);
       __m512i arg;
-      const __m512 best = max_of_four(v0, v1, v2, v3, one, two, three, &arg);
+      const __m512 best = max_of_four(v[0], v[1], v[2], v[3], one, two, three, &arg);
       _mm512_mask_storeu_ps(out + k * ow, keep, best);
       _mm512_mask_cvtepi32_storeu_epi8(offsets + k * ow, keep, arg);
     }
@@ -466,9 +493,7 @@ K512 static void tiled_offsets_avx512_f32(int64_t rows, int ow, const float *g, 
     }
     for (int j = 0; j < ow; j += 16) {
       const int count = ow - j < 16 ? ow - j : 16;
-      const __mmask16 keep = (__mmask16)((1u << count) - 1);
-      const __mmask16 lo = (__mmask16)(count >= 8 ? 0xffff : (1u << (2 * count)) - 1);
-      const __mmask16 hi = (__mmask16)(count <= 8 ? 0 : (1u << (2 * count - 16)) - 1);
+      const __mmask16 keep = (__mmask16)((1u << count) - 1), lo = columns_low(count), hi = columns_high(count);
       const __m512 v = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(keep, g + k * ow + j));
       const __m512i d = load_offsets(offsets + k * ow + j, end, count);
       const __m512 g0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(d, _mm512_setzero_si512()), v);
@@ -482,12 +507,117 @@ K512 static void tiled_offsets_avx512_f32(int64_t rows, int ow, const float *g, 
     }
   }
 }
+
+/* The low and high eight lanes of v, and v from them (AVX-512F alone: no AVX512DQ). */
+K512 INLINE __m256 low8(__m512 v) { return _mm512_castps512_ps256(v); }
+K512 INLINE __m256 high8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+K512 INLINE __m512 join8(__m256 lo, __m256 hi) {
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+}
+
+/* Sixteen 2 x 2 windows' means in avg_f32_forward's arithmetic: ((tl + tr) + bl) + br in double, over 4, rounded
+ * to float (v: the windows' top-left, top-right, bottom-left and bottom-right elements). */
+K512 INLINE __m512 mean_of_four(const __m512 v[4]) {
+  const __m512d quarter = _mm512_set1_pd(0.25);
+  __m512d half[2];
+  for (int h = 0; h < 2; h++) {
+    const __m512d a = _mm512_cvtps_pd(h ? high8(v[0]) : low8(v[0])), b = _mm512_cvtps_pd(h ? high8(v[1]) : low8(v[1]));
+    const __m512d c = _mm512_cvtps_pd(h ? high8(v[2]) : low8(v[2])), d = _mm512_cvtps_pd(h ? high8(v[3]) : low8(v[3]));
+    /* NOTE: a product by 0.25 is the quotient by 4, exactly (a power of two; these sums are not subnormal) */
+    half[h] = _mm512_mul_pd(_mm512_add_pd(_mm512_add_pd(_mm512_add_pd(a, b), c), d), quarter);
+  }
+  return join8(_mm512_cvtpd_ps(half[0]), _mm512_cvtpd_ps(half[1]));
+}
+
+/* Sixteen window gradients over 4 in avg_f32_backward's arithmetic (in double, rounded to float). */
+K512 INLINE __m512 quarter_of(__m512 g) {
+  const __m512d quarter = _mm512_set1_pd(0.25);
+  return join8(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(low8(g)), quarter)),
+               _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(high8(g)), quarter)));
+}
+
+/* avg_f32_forward's 2 x 2 windows, 16 a step. Planes twice the output's height run as one tall plane, two output
+ * rows to a vector where rows have up to 8 windows (as offsets_avx512_f32). */
+K512 static void avg_2x2_forward_avx512(const pool_geom_t *p, const float *x, float *out) {
+  const int w = p->w, ow = p->ow;
+  if (2 * p->oh == p->h && ow <= 8) {
+    const int64_t rows = (int64_t)p->planes * p->oh;
+    const two_rows_t plan = two_rows_plan(w, ow);
+    for (int64_t k = 0; k < rows; k += 2) {
+      const int both = rows - k >= 2;
+      const float *r = x + 2 * k * w;
+      if (k + POOL_AHEAD + 2 <= rows) prefetch_lines(r + 2 * POOL_AHEAD * w, 4 * w * (int64_t)sizeof(float), 0);
+      __m512 v[4];
+      two_rows_windows(&plan, r, both, v);
+      _mm512_mask_storeu_ps(out + k * ow, (__mmask16)((1u << ((both ? 2 : 1) * ow)) - 1), mean_of_four(v));
+    }
+    return;
+  }
+  int64_t o = 0;
+  for (int64_t pl = 0; pl < p->planes; pl++) {
+    const float *xp = x + pl * (int64_t)p->h * w;
+    for (int oh = 0; oh < p->oh; oh++, o += ow) {
+      const float *r0 = xp + (int64_t)2 * oh * w, *r1 = r0 + w;
+      if (oh + POOL_AHEAD < p->oh) prefetch_lines(r0 + 2 * POOL_AHEAD * w, 2 * w * (int64_t)sizeof(float), 0);
+      for (int j = 0; j < ow; j += 16) {
+        const int count = ow - j < 16 ? ow - j : 16;
+        __m512 v[4];
+        row_windows(r0 + 2 * j, r1 + 2 * j, count, v);
+        _mm512_mask_storeu_ps(out + o + j, (__mmask16)((1u << count) - 1), mean_of_four(v));
+      }
+    }
+  }
+}
+
+/* avg_f32_backward's exactly tiled 2 x 2 windows (w = 2 ow, h = 2 oh; rows: planes x oh), 16 windows a step, and
+ * with y (sigmoid's output, the input's shape) each gradient times y (1 - y) in float, as sigmoid_backward_f32
+ * rounds it: one pass for sigmoidAvgPool2d's backward. */
+K512 static void avg_2x2_tiled_backward_avx512(int64_t rows, int ow, const float *g, const float *y, float *gi) {
+  const int w = 2 * ow;
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512i first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i later = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int64_t k = 0; k < rows; k++) {
+    float *r0 = gi + 2 * k * w, *r1 = r0 + w;
+    const float *y0 = y ? y + 2 * k * w : NULL, *y1 = y0 ? y0 + w : NULL;
+    if (k + POOL_AHEAD < rows) {
+      prefetch_lines(g + (k + POOL_AHEAD) * ow, ow * (int64_t)sizeof(float), 0);
+      if (y) prefetch_lines(y0 + 2 * POOL_AHEAD * w, 2 * w * (int64_t)sizeof(float), 0);
+      prefetch_lines(r0 + 2 * POOL_AHEAD * w, 2 * w * (int64_t)sizeof(float), 1);
+    }
+    for (int j = 0; j < ow; j += 16) {
+      const int count = ow - j < 16 ? ow - j : 16;
+      const __mmask16 keep = (__mmask16)((1u << count) - 1), lo = columns_low(count), hi = columns_high(count);
+      const __m512 q = quarter_of(_mm512_maskz_loadu_ps(keep, g + k * ow + j));
+      __m512 a = _mm512_permutex2var_ps(q, first, q), b = _mm512_permutex2var_ps(q, later, q);
+      __m512 a1 = a, b1 = b;
+      if (y) {
+        const __m512 ya = _mm512_maskz_loadu_ps(lo, y0 + 2 * j), yb = _mm512_maskz_loadu_ps(hi, y0 + 2 * j + 16);
+        const __m512 za = _mm512_maskz_loadu_ps(lo, y1 + 2 * j), zb = _mm512_maskz_loadu_ps(hi, y1 + 2 * j + 16);
+        a = _mm512_mul_ps(a, _mm512_mul_ps(ya, _mm512_sub_ps(one, ya)));
+        b = _mm512_mul_ps(b, _mm512_mul_ps(yb, _mm512_sub_ps(one, yb)));
+        a1 = _mm512_mul_ps(a1, _mm512_mul_ps(za, _mm512_sub_ps(one, za)));
+        b1 = _mm512_mul_ps(b1, _mm512_mul_ps(zb, _mm512_sub_ps(one, zb)));
+      }
+      _mm512_mask_storeu_ps(r0 + 2 * j, lo, a);
+      _mm512_mask_storeu_ps(r0 + 2 * j + 16, hi, b);
+      _mm512_mask_storeu_ps(r1 + 2 * j, lo, a1);
+      _mm512_mask_storeu_ps(r1 + 2 * j + 16, hi, b1);
+    }
+  }
+}
 #else
 static int avx512(void) { return 0; }
 static void max_pool_2x2_f32(const pool_geom_t *p, const float *x, float *out, int32_t *indices) { max_pool_f32(p, x, out, indices); }
 static int tiled_avx512_f32(const pool_geom_t *p, const float *g, const int32_t *indices, float *gi) { return tiled_f32(p, g, indices, gi); }
 static void offsets_avx512_f32(int64_t rows, int w, int ow, const float *x, float *out, uint8_t *offsets) { offsets_f32(rows, w, ow, x, out, offsets); }
 static void tiled_offsets_avx512_f32(int64_t rows, int ow, const float *g, const uint8_t *offsets, float *gi) { tiled_offsets_f32(rows, ow, g, offsets, gi); }
+static void avg_2x2_forward_avx512(const pool_geom_t *p, const float *x, float *out) { avg_f32_forward(p, x, out, 1); }
+/* never called: avx512() is 0 here */
+static void avg_2x2_tiled_backward_avx512(int64_t rows, int ow, const float *g, const float *y, float *gi) {
+  (void)rows; (void)ow; (void)g; (void)y; (void)gi;
+  abort();
+}
 #endif
 
 /* Large poolings are shared with the helper thread (helper_units) in units of whole planes: every output
@@ -498,7 +628,7 @@ static void tiled_offsets_avx512_f32(int64_t rows, int ow, const float *g, const
 #define POOL_SPLIT_MIN ((int64_t)1 << 18)
 #define POOL_UNIT_ELEMENTS ((int64_t)1 << 16)
 
-enum { MAX_FORWARD, MAX_BACKWARD, AVG_FORWARD, AVG_BACKWARD };
+enum { MAX_FORWARD, MAX_BACKWARD, AVG_FORWARD, AVG_BACKWARD, SIGMOID_AVG_FORWARD, SIGMOID_AVG_BACKWARD };
 
 typedef struct {
   int kind, f64, include_pad;
@@ -507,8 +637,77 @@ typedef struct {
   void *out;        /* out (forward) or gradInput (backward) */
   int32_t *indices; /* max pooling: flat indices within the plane, */
   uint8_t *offsets; /* or window offsets (2 x 2 windows) */
+  void *s;          /* sigmoid then average pooling: sigmoid's output, the input's shape */
   int64_t per_unit; /* planes */
 } pool_job_t;
+
+/* Whether 2 x 2 windows tile the planes exactly (w = 2 ow, h = 2 oh): their rows then pair up as one tall plane. */
+static int tiles_2x2(const pool_geom_t *p) { return is_2x2(p) && 2 * p->oh == p->h && 2 * p->ow == p->w; }
+
+static void avg_forward(const pool_job_t *J, const pool_geom_t *q, const void *in, void *out) {
+  if (J->f64) avg_f64_forward(q, (const double *)in, (double *)out, J->include_pad);
+  else if (is_2x2(q) && avx512()) avg_2x2_forward_avx512(q, (const float *)in, (float *)out);
+  else avg_f32_forward(q, (const float *)in, (float *)out, J->include_pad);
+}
+
+static void avg_backward(const pool_job_t *J, const pool_geom_t *q, const void *in, void *out) {
+  if (J->f64) avg_f64_backward(q, (const double *)in, (double *)out, J->include_pad);
+  else if (tiles_2x2(q) && avx512()) avg_2x2_tiled_backward_avx512((int64_t)q->planes * q->oh, q->ow, (const float *)in, NULL, (float *)out);
+  else avg_f32_backward(q, (const float *)in, (float *)out, J->include_pad);
+}
+
+/* sigmoid then average pooling works through its planes a few at a time, about SIGMOID_CHUNK_ELEMENTS input
+ * elements, so that sigmoid's output (or the pooling's gradient) is still in the L1 cache when the second
+ * step reads it. */
+#define SIGMOID_CHUNK_ELEMENTS 4096
+
+/* Runs fn over the planes of q a few at a time (SIGMOID_CHUNK_ELEMENTS input elements, at least a plane): in and
+ * out the chunk's operands of a forward (input, output sizes) or a backward (output, input sizes), s its part of
+ * sigmoid's output. */
+typedef void (*chunk_fn)(const pool_job_t *J, const pool_geom_t *c, const char *in, char *s, char *out);
+
+static void by_chunks(const pool_job_t *J, const pool_geom_t *q, const void *in, void *s, void *out, int forward, chunk_fn fn) {
+  const int64_t in_plane = (int64_t)q->h * q->w, out_plane = (int64_t)q->oh * q->ow;
+  const int64_t chunk = SIGMOID_CHUNK_ELEMENTS / in_plane > 1 ? SIGMOID_CHUNK_ELEMENTS / in_plane : 1;
+  const size_t size = J->f64 ? sizeof(double) : sizeof(float);
+  for (int64_t p0 = 0; p0 < q->planes; p0 += chunk) {
+    pool_geom_t c = *q;
+    c.planes = (int)(q->planes - p0 < chunk ? q->planes - p0 : chunk);
+    fn(J, &c, (const char *)in + (size_t)(p0 * (forward ? in_plane : out_plane)) * size, (char *)s + (size_t)(p0 * in_plane) * size,
+       (char *)out + (size_t)(p0 * (forward ? out_plane : in_plane)) * size);
+  }
+}
+
+/* Sigmoid of x into s, then average pooling of s. */
+static void sigmoid_avg_forward_chunk(const pool_job_t *J, const pool_geom_t *c, const char *x, char *s, char *out) {
+  const int64_t n = (int64_t)c->planes * c->h * c->w;
+  if (J->f64) native_sigmoid_f64((const double *)x, (double *)s, n);
+  else native_sigmoid_f32((const float *)x, (float *)s, n);
+  avg_forward(J, c, s, out);
+}
+
+/* The pooling's gradient, then each element times s (1 - s): sigmoid's backward from its output s. */
+static void sigmoid_avg_backward_chunk(const pool_job_t *J, const pool_geom_t *c, const char *g, char *s, char *gi) {
+  const int64_t n = (int64_t)c->planes * c->h * c->w;
+  avg_backward(J, c, g, gi);
+  if (J->f64) native_sigmoid_backward_f64((const double *)gi, (const double *)s, (double *)gi, n);
+  else native_sigmoid_backward_f32((const float *)gi, (const float *)s, (float *)gi, n);
+}
+
+/* Sigmoid, then average pooling of its output s, over the planes of q: the bits of the two separate loops. */
+static void sigmoid_avg_forward(const pool_job_t *J, const pool_geom_t *q, const void *in, void *s, void *out) {
+  by_chunks(J, q, in, s, out, 1, sigmoid_avg_forward_chunk);
+}
+
+/* The gradient of sigmoid then average pooling, the bits of the two separate loops; one pass where 2 x 2 windows
+ * tile float32 planes. */
+static void sigmoid_avg_backward(const pool_job_t *J, const pool_geom_t *q, const void *g, void *s, void *gi) {
+  if (!J->f64 && tiles_2x2(q) && avx512()) {
+    avg_2x2_tiled_backward_avx512((int64_t)q->planes * q->oh, q->ow, (const float *)g, (const float *)s, (float *)gi);
+    return;
+  }
+  by_chunks(J, q, g, s, gi, 0, sigmoid_avg_backward_chunk);
+}
 
 /* Max pooling with window offsets over the planes of q; planes whose height is twice the output's run as one
  * tall plane. */
@@ -542,10 +741,11 @@ static void pool_unit(const void *arg, int u, int worker) {
   const int64_t p0 = u * J->per_unit, in_plane = (int64_t)q.h * q.w, out_plane = (int64_t)q.oh * q.ow;
   q.planes = (int)(q.planes - p0 < J->per_unit ? q.planes - p0 : J->per_unit);
   const size_t size = J->f64 ? sizeof(double) : sizeof(float);
-  const int forward = J->kind == MAX_FORWARD || J->kind == AVG_FORWARD;
+  const int forward = J->kind == MAX_FORWARD || J->kind == AVG_FORWARD || J->kind == SIGMOID_AVG_FORWARD;
   const char *in = (const char *)J->in + (size_t)(p0 * (forward ? in_plane : out_plane)) * size;
   char *out = (char *)J->out + (size_t)(p0 * (forward ? out_plane : in_plane)) * size;
   int32_t *indices = J->indices ? J->indices + p0 * out_plane : NULL;
+  char *s = J->s ? (char *)J->s + (size_t)(p0 * in_plane) * size : NULL;
   if (J->offsets) {
     max_pool_offsets(J, &q, in, out, J->offsets + p0 * out_plane);
     return;
@@ -566,29 +766,27 @@ static void pool_unit(const void *arg, int u, int worker) {
       }
       break;
     }
-    case AVG_FORWARD:
-      if (J->f64) avg_f64_forward(&q, (const double *)in, (double *)out, J->include_pad);
-      else avg_f32_forward(&q, (const float *)in, (float *)out, J->include_pad);
-      break;
-    default:
-      if (J->f64) avg_f64_backward(&q, (const double *)in, (double *)out, J->include_pad);
-      else avg_f32_backward(&q, (const float *)in, (float *)out, J->include_pad);
+    case AVG_FORWARD: avg_forward(J, &q, in, out); break;
+    case AVG_BACKWARD: avg_backward(J, &q, in, out); break;
+    case SIGMOID_AVG_FORWARD: sigmoid_avg_forward(J, &q, in, s, out); break;
+    default: sigmoid_avg_backward(J, &q, in, s, out);
   }
 }
 
 static void run_pool(int kind, int f64, const pool_geom_t *p, const void *in, void *out, int32_t *indices, uint8_t *offsets,
-                     int include_pad) {
+                     void *s, int include_pad) {
   const int64_t in_plane = (int64_t)p->h * p->w, elements = p->planes * in_plane;
   int64_t per_unit = POOL_UNIT_ELEMENTS / in_plane;
   if (per_unit < 1) per_unit = 1;
   const int units = (int)((p->planes + per_unit - 1) / per_unit);
   const int64_t split_min = native_split_min_work() / 4 > POOL_SPLIT_MIN ? native_split_min_work() / 4 : POOL_SPLIT_MIN;
-  pool_job_t job = { kind, f64, include_pad, *p, in, out, indices, offsets, per_unit };
+  pool_job_t job = { kind, f64, include_pad, *p, in, out, indices, offsets, s, per_unit };
   helper_units(pool_unit, &job, units, native_max_threads() > 1 && elements >= split_min);
 }
 
 static const char WHO[] = "tapegrad native maxPool2d";
 static const char WHO_AVG[] = "tapegrad native avgPool2d";
+static const char WHO_SIGMOID_AVG[] = "tapegrad native sigmoidAvgPool2d";
 
 /* Throws a TypeError (range 0) or RangeError (range 1) whose message is `who`, ": " and `what`. */
 static void throw_pool_error(napi_env env, int range, const char *who, const char *what) {
@@ -666,7 +864,7 @@ static napi_value max_pool_forward(napi_env env, napi_callback_info info) {
   int32_t *indices = NULL;
   uint8_t *offsets = NULL;
   if (!out || !index_operand(env, argv[3], &p, out_size, &indices, &offsets)) return NULL;
-  if (p.planes > 0) run_pool(MAX_FORWARD, type == napi_float64_array, &p, x, out, indices, offsets, 0);
+  if (p.planes > 0) run_pool(MAX_FORWARD, type == napi_float64_array, &p, x, out, indices, offsets, NULL, 0);
   return NULL;
 }
 
@@ -683,41 +881,57 @@ static napi_value max_pool_backward(napi_env env, napi_callback_info info) {
   if (!g || !index_operand(env, argv[2], &p, out_size, &indices, &offsets)) return NULL;
   void *gi = float_operand(env, argv[3], type, 0, in_size, WHO, "gradInput", "geometry");
   if (!gi) return NULL;
-  if (p.planes > 0) run_pool(MAX_BACKWARD, type == napi_float64_array, &p, g, gi, indices, offsets, 0);
+  if (p.planes > 0) run_pool(MAX_BACKWARD, type == napi_float64_array, &p, g, gi, indices, offsets, NULL, 0);
   return NULL;
 }
 
-/* avgPool2dForward(geometry, x, out, countIncludePad), avgPool2dBackward(geometry, gradOut, gradInput, countIncludePad) */
-/* Both directions' shared checks: the forward reads x (the input's size) and writes out (the output's size),
- * the backward reads gradOut (the output's size) and writes gradInput (the input's size). */
-static napi_value avg_pool(napi_env env, napi_callback_info info, int backward) {
-  POOL_ARGS(4, WHO_AVG)
+/* avgPool2dForward(geometry, x, out, countIncludePad), avgPool2dBackward(geometry, gradOut, gradInput, countIncludePad),
+ * sigmoidAvgPool2dForward(geometry, x, s, out, countIncludePad) (s = sigmoid(x), out its average pooling) and
+ * sigmoidAvgPool2dBackward(geometry, gradOut, s, gradInput, countIncludePad) (gradInput = the pooling's gradient
+ * times s (1 - s)). The shared checks: the forward reads x (the input's size) and writes out (the output's size),
+ * the backward reads gradOut (the output's size) and writes gradInput (the input's size); s has the input's size. */
+static napi_value avg_pool(napi_env env, napi_callback_info info, int backward, int sigmoid) {
+  const char *who = sigmoid ? WHO_SIGMOID_AVG : WHO_AVG;
+  const size_t count = sigmoid ? 5 : 4;
+  size_t argc = count;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {
+    throw_pool_error(env, 0, who, sigmoid ? "expected 5 arguments" : "expected 4 arguments");
+    return NULL;
+  }
   pool_geom_t p;
   bool include_pad;
-  if (!read_pool_geometry(env, argv[0], &p, WHO_AVG)) return NULL;
-  if (napi_get_value_bool(env, argv[3], &include_pad) != napi_ok) {
-    napi_throw_type_error(env, NULL, "tapegrad native avgPool2d: countIncludePad must be a boolean");
+  if (!read_pool_geometry(env, argv[0], &p, who)) return NULL;
+  if (napi_get_value_bool(env, argv[count - 1], &include_pad) != napi_ok) {
+    throw_pool_error(env, 0, who, "countIncludePad must be a boolean");
     return NULL;
   }
   const int64_t in_size = (int64_t)p.planes * p.h * p.w, out_size = (int64_t)p.planes * p.oh * p.ow;
-  const int type = float_operand_type(env, argv[1], WHO_AVG);
+  const int type = float_operand_type(env, argv[1], who);
   if (type < 0) return NULL;
-  void *src = float_operand(env, argv[1], type, 0, backward ? out_size : in_size, WHO_AVG, backward ? "gradOut" : "x", "geometry");
-  void *dst = src ? float_operand(env, argv[2], type, 0, backward ? in_size : out_size, WHO_AVG,
-                                  backward ? "gradInput" : "out", "geometry") : NULL;
+  void *src = float_operand(env, argv[1], type, 0, backward ? out_size : in_size, who, backward ? "gradOut" : "x", "geometry");
+  void *s = src && sigmoid ? float_operand(env, argv[2], type, 0, in_size, who, "s", "geometry") : NULL;
+  if (!src || (sigmoid && !s)) return NULL;
+  void *dst = float_operand(env, argv[count - 2], type, 0, backward ? in_size : out_size, who, backward ? "gradInput" : "out", "geometry");
   if (!dst) return NULL;
-  if (p.planes > 0) run_pool(backward ? AVG_BACKWARD : AVG_FORWARD, type == napi_float64_array, &p, src, dst, NULL, NULL, include_pad);
+  const int kind = sigmoid ? (backward ? SIGMOID_AVG_BACKWARD : SIGMOID_AVG_FORWARD) : (backward ? AVG_BACKWARD : AVG_FORWARD);
+  if (p.planes > 0) run_pool(kind, type == napi_float64_array, &p, src, dst, NULL, NULL, s, include_pad);
   return NULL;
 }
 
-static napi_value avg_pool_forward(napi_env env, napi_callback_info info) { return avg_pool(env, info, 0); }
+static napi_value avg_pool_forward(napi_env env, napi_callback_info info) { return avg_pool(env, info, 0, 0); }
 
-static napi_value avg_pool_backward(napi_env env, napi_callback_info info) { return avg_pool(env, info, 1); }
+static napi_value avg_pool_backward(napi_env env, napi_callback_info info) { return avg_pool(env, info, 1, 0); }
+
+static napi_value sigmoid_avg_pool_forward(napi_env env, napi_callback_info info) { return avg_pool(env, info, 0, 1); }
+
+static napi_value sigmoid_avg_pool_backward(napi_env env, napi_callback_info info) { return avg_pool(env, info, 1, 1); }
 
 int register_pool(napi_env env, napi_value exports) {
   static const native_fn_t functions[] = {
     { "maxPool2dForward", max_pool_forward }, { "maxPool2dBackward", max_pool_backward },
     { "avgPool2dForward", avg_pool_forward }, { "avgPool2dBackward", avg_pool_backward },
+    { "sigmoidAvgPool2dForward", sigmoid_avg_pool_forward }, { "sigmoidAvgPool2dBackward", sigmoid_avg_pool_backward },
   };
   return register_functions(env, exports, functions, sizeof functions / sizeof functions[0]);
 }

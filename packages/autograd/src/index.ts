@@ -14,7 +14,7 @@ export {
   add, sub, mul, div, pow, maximum, minimum, neg, exp, log, relu, tanh, sigmoid, softplus, sqrt, abs,
   matmul, mm, linear, sum, mean, max, min, argmax, logsumexp, pick, reshape, flatten, transpose, permute,
   broadcastTo, sumTo, unsqueeze, squeeze, narrow, cast, clone, pinMemory, isPinned, logSoftmax, softmax,
-  conv2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, batchNorm, layerNorm, pad, cat, stack, dropout,
+  conv2d, maxPool2d, avgPool2d, sigmoidAvgPool2d, adaptiveAvgPool2d, batchNorm, layerNorm, pad, cat, stack, dropout,
   type Conv2dOptions, type Conv2dPadding, type Pair, type MaxPool2dOptions, type AvgPool2dOptions, type AdaptiveSize,
   type BatchNormOptions, type LayerNormOptions, type DropoutOptions,
 } from "./ops/index.ts";

@@ -6,6 +6,7 @@
  */
 import { captureStack, checkForward, checksum, isAnomalyEnabled } from "./anomaly.ts";
 import { GraphError, ValueError, fmtShape } from "./errors.ts";
+import type { FloatArray } from "./dtype.ts";
 import type { Tensor } from "./tensor-class.ts";
 
 /** Turns the output's gradient into the inputs' gradients; `node` gives access to its inputs and saved values. */
@@ -65,10 +66,10 @@ export class Node {
   freed = false;
   /** Whatever the op keeps for its backward (released with the graph). */
   saved: unknown;
-  /** A buffer that only this node's backward reads (max pooling's argmax indices or window offsets): the
-   *  engine hands it to the buffer pool when it frees the graph. An op clears it when a recorded backward
-   *  (createGraph) captures the buffer, which then lives on in that graph. */
-  scratch: Int32Array | Uint8Array | null = null;
+  /** A buffer that only this node's backward reads (max pooling's argmax indices or window offsets,
+   *  sigmoidAvgPool2d's sigmoid output): the engine hands it to the buffer pool when it frees the graph. An op
+   *  clears it when a recorded backward (createGraph) captures the buffer, which then lives on in that graph. */
+  scratch: FloatArray | Int32Array | Uint8Array | null = null;
   /** The output, when the backward reads it (exp, tanh, sigmoid, logSoftmax). */
   output: Tensor | null = null;
   /** The sum of the inputs' and the output's versions when recorded: an in-place change since then makes

@@ -1,5 +1,5 @@
 /** Layers: Linear, activations, Flatten, Unflatten, Dropout, and the containers Sequential and ModuleList. */
-import { Tensor, ValueError, releaseWithGraph, zeros, type DType, type Generator } from "@tapegrad/autograd";
+import { Tensor, ValueError, releaseWithGraph, sigmoidAvgPool2d, zeros, type DType, type Generator } from "@tapegrad/autograd";
 import { AvgPool2d, Conv2d, MaxPool2d } from "./cnn-layers.ts";
 import * as F from "./functional.ts";
 import { resetWeightAndBias } from "./default-init.ts";
@@ -196,6 +196,10 @@ export class Sequential extends Module {
         (hidden ??= []).push(pooled);
         x = m.forward(pooled);
         i++;
+      } else if (i + 1 < layers.length && isSigmoidThenAvgPool(m, layers[i + 1])) {
+        const pool = layers[i + 1] as AvgPool2d;
+        x = sigmoidAvgPool2d(x, pool.kernelSize, pool.options);
+        i++;
       } else x = m.forward(x);
       if (i + 1 < layers.length && keepsNoReferences(layers[i]) && keepsNoReferences(layers[i + 1])) (hidden ??= []).push(x);
     }
@@ -226,6 +230,12 @@ function reluCommutesWith(relu: Module, pool: Module): boolean {
   if (relu.constructor !== ReLU || pool.constructor !== MaxPool2d) return false;
   const { dilation = 1 } = (pool as MaxPool2d).options;
   return typeof dilation === "number" ? dilation === 1 : dilation[0] === 1 && dilation[1] === 1;
+}
+
+/** A Sigmoid followed by an AvgPool2d, exactly these classes (a subclass may change either forward): they run
+ *  as one op, sigmoidAvgPool2d, with the same values and gradients bit for bit. */
+function isSigmoidThenAvgPool(sigmoid: Module, pool: Module): boolean {
+  return sigmoid.constructor === Sigmoid && pool.constructor === AvgPool2d;
 }
 
 /** A list of modules, registered as "0", "1", ...; it has no forward of its own. */

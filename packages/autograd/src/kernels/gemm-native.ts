@@ -44,6 +44,9 @@ export interface NativeCnnKernels {
   maxPool2dBackward(geometry: Int32Array, gradOut: FloatArray, indices: Int32Array | Uint8Array, gradInput: FloatArray): void;
   avgPool2dForward(geometry: Int32Array, x: FloatArray, out: FloatArray, countIncludePad: boolean): void;
   avgPool2dBackward(geometry: Int32Array, gradOut: FloatArray, gradInput: FloatArray, countIncludePad: boolean): void;
+  /** s = sigmoid(x), out = its average pooling; gradInput = the pooling's gradient of gradOut times s (1 - s). */
+  sigmoidAvgPool2dForward(geometry: Int32Array, x: FloatArray, s: FloatArray, out: FloatArray, countIncludePad: boolean): void;
+  sigmoidAvgPool2dBackward(geometry: Int32Array, gradOut: FloatArray, s: FloatArray, gradInput: FloatArray, countIncludePad: boolean): void;
 }
 
 interface NativeAddon extends Partial<NativeLoops>, Partial<NativeCnnKernels> {
@@ -150,7 +153,7 @@ export function nativeAddonLoops(): NativeLoops | null {
 /** The convolution and pooling kernels of the loaded addon, or null where it is unavailable or predates them. */
 export function nativeAddonCnn(): NativeCnnKernels | null {
   const loaded = loadAddon();
-  return loaded && typeof loaded.convForward === "function" && typeof loaded.avgPool2dBackward === "function" ? loaded as NativeCnnKernels : null;
+  return loaded && typeof loaded.convForward === "function" && typeof loaded.sigmoidAvgPool2dBackward === "function" ? loaded as NativeCnnKernels : null;
 }
 
 /** True when the native BLAS gemm is built, loads, and passes its probe in this process. */

@@ -8,6 +8,7 @@ import { ShapeError, ValueError, fmtShape } from "../errors.ts";
 import type { Pair } from "./conv.ts";
 import type { NativeCnnKernels } from "./gemm-native.ts";
 import { nativeCnnKernels } from "./native-loops.ts";
+import { sigmoidBackward, unary } from "./elementwise.ts";
 
 export interface Pool2dGeometry {
   readonly batch: number;
@@ -340,6 +341,32 @@ export function avgPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, gradIn
       }
     }
   }
+}
+
+/**
+ * s = sigmoid(x) (kept for the backward) and out = avgPool2dForward of s, the bits of unary("sigmoid") and
+ * avgPool2dForward one after the other; the native loops take a few planes at a time, while s is in cache.
+ */
+export function sigmoidAvgPool2dForward(p: Pool2dGeometry, x: FloatArray, s: FloatArray, out: FloatArray, countIncludePad = true): void {
+  const native = nativePool(p, x, out);
+  if (native !== null && (s instanceof Float32Array) === (x instanceof Float32Array)) {
+    native.sigmoidAvgPool2dForward(nativePoolGeometry(p), x, s, out, countIncludePad);
+    return;
+  }
+  unary("sigmoid", x, s);
+  avgPool2dForward(p, s, out, countIncludePad);
+}
+
+/** gradInput (overwritten) = avgPool2dBackward of gradOut times s (1 − s), sigmoid's backward from its output s:
+ *  the bits of the two loops one after the other. */
+export function sigmoidAvgPool2dBackward(p: Pool2dGeometry, gradOut: FloatArray, s: FloatArray, gradInput: FloatArray, countIncludePad = true): void {
+  const native = nativePool(p, gradOut, gradInput);
+  if (native !== null && (s instanceof Float32Array) === (gradInput instanceof Float32Array)) {
+    native.sigmoidAvgPool2dBackward(nativePoolGeometry(p), gradOut, s, gradInput, countIncludePad);
+    return;
+  }
+  avgPool2dBackward(p, gradOut, gradInput, countIncludePad);
+  sigmoidBackward(gradInput, s, gradInput);
 }
 
 /** PyTorch's adaptive pooling window along one axis: [floor(i·in/out), ceil((i + 1)·in/out)). */

@@ -23,7 +23,7 @@ export { reshape, flatten, unsqueeze, squeeze, permute, transpose, reverseAxes, 
 export { cast } from "./cast.ts";
 export { logSoftmax, softmax } from "./softmax.ts";
 export { conv2d, type Conv2dOptions, type Conv2dPadding, type Pair } from "./conv.ts";
-export { maxPool2d, avgPool2d, adaptiveAvgPool2d, type MaxPool2dOptions, type AvgPool2dOptions, type AdaptiveSize } from "./pool.ts";
+export { maxPool2d, avgPool2d, sigmoidAvgPool2d, adaptiveAvgPool2d, type MaxPool2dOptions, type AvgPool2dOptions, type AdaptiveSize } from "./pool.ts";
 export { batchNorm, layerNorm, type BatchNormOptions, type LayerNormOptions } from "./norm.ts";
 export { pad, cat, stack } from "./join.ts";
 export { dropout, type DropoutOptions } from "./dropout.ts";

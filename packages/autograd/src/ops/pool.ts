@@ -8,16 +8,19 @@
 import { ShapeError, fmtShape } from "../errors.ts";
 import * as K from "../kernels/index.ts";
 import { kindInfo, type OpInfo } from "../opinfo.ts";
-import { allocateIndices, allocateWindowOffsets, releaseBuffer } from "../memory.ts";
+import { allocateIndices, allocateUnfilled, allocateWindowOffsets, releaseBuffer } from "../memory.ts";
 import { declareOp, isGradEnabled, record } from "../tape.ts";
-import type { Tensor } from "../tensor-class.ts";
+import { makeTensor, type Tensor } from "../tensor-class.ts";
+import { mul, sub } from "./binary.ts";
 import { intPair } from "./nchw.ts";
+import { recordSigmoid } from "./unary.ts";
 import { empty, unfilled } from "./util.ts";
 
 const MAX_POOL2D = declareOp("maxPool2d", { inputs: false, output: false });
 const MAX_POOL2D_BACKWARD = declareOp("maxPool2dBackward", { inputs: false, output: false });
 const AVG_POOL2D = declareOp("avgPool2d", { inputs: false, output: false });
 const AVG_POOL2D_BACKWARD = declareOp("avgPool2dBackward", { inputs: false, output: false });
+const SIGMOID_AVG_POOL2D = declareOp("sigmoidAvgPool2d", { inputs: false, output: false });
 const ADAPTIVE_AVG_POOL2D = declareOp("adaptiveAvgPool2d", { inputs: false, output: false });
 const ADAPTIVE_AVG_POOL2D_BACKWARD = declareOp("adaptiveAvgPool2dBackward", { inputs: false, output: false });
 
@@ -125,6 +128,39 @@ function avgPoolBackward(g: Tensor, p: K.Pool2dGeometry, countIncludePad: boolea
   return record(AVG_POOL2D_BACKWARD, [g], out, (gg) => [avgPoolForward(gg, p, countIncludePad)]);
 }
 
+/**
+ * avgPool2d(sigmoid(x)) as one op, with the pair's values and gradients bit for bit (nn.Sequential runs a
+ * Sigmoid followed by an AvgPool2d through it). The forward keeps sigmoid's output for the backward, which
+ * computes the pooling's gradient times s·(1 − s) in one pass over the input instead of two. A recorded
+ * backward (createGraph) is the pair's own ops, with sigmoid's output recorded as sigmoid records it.
+ * NOTE: its first-order gradient has the pair's bits, higher orders the pair's values up to rounding: their
+ * terms reach x along two paths (this node and that sigmoid) and add there, where the pair adds them at
+ * sigmoid's output before its backward.
+ * @example sigmoidAvgPool2d(x, 2) // LeNet: [256, 6, 28, 28] -> [256, 6, 14, 14]
+ */
+export function sigmoidAvgPool2d(x: Tensor, kernelSize: Pair, options: AvgPool2dOptions = {}): Tensor {
+  const { countIncludePad = true, ...rest } = options;
+  const p = K.pool2dGeometry("avgPool2d", x.shape, { kernelSize, ...rest });
+  const s = allocateUnfilled(x.dtype, x.size);
+  const out = unfilled(x.dtype, pooledShape(x, p));
+  K.sigmoidAvgPool2dForward(p, x.data, s, out.data, countIncludePad);
+  record(SIGMOID_AVG_POOL2D, [x], out, (g, node) => {
+    if (isGradEnabled() || g.dtype !== x.dtype) {
+      // a recorded backward keeps s in its own graph: it is no longer the node's alone
+      if (isGradEnabled()) node.scratch = null;
+      const y = recordSigmoid(x, makeTensor(s, x.shape));
+      return [mul(avgPoolBackward(g, p, countIncludePad, x.shape), mul(y, sub(1, y)))];
+    }
+    const gx = unfilled(g.dtype, x.shape);
+    K.sigmoidAvgPool2dBackward(p, g.data, s, gx.data, countIncludePad);
+    return [gx];
+  });
+  // nothing else keeps s: no node (grad mode off, or x does not require grad) or the node's scratch
+  if (out.gradFn) out.gradFn.scratch = s;
+  else releaseBuffer(s);
+  return out;
+}
+
 /** An adaptive output size: a number, or a pair whose null entries keep the input's size. */
 export type AdaptiveSize = number | readonly [number | null, number | null];
 
@@ -165,6 +201,10 @@ export const poolOpInfo: readonly OpInfo[] = [
   kindInfo("avgPool2d", "pool2d", 1, ([x], a) => {
     const { kernelSize, stride, padding, ceilMode, countIncludePad } = a.pool!;
     return avgPool2d(x, kernelSize, { stride, padding, ceilMode, countIncludePad });
+  }),
+  kindInfo("sigmoidAvgPool2d", "pool2d", 1, ([x], a) => {
+    const { kernelSize, stride, padding, ceilMode, countIncludePad } = a.pool!;
+    return sigmoidAvgPool2d(x, kernelSize, { stride, padding, ceilMode, countIncludePad });
   }),
   kindInfo("adaptiveAvgPool2d", "adaptivePool2d", 1, ([x], a) => adaptiveAvgPool2d(x, a.outputSize!)),
 ];

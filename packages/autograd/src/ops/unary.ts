@@ -56,7 +56,11 @@ export function tanh(x: Tensor): Tensor {
 }
 
 export function sigmoid(x: Tensor): Tensor {
-  const out = map("sigmoid", x);
+  return recordSigmoid(x, map("sigmoid", x));
+}
+
+/** Records `out`, which holds sigmoid(x)'s values, as sigmoid's output (sigmoidAvgPool2d's recorded backward). */
+export function recordSigmoid(x: Tensor, out: Tensor): Tensor {
   return record(SIGMOID, [x], out, (g) => {
     // NOTE: recorded (createGraph) backward stays made of ops; otherwise one fused pass with the same bits
     if (isGradEnabled() || g.dtype !== out.dtype) return [mul(g, mul(out, sub(1, out)))];
