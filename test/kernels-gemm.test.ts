@@ -87,6 +87,8 @@ describe.skipIf(!wasmGemmAvailable())("gemmWasm on two threads", () => {
       const shapes: [number, number, number, (typeof flagCombos)[number][]][] = [
         [128, 128, 784, [[false, false]]], [784, 128, 128, [[true, false]]], [128, 784, 128, [[false, true]]],
         [67, 133, 301, [...flagCombos]], [133, 67, 301, [...flagCombos]], [9, 1000, 300, [...flagCombos]],
+        // C too narrow to cut by columns: row chunks (each thread packs all of a transposed B)
+        [1000, 9, 300, [...flagCombos]],
         [512, 512, 512, [[false, false]]],
       ];
       for (const [m, n, k, flags] of shapes) {

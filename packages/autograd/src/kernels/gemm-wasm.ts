@@ -11,10 +11,10 @@ export {
 } from "./wasm-threads.ts";
 
 /**
- * WebAssembly SIMD GEMM: the operands are copied into the module's memory with one memcpy each; B (and Aᵀ)
- * are packed there into NR- (MR-) wide strips (vector copies or gathers, depending on the transpose), while A
- * stored m×k is read in place; the generated block kernel writes a zero-padded C (for beta 1, a copy of C it
- * accumulates onto), and the valid region is copied back. Float32 uses f32x4 lanes, float64 f64x2.
+ * WebAssembly SIMD GEMM: the operands are copied into the module's memory with one memcpy each (pinned
+ * ones are already there: wasm-heap.ts); the generated block kernels read A (either layout) and B stored k×n
+ * in place, Bᵀ packed into NR-wide strips (gathers), and write a zero-padded C (for beta 1, a copy of C they
+ * accumulate onto), whose valid region is copied back. Float32 uses f32x4 lanes, float64 f64x2.
  *
  * Both cores: where the memory is shared and the helper worker is up (wasm-threads.ts), a product of 2^20
  * multiply-adds or more is cut into chunks of C's columns (or rows) that the caller and the helper claim one
@@ -130,12 +130,10 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   const nPad = roundUp(n, nr);
   const work = m * n * k;
   const ctl = work >= SPLIT_MIN_WORK ? readyHelper(be) : null;
-  // Chunks cut the operand that costs more to pack, so each thread packs only its chunks of it and all of
-  // the other. A stored m×k is read in place by the Rows kernel and costs nothing to pack; a gathered
-  // operand (Bᵀ) counts four times a copied one (Aᵀ, B): gathers move one value at a time, copies a
-  // vector. Column chunks are whole cache lines of C wide, so the threads never write the same line.
-  const aInPlace = !transA;
-  let byRows = (aInPlace ? 0 : m) > n * (transB ? 4 : 1);
+  // Chunks are ranges of C's columns, so that Bᵀ, the only operand packed, is packed once in all (each
+  // chunk its part), unless C is too narrow to cut: then rows. Column chunks are whole cache lines of C
+  // wide, so the threads never write the same line.
+  let byRows = false;
   let chunks = 1;
   let chunkSize = 0;
   if (ctl) {
@@ -163,8 +161,8 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   const rawA = 0;
   const rawB = rawA + (aPinned >= 0 ? 0 : roundUp(aSpan + aSlack, align));
   const cBase = rawB + (bPinned >= 0 ? 0 : roundUp(bSpan + bSlack, align));
-  const fullSize = roundUp(byRows ? nPad * k : aInPlace ? 0 : mPad * k, align);
-  const partSize = roundUp(chunkSize * Math.min(k, KC), align);
+  const fullSize = byRows && transB ? roundUp(nPad * k, align) : 0;
+  const partSize = !byRows && transB ? roundUp(chunkSize * Math.min(k, KC), align) : 0;
   const full0 = cBase + roundUp(mPad * nPad, align);
   const part0 = full0 + fullSize;
   const full1 = part0 + partSize;
@@ -186,7 +184,6 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   params[P.byRows] = byRows ? 1 : 0; params[P.chunkSize] = chunkSize; params[P.chunks] = chunks;
   params[P.cBase] = base + cBase; params[P.accumulate] = beta;
   params[P.full0] = base + full0; params[P.part0] = base + part0; params[P.full1] = base + full1; params[P.part1] = base + part1;
-  params[P.aInPlace] = aInPlace ? 1 : 0;
   const view: FloatArray = isF32 ? viewF32 : viewF64;
   if (aPinned < 0) view.set(a.subarray(aOffset, aOffset + aSpan), base + rawA);
   if (bPinned < 0) view.set(b.subarray(bOffset, bOffset + bSpan), base + rawB);

@@ -56,9 +56,6 @@ function kernelNames(name: "F32" | "F64", shape: KernelShape): KernelNames {
   return {
     kernel: `gemm${name}`,
     kernelRows: `gemm${name}Rows`,
-    packA: `gather${name}x${shape.mr}`,
-    packAT: `copy${shape.mr * shape.bytes}`,
-    packB: `copy${shape.nr * shape.bytes}`,
     packBT: `gather${name}x${shape.nr}`,
   };
 }

@@ -2,13 +2,16 @@
  * The work of one WebAssembly gemm product, shared by the calling thread and its helper worker.
  *
  * A product is a job of `chunks` chunks: column ranges of C (or row ranges), each a multiple of whole tiles.
- * Each thread that takes part claims chunks one at a time from the control array (Atomics), packs the
- * operand every chunk needs in full once per job into its own region, then packs its chunk's part of the
- * other operand one depth block at a time and runs the block kernel into the padded C. Whoever computes a
- * chunk, every element of C is summed over the same depth blocks in the same order, so the result is the
- * same bits on one thread or two and for any split between them.
+ * Each thread that takes part claims chunks one at a time from the control array (Atomics) and runs the
+ * block kernels into the padded C, one depth block at a time. The kernels read A where it is (stored m×k by
+ * rows, or stored k×m with a strip's MR values of a depth step side by side) and B stored k×n where it is;
+ * only Bᵀ (stored n×k) is packed into NR-wide strips: a column chunk's part one depth block at a time, or,
+ * for row chunks, all of it once per thread and job. Whoever computes a chunk, every element of C is summed
+ * over the same depth blocks in the same order, so the result is the same bits on one thread or two and for
+ * any split between them.
  *
- * NOTE: the functions here use nothing but their arguments (no imports, no module constants, no closures):
+ * NOTE: the functions here use nothing but their arguments (no imports, no module constants, no closures
+ * but their own):
  * the Node helper runs their source text (Function.prototype.toString), the browser's module worker
  * imports them.
  */
@@ -53,28 +56,25 @@ export const JOB_PARAMS = {
   cBase: 13,
   /** 1 when the padded C already holds C (beta 1): the first depth block accumulates onto it. */
   accumulate: 14,
-  /** Each thread's region for the operand packed in full (thread 0, thread 1). */
+  /** Each thread's region for all of Bᵀ packed (row chunks of a transposed B; thread 0, thread 1). */
   full0: 15, full1: 16,
-  /** Each thread's region for its chunk's packed depth block. */
+  /** Each thread's region for its chunk's part of Bᵀ packed, one depth block (column chunks). */
   part0: 17, part1: 18,
-  /** 1: A (stored m×k, not transposed) is read in place from its raw copy by the Rows kernel, never packed. */
-  aInPlace: 19,
-  COUNT: 20,
+  COUNT: 19,
 } as const;
 
 /** Bits of the job tag in the CLAIM slot (the low 12 bits count the chunks left). */
 export const TAG_MASK = 0x7ffff;
 export const MAX_CHUNKS = 4095;
 
-/** Export names of the block kernel and the strip packers for one element type. */
+/** Export names of the block kernels and the strip packer for one element type. */
 export interface KernelNames {
+  /** The kernel that reads A's strips a row stride apart (Aᵀ stored k×m, in place). */
   kernel: string;
-  /** The kernel that reads A in place from its row-major storage. */
+  /** The kernel that reads A in place from its row-major storage (A stored m×k). */
   kernelRows: string;
-  /** A stored m×k (gathered), Aᵀ stored k×m (copied), B stored k×n (copied), Bᵀ stored n×k (gathered). */
-  packA: string;
-  packAT: string;
-  packB: string;
+  /** Packs Bᵀ (stored n×k) into NR-wide strips: the only operand whose NR values of a depth step are not
+   *  side by side in storage. */
   packBT: string;
 }
 
@@ -111,16 +111,23 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
   const part = thread === 0 ? p[P.part0] : p[P.part1];
   const kernel = wasm[names.kernel] as BlockKernel;
   const kernelRows = wasm[names.kernelRows] as RowsKernel;
-  const aInPlace = p[P.aInPlace] === 1;
-  const packA = wasm[transA ? names.packAT : names.packA] as Packer;
-  const packB = wasm[transB ? names.packBT : names.packB] as Packer;
+  const packBT = wasm[names.packBT] as Packer;
   const kcMax = cfg.kc;
   const mcBlock = Math.floor(cfg.mc / mr) * mr;
-  const mPad = Math.ceil(m / mr) * mr;
   const nPad = Math.ceil(n / nr) * nr;
-  // Element (x, d) of A (row x, depth d) sits at rawA + x*sx + d*sd in storage; the same for B by column.
-  const aRowStep = transA ? 1 : lda, aDepthStep = transA ? lda : 1;
-  const bColStep = transB ? ldb : 1, bDepthStep = transB ? 1 : ldb;
+  /** Runs the kernel on rows [r0, r0 + rows) (whole strips) of a depth block from p0, B's strips at bAt. */
+  const block = (r0: number, rows: number, p0: number, kc: number, bAt: number, bRow: number, bStrip: number, col0: number, cols: number): void => {
+    const add = p0 > 0 || accumulate === 1 ? 1 : 0;
+    for (let r = r0; r < r0 + rows; r += mcBlock) {
+      const mc = Math.min(mcBlock, r0 + rows - r);
+      const cAt = (cBase + r * nPad + col0) * bytes;
+      if (transA) {
+        kernel(mc / mr, cols / nr, kc, (rawA + r + p0 * lda) * bytes, lda * bytes, mr * bytes, bAt, bRow, bStrip, cAt, nPad * bytes, add);
+      } else {
+        kernelRows(mc / mr, cols / nr, kc, (rawA + r * lda + p0) * bytes, bytes, mr * lda * bytes, bAt, bRow, bStrip, cAt, nPad * bytes, add, lda * bytes);
+      }
+    }
+  };
   let fullPacked = false;
   let computed = 0;
   for (;;) {
@@ -131,51 +138,28 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
     if (Atomics.compareExchange(ctl, S.CLAIM, w, w - 1) !== w) continue;
     const chunk = chunks - left;
     try {
-      if (!fullPacked) {
-        // the operand every chunk needs, all depth blocks, into this thread's region
-        for (let p0 = 0; p0 < k; p0 += kcMax) {
-          const kc = Math.min(kcMax, k - p0);
-          if (byRows) packB((rawB + p0 * bDepthStep) * bytes, ldb * bytes, nPad / nr, kc, (full + p0 * nPad) * bytes);
-          else if (!aInPlace) packA((rawA + p0 * aDepthStep) * bytes, lda * bytes, mPad / mr, kc, (full + p0 * mPad) * bytes);
-        }
-        fullPacked = true;
-      }
       const start = chunk * chunkSize;
       if (byRows) {
-        const rows = Math.min(chunkSize, m - start);
-        const rowsPad = Math.ceil(rows / mr) * mr;
+        if (transB && !fullPacked) {
+          // every chunk needs all of Bᵀ: packed once, all depth blocks, into this thread's region
+          for (let p0 = 0; p0 < k; p0 += kcMax) packBT((rawB + p0) * bytes, ldb * bytes, nPad / nr, Math.min(kcMax, k - p0), (full + p0 * nPad) * bytes);
+          fullPacked = true;
+        }
+        const rowsPad = Math.ceil(Math.min(chunkSize, m - start) / mr) * mr;
         for (let p0 = 0; p0 < k; p0 += kcMax) {
           const kc = Math.min(kcMax, k - p0);
-          if (!aInPlace) packA((rawA + start * aRowStep + p0 * aDepthStep) * bytes, lda * bytes, rowsPad / mr, kc, part * bytes);
-          const add = p0 > 0 || accumulate === 1 ? 1 : 0;
-          for (let r = 0; r < rowsPad; r += mcBlock) {
-            const mc = Math.min(mcBlock, rowsPad - r);
-            if (aInPlace) {
-              kernelRows(mc / mr, nPad / nr, kc, (rawA + (start + r) * lda + p0) * bytes, bytes, mr * lda * bytes,
-                (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, (cBase + (start + r) * nPad) * bytes, nPad * bytes, add, lda * bytes);
-              continue;
-            }
-            kernel(mc / mr, nPad / nr, kc, (part + r * kc) * bytes, mr * bytes, mr * kc * bytes,
-              (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, (cBase + (start + r) * nPad) * bytes, nPad * bytes, add);
-          }
+          if (transB) block(start, rowsPad, p0, kc, (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, 0, nPad);
+          else block(start, rowsPad, p0, kc, (rawB + p0 * ldb) * bytes, ldb * bytes, nr * bytes, 0, nPad);
         }
       } else {
-        const cols = Math.min(chunkSize, n - start);
-        const colsPad = Math.ceil(cols / nr) * nr;
+        const colsPad = Math.ceil(Math.min(chunkSize, n - start) / nr) * nr;
+        const mPad = Math.ceil(m / mr) * mr;
         for (let p0 = 0; p0 < k; p0 += kcMax) {
           const kc = Math.min(kcMax, k - p0);
-          packB((rawB + start * bColStep + p0 * bDepthStep) * bytes, ldb * bytes, colsPad / nr, kc, part * bytes);
-          const add = p0 > 0 || accumulate === 1 ? 1 : 0;
-          for (let r = 0; r < mPad; r += mcBlock) {
-            const mc = Math.min(mcBlock, mPad - r);
-            if (aInPlace) {
-              kernelRows(mc / mr, colsPad / nr, kc, (rawA + r * lda + p0) * bytes, bytes, mr * lda * bytes,
-                part * bytes, nr * bytes, nr * kc * bytes, (cBase + r * nPad + start) * bytes, nPad * bytes, add, lda * bytes);
-              continue;
-            }
-            kernel(mc / mr, colsPad / nr, kc, (full + p0 * mPad + r * kc) * bytes, mr * bytes, mr * kc * bytes,
-              part * bytes, nr * bytes, nr * kc * bytes, (cBase + r * nPad + start) * bytes, nPad * bytes, add);
-          }
+          if (transB) {
+            packBT((rawB + start * ldb + p0) * bytes, ldb * bytes, colsPad / nr, kc, part * bytes);
+            block(0, mPad, p0, kc, part * bytes, nr * bytes, nr * kc * bytes, start, colsPad);
+          } else block(0, mPad, p0, kc, (rawB + start + p0 * ldb) * bytes, ldb * bytes, nr * bytes, start, colsPad);
         }
       }
       computed++;

@@ -17,10 +17,9 @@ import { encodeModule, op, simdOp, valType, type FunctionDef, type ValType } fro
  * `gemmF32Rows` / `gemmF64Rows` (the same, then aLane): A read in place from row-major m×k storage, row r of
  *   a strip at + r*aLane (aLane = lda*bytes, aRow = bytes, aStrip = MR*lda*bytes), so A is never packed.
  *
- * Packers (src, ld, strips, kc, dst), strides in bytes, write `strips` strips of W values per depth
- *   step, [s][p][W], the layout the kernel reads fastest:
- *   `gather{F32,F64}x{W}`: storage contiguous along the depth (A, Bᵀ), element by element;
- *   `copy{W·bytes}`: W values contiguous per depth step (Aᵀ, B), moved with vector loads and stores.
+ * Packers `gather{F32,F64}x{NR}` (src, ld, strips, kc, dst), strides in bytes: write `strips` strips of NR
+ *   values per depth step, [s][p][NR], from storage contiguous along the depth (Bᵀ), element by element.
+ *   The other layouts (A m×k, Aᵀ k×m, B k×n) are read in place.
  */
 export interface KernelShape {
   /** Rows of a tile. */
@@ -156,8 +155,8 @@ function blockKernel(t: ElementType, shape: KernelShape, aRows = false): Functio
 }
 
 /**
- * Packer for operands contiguous along the depth (A, Bᵀ): gathers W storage rows per depth step,
- * moving elements as raw bits. dst[s][p][i] = src[(s*W + i)*ld + p].
+ * Packer for Bᵀ (contiguous along the depth): gathers W storage rows per depth step, moving elements as
+ * raw bits. dst[s][p][i] = src[(s*W + i)*ld + p].
  */
 function gatherKernel(t: ElementType, w: number): FunctionDef {
   const [src, ld, strips, kc, dst] = [0, 1, 2, 3, 4];
@@ -190,42 +189,11 @@ function gatherKernel(t: ElementType, w: number): FunctionDef {
   return { name: `gather${t.suffix}x${w}`, params: i32s(5), locals: i32s(4 + w - 1), body };
 }
 
-/**
- * Packer for operands whose strip values are contiguous at each depth step (Aᵀ, B): copies
- * `width` bytes (16 or 32) per step with vector moves. dst[s][p][..] = src[p*ld + s*width ..].
- */
-function copyKernel(width: number): FunctionDef {
-  const [src, ld, strips, kc, dst] = [0, 1, 2, 3, 4];
-  const [rowPtr, ptr, p] = [5, 6, 7];
-  const body = [...set(rowPtr, op.localGet(src)), ...op.loop(), ...set(ptr, op.localGet(rowPtr)), ...set(p, op.localGet(kc)), ...op.loop()];
-  for (let offset = 0; offset < width; offset += 16) {
-    body.push(...op.localGet(dst), ...op.localGet(ptr));
-    if (width - offset >= 16) {
-      body.push(...op.simd(simdOp.v128Load, ...op.memarg(0, offset)), ...op.simd(simdOp.v128Store, ...op.memarg(0, offset)));
-    } else {
-      body.push(...op.i64Load(0, offset), ...op.i64Store(0, offset));
-    }
-  }
-  body.push(
-    ...addTo(ptr, op.localGet(ld)),
-    ...addTo(dst, op.i32Const(width)),
-    ...countDown(p),
-    ...op.end(),
-    ...addTo(rowPtr, op.i32Const(width)),
-    ...countDown(strips),
-    ...op.end(),
-  );
-  return { name: `copy${width}`, params: i32s(5), locals: i32s(3), body };
-}
-
-/** Bytes of the module exporting `memory`, the block kernels and the strip packers. */
+/** Bytes of the module exporting `memory`, the block kernels and the Bᵀ packers. */
 export function gemmModuleBytes(shared?: { maxPages: number }): Uint8Array {
   const functions = [
     blockKernel(f32, f32Kernel), blockKernel(f64, f64Kernel), blockKernel(f32, f32Kernel, true), blockKernel(f64, f64Kernel, true),
-    gatherKernel(f32, f32Kernel.mr), gatherKernel(f32, f32Kernel.nr), gatherKernel(f64, f64Kernel.mr),
-    gatherKernel(f64, f64Kernel.nr), copyKernel(f32Kernel.mr * 4), copyKernel(f32Kernel.nr * 4),
-    copyKernel(f64Kernel.mr * 8), copyKernel(f64Kernel.nr * 8),
+    gatherKernel(f32, f32Kernel.nr), gatherKernel(f64, f64Kernel.nr),
   ];
-  // Tile shapes can share a packer (f64 uses 4×4 for both operands): export each name once.
-  return encodeModule(functions.filter((f, i) => functions.findIndex((g) => g.name === f.name) === i), 1, shared);
+  return encodeModule(functions, 1, shared);
 }
