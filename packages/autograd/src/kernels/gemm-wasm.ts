@@ -74,7 +74,7 @@ export function wasmGemmAvailable(): boolean {
  *  start in bytes, or -1 where memory cannot hold it); refreshes the typed views (growing shared memory
  *  hands out a longer buffer, unshared memory detaches the old one). */
 function ensureScratch(be: WasmBackend, bytes: number): number {
-  const start = scratchBlock(be, "gemm", bytes);
+  const start = scratchBlock(be, bytes);
   refreshViews(be);
   return start;
 }
@@ -133,16 +133,16 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   // Chunks are ranges of C's columns, so that Bᵀ, the only operand packed, is packed once in all (each
   // chunk its part), unless C is too narrow to cut: then rows. Column chunks are whole cache lines of C
   // wide, so the threads never write the same line.
-  let byRows = false;
+  const columnUnit = Math.max(nr, CACHE_LINE / bytes);
+  const byRows = ctl !== null && n < 2 * columnUnit;
   let chunks = 1;
   let chunkSize = 0;
   if (ctl) {
-    const unit = (rows: boolean): number => (rows ? mr : Math.max(nr, CACHE_LINE / bytes));
-    if ((byRows ? m : n) < 2 * unit(byRows)) byRows = !byRows;
+    const unit = byRows ? mr : columnUnit;
     const extent = byRows ? m : n;
-    if (extent >= 2 * unit(byRows)) {
+    if (extent >= 2 * unit) {
       const want = Math.min(MAX_CHUNKS, Math.max(2, Math.round(work / CHUNK_WORK)));
-      chunkSize = roundUp(Math.ceil(extent / want), unit(byRows));
+      chunkSize = roundUp(Math.ceil(extent / want), unit);
       chunks = Math.ceil(extent / chunkSize);
     }
   }

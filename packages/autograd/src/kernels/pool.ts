@@ -153,8 +153,7 @@ export function maxPool2dForward(p: Pool2dGeometry, x: FloatArray, out: FloatArr
   const { height, width, kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW } = p;
   const planes = p.batch * p.channels, inPlane = height * width, outPlane = outH * outW;
   const pv = pickValue, pi = pickIndex;
-  if (kernelH === 2 && kernelW === 2 && strideH === 2 && strideW === 2 && padH === 0 && padW === 0
-    && dilationH === 1 && dilationW === 1 && 2 * outH <= height && 2 * outW <= width) {
+  if (maxPoolWindowOffsets(p)) {
     maxPool2x2(x, planes, height, width, outH, outW, out, indices);
     return;
   }

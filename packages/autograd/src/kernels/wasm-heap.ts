@@ -104,18 +104,16 @@ export function heapFree(start: number): void {
   } else free.splice(i, 0, { start, bytes: size });
 }
 
-/** Scratch blocks by user (the gemm's): each keeps its block and trades it for a larger one. */
-const scratch = new Map<string, { start: number; bytes: number }>();
+/** The gemm's scratch block: kept between products, traded for a larger one when a product needs more. */
+let scratch: { start: number; bytes: number } | null = null;
 
-/** The start of `user`'s scratch block of at least `bytes` (whole pages), or -1 where memory cannot hold it. */
-export function scratchBlock(be: WasmBackend, user: string, bytes: number): number {
-  const have = scratch.get(user);
-  if (have && have.bytes >= bytes) return have.start;
-  if (have) heapFree(have.start);
+/** The start of the gemm's scratch block of at least `bytes` (whole pages), or -1 where memory cannot hold it. */
+export function scratchBlock(be: WasmBackend, bytes: number): number {
+  if (scratch && scratch.bytes >= bytes) return scratch.start;
+  if (scratch) heapFree(scratch.start);
   const size = Math.ceil(bytes / PAGE_BYTES) * PAGE_BYTES;
   const start = heapAlloc(be, size);
-  if (start < 0) scratch.delete(user);
-  else scratch.set(user, { start, bytes: size });
+  scratch = start < 0 ? null : { start, bytes: size };
   return start;
 }
 
