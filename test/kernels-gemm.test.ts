@@ -10,6 +10,7 @@ import {
   nativeGemmTiles, nativeHelperStats,
   initWasmThreads, wasmGemmAvailable, wasmGemmThreads, wasmHelperStats, wasmThreadingInfo, type FloatArray,
 } from "../packages/autograd/src/kernels/gemm.ts";
+import { planChunks } from "../packages/autograd/src/kernels/gemm-wasm.ts";
 
 type Gemm = typeof gemmReference;
 type FloatArrayConstructor = Float32ArrayConstructor | Float64ArrayConstructor;
@@ -75,6 +76,33 @@ const caseArbitrary = (maxRows: number, maxDepth: number): fc.Arbitrary<Case> =>
 const flagCombos = [[false, false], [true, false], [false, true], [true, true]] as const;
 
 describe.skipIf(!wasmGemmAvailable())("gemmWasm on two threads", () => {
+  it("planChunks tiles the extent with whole units, large chunks first and the last ones at most as large", () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 5000 }), fc.constantFrom(4, 8, 16), fc.integer({ min: 1, max: 2 ** 26 }), (extent, unit, work) => {
+      const plan = planChunks(extent, unit, work);
+      if (extent < 2 * unit) {
+        expect(plan).toBeNull();
+        return;
+      }
+      const { chunks, chunkSize, bigChunks, tailSize } = plan!;
+      expect(chunks).toBeGreaterThanOrEqual(2);
+      let end = 0;
+      for (let c = 0; c < chunks; c++) {
+        // the rule runJob applies (wasm-parts.ts): bigChunks chunks of chunkSize, then chunks of tailSize
+        const start = c < bigChunks ? c * chunkSize : bigChunks * chunkSize + (c - bigChunks) * tailSize;
+        const size = c < bigChunks ? chunkSize : tailSize;
+        expect(start).toBe(end);
+        expect(start % unit).toBe(0);
+        expect(start).toBeLessThan(extent);
+        end = Math.min(extent, start + size);
+      }
+      expect(end).toBe(extent);
+      expect(tailSize % unit).toBe(0);
+      expect(tailSize).toBeLessThanOrEqual(chunkSize);
+    }), { numRuns: 500 });
+    // the MLP's forward product (C 128 × 128, 16-column units): two chunks of 32 columns, then four of 16
+    expect(planChunks(128, 16, 128 * 128 * 784)).toEqual({ chunks: 6, chunkSize: 32, bigChunks: 2, tailSize: 16 });
+  });
+
   it("gemmWasm: a helper worker computes part of large products, with the same bits as one thread", async () => {
     const previous = wasmGemmThreads(2);
     try {

@@ -1036,6 +1036,25 @@ describe.skipIf(!wasmLoopsAnyBackend())("the WebAssembly float32 loops (kernels/
     }
   });
 
+  it("sumAxis gives the TypeScript loop's bits (double accumulators, rows in order) for any outer, rows and columns", () => {
+    const previous = setNativeLoops(false);
+    try {
+      const dims = fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 140 }), fc.integer({ min: 2, max: 70 }));
+      fc.assert(fc.property(dims, fc.nat(), fc.boolean(), ([outer, n, inner], seed, finite) => {
+        const x = awkward(Float32Array, outer * n * inner + 3, seed) as Float32Array;
+        // finite values too, whose sums are not swamped by infinities and NaNs
+        if (finite) for (let i = 0; i < x.length; i++) x[i] = Number.isFinite(x[i]) ? Math.fround(Math.sin(x[i] + i) * 2 ** ((i % 40) - 20)) : i;
+        const expected = new Float32Array(outer * inner).fill(7);
+        K.sumAxis(x, outer, n, inner, expected); // the TypeScript loop (no backend dispatch: native loops off, native backend)
+        const out = new Float32Array(outer * inner).fill(7);
+        wasm.sumAxis(x, outer, n, inner, out);
+        expectSameBits(out, expected, `sumAxis outer=${outer} n=${n} inner=${inner}`);
+      }), { numRuns: 150 });
+    } finally {
+      setNativeLoops(previous);
+    }
+  });
+
   it("under the wasm backend the kernels take them for large float32 arrays, and outputs shifted over an input keep the loop", () => {
     // a fresh process: the backend is chosen once per process
     const source = `
@@ -1051,7 +1070,9 @@ describe.skipIf(!wasmLoopsAnyBackend())("the WebAssembly float32 loops (kernels/
         K.unary("relu", x.subarray(0, n), r);
         K.reluBackward(g.subarray(0, n), x.subarray(0, n), b);
         K.axpy(0.5, shifted, 0, shifted, 3, n); // y three elements after x in one array: reads what it wrote
-        return [y, r, b, shifted].map((a) => Array.from(a).join(",")).join(";");
+        const sums = new Float32Array(50);
+        K.sumAxis(x, 1, 100, 50, sums); // a bias gradient's column sums
+        return [y, r, b, shifted, sums].map((a) => Array.from(a).join(",")).join(";");
       };
       const compiled = run();
       const calls = wasmLoopsCalls();
@@ -1063,7 +1084,8 @@ describe.skipIf(!wasmLoopsAnyBackend())("the WebAssembly float32 loops (kernels/
       encoding: "utf8", env: { ...process.env, TAPEGRAD_BACKEND: "wasm" },
     });
     expect(child.status, child.stderr).toBe(0);
-    // axpy, relu and reluBackward went to WebAssembly; the shifted axpy and everything with the loops off did not
-    expect(JSON.parse(child.stdout)).toEqual({ backend: "wasm", same: true, calls: 3, callsOff: 0 });
+    // axpy, relu, reluBackward and sumAxis went to WebAssembly; the shifted axpy and everything with the loops
+    // off did not
+    expect(JSON.parse(child.stdout)).toEqual({ backend: "wasm", same: true, calls: 4, callsOff: 0 });
   });
 });

@@ -99,6 +99,30 @@ function pinnedOffset(be: WasmBackend, x: FloatArray, offset: number, span: numb
   return need <= MAX_BYTES && growMemory(be, need) ? at : -1;
 }
 
+export interface ChunkPlan {
+  chunks: number;
+  /** The first bigChunks chunks span chunkSize rows or columns each, the others tailSize (the last one may
+   *  end early, at the extent). */
+  chunkSize: number;
+  bigChunks: number;
+  tailSize: number;
+}
+
+/**
+ * How a split product's extent (C's columns, or rows) is cut: whole units, about CHUNK_WORK multiply-adds a
+ * chunk, and the last two chunks' worth in chunks of half that size, so the thread that runs out of work
+ * first waits at most about half a chunk for the other; null where the extent is less than two units.
+ */
+export function planChunks(extent: number, unit: number, work: number): ChunkPlan | null {
+  if (extent < 2 * unit) return null;
+  const want = Math.min(MAX_CHUNKS >> 1, Math.max(2, Math.round(work / CHUNK_WORK)));
+  const chunkSize = roundUp(Math.ceil(extent / want), unit);
+  const tailSize = Math.max(unit, roundUp(chunkSize / 2, unit));
+  if (tailSize >= chunkSize) return { chunks: Math.ceil(extent / chunkSize), chunkSize, bigChunks: Math.ceil(extent / chunkSize), tailSize };
+  const bigChunks = Math.max(0, Math.floor(extent / chunkSize) - 2);
+  return { chunks: bigChunks + Math.ceil((extent - bigChunks * chunkSize) / tailSize), chunkSize, bigChunks, tailSize };
+}
+
 function roundUp(x: number, multiple: number): number {
   return Math.ceil(x / multiple) * multiple;
 }
@@ -135,18 +159,8 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   // wide, so the threads never write the same line.
   const columnUnit = Math.max(nr, CACHE_LINE / bytes);
   const byRows = ctl !== null && n < 2 * columnUnit;
-  let chunks = 1;
-  let chunkSize = 0;
-  if (ctl) {
-    const unit = byRows ? mr : columnUnit;
-    const extent = byRows ? m : n;
-    if (extent >= 2 * unit) {
-      const want = Math.min(MAX_CHUNKS, Math.max(2, Math.round(work / CHUNK_WORK)));
-      chunkSize = roundUp(Math.ceil(extent / want), unit);
-      chunks = Math.ceil(extent / chunkSize);
-    }
-  }
-  if (chunks === 1) chunkSize = byRows ? mPad : nPad;
+  const plan = ctl ? planChunks(byRows ? m : n, byRows ? mr : columnUnit, work) : null;
+  const { chunks, chunkSize, bigChunks, tailSize } = plan ?? { chunks: 1, chunkSize: byRows ? mPad : nPad, bigChunks: 1, tailSize: 0 };
   const split = chunks > 1;
   // Raw storage spans, copied as they are (gaps of lda > cols included).
   const aSpan = (transA ? k - 1 : m - 1) * lda + (transA ? m : k);
@@ -181,7 +195,7 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   params[P.m] = m; params[P.n] = n; params[P.k] = k; params[P.lda] = lda; params[P.ldb] = ldb;
   params[P.rawA] = aPinned >= 0 ? aPinned : base + rawA;
   params[P.rawB] = bPinned >= 0 ? bPinned : base + rawB;
-  params[P.byRows] = byRows ? 1 : 0; params[P.chunkSize] = chunkSize; params[P.chunks] = chunks;
+  params[P.byRows] = byRows ? 1 : 0; params[P.chunkSize] = chunkSize; params[P.chunks] = chunks; params[P.bigChunks] = bigChunks; params[P.tailSize] = tailSize;
   params[P.cBase] = base + cBase; params[P.accumulate] = beta;
   params[P.full0] = base + full0; params[P.part0] = base + part0; params[P.full1] = base + full1; params[P.part1] = base + part1;
   const view: FloatArray = isF32 ? viewF32 : viewF64;

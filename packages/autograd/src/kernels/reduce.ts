@@ -5,6 +5,7 @@
 import type { FloatArray } from "../dtype.ts";
 import { expDouble, logDouble } from "./libm.ts";
 import { NATIVE_MIN_ELEMENTS, nativeLoops, sameArrayType } from "./native-loops.ts";
+import { wasmLoops } from "./wasm-loops.ts";
 
 /** out[o, i] = Σ_j x[o, j, i]. Accumulates in double precision. */
 export function sumAxis(x: FloatArray, outer: number, n: number, inner: number, out: FloatArray): void {
@@ -12,6 +13,13 @@ export function sumAxis(x: FloatArray, outer: number, n: number, inner: number, 
     const native = nativeLoops();
     if (native && sameArrayType(x, x, out)) {
       native.sumAxis(x, outer, n, inner, out);
+      return;
+    }
+  }
+  if (inner > 1 && n > 0) {
+    const wasm = wasmLoops(outer * n * inner, x, out);
+    if (wasm && x !== out) {
+      wasm.sumAxis(x as Float32Array, outer, n, inner, out as Float32Array);
       return;
     }
   }

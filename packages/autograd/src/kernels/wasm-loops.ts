@@ -16,9 +16,10 @@ export const WASM_LOOPS_MIN_ELEMENTS = 2048;
 
 interface LoopsExports {
   memory: WasmMemory;
-  axpyF32(alpha: number, x: number, y: number, pairs: number): void;
+  axpyF32(alpha: number, x: number, y: number, octets: number): void;
   reluF32(x: number, out: number, quads: number): void;
   reluBackwardF32(g: number, x: number, out: number, quads: number): void;
+  sumRowsF32(x: number, out: number, rows: number, rowBytes: number, blocks: number): void;
 }
 
 export interface WasmLoops {
@@ -28,6 +29,8 @@ export interface WasmLoops {
   relu(x: Float32Array, out: Float32Array): void;
   /** out = x <= 0 ? 0 : g, as elementwise.ts's reluBackward. */
   reluBackward(g: Float32Array, x: Float32Array, out: Float32Array): void;
+  /** out[o, i] = Σ_j x[o, j, i] in double, rounded once, as reduce.ts's sumAxis (inner > 1). */
+  sumAxis(x: Float32Array, outer: number, n: number, inner: number, out: Float32Array): void;
 }
 
 let instance: LoopsExports | null | undefined;
@@ -60,8 +63,8 @@ function memoryFor(e: LoopsExports, floats: number): Float32Array {
   return view;
 }
 
-/** Floats from `at` rounded up to whole 16-byte steps. */
-const padded = (n: number): number => (n + 3) & ~3;
+/** Floats rounded up to whole 32-byte steps (the longest loop step). */
+const padded = (n: number): number => (n + 7) & ~7;
 
 /** Copies `inputs` into consecutive spans of the module's memory (each `out.length` floats padded to whole
  *  steps), runs `loop` on them (its span in floats) and copies span `outSlot` back into `out`. */
@@ -69,6 +72,7 @@ function run(inputs: readonly Float32Array[], out: Float32Array, outSlot: number
   calls++;
   const e = instance!;
   const n = out.length, span = padded(n);
+  if (n === 0) return;
   const mem = memoryFor(e, Math.max(inputs.length, outSlot + 1) * span);
   for (let i = 0; i < inputs.length; i++) mem.set(inputs[i], i * span);
   loop(e, span);
@@ -76,9 +80,23 @@ function run(inputs: readonly Float32Array[], out: Float32Array, outSlot: number
 }
 
 const loops: WasmLoops = {
-  axpy: (alpha, x, y) => run([x, y], y, 1, (e, span) => e.axpyF32(alpha, 0, span * 4, (y.length + 1) >> 1)),
+  axpy: (alpha, x, y) => run([x, y], y, 1, (e, span) => e.axpyF32(alpha, 0, span * 4, span >> 3)),
   relu: (x, out) => run([x], out, 1, (e, span) => e.reluF32(0, span * 4, span >> 2)),
   reluBackward: (g, x, out) => run([g, x], out, 2, (e, span) => e.reluBackwardF32(0, span * 4, 2 * span * 4, span >> 2)),
+  sumAxis(x, outer, n, inner, out) {
+    calls++;
+    const e = instance!;
+    // x as it is, then 16 floats that the last block of the last row may read past it, then the sums, each
+    // outer's row padded to whole blocks of 16 (the padding lanes sum garbage and are never copied out)
+    const blocks = Math.ceil(inner / 16);
+    const sums = padded(outer * n * inner + 16);
+    const mem = memoryFor(e, sums + outer * blocks * 16);
+    mem.set(x.subarray(0, outer * n * inner), 0);
+    for (let o = 0; o < outer; o++) {
+      e.sumRowsF32(o * n * inner * 4, (sums + o * blocks * 16) * 4, n, inner * 4, blocks);
+      out.set(mem.subarray(sums + o * blocks * 16, sums + o * blocks * 16 + inner), o * inner);
+    }
+  },
 };
 
 /** The WebAssembly loops, loaded whatever the backend (tests compare them with the TypeScript loops), or null

@@ -50,8 +50,9 @@ export const JOB_PARAMS = {
   rawA: 8, rawB: 9,
   /** 1: chunks are ranges of rows (each thread packs all of B); 0: of columns (each packs all of A). */
   byRows: 10,
-  /** Rows or columns per chunk (whole tiles), and how many chunks. */
-  chunkSize: 11, chunks: 12,
+  /** Rows or columns per chunk (whole tiles), and how many chunks: the first `bigChunks` of chunkSize, the
+   *  others of tailSize (smaller, so that the thread that finishes first waits less for the other). */
+  chunkSize: 11, chunks: 12, bigChunks: 19, tailSize: 20,
   /** The padded C, mPad×nPad with row stride nPad. */
   cBase: 13,
   /** 1 when the padded C already holds C (beta 1): the first depth block accumulates onto it. */
@@ -60,7 +61,7 @@ export const JOB_PARAMS = {
   full0: 15, full1: 16,
   /** Each thread's region for its chunk's part of Bᵀ packed, one depth block (column chunks). */
   part0: 17, part1: 18,
-  COUNT: 19,
+  COUNT: 21,
 } as const;
 
 /** Bits of the job tag in the CLAIM slot (the low 12 bits count the chunks left). */
@@ -106,7 +107,7 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
   const transA = p[P.transA] === 1, transB = p[P.transB] === 1;
   const m = p[P.m], n = p[P.n], k = p[P.k], lda = p[P.lda], ldb = p[P.ldb];
   const rawA = p[P.rawA], rawB = p[P.rawB], byRows = p[P.byRows] === 1;
-  const chunkSize = p[P.chunkSize], chunks = p[P.chunks], cBase = p[P.cBase], accumulate = p[P.accumulate];
+  const chunkSize = p[P.chunkSize], chunks = p[P.chunks], bigChunks = p[P.bigChunks], tailSize = p[P.tailSize], cBase = p[P.cBase], accumulate = p[P.accumulate];
   const full = thread === 0 ? p[P.full0] : p[P.full1];
   const part = thread === 0 ? p[P.part0] : p[P.part1];
   const kernel = wasm[names.kernel] as BlockKernel;
@@ -138,21 +139,22 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
     if (Atomics.compareExchange(ctl, S.CLAIM, w, w - 1) !== w) continue;
     const chunk = chunks - left;
     try {
-      const start = chunk * chunkSize;
+      const size = chunk < bigChunks ? chunkSize : tailSize;
+      const start = chunk < bigChunks ? chunk * chunkSize : bigChunks * chunkSize + (chunk - bigChunks) * tailSize;
       if (byRows) {
         if (transB && !fullPacked) {
           // every chunk needs all of Bᵀ: packed once, all depth blocks, into this thread's region
           for (let p0 = 0; p0 < k; p0 += kcMax) packBT((rawB + p0) * bytes, ldb * bytes, nPad / nr, Math.min(kcMax, k - p0), (full + p0 * nPad) * bytes);
           fullPacked = true;
         }
-        const rowsPad = Math.ceil(Math.min(chunkSize, m - start) / mr) * mr;
+        const rowsPad = Math.ceil(Math.min(size, m - start) / mr) * mr;
         for (let p0 = 0; p0 < k; p0 += kcMax) {
           const kc = Math.min(kcMax, k - p0);
           if (transB) block(start, rowsPad, p0, kc, (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, 0, nPad);
           else block(start, rowsPad, p0, kc, (rawB + p0 * ldb) * bytes, ldb * bytes, nr * bytes, 0, nPad);
         }
       } else {
-        const colsPad = Math.ceil(Math.min(chunkSize, n - start) / nr) * nr;
+        const colsPad = Math.ceil(Math.min(size, n - start) / nr) * nr;
         const mPad = Math.ceil(m / mr) * mr;
         for (let p0 = 0; p0 < k; p0 += kcMax) {
           const kc = Math.min(kcMax, k - p0);

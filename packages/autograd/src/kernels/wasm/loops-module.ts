@@ -4,12 +4,16 @@ import { encodeModule, op, type FunctionDef, type ValType } from "./encoder.ts";
  * WebAssembly SIMD versions of the float32 elementwise loops a training step runs on large arrays, generated
  * as bytecode. They compute what the TypeScript loops of elementwise.ts compute, bit for bit:
  *
- * `axpyF32(alpha, x, y, pairs)`: y[i] = float(double(y[i]) + alpha * double(x[i])), two elements a step
- *   (the TypeScript loop's double arithmetic: promote, multiply, add, round to float once).
+ * `axpyF32(alpha, x, y, octets)`: y[i] = float(double(y[i]) + alpha * double(x[i])), eight elements a step
+ *   (the TypeScript loop's double arithmetic: promote, multiply, add, round to float once; two lanes of
+ *   double per float32x4 half).
  * `reluF32(x, out, quads)`: out[i] = x[i] where x[i] > 0 or x[i] is NaN (its bits kept), else +0.
  * `reluBackwardF32(g, x, out, quads)`: out[i] = g[i] (its bits) unless x[i] <= 0, then +0.
+ * `sumRowsF32(x, out, rows, rowBytes, blocks)`: out[c] = float(Σ_r double(x[r][c])) for the columns of
+ *   `blocks` blocks of 16, each column's rows added in order from +0 in double (reduce.ts's sumAxis): eight
+ *   f64x2 accumulators a block, rows `rowBytes` apart.
  *
- * Addresses are in bytes; counts are of steps (two or four elements): the caller pads the last step, whose
+ * Addresses are in bytes; counts are of steps (four or eight elements): the caller pads the last step, whose
  * extra lanes compute garbage in the module's own memory and are never copied out.
  */
 
@@ -31,6 +35,10 @@ const simd = {
   demoteZero: (): number[] => op.simd(0x5e),
   f64x2Add: (): number[] => op.simd(0xf0),
   f64x2Mul: (): number[] => op.simd(0xf2),
+  /** Moves the high two float32 lanes down (i8x16.shuffle of bytes 8..15, twice). */
+  highToLow: (): number[] => op.simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15),
+  /** The low halves of two vectors side by side (bytes 0..7 of the first, then 0..7 of the second). */
+  lowHalves: (): number[] => op.simd(0x0d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
 };
 
 const advance = (local: number, bytes: number): number[] => [
@@ -42,20 +50,31 @@ const countDown = (local: number): number[] => [
 ];
 
 function axpyF32(): FunctionDef {
-  const [alpha, x, y, pairs, alphas] = [0, 1, 2, 3, 4];
+  const [alpha, x, y, octets, alphas, vx, vy] = [0, 1, 2, 3, 4, 5, 6];
+  /** y's four floats at `offset` = float(double(y) + alpha * double(x)): the low and the high pair promoted
+   *  apart, then the two rounded pairs side by side. */
+  const quad = (offset: number): number[] => [
+    ...op.localGet(y),
+    ...op.localGet(x), ...simd.load(offset), ...op.localSet(vx),
+    ...op.localGet(y), ...simd.load(offset), ...op.localSet(vy),
+    ...op.localGet(vy), ...simd.promoteLow(),
+    ...op.localGet(alphas), ...op.localGet(vx), ...simd.promoteLow(), ...simd.f64x2Mul(),
+    ...simd.f64x2Add(), ...simd.demoteZero(),
+    ...op.localGet(vy), ...op.localGet(vy), ...simd.highToLow(), ...simd.promoteLow(),
+    ...op.localGet(alphas), ...op.localGet(vx), ...op.localGet(vx), ...simd.highToLow(), ...simd.promoteLow(), ...simd.f64x2Mul(),
+    ...simd.f64x2Add(), ...simd.demoteZero(),
+    ...simd.lowHalves(),
+    ...simd.store(offset),
+  ];
   const body = [
     ...op.localGet(alpha), ...simd.f64x2Splat(), ...op.localSet(alphas),
     ...op.loop(),
-    ...op.localGet(y),
-    ...op.localGet(y), ...simd.load64Zero(0), ...simd.promoteLow(),
-    ...op.localGet(alphas), ...op.localGet(x), ...simd.load64Zero(0), ...simd.promoteLow(), ...simd.f64x2Mul(),
-    ...simd.f64x2Add(), ...simd.demoteZero(),
-    ...simd.store64Lane0(0),
-    ...advance(x, 8), ...advance(y, 8),
-    ...countDown(pairs),
+    ...quad(0), ...quad(16),
+    ...advance(x, 32), ...advance(y, 32),
+    ...countDown(octets),
     ...op.end(),
   ];
-  return { name: "axpyF32", params: [f64, i32, i32, i32], locals: [v128], body };
+  return { name: "axpyF32", params: [f64, i32, i32, i32], locals: [v128, v128, v128], body };
 }
 
 /** out = a where the mask of x (not x <= 0: positive or NaN) is set, else +0, four lanes a step. */
@@ -79,7 +98,40 @@ function maskedF32(name: string, withGradient: boolean): FunctionDef {
   return { name, params, locals: [v128], body };
 }
 
+function sumRowsF32(): FunctionDef {
+  const [x, out, rows, rowBytes, blocks] = [0, 1, 2, 3, 4];
+  const [ptr, r, v] = [5, 6, 7];
+  const acc = (i: number): number => 8 + i;
+  const zero = acc(8);
+  const body: number[] = [...op.loop()];
+  for (let i = 0; i < 8; i++) body.push(...op.localGet(zero), ...op.localSet(acc(i)));
+  body.push(...op.localGet(x), ...op.localSet(ptr), ...op.localGet(rows), ...op.localSet(r), ...op.loop());
+  for (let q = 0; q < 4; q++) {
+    body.push(
+      ...op.localGet(ptr), ...simd.load(16 * q), ...op.localSet(v),
+      ...op.localGet(acc(2 * q)), ...op.localGet(v), ...simd.promoteLow(), ...simd.f64x2Add(), ...op.localSet(acc(2 * q)),
+      ...op.localGet(acc(2 * q + 1)), ...op.localGet(v), ...op.localGet(v), ...simd.highToLow(), ...simd.promoteLow(),
+      ...simd.f64x2Add(), ...op.localSet(acc(2 * q + 1)),
+    );
+  }
+  body.push(
+    ...op.localGet(ptr), ...op.localGet(rowBytes), ...op.i32Add(), ...op.localSet(ptr),
+    ...countDown(r),
+    ...op.end(),
+  );
+  for (let q = 0; q < 4; q++) {
+    body.push(
+      ...op.localGet(out),
+      ...op.localGet(acc(2 * q)), ...simd.demoteZero(), ...op.localGet(acc(2 * q + 1)), ...simd.demoteZero(), ...simd.lowHalves(),
+      ...simd.store(16 * q),
+    );
+  }
+  body.push(...advance(x, 64), ...advance(out, 64), ...countDown(blocks), ...op.end());
+  // the v128 local `zero` is never written: WebAssembly zero-initialises locals
+  return { name: "sumRowsF32", params: [i32, i32, i32, i32, i32], locals: [i32, i32, v128, ...new Array<ValType>(9).fill(v128)], body };
+}
+
 /** Bytes of the module exporting `memory` (its own, not shared) and the loops. */
 export function loopsModuleBytes(): Uint8Array {
-  return encodeModule([axpyF32(), maskedF32("reluF32", false), maskedF32("reluBackwardF32", true)], 1);
+  return encodeModule([axpyF32(), maskedF32("reluF32", false), maskedF32("reluBackwardF32", true), sumRowsF32()], 1);
 }
