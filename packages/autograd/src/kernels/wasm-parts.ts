@@ -16,31 +16,33 @@
  * imports them.
  */
 
-/** Slots of the Int32 control array (its own SharedArrayBuffer) that the caller and the helper share. */
+/** Slots of the Int32 control array (its own SharedArrayBuffer) that the caller and the helper share. The
+ *  slots one thread polls while the other writes (SEQ; CLAIM; DONE) each have a cache line of their own, so
+ *  a store to one does not take the line another thread is spinning on. */
 export const SLOTS = {
-  /** Bumped by the caller for every posted job. */
+  /** Bumped by the caller for every posted job (the helper polls it). */
   SEQ: 0,
   /** (job tag << 12) | chunks not yet claimed; claimed by compare-and-swap. */
-  CLAIM: 1,
-  /** Chunks of the current job finished, by either thread. */
-  DONE: 2,
+  CLAIM: 16,
+  /** Chunks of the current job finished, by either thread (the caller polls it). */
+  DONE: 32,
   /** 1 once the helper instantiated the module. */
-  READY: 3,
+  READY: 48,
   /** 1 after the helper threw. */
-  FAILED: 4,
-  /** Chunks the helper computed (statistics). */
-  HELPER_CHUNKS: 5,
-  /** Jobs in which the helper computed at least one chunk (statistics). */
-  HELPER_JOBS: 6,
+  FAILED: 49,
   /** 1 while the helper sleeps in Atomics.wait for a job (the caller only wakes it then). */
-  ASLEEP: 7,
+  ASLEEP: 50,
   /** 1 while the caller sleeps waiting for the helper's last chunk (DONE). */
-  CALLER_WAIT: 8,
+  CALLER_WAIT: 51,
+  /** Chunks the helper computed (statistics). */
+  HELPER_CHUNKS: 64,
+  /** Jobs in which the helper computed at least one chunk (statistics). */
+  HELPER_JOBS: 65,
   /** Jobs posted while the helper slept, which the caller had to wake it for (statistics). */
-  WAKES: 9,
+  WAKES: 66,
   /** First of the job's parameters (JOB_PARAMS). */
-  PARAMS: 16,
-  COUNT: 48,
+  PARAMS: 80,
+  COUNT: 112,
 } as const;
 
 /** Indices of a job's parameters; all are int32, offsets are in elements of the product's type. */

@@ -302,7 +302,8 @@ export function readyHelper(be: WasmBackend): Int32Array | null {
  * helper can take the caller's core and then wait for operands the caller cannot copy.
  */
 export function postJob(ctl: Int32Array, params: ArrayLike<number>, chunks: number): number {
-  for (let i = 0; i < JOB_PARAMS.COUNT; i++) Atomics.store(ctl, SLOTS.PARAMS + i, params[i]);
+  // plain stores: the atomic store of SEQ below publishes them to the helper, which reads them after it
+  for (let i = 0; i < JOB_PARAMS.COUNT; i++) ctl[SLOTS.PARAMS + i] = params[i];
   Atomics.store(ctl, SLOTS.DONE, 0);
   const seq = (Atomics.load(ctl, SLOTS.SEQ) + 1) | 0;
   Atomics.store(ctl, SLOTS.CLAIM, ((seq & TAG_MASK) << 12) | chunks);

@@ -21,7 +21,7 @@ async function time(tool: string, backend: string, runner: EpochRunner, request:
   for (let i = 0; i < request.epochs; i++) {
     post({ type: "progress", text: `${tool}: timed epoch ${i + 1} of ${request.epochs}` });
     await new Promise((resolve) => setTimeout(resolve, 0));
-    const helperBefore = wasmHelperStats().parts;
+    const helperBefore = wasmHelperStats();
     if (profiling) wasmGemmProfile(true);
     const started = performance.now();
     finalLoss = runner.run();
@@ -31,7 +31,8 @@ async function time(tool: string, backend: string, runner: EpochRunner, request:
       const p = wasmGemmProfile(false);
       const round = (x: number): number => Math.round(x * 10) / 10;
       const entries = Object.entries({ wall: ms, ...p, ...runner.phases, restOutsideGemm: ms - (p?.ms ?? 0) });
-      profiles.push({ ...Object.fromEntries(entries.map(([k, v]) => [k, round(v)])), helperChunks: wasmHelperStats().parts - helperBefore });
+      profiles.push({ ...Object.fromEntries(entries.map(([k, v]) => [k, round(v)])), helperChunks: wasmHelperStats().parts - helperBefore.parts,
+        helperWakes: wasmHelperStats().wakes - helperBefore.wakes });
     }
   }
   runner.dispose();
