@@ -16,7 +16,7 @@ export const WASM_LOOPS_MIN_ELEMENTS = 2048;
 
 interface LoopsExports {
   memory: WasmMemory;
-  axpyF32(alpha: number, x: number, y: number, octets: number): void;
+  axpyF32(alpha: number, x: number, y: number, pairs: number): void;
   reluF32(x: number, out: number, quads: number): void;
   reluBackwardF32(g: number, x: number, out: number, quads: number): void;
   sumRowsF32(x: number, out: number, rows: number, rowBytes: number, blocks: number): void;
@@ -63,8 +63,8 @@ function memoryFor(e: LoopsExports, floats: number): Float32Array {
   return view;
 }
 
-/** Floats rounded up to whole 32-byte steps (the longest loop step). */
-const padded = (n: number): number => (n + 7) & ~7;
+/** Floats rounded up to whole 16-byte steps. */
+const padded = (n: number): number => (n + 3) & ~3;
 
 /** Copies `inputs` into consecutive spans of the module's memory (each `out.length` floats padded to whole
  *  steps), runs `loop` on them (its span in floats) and copies span `outSlot` back into `out`. */
@@ -80,7 +80,7 @@ function run(inputs: readonly Float32Array[], out: Float32Array, outSlot: number
 }
 
 const loops: WasmLoops = {
-  axpy: (alpha, x, y) => run([x, y], y, 1, (e, span) => e.axpyF32(alpha, 0, span * 4, span >> 3)),
+  axpy: (alpha, x, y) => run([x, y], y, 1, (e, span) => e.axpyF32(alpha, 0, span * 4, (y.length + 1) >> 1)),
   relu: (x, out) => run([x], out, 1, (e, span) => e.reluF32(0, span * 4, span >> 2)),
   reluBackward: (g, x, out) => run([g, x], out, 2, (e, span) => e.reluBackwardF32(0, span * 4, 2 * span * 4, span >> 2)),
   sumAxis(x, outer, n, inner, out) {

@@ -169,14 +169,17 @@ export async function initWasmThreads(options: InitWasmThreadsOptions = {}): Pro
  *  the helper computed, `jobs` products it took part in (in the others the caller computed every chunk),
  *  `wakes` products posted while it slept (it polls for the next job for TAPEGRAD_HELPER_SPIN_US after each
  *  one, 1 ms by default). */
-export function wasmHelperStats(): { ready: boolean; posted: number; parts: number; jobs: number; wakes: number } {
-  if (!helper) return { ready: false, posted: 0, parts: 0, jobs: 0, wakes: 0 };
+export function wasmHelperStats(): { ready: boolean; posted: number; parts: number; jobs: number; wakes: number; callerSleeps: number } {
+  if (!helper) return { ready: false, posted: 0, parts: 0, jobs: 0, wakes: 0, callerSleeps };
   const c = helper.control;
   return {
     ready: helper.state === "ready", posted: Atomics.load(c, SLOTS.SEQ), parts: Atomics.load(c, SLOTS.HELPER_CHUNKS),
-    jobs: Atomics.load(c, SLOTS.HELPER_JOBS), wakes: Atomics.load(c, SLOTS.WAKES),
+    jobs: Atomics.load(c, SLOTS.HELPER_JOBS), wakes: Atomics.load(c, SLOTS.WAKES), callerSleeps,
   };
 }
+
+/** Times the caller went to sleep waiting for the helper's last chunk (finishJob). */
+let callerSleeps = 0;
 
 function fail(h: Helper, why: string): void {
   if (h.state === "failed") return;
@@ -343,7 +346,10 @@ export function finishJob(ctl: Int32Array, chunks: number): boolean {
     if (++spins < 16384) continue;
     if (canBlock()) {
       Atomics.store(ctl, SLOTS.CALLER_WAIT, 1);
-      if (Atomics.load(ctl, SLOTS.DONE) === done) Atomics.wait(ctl, SLOTS.DONE, done, 1);
+      if (Atomics.load(ctl, SLOTS.DONE) === done) {
+        callerSleeps++;
+        Atomics.wait(ctl, SLOTS.DONE, done, 1);
+      }
       Atomics.store(ctl, SLOTS.CALLER_WAIT, 0);
     }
     if ((spins & 0xff) !== 0) continue;

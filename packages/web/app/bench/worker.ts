@@ -32,7 +32,7 @@ async function time(tool: string, backend: string, runner: EpochRunner, request:
       const round = (x: number): number => Math.round(x * 10) / 10;
       const entries = Object.entries({ wall: ms, ...p, ...runner.phases, restOutsideGemm: ms - (p?.ms ?? 0) });
       profiles.push({ ...Object.fromEntries(entries.map(([k, v]) => [k, round(v)])), helperChunks: wasmHelperStats().parts - helperBefore.parts,
-        helperWakes: wasmHelperStats().wakes - helperBefore.wakes });
+        helperWakes: wasmHelperStats().wakes - helperBefore.wakes, callerSleeps: wasmHelperStats().callerSleeps - helperBefore.callerSleeps });
     }
   }
   runner.dispose();

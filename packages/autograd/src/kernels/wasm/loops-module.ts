@@ -4,16 +4,15 @@ import { encodeModule, op, type FunctionDef, type ValType } from "./encoder.ts";
  * WebAssembly SIMD versions of the float32 elementwise loops a training step runs on large arrays, generated
  * as bytecode. They compute what the TypeScript loops of elementwise.ts compute, bit for bit:
  *
- * `axpyF32(alpha, x, y, octets)`: y[i] = float(double(y[i]) + alpha * double(x[i])), eight elements a step
- *   (the TypeScript loop's double arithmetic: promote, multiply, add, round to float once; two lanes of
- *   double per float32x4 half).
+ * `axpyF32(alpha, x, y, pairs)`: y[i] = float(double(y[i]) + alpha * double(x[i])), two elements a step
+ *   (the TypeScript loop's double arithmetic: promote, multiply, add, round to float once).
  * `reluF32(x, out, quads)`: out[i] = x[i] where x[i] > 0 or x[i] is NaN (its bits kept), else +0.
  * `reluBackwardF32(g, x, out, quads)`: out[i] = g[i] (its bits) unless x[i] <= 0, then +0.
  * `sumRowsF32(x, out, rows, rowBytes, blocks)`: out[c] = float(Σ_r double(x[r][c])) for the columns of
  *   `blocks` blocks of 16, each column's rows added in order from +0 in double (reduce.ts's sumAxis): eight
  *   f64x2 accumulators a block, rows `rowBytes` apart.
  *
- * Addresses are in bytes; counts are of steps (four or eight elements): the caller pads the last step, whose
+ * Addresses are in bytes; counts are of steps (two or four elements): the caller pads the last step, whose
  * extra lanes compute garbage in the module's own memory and are never copied out.
  */
 
@@ -50,31 +49,20 @@ const countDown = (local: number): number[] => [
 ];
 
 function axpyF32(): FunctionDef {
-  const [alpha, x, y, octets, alphas, vx, vy] = [0, 1, 2, 3, 4, 5, 6];
-  /** y's four floats at `offset` = float(double(y) + alpha * double(x)): the low and the high pair promoted
-   *  apart, then the two rounded pairs side by side. */
-  const quad = (offset: number): number[] => [
-    ...op.localGet(y),
-    ...op.localGet(x), ...simd.load(offset), ...op.localSet(vx),
-    ...op.localGet(y), ...simd.load(offset), ...op.localSet(vy),
-    ...op.localGet(vy), ...simd.promoteLow(),
-    ...op.localGet(alphas), ...op.localGet(vx), ...simd.promoteLow(), ...simd.f64x2Mul(),
-    ...simd.f64x2Add(), ...simd.demoteZero(),
-    ...op.localGet(vy), ...op.localGet(vy), ...simd.highToLow(), ...simd.promoteLow(),
-    ...op.localGet(alphas), ...op.localGet(vx), ...op.localGet(vx), ...simd.highToLow(), ...simd.promoteLow(), ...simd.f64x2Mul(),
-    ...simd.f64x2Add(), ...simd.demoteZero(),
-    ...simd.lowHalves(),
-    ...simd.store(offset),
-  ];
+  const [alpha, x, y, pairs, alphas] = [0, 1, 2, 3, 4];
   const body = [
     ...op.localGet(alpha), ...simd.f64x2Splat(), ...op.localSet(alphas),
     ...op.loop(),
-    ...quad(0), ...quad(16),
-    ...advance(x, 32), ...advance(y, 32),
-    ...countDown(octets),
+    ...op.localGet(y),
+    ...op.localGet(y), ...simd.load64Zero(0), ...simd.promoteLow(),
+    ...op.localGet(alphas), ...op.localGet(x), ...simd.load64Zero(0), ...simd.promoteLow(), ...simd.f64x2Mul(),
+    ...simd.f64x2Add(), ...simd.demoteZero(),
+    ...simd.store64Lane0(0),
+    ...advance(x, 8), ...advance(y, 8),
+    ...countDown(pairs),
     ...op.end(),
   ];
-  return { name: "axpyF32", params: [f64, i32, i32, i32], locals: [v128, v128, v128], body };
+  return { name: "axpyF32", params: [f64, i32, i32, i32], locals: [v128], body };
 }
 
 /** out = a where the mask of x (not x <= 0: positive or NaN) is set, else +0, four lanes a step. */
