@@ -168,7 +168,8 @@ export async function initWasmThreads(options: InitWasmThreadsOptions = {}): Pro
 /** Parts posted to the helper worker and what it did with them: `posted` products split, `parts` chunks
  *  the helper computed, `jobs` products it took part in (in the others the caller computed every chunk),
  *  `wakes` products posted while it slept (it polls for the next job for TAPEGRAD_HELPER_SPIN_US after each
- *  one, 1 ms by default). */
+ *  one, 1 ms by default), `callerSleeps` the times the calling thread slept waiting for the helper's last
+ *  chunk (it spins first). */
 export function wasmHelperStats(): { ready: boolean; posted: number; parts: number; jobs: number; wakes: number; callerSleeps: number } {
   if (!helper) return { ready: false, posted: 0, parts: 0, jobs: 0, wakes: 0, callerSleeps };
   const c = helper.control;
