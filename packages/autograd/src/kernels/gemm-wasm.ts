@@ -118,7 +118,11 @@ export function planChunks(extent: number, unit: number, work: number): ChunkPla
   const want = Math.min(MAX_CHUNKS >> 1, Math.max(2, Math.round(work / CHUNK_WORK)));
   const chunkSize = roundUp(Math.ceil(extent / want), unit);
   const tailSize = Math.max(unit, roundUp(chunkSize / 2, unit));
-  if (tailSize >= chunkSize) return { chunks: Math.ceil(extent / chunkSize), chunkSize, bigChunks: Math.ceil(extent / chunkSize), tailSize };
+  if (tailSize >= chunkSize) {
+    // chunks of one unit already: all of the same size
+    const chunks = Math.ceil(extent / chunkSize);
+    return { chunks, chunkSize, bigChunks: chunks, tailSize };
+  }
   const bigChunks = Math.max(0, Math.floor(extent / chunkSize) - 2);
   return { chunks: bigChunks + Math.ceil((extent - bigChunks * chunkSize) / tailSize), chunkSize, bigChunks, tailSize };
 }

@@ -93,8 +93,9 @@ const loops: WasmLoops = {
     const mem = memoryFor(e, sums + outer * blocks * 16);
     mem.set(x.subarray(0, outer * n * inner), 0);
     for (let o = 0; o < outer; o++) {
-      e.sumRowsF32(o * n * inner * 4, (sums + o * blocks * 16) * 4, n, inner * 4, blocks);
-      out.set(mem.subarray(sums + o * blocks * 16, sums + o * blocks * 16 + inner), o * inner);
+      const at = sums + o * blocks * 16;
+      e.sumRowsF32(o * n * inner * 4, at * 4, n, inner * 4, blocks);
+      out.set(mem.subarray(at, at + inner), o * inner);
     }
   },
 };

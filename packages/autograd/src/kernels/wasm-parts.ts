@@ -50,7 +50,8 @@ export const JOB_PARAMS = {
   f64: 0, transA: 1, transB: 2, m: 3, n: 4, k: 5, lda: 6, ldb: 7,
   /** Raw copies of A and B, as stored (their row strides lda, ldb). */
   rawA: 8, rawB: 9,
-  /** 1: chunks are ranges of rows (each thread packs all of B); 0: of columns (each packs all of A). */
+  /** 1: chunks are ranges of rows (each thread packs all of a transposed B); 0: of columns (each packs its
+   *  chunk's part of a transposed B). A, and B stored k×n, are read in place either way. */
   byRows: 10,
   /** Rows or columns per chunk (whole tiles), and how many chunks: the first `bigChunks` of chunkSize, the
    *  others of tailSize (smaller, so that the thread that finishes first waits less for the other). */
@@ -117,6 +118,7 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
   const packBT = wasm[names.packBT] as Packer;
   const kcMax = cfg.kc;
   const mcBlock = Math.floor(cfg.mc / mr) * mr;
+  const mPad = Math.ceil(m / mr) * mr;
   const nPad = Math.ceil(n / nr) * nr;
   /** Runs the kernel on rows [r0, r0 + rows) (whole strips) of a depth block from p0, B's strips at bAt. */
   const block = (r0: number, rows: number, p0: number, kc: number, bAt: number, bRow: number, bStrip: number, col0: number, cols: number): void => {
@@ -157,7 +159,6 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
         }
       } else {
         const colsPad = Math.ceil(Math.min(size, n - start) / nr) * nr;
-        const mPad = Math.ceil(m / mr) * mr;
         for (let p0 = 0; p0 < k; p0 += kcMax) {
           const kc = Math.min(kcMax, k - p0);
           if (transB) {
