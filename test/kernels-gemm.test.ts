@@ -10,7 +10,10 @@ import {
   nativeGemmTiles, nativeHelperStats,
   initWasmThreads, wasmGemmAvailable, wasmGemmThreads, wasmHelperStats, wasmThreadingInfo, type FloatArray,
 } from "../packages/autograd/src/kernels/gemm.ts";
-import { planChunks } from "../packages/autograd/src/kernels/gemm-wasm.ts";
+import { axpyPinned, planChunks } from "../packages/autograd/src/kernels/gemm-wasm.ts";
+import { chunkSpan, JOB_PARAMS, MAX_CHUNKS, runJob, SLOTS, TAG_MASK } from "../packages/autograd/src/kernels/wasm-parts.ts";
+import { loadWasmBackend } from "../packages/autograd/src/kernels/wasm-backend.ts";
+import { pinArray } from "../packages/autograd/src/kernels/wasm-heap.ts";
 
 type Gemm = typeof gemmReference;
 type FloatArrayConstructor = Float32ArrayConstructor | Float64ArrayConstructor;
@@ -76,31 +79,33 @@ const caseArbitrary = (maxRows: number, maxDepth: number): fc.Arbitrary<Case> =>
 const flagCombos = [[false, false], [true, false], [false, true], [true, true]] as const;
 
 describe.skipIf(!wasmGemmAvailable())("gemmWasm on two threads", () => {
-  it("planChunks tiles the extent with whole units, large chunks first and the last ones at most as large", () => {
+  it("planChunks tiles the extent with whole units, large chunks at both ends and smaller ones between", () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 5000 }), fc.constantFrom(4, 8, 16), fc.integer({ min: 1, max: 2 ** 26 }), (extent, unit, work) => {
       const plan = planChunks(extent, unit, work);
       if (extent < 2 * unit) {
         expect(plan).toBeNull();
         return;
       }
-      const { chunks, chunkSize, bigChunks, tailSize } = plan!;
+      const { chunks, chunkSize, bigFront, bigBack, backStart, tailSize } = plan!;
       expect(chunks).toBeGreaterThanOrEqual(2);
+      expect(chunks).toBeLessThanOrEqual(MAX_CHUNKS);
       let end = 0;
       for (let c = 0; c < chunks; c++) {
-        // the rule runJob applies (wasm-parts.ts): bigChunks chunks of chunkSize, then chunks of tailSize
-        const start = c < bigChunks ? c * chunkSize : bigChunks * chunkSize + (c - bigChunks) * tailSize;
-        const size = c < bigChunks ? chunkSize : tailSize;
+        // the rule runJob applies (wasm-parts.ts)
+        const [start, size] = chunkSpan(c, chunks, chunkSize, bigFront, bigBack, backStart, tailSize);
         expect(start).toBe(end);
         expect(start % unit).toBe(0);
         expect(start).toBeLessThan(extent);
+        expect(size).toBeGreaterThan(0);
+        expect(size).toBeLessThanOrEqual(c < bigFront || c >= chunks - bigBack ? chunkSize : tailSize);
         end = Math.min(extent, start + size);
       }
       expect(end).toBe(extent);
       expect(tailSize % unit).toBe(0);
       expect(tailSize).toBeLessThanOrEqual(chunkSize);
     }), { numRuns: 500 });
-    // the MLP's forward product (C 128 × 128, 16-column units): two chunks of 32 columns, then four of 16
-    expect(planChunks(128, 16, 128 * 128 * 784)).toEqual({ chunks: 6, chunkSize: 32, bigChunks: 2, tailSize: 16 });
+    // the MLP's forward product (C 128 × 128, 16-column units): 32 columns at each end, four chunks of 16 between
+    expect(planChunks(128, 16, 128 * 128 * 784)).toEqual({ chunks: 6, chunkSize: 32, bigFront: 1, bigBack: 1, backStart: 96, tailSize: 16 });
   });
 
   it("gemmWasm: a helper worker computes part of large products, with the same bits as one thread", async () => {
@@ -138,6 +143,95 @@ describe.skipIf(!wasmGemmAvailable())("gemmWasm on two threads", () => {
     } finally {
       wasmGemmThreads(previous);
     }
+  });
+
+  it("gemmWasm writes a pinned C in place, split by rows or columns, with the same bits as an unpinned C on one thread", async () => {
+    const previous = wasmGemmThreads(2);
+    try {
+      await initWasmThreads();
+      // the MLP's weight gradient (gᵀ @ x, x pinned: rows), its forward product (columns), a C of whole
+      // tiles fed by copied operands, and shapes that are not whole tiles (C copied back as usual)
+      const cases: [boolean, boolean, number, number, number, boolean][] = [
+        [true, false, 128, 784, 128, true], [false, true, 128, 128, 784, true], [false, false, 64, 256, 200, false],
+        [true, false, 66, 784, 128, true], [false, false, 128, 130, 99, false],
+      ];
+      for (const [transA, transB, m, n, k, pinB] of cases) {
+        for (const beta of [0, 1] as const) {
+          const a = filled(Float32Array, m * k, m + k) as Float32Array;
+          const bValues = filled(Float32Array, k * n, n + k) as Float32Array;
+          const start = filled(Float32Array, m * n, m + n) as Float32Array;
+          const b = pinB ? pinArray("float32", k * n)! : new Float32Array(k * n);
+          b.set(bValues);
+          const c = pinArray("float32", m * n);
+          if (!c || !b) return; // no shared WebAssembly memory here
+          c.set(start);
+          const [lda, ldb] = [transA ? m : k, transB ? k : n];
+          wasmGemmThreads(2);
+          gemmWasm(transA, transB, m, n, k, a, 0, lda, b, 0, ldb, c, 0, n, beta);
+          const expected = start.slice();
+          wasmGemmThreads(1);
+          gemmWasm(transA, transB, m, n, k, a, 0, lda, bValues, 0, ldb, expected, 0, n, beta);
+          for (let i = 0; i < m * n; i++) {
+            if (!Object.is(c[i], expected[i])) expect.fail(`C[${i}] = ${c[i]}, expected ${expected[i]} (${transA} ${transB} ${m}×${n}×${k} beta ${beta})`);
+          }
+        }
+      }
+    } finally {
+      wasmGemmThreads(previous);
+    }
+  });
+
+  it("axpyPinned: y += alpha·x on pinned float32 arrays, split with the helper, the same bits as the TypeScript loop", async () => {
+    const previous = wasmGemmThreads(2);
+    try {
+      await initWasmThreads();
+      const before = wasmHelperStats().parts;
+      for (const n of [1025, 4097, 70_001, 100_352]) {
+        const xs = filled(Float32Array, n + 8, n) as Float32Array, ys = filled(Float32Array, n + 8, n + 1) as Float32Array;
+        xs[5] = NaN; ys[6] = Infinity; xs[7] = -0; ys[7] = 0; ys[8] = 1e-42;
+        const x = pinArray("float32", n + 8), y = pinArray("float32", n + 8);
+        if (!x || !y) return; // no shared WebAssembly memory here
+        x.set(xs);
+        y.set(ys);
+        const alpha = -0.1;
+        expect(axpyPinned(alpha, x, 3, y, 5, n)).toBe(true);
+        for (let i = 0; i < n; i++) ys[5 + i] += alpha * xs[3 + i];
+        for (let i = 0; i < n + 8; i++) if (!Object.is(y[i], ys[i])) expect.fail(`n = ${n}: y[${i}] = ${y[i]}, expected ${ys[i]}`);
+      }
+      if (wasmGemmThreads() === 2) expect(wasmHelperStats().parts).toBeGreaterThan(before);
+      // arrays that are not pinned, short ones (1 KiB: not checked for pinning), or arrays that overlap at a
+      // shift are left to the TypeScript loop
+      const short = pinArray("float32", 256);
+      if (short) expect(axpyPinned(1, short, 0, short, 0, 256)).toBe(false);
+      expect(axpyPinned(1, new Float32Array(5000), 0, new Float32Array(5000), 0, 5000)).toBe(false);
+      const shared = pinArray("float32", 10_000);
+      if (shared) expect(axpyPinned(1, shared, 0, shared, 1, 5000)).toBe(false);
+    } finally {
+      wasmGemmThreads(previous);
+    }
+  });
+
+  it("runJob: a helper whose claim belongs to a later job with the same 7-bit tag reloads that job's parameters", () => {
+    const be = loadWasmBackend();
+    const x = pinArray("float32", 64), y = pinArray("float32", 64);
+    if (!be || !x || !y) return; // no shared WebAssembly memory here
+    x.set(filled(Float32Array, 64, 1));
+    y.set(filled(Float32Array, 64, 2));
+    const expected = y.slice();
+    for (let i = 0; i < 64; i++) expected[i] += 0.5 * x[i];
+    const ctl = new Int32Array(new SharedArrayBuffer(SLOTS.COUNT * 4));
+    const bits = new Int32Array(new Float64Array([0.5]).buffer);
+    const job: Record<string, number> = { kind: 1, rawA: x.byteOffset / 4, rawB: y.byteOffset / 4, n: 64, alphaLo: bits[0], alphaHi: bits[1],
+      chunkSize: 32, chunks: 2, tailSize: 32, bigFront: 0, bigBack: 0, backStart: 64 };
+    for (const [name, value] of Object.entries(job)) ctl[SLOTS.PARAMS + JOB_PARAMS[name as keyof typeof JOB_PARAMS]] = value;
+    ctl[SLOTS.SEQ] = 130;
+    ctl[SLOTS.CLAIM] = ((130 & TAG_MASK) << 24) | 2;
+    // the helper read job 2's parameters (a product) and claims from job 130, whose tag is the same
+    const stale = new Array<number>(JOB_PARAMS.COUNT).fill(0);
+    stale[JOB_PARAMS.m] = 1 << 20;
+    expect(runJob(be.exports, be.config, ctl, stale, 1, 2, SLOTS, JOB_PARAMS)).toBe(2);
+    expect(Array.from(y)).toEqual(Array.from(expected));
+    expect(ctl[SLOTS.DONE]).toBe(2);
   });
 
   it("initWasmThreads: resolves once the helper is up, and wasmThreadingInfo gives the count and its reason", async () => {

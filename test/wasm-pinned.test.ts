@@ -221,6 +221,52 @@ describe("pinMemory", () => {
     expect(out.keptByView).toBe(out.grew);
   });
 
+  it.skipIf(!canPin)("Module.pinMemory: SGD on pinned weights (gradients pinned, written in place, updated on both threads) gives the same bits as unpinned, and the heap stops growing", () => {
+    const source = `
+      import * as ag from ${url("../packages/autograd/src/index.ts")};
+      import { nn, optim, functional } from ${url("../packages/nn/src/index.ts")};
+      import { initWasmThreads, wasmHelperStats } from ${url("../packages/autograd/src/kernels/gemm.ts")};
+      import { wasmHeapStats } from ${url("../packages/autograd/src/kernels/wasm-heap.ts")};
+      const info = await initWasmThreads();
+      const build = () => { ag.manualSeed(7); return new nn.Sequential(new nn.Linear(784, 128), new nn.ReLU(), new nn.Linear(128, 10)); };
+      const plain = build(), pinned = build().pinMemory();
+      ag.manualSeed(8);
+      const x = ag.randn([128, 784]).pinMemory(), y = Int32Array.from({ length: 128 }, (_, i) => i % 10);
+      const train = (model) => {
+        const opt = new optim.SGD(model.parameters(), { lr: 0.1 });
+        const heap = [];
+        let gradPinned = false;
+        for (let step = 0; step < 6; step++) {
+          const loss = functional.crossEntropy(model.forward(x), y);
+          loss.backward();
+          gradPinned = model.parameters()[0].grad.isPinned();
+          opt.step();
+          opt.zeroGrad();
+          heap.push(wasmHeapStats().pinnedBytes);
+        }
+        return { params: model.parameters().map((p) => Array.from(p.data)), heap, gradPinned };
+      };
+      const a = train(plain);
+      const before = wasmHelperStats();
+      const b = train(pinned);
+      const after = wasmHelperStats();
+      const same = a.params.every((p, i) => p.every((v, j) => Object.is(v, b.params[i][j])));
+      process.stdout.write(JSON.stringify({ threads: info.threads, same, weightPinned: pinned.parameters()[0].isPinned(),
+        plainPinned: plain.parameters()[0].isPinned(), gradPinned: b.gradPinned, plainGradPinned: a.gradPinned,
+        heap: b.heap, posted: after.posted - before.posted, parts: after.parts - before.parts }));
+    `;
+    const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", source], {
+      encoding: "utf8", env: { ...process.env, TAPEGRAD_BACKEND: "wasm", TAPEGRAD_WASM_THREADS: "2" },
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const out = JSON.parse(run.stdout);
+    expect(out).toMatchObject({ same: true, weightPinned: true, plainPinned: false, gradPinned: true, plainGradPinned: false });
+    // the first step pins the gradients; later steps take them from the pinned pool
+    expect(new Set(out.heap.slice(1)).size).toBe(1);
+    // per step: the forward product, the weight gradient's and the SGD update's split jobs
+    if (out.threads === 2) expect(out.posted).toBeGreaterThanOrEqual(6 * 3);
+  });
+
   it.skipIf(!canPin)("pinMemory: a pinned block returns to the heap once no view of it is left", () => {
     const source = `
       import * as ag from ${url("../packages/autograd/src/index.ts")};

@@ -13,8 +13,8 @@
  * - `recycleGrad`: called explicitly by `zeroGrad({ recycle: true })` (the optimizers' zeroGrad) to hand a
  *   gradient that backward allocated back to the pool.
  *
- * Rules: only arrays this module can prove unreachable go to the pool; views, shared memory and buffers
- * below the pool's floor (`POOL_MIN_BYTES`, or `POOL_MIN_BYTES_NO_BUFFER` without Node's Buffer) are left
+ * Rules: only arrays this module can prove unreachable go to the pool; views, shared memory (but whole
+ * pinned arrays, which go to a pool of their own: allocatePinnedUnfilled) and buffers below the pool's floor (`POOL_MIN_BYTES`, or `POOL_MIN_BYTES_NO_BUFFER` without Node's Buffer) are left
  * to the garbage collector. A pooled buffer is warm in cache, where a new one is first-touched memory and a
  * dropped one waits for the collector.
  */
@@ -85,6 +85,27 @@ export function allocateUnfilled(dtype: DType, size: number): FloatArray {
 }
 
 /**
+ * Like allocateUnfilled, in pinned memory (the WebAssembly kernels' heap, wasm-heap.ts) where it can be had:
+ * a pinned weight's gradient, which the gemm writes in place and a pinned SGD step reads in place. From
+ * the pinned pool, else a new pinned array, else allocateUnfilled's.
+ */
+export function allocatePinnedUnfilled(dtype: DType, size: number): FloatArray {
+  const bytes = size * itemSize(dtype);
+  if (bytes < POOL_MIN_BYTES) return allocateUnfilled(dtype, size);
+  const list = pinnedPool.get(bytes);
+  let a: FloatArray | null | undefined = list?.pop();
+  if (a) {
+    pooledBytes -= bytes;
+    if ((a instanceof Float64Array) !== (dtype === "float64")) a = dtype === "float64" ? new Float64Array(a.buffer, a.byteOffset, size) : new Float32Array(a.buffer, a.byteOffset, size);
+  } else {
+    a = K.pinArray(dtype === "float64" ? "float64" : "float32", size);
+    if (!a) return allocateUnfilled(dtype, size);
+  }
+  if (freshArrays) freshArrays.add(a);
+  return a;
+}
+
+/**
  * An Int32Array of `size` elements, not zero-filled, for a result the caller overwrites entirely (max
  * pooling's argmax indices); large ones come from the pool and own their whole buffer, so releaseBuffer
  * can take them back.
@@ -111,6 +132,8 @@ function unfilledBuffer(bytes: number): ArrayBuffer | null {
 
 /** Dead buffers by byte length, for the next allocation of that size (a caching allocator). */
 const pool = new Map<number, ArrayBuffer[]>();
+/** Dead pinned arrays by byte length (each is its block of the kernels' heap: wasm-heap.ts). */
+const pinnedPool = new Map<number, FloatArray[]>();
 const pooled = new WeakSet<ArrayBuffer>();
 let pooledBytes = 0;
 let poolOn = true;
@@ -122,6 +145,15 @@ let poolOn = true;
 export function releaseBuffer(a: FloatArray | Int32Array | Uint8Array): void {
   // NOTE: the size test first: reading .buffer of a small array would move it off V8's heap
   if (!poolOn || a.byteLength < poolMinBytes) return;
+  if (K.isWholePinned(a)) {
+    if (a instanceof Int32Array || a instanceof Uint8Array || pooledBytes + a.byteLength > POOL_MAX_BYTES) return;
+    let pinned = pinnedPool.get(a.byteLength);
+    if (!pinned) pinnedPool.set(a.byteLength, (pinned = []));
+    if (pinned.length >= POOL_PER_SIZE || pinned.some((b) => b.buffer === a.buffer)) return;
+    pinned.push(a);
+    pooledBytes += a.byteLength;
+    return;
+  }
   const buf = a.buffer;
   if (!(buf instanceof ArrayBuffer) || a.byteOffset !== 0 || a.byteLength !== buf.byteLength) return;
   if (pooled.has(buf) || pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
@@ -160,6 +192,7 @@ export function setBufferPool(on: boolean): boolean {
 /** Empties the buffer pool (its memory goes back to the garbage collector), as torch.cuda.empty_cache. */
 export function emptyBufferPool(): void {
   pool.clear();
+  pinnedPool.clear();
   pooledBytes = 0;
 }
 
@@ -167,6 +200,7 @@ export function emptyBufferPool(): void {
 export function bufferPoolSize(): { bytes: number; buffers: number } {
   let buffers = 0;
   for (const list of pool.values()) buffers += list.length;
+  for (const list of pinnedPool.values()) buffers += list.length;
   return { bytes: pooledBytes, buffers };
 }
 

@@ -256,6 +256,26 @@ export class Module {
     return this;
   }
 
+  /**
+   * Moves every parameter into pinned memory (Tensor.pinMemory: the WebAssembly kernels' heap), replacing
+   * the Parameter objects: call it before creating an optimizer. The WebAssembly gemm then reads the
+   * weights in place, writes their gradients in place, and SGD updates them there, each half on the thread
+   * whose share of the products uses it. Where pinning is unavailable (another backend, no shared
+   * WebAssembly memory) the parameters stay as they are.
+   * @example const model = new Sequential(...).pinMemory(); const opt = new SGD(model.parameters(), { lr: 0.1 })
+   */
+  pinMemory(): this {
+    for (const m of this.modules()) {
+      for (const slot of m.slots()) {
+        if (!(slot.value instanceof Parameter)) continue;
+        const p = slot.value;
+        const pinned = p.detach().pinMemory();
+        if (pinned.isPinned() && !p.isPinned()) slot.set(new Parameter(new Tensor(pinned.data, p.shape), p.requiresGrad));
+      }
+    }
+    return this;
+  }
+
   // ------------------------------------------------------------ state
 
   /**

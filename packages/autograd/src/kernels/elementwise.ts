@@ -6,6 +6,7 @@ import type { FloatArray } from "../dtype.ts";
 import { NATIVE_MIN_ELEMENTS, nativeLoops, sameArrayType } from "./native-loops.ts";
 import { NATIVE_BINARY_OPS, NATIVE_UNARY_OPS, opCodes } from "./native-ops.ts";
 import { expDouble, logDouble } from "./libm.ts";
+import { axpyPinned } from "./gemm-wasm.ts";
 import { wasmLoops } from "./wasm-loops.ts";
 
 export type BinaryKind = "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum" | "eq" | "ne" | "gt" | "ge" | "lt" | "le";
@@ -302,7 +303,8 @@ export function axpy(alpha: number, x: FloatArray, xOffset: number, y: FloatArra
   const xs = x.subarray(xOffset, xOffset + n), ys = y.subarray(yOffset, yOffset + n);
   const wasm = wasmLoops(n, xs, ys);
   if (wasm) {
-    wasm.axpy(alpha, xs as Float32Array, ys as Float32Array);
+    // pinned arrays (a pinned weight and its gradient) are updated where they are, on both threads
+    if (!axpyPinned(alpha, x, xOffset, y, yOffset, n)) wasm.axpy(alpha, xs as Float32Array, ys as Float32Array);
     return;
   }
   // NOTE: zero-based views and four statements a turn, in index order (so overlapping x and y read and

@@ -101,30 +101,37 @@ function pinnedOffset(be: WasmBackend, x: FloatArray, offset: number, span: numb
 
 export interface ChunkPlan {
   chunks: number;
-  /** The first bigChunks chunks span chunkSize rows or columns each, the others tailSize (the last one may
-   *  end early, at the extent). */
+  /** chunkSpan's rule: `bigFront` chunks of chunkSize from the start, `bigBack` of chunkSize from
+   *  backStart to the extent rounded up to whole units, and chunks of tailSize between them (the last one
+   *  ending at backStart). */
   chunkSize: number;
-  bigChunks: number;
+  bigFront: number;
+  bigBack: number;
+  backStart: number;
   tailSize: number;
 }
 
 /**
  * How a split product's extent (C's columns, or rows) is cut: whole units, about CHUNK_WORK multiply-adds a
- * chunk, and the last two chunks' worth in chunks of half that size, so the thread that runs out of work
- * first waits at most about half a chunk for the other; null where the extent is less than two units.
+ * chunk, and the middle two chunks' worth in chunks of half that size: the caller takes chunks from the
+ * front, the helper from the back, and where they meet the one that runs out of work first waits at most
+ * about half a chunk for the other; null where the extent is less than two units.
  */
 export function planChunks(extent: number, unit: number, work: number): ChunkPlan | null {
   if (extent < 2 * unit) return null;
   const want = Math.min(MAX_CHUNKS >> 1, Math.max(2, Math.round(work / CHUNK_WORK)));
   const chunkSize = roundUp(Math.ceil(extent / want), unit);
   const tailSize = Math.max(unit, roundUp(chunkSize / 2, unit));
+  const end = roundUp(extent, unit);
   if (tailSize >= chunkSize) {
     // chunks of one unit already: all of the same size
-    const chunks = Math.ceil(extent / chunkSize);
-    return { chunks, chunkSize, bigChunks: chunks, tailSize };
+    return { chunks: Math.ceil(end / chunkSize), chunkSize, bigFront: 0, bigBack: 0, backStart: end, tailSize: chunkSize };
   }
-  const bigChunks = Math.max(0, Math.floor(extent / chunkSize) - 2);
-  return { chunks: bigChunks + Math.ceil((extent - bigChunks * chunkSize) / tailSize), chunkSize, bigChunks, tailSize };
+  const big = Math.max(0, Math.floor(extent / chunkSize) - 2);
+  const bigBack = big >> 1, bigFront = big - bigBack;
+  const backStart = end - bigBack * chunkSize;
+  const tails = Math.ceil((backStart - bigFront * chunkSize) / tailSize);
+  return { chunks: big + tails, chunkSize, bigFront, bigBack, backStart, tailSize };
 }
 
 function roundUp(x: number, multiple: number): number {
@@ -137,6 +144,18 @@ function computeAlone(be: WasmBackend, chunks: number): void {
   Atomics.store(aloneControl, SLOTS.CLAIM, chunks);
   runJob(be.exports, be.config, aloneControl, params, 0, 0, SLOTS, P);
 }
+
+/** Posts the job in `params` to the helper and takes its part of the chunks; false when the helper failed
+ *  (the job's chunks may be half done: the caller redoes the job alone). */
+function computeSplit(be: WasmBackend, ctl: Int32Array, chunks: number): boolean {
+  const seq = postJob(ctl, params, chunks);
+  runJob(be.exports, be.config, ctl, params, 0, seq, SLOTS, P);
+  if (profile) callerDoneAt = performance.now();
+  return finishJob(ctl, chunks);
+}
+
+/** When the caller of the last split job ran out of chunks to claim (for the profile's waitMs). */
+let callerDoneAt = 0;
 
 /** C = beta*C + op(A) @ op(B) with the WebAssembly SIMD kernel; same contract as gemmReference.
  *  Throws where WebAssembly SIMD is unavailable (check wasmGemmAvailable first). */
@@ -158,14 +177,6 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   const nPad = roundUp(n, nr);
   const work = m * n * k;
   const ctl = work >= SPLIT_MIN_WORK ? readyHelper(be) : null;
-  // Chunks are ranges of C's columns, so that Bᵀ, the only operand packed, is packed once in all (each
-  // chunk its part), unless C is too narrow to cut: then rows. Column chunks are whole cache lines of C
-  // wide, so the threads never write the same line.
-  const columnUnit = Math.max(nr, CACHE_LINE / bytes);
-  const byRows = ctl !== null && n < 2 * columnUnit;
-  const plan = ctl ? planChunks(byRows ? m : n, byRows ? mr : columnUnit, work) : null;
-  const { chunks, chunkSize, bigChunks, tailSize } = plan ?? { chunks: 1, chunkSize: byRows ? mPad : nPad, bigChunks: 1, tailSize: 0 };
-  const split = chunks > 1;
   // Raw storage spans, copied as they are (gaps of lda > cols included).
   const aSpan = (transA ? k - 1 : m - 1) * lda + (transA ? m : k);
   const bSpan = (transB ? n - 1 : k - 1) * ldb + (transB ? k : n);
@@ -175,13 +186,28 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   // pinned operands are read where they are, the others copied into the scratch block
   const aPinned = pinnedOffset(be, a, aOffset, aSpan, aSlack, bytes);
   const bPinned = pinnedOffset(be, b, bOffset, bSpan, bSlack, bytes);
+  // a pinned C that is its own padded block (whole tiles, rows of n) and overlaps no operand read in place
+  // is written where it is
+  const cPinned = mPad === m && nPad === n && ldc === n ? pinnedOffset(be, c, cOffset, m * n, 0, bytes) : -1;
+  const cInPlace = cPinned >= 0 && !overlaps(cPinned, m * n, aPinned, aSpan) && !overlaps(cPinned, m * n, bPinned, bSpan);
+  // Chunks are ranges of C's columns, so that Bᵀ, the only operand packed, is packed once in all (each
+  // chunk its part), unless C is too narrow to cut, or is written in place and B is read in place: then
+  // rows, so that each thread writes one stretch of C (the rows of a pinned weight's gradient that its
+  // optimizer step updates on the same thread). Column chunks are whole cache lines of C wide, so the
+  // threads never write the same line.
+  const columnUnit = Math.max(nr, CACHE_LINE / bytes);
+  const byRows = ctl !== null && (n < 2 * columnUnit || (cInPlace && !transB && m >= 2 * mr));
+  const plan = ctl ? planChunks(byRows ? m : n, byRows ? mr : columnUnit, work) : null;
+  const { chunks, chunkSize, bigFront, bigBack, backStart, tailSize } = plan
+    ?? { chunks: 1, chunkSize: byRows ? mPad : nPad, bigFront: 1, bigBack: 0, backStart: byRows ? mPad : nPad, tailSize: 0 };
+  const split = chunks > 1;
   const align = CACHE_LINE / bytes;
   const rawA = 0;
   const rawB = rawA + (aPinned >= 0 ? 0 : roundUp(aSpan + aSlack, align));
   const cBase = rawB + (bPinned >= 0 ? 0 : roundUp(bSpan + bSlack, align));
   const fullSize = byRows && transB ? roundUp(nPad * k, align) : 0;
   const partSize = !byRows && transB ? roundUp(chunkSize * Math.min(k, KC), align) : 0;
-  const full0 = cBase + roundUp(mPad * nPad, align);
+  const full0 = cBase + (cInPlace ? 0 : roundUp(mPad * nPad, align));
   const part0 = full0 + fullSize;
   const full1 = part0 + partSize;
   const part1 = split ? full1 + fullSize : full1;
@@ -193,28 +219,33 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
     return;
   }
   const base = start / bytes;
+  params[P.kind] = 0;
   params[P.f64] = isF32 ? 0 : 1;
   params[P.transA] = transA ? 1 : 0;
   params[P.transB] = transB ? 1 : 0;
   params[P.m] = m; params[P.n] = n; params[P.k] = k; params[P.lda] = lda; params[P.ldb] = ldb;
   params[P.rawA] = aPinned >= 0 ? aPinned : base + rawA;
   params[P.rawB] = bPinned >= 0 ? bPinned : base + rawB;
-  params[P.byRows] = byRows ? 1 : 0; params[P.chunkSize] = chunkSize; params[P.chunks] = chunks; params[P.bigChunks] = bigChunks; params[P.tailSize] = tailSize;
-  params[P.cBase] = base + cBase; params[P.accumulate] = beta;
+  params[P.byRows] = byRows ? 1 : 0; params[P.chunkSize] = chunkSize; params[P.chunks] = chunks;
+  params[P.bigFront] = bigFront; params[P.bigBack] = bigBack; params[P.backStart] = backStart; params[P.tailSize] = tailSize;
+  params[P.cBase] = cInPlace ? cPinned : base + cBase; params[P.accumulate] = beta;
   params[P.full0] = base + full0; params[P.part0] = base + part0; params[P.full1] = base + full1; params[P.part1] = base + part1;
   const view: FloatArray = isF32 ? viewF32 : viewF64;
   if (aPinned < 0) view.set(a.subarray(aOffset, aOffset + aSpan), base + rawA);
   if (bPinned < 0) view.set(b.subarray(bOffset, bOffset + bSpan), base + rawB);
-  if (beta === 1) copyIn(c, cOffset, ldc, m, n, nPad, base + cBase, view);
+  // C in place keeps its values for beta 1; a helper that fails halfway leaves them changed, so its copy
+  // is kept for the redo
+  const cKept = cInPlace && beta === 1 && split ? c.slice(cOffset, cOffset + m * n) : null;
+  if (beta === 1 && !cInPlace) copyIn(c, cOffset, ldc, m, n, nPad, base + cBase, view);
   const tIn = prof ? performance.now() : 0;
   let tComputed = tIn;
   if (split && ctl) {
-    const seq = postJob(ctl, params, chunks);
-    runJob(be.exports, be.config, ctl, params, 0, seq & 0x7ffff, SLOTS, P);
-    if (prof) tComputed = performance.now();
-    if (!finishJob(ctl, chunks)) {
+    const done = computeSplit(be, ctl, chunks);
+    if (prof) tComputed = callerDoneAt;
+    if (!done) {
       // the helper failed: compute the whole product here
-      if (beta === 1) copyIn(c, cOffset, ldc, m, n, nPad, base + cBase, view);
+      if (cKept) c.set(cKept, cOffset);
+      else if (beta === 1) copyIn(c, cOffset, ldc, m, n, nPad, base + cBase, view);
       computeAlone(be, chunks);
     }
   } else {
@@ -222,7 +253,7 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
     if (prof) tComputed = performance.now();
   }
   const tWaited = prof ? performance.now() : 0;
-  copyOut(c, cOffset, ldc, m, n, nPad, base + cBase, view);
+  if (!cInPlace) copyOut(c, cOffset, ldc, m, n, nPad, base + cBase, view);
   if (prof) {
     const tEnd = performance.now();
     prof.products++;
@@ -236,6 +267,11 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
       prof.copyOutMs += tEnd - tWaited;
     }
   }
+}
+
+/** Whether the element ranges [at, at + span) and [other, other + otherSpan) overlap; other < 0: not in memory. */
+function overlaps(at: number, span: number, other: number, otherSpan: number): boolean {
+  return other >= 0 && at < other + otherSpan && other < at + span;
 }
 
 /** The padded C block = C (for beta 1). */
@@ -256,4 +292,53 @@ function copyOut(c: FloatArray, cOffset: number, ldc: number, m: number, n: numb
     if (n >= 64) c.set(view.subarray(src, src + n), dst);
     else for (let j = 0; j < n; j++) c[dst + j] = view[src + j];
   }
+}
+
+/** Pinned axpys of at least this many elements are split with the helper (about 25 µs of one core). */
+const AXPY_SPLIT_MIN = 2 ** 16;
+/** Chunks of a split axpy (at most 16: SLOTS.AXPY_DONE): the helper takes them from the back, the caller
+ *  from the front. */
+const AXPY_CHUNKS = 8;
+const alphaBits = new Int32Array(2);
+const alphaF64 = new Float64Array(alphaBits.buffer);
+
+/**
+ * y[yOffset..+n) += alpha * x[xOffset..+n) in the kernels' memory, where x and y are pinned float32 arrays
+ * (else false: nothing done): the same bits as elementwise.ts's axpy, without copying either in, and from
+ * AXPY_SPLIT_MIN elements split with the helper. The caller takes the front of y and the helper the back,
+ * as in split products, so a pinned weight's SGD step updates each half on the core whose products read it.
+ */
+export function axpyPinned(alpha: number, x: FloatArray, xOffset: number, y: FloatArray, yOffset: number, n: number): boolean {
+  if (!(x instanceof Float32Array) || !(y instanceof Float32Array)) return false;
+  const be = loadWasmBackend();
+  if (!be?.shared || n < 2) return false;
+  const xAt = pinnedOffset(be, x, xOffset, n, 0, 4);
+  const yAt = pinnedOffset(be, y, yOffset, n, 0, 4);
+  // overlapping at a shift, the loop reads elements it wrote: the TypeScript loop's order decides
+  if (xAt < 0 || yAt < 0 || (xAt !== yAt && overlaps(yAt, n, xAt, n))) return false;
+  const pairs = n >> 1;
+  const ctl = n >= AXPY_SPLIT_MIN ? readyHelper(be) : null;
+  const chunkSize = ctl ? roundUp(Math.ceil(2 * pairs / AXPY_CHUNKS), CACHE_LINE / 4) : 2 * pairs;
+  const chunks = Math.ceil(2 * pairs / chunkSize);
+  alphaF64[0] = alpha;
+  params[P.kind] = 1;
+  params[P.rawA] = xAt; params[P.rawB] = yAt; params[P.n] = 2 * pairs;
+  params[P.alphaLo] = alphaBits[0]; params[P.alphaHi] = alphaBits[1];
+  params[P.chunkSize] = chunkSize; params[P.chunks] = chunks; params[P.tailSize] = chunkSize;
+  params[P.bigFront] = 0; params[P.bigBack] = 0; params[P.backStart] = 2 * pairs;
+  if (!(ctl && chunks > 1)) computeAlone(be, chunks);
+  else {
+    for (let i = 0; i < chunks; i++) Atomics.store(ctl, SLOTS.AXPY_DONE + i, 0);
+    if (!computeSplit(be, ctl, chunks)) {
+      // the helper failed: the chunks it did not finish, and only those (an axpy cannot run twice), here
+      const axpy = be.exports.axpyF32 as (alpha: number, x: number, y: number, pairs: number) => void;
+      for (let i = 0; i < chunks; i++) {
+        if (Atomics.load(ctl, SLOTS.AXPY_DONE + i) === 1) continue;
+        const at = i * chunkSize, size = Math.min(chunkSize, 2 * pairs - at);
+        axpy(alpha, (xAt + at) * 4, (yAt + at) * 4, size >> 1);
+      }
+    }
+  }
+  if (n & 1) y[yOffset + n - 1] += alpha * x[xOffset + n - 1];
+  return true;
 }

@@ -8,4 +8,4 @@ export * from "./elementwise.ts";
 export * from "./reduce.ts";
 export { expDouble, logDouble } from "./libm.ts";
 export * from "./cnn.ts";
-export { isPinned, pinArray, pinningAvailable, setPinMaxBytes, wasmHeapStats, PIN_MAX_BYTES } from "./wasm-heap.ts";
+export { isPinned, isWholePinned, pinArray, pinningAvailable, setPinMaxBytes, wasmHeapStats, PIN_MAX_BYTES } from "./wasm-heap.ts";

@@ -30,8 +30,8 @@ let top = 0;
 /** The end of the highest block ever handed out: memory above it was never written (still zero). */
 let highWater = 0;
 let pinnedBytes = 0;
-/** The SharedArrayBuffer objects of pinned arrays. */
-const pinnedBuffers = new WeakSet<ArrayBufferLike>();
+/** The SharedArrayBuffer objects of pinned arrays, with the byte range pinArray handed out in each. */
+const pinnedBuffers = new WeakMap<ArrayBufferLike, { start: number; bytes: number }>();
 let registry: FinalizationRegistry<number> | undefined;
 
 function roundUp(x: number, multiple: number): number {
@@ -157,7 +157,7 @@ export function pinArray(dtype: "float32" | "float64", size: number): FloatArray
   be.memory.grow(0);
   const blockBytes = used.get(start) as number;
   pinnedBytes += blockBytes;
-  pinnedBuffers.add(buffer);
+  pinnedBuffers.set(buffer, { start, bytes });
   registry ??= new FinalizationRegistry<number>((block) => {
     pinnedBytes -= used.get(block) ?? 0;
     heapFree(block);
@@ -172,4 +172,10 @@ export function pinArray(dtype: "float32" | "float64", size: number): FloatArray
 /** Whether `a` is (a view of) a pinned array. */
 export function isPinned(a: ArrayBufferView): boolean {
   return pinnedBuffers.has(a.buffer);
+}
+
+/** Whether `a` spans all of a pinned array, as pinArray handed it out (a buffer pool may take it back). */
+export function isWholePinned(a: ArrayBufferView): boolean {
+  const block = pinnedBuffers.get(a.buffer);
+  return block !== undefined && block.start === a.byteOffset && block.bytes === a.byteLength;
 }

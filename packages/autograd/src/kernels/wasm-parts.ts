@@ -10,10 +10,13 @@
  * over the same depth blocks in the same order, so the result is the same bits on one thread or two and for
  * any split between them.
  *
- * NOTE: the functions here use nothing but their arguments (no imports, no module constants, no closures
- * but their own):
- * the Node helper runs their source text (Function.prototype.toString), the browser's module worker
- * imports them.
+ * The caller claims chunks from the front, the helper from the back: in a training loop each thread then
+ * computes about the same rows or columns every step, so the weights it reads and the gradient rows it
+ * writes stay in its core's cache (and a pinned SGD step, an axpy job, updates the same halves).
+ *
+ * NOTE: the functions here use nothing but their arguments and each other (no imports, no module
+ * constants, no closures but their own): the Node helper runs their source text
+ * (Function.prototype.toString), the browser's module worker imports them.
  */
 
 /** Slots of the Int32 control array (its own SharedArrayBuffer) that the caller and the helper share. The
@@ -42,20 +45,26 @@ export const SLOTS = {
   WAKES: 66,
   /** First of the job's parameters (JOB_PARAMS). */
   PARAMS: 80,
-  COUNT: 112,
+  /** One slot per chunk of an axpy job (at most 16), set by the helper once it has computed the chunk: a
+   *  caller whose helper failed redoes only the others. */
+  AXPY_DONE: 112,
+  COUNT: 128,
 } as const;
 
 /** Indices of a job's parameters; all are int32, offsets are in elements of the product's type. */
 export const JOB_PARAMS = {
+  /** 0: a product (gemm); 1: y += alpha * x over float32 arrays (axpy). */
+  kind: 21,
   f64: 0, transA: 1, transB: 2, m: 3, n: 4, k: 5, lda: 6, ldb: 7,
-  /** Raw copies of A and B, as stored (their row strides lda, ldb). */
+  /** Raw copies of A and B, as stored (their row strides lda, ldb); for an axpy, x and y (n elements). */
   rawA: 8, rawB: 9,
   /** 1: chunks are ranges of rows (each thread packs all of a transposed B); 0: of columns (each packs its
    *  chunk's part of a transposed B). A, and B stored k×n, are read in place either way. */
   byRows: 10,
-  /** Rows or columns per chunk (whole tiles), and how many chunks: the first `bigChunks` of chunkSize, the
-   *  others of tailSize (smaller, so that the thread that finishes first waits less for the other). */
-  chunkSize: 11, chunks: 12, bigChunks: 19, tailSize: 20,
+  /** Rows or columns per chunk (whole tiles), and how many chunks (chunkSpan): `bigFront` of chunkSize
+   *  from the start, `bigBack` of chunkSize from backStart on, and between them chunks of tailSize (smaller,
+   *  so that the threads, which take chunks from either end, meet on small ones). */
+  chunkSize: 11, chunks: 12, bigFront: 19, tailSize: 20, bigBack: 22, backStart: 23,
   /** The padded C, mPad×nPad with row stride nPad. */
   cBase: 13,
   /** 1 when the padded C already holds C (beta 1): the first depth block accumulates onto it. */
@@ -64,12 +73,24 @@ export const JOB_PARAMS = {
   full0: 15, full1: 16,
   /** Each thread's region for its chunk's part of Bᵀ packed, one depth block (column chunks). */
   part0: 17, part1: 18,
-  COUNT: 21,
+  /** An axpy's alpha, the two halves of its float64 bits. */
+  alphaLo: 24, alphaHi: 25,
+  COUNT: 26,
 } as const;
 
-/** Bits of the job tag in the CLAIM slot (the low 12 bits count the chunks left). */
-export const TAG_MASK = 0x7ffff;
+/** The CLAIM slot: (job tag << 24) | (first unclaimed chunk << 12) | (one past the last unclaimed chunk).
+ *  The caller claims chunks from the front, the helper from the back. */
+export const TAG_MASK = 0x7f;
 export const MAX_CHUNKS = 4095;
+
+/** The first row or column of chunk `i` and its size (before clipping to the extent), by the rule of
+ *  JOB_PARAMS.chunkSize. */
+export function chunkSpan(i: number, chunks: number, chunkSize: number, bigFront: number, bigBack: number, backStart: number, tailSize: number): [number, number] {
+  if (i < bigFront) return [i * chunkSize, chunkSize];
+  if (i >= chunks - bigBack) return [backStart + (i - chunks + bigBack) * chunkSize, chunkSize];
+  const start = bigFront * chunkSize + (i - bigFront) * tailSize;
+  return [start, Math.min(tailSize, backStart - start)];
+}
 
 /** Export names of the block kernels and the strip packer for one element type. */
 export interface KernelNames {
@@ -97,20 +118,70 @@ type BlockKernel = (mStrips: number, nStrips: number, kc: number, a: number, aRo
 type RowsKernel = (mStrips: number, nStrips: number, kc: number, a: number, aRow: number, aStrip: number,
   b: number, bRow: number, bStrip: number, c: number, ldcBytes: number, accumulate: number, aLane: number) => void;
 type Packer = (src: number, ld: number, strips: number, kc: number, dst: number) => void;
+type Axpy = (alpha: number, x: number, y: number, pairs: number) => void;
 
 /**
- * Claims and computes chunks of the job tagged `tag` until none is left; returns how many this thread
- * computed. Every claimed chunk is counted in DONE, also when it throws, so the caller never waits forever.
+ * Claims and computes chunks of the job posted as `seq` until none is left; returns how many this thread
+ * computed. Thread 0 (the caller) claims from the front, thread 1 (the helper) from the back. Every claimed
+ * chunk is counted in DONE, also when it throws, so the caller never waits forever. `p` holds the job's
+ * parameters; the helper reloads them when its claim turns out to belong to a later job than `seq` (the
+ * tag has 7 bits), which cannot be posted before that chunk is done.
  */
-export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32Array, p: ArrayLike<number>,
-  thread: number, tag: number, S: typeof SLOTS, P: typeof JOB_PARAMS): number {
+export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32Array, p: number[],
+  thread: number, seq: number, S: typeof SLOTS, P: typeof JOB_PARAMS): number {
+  let fullPacked = false;
+  /** An axpy job's alpha, decoded from its parameters at its first chunk. */
+  let alpha: number | undefined;
+  let computed = 0;
+  for (;;) {
+    const w = Atomics.load(ctl, S.CLAIM);
+    if (w >>> 24 !== (seq & 0x7f)) break;
+    const lo = (w >>> 12) & 4095, hi = w & 4095;
+    if (lo >= hi) break;
+    if (Atomics.compareExchange(ctl, S.CLAIM, w, thread === 0 ? w + 4096 : w - 1) !== w) continue;
+    const chunk = thread === 0 ? lo : hi - 1;
+    if (thread !== 0) {
+      const now = Atomics.load(ctl, S.SEQ);
+      if (now !== seq) {
+        seq = now;
+        for (let i = 0; i < P.COUNT; i++) p[i] = Atomics.load(ctl, S.PARAMS + i);
+        fullPacked = false;
+        alpha = undefined;
+      }
+    }
+    try {
+      const [start, size] = chunkSpan(chunk, p[P.chunks], p[P.chunkSize], p[P.bigFront], p[P.bigBack], p[P.backStart], p[P.tailSize]);
+      if (p[P.kind] === 1) {
+        if (alpha === undefined) {
+          const bits = new Int32Array([p[P.alphaLo], p[P.alphaHi]]);
+          alpha = new Float64Array(bits.buffer)[0];
+        }
+        const pairs = Math.min(size, p[P.n] - start) >> 1;
+        if (pairs > 0) (wasm.axpyF32 as Axpy)(alpha, (p[P.rawA] + start) * 4, (p[P.rawB] + start) * 4, pairs);
+        Atomics.store(ctl, S.AXPY_DONE + chunk, 1);
+      } else {
+        fullPacked = gemmChunk(wasm, cfg, p, P, thread, start, size, fullPacked);
+      }
+      computed++;
+    } finally {
+      Atomics.add(ctl, S.DONE, 1);
+      if (thread !== 0 && Atomics.load(ctl, S.CALLER_WAIT) === 1) Atomics.notify(ctl, S.DONE);
+    }
+  }
+  return computed;
+}
+
+/** Computes the product's rows or columns [start, start + size) (clipped to C) into the padded C; returns
+ *  whether this thread's region holds all of Bᵀ packed (row chunks pack it once per job: `fullPacked`). */
+export function gemmChunk(wasm: Record<string, unknown>, cfg: JobConfig, p: ArrayLike<number>, P: typeof JOB_PARAMS,
+  thread: number, start: number, size: number, fullPacked: boolean): boolean {
   const type = p[P.f64];
   const names = cfg.names[type];
   const { mr, nr, bytes } = cfg.shapes[type];
   const transA = p[P.transA] === 1, transB = p[P.transB] === 1;
   const m = p[P.m], n = p[P.n], k = p[P.k], lda = p[P.lda], ldb = p[P.ldb];
-  const rawA = p[P.rawA], rawB = p[P.rawB], byRows = p[P.byRows] === 1;
-  const chunkSize = p[P.chunkSize], chunks = p[P.chunks], bigChunks = p[P.bigChunks], tailSize = p[P.tailSize], cBase = p[P.cBase], accumulate = p[P.accumulate];
+  const rawA = p[P.rawA], rawB = p[P.rawB];
+  const cBase = p[P.cBase], accumulate = p[P.accumulate];
   const full = thread === 0 ? p[P.full0] : p[P.full1];
   const part = thread === 0 ? p[P.part0] : p[P.part1];
   const kernel = wasm[names.kernel] as BlockKernel;
@@ -133,47 +204,28 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
       }
     }
   };
-  let fullPacked = false;
-  let computed = 0;
-  for (;;) {
-    const w = Atomics.load(ctl, S.CLAIM);
-    if (w >>> 12 !== tag) break;
-    const left = w & 4095;
-    if (left === 0) break;
-    if (Atomics.compareExchange(ctl, S.CLAIM, w, w - 1) !== w) continue;
-    const chunk = chunks - left;
-    try {
-      const size = chunk < bigChunks ? chunkSize : tailSize;
-      const start = chunk < bigChunks ? chunk * chunkSize : bigChunks * chunkSize + (chunk - bigChunks) * tailSize;
-      if (byRows) {
-        if (transB && !fullPacked) {
-          // every chunk needs all of Bᵀ: packed once, all depth blocks, into this thread's region
-          for (let p0 = 0; p0 < k; p0 += kcMax) packBT((rawB + p0) * bytes, ldb * bytes, nPad / nr, Math.min(kcMax, k - p0), (full + p0 * nPad) * bytes);
-          fullPacked = true;
-        }
-        const rowsPad = Math.ceil(Math.min(size, m - start) / mr) * mr;
-        for (let p0 = 0; p0 < k; p0 += kcMax) {
-          const kc = Math.min(kcMax, k - p0);
-          if (transB) block(start, rowsPad, p0, kc, (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, 0, nPad);
-          else block(start, rowsPad, p0, kc, (rawB + p0 * ldb) * bytes, ldb * bytes, nr * bytes, 0, nPad);
-        }
-      } else {
-        const colsPad = Math.ceil(Math.min(size, n - start) / nr) * nr;
-        for (let p0 = 0; p0 < k; p0 += kcMax) {
-          const kc = Math.min(kcMax, k - p0);
-          if (transB) {
-            packBT((rawB + start * ldb + p0) * bytes, ldb * bytes, colsPad / nr, kc, part * bytes);
-            block(0, mPad, p0, kc, part * bytes, nr * bytes, nr * kc * bytes, start, colsPad);
-          } else block(0, mPad, p0, kc, (rawB + start + p0 * ldb) * bytes, ldb * bytes, nr * bytes, start, colsPad);
-        }
-      }
-      computed++;
-    } finally {
-      Atomics.add(ctl, S.DONE, 1);
-      if (thread !== 0 && Atomics.load(ctl, S.CALLER_WAIT) === 1) Atomics.notify(ctl, S.DONE);
+  if (p[P.byRows] === 1) {
+    if (transB && !fullPacked) {
+      // every chunk needs all of Bᵀ: packed once, all depth blocks, into this thread's region
+      for (let p0 = 0; p0 < k; p0 += kcMax) packBT((rawB + p0) * bytes, ldb * bytes, nPad / nr, Math.min(kcMax, k - p0), (full + p0 * nPad) * bytes);
     }
+    const rowsPad = Math.ceil(Math.min(size, m - start) / mr) * mr;
+    for (let p0 = 0; p0 < k; p0 += kcMax) {
+      const kc = Math.min(kcMax, k - p0);
+      if (transB) block(start, rowsPad, p0, kc, (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, 0, nPad);
+      else block(start, rowsPad, p0, kc, (rawB + p0 * ldb) * bytes, ldb * bytes, nr * bytes, 0, nPad);
+    }
+    return transB;
   }
-  return computed;
+  const colsPad = Math.ceil(Math.min(size, n - start) / nr) * nr;
+  for (let p0 = 0; p0 < k; p0 += kcMax) {
+    const kc = Math.min(kcMax, k - p0);
+    if (transB) {
+      packBT((rawB + start * ldb + p0) * bytes, ldb * bytes, colsPad / nr, kc, part * bytes);
+      block(0, mPad, p0, kc, part * bytes, nr * bytes, nr * kc * bytes, start, colsPad);
+    } else block(0, mPad, p0, kc, (rawB + start + p0 * ldb) * bytes, ldb * bytes, nr * bytes, start, colsPad);
+  }
+  return fullPacked;
 }
 
 /**
@@ -209,7 +261,7 @@ export function helperLoop(ctl: Int32Array, wasm: Record<string, unknown>, cfg: 
     // are in memory and these are this job's parameters.
     for (let i = 0; i < P.COUNT; i++) params[i] = Atomics.load(ctl, S.PARAMS + i);
     try {
-      const computed = run(wasm, cfg, ctl, params, 1, seq & 0x7ffff, S, P);
+      const computed = run(wasm, cfg, ctl, params, 1, seq, S, P);
       if (computed > 0) {
         Atomics.add(ctl, S.HELPER_CHUNKS, computed);
         Atomics.add(ctl, S.HELPER_JOBS, 1);

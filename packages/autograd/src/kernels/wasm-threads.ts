@@ -10,7 +10,7 @@
  * or wants to show the thread count, awaits initWasmThreads() first.
  */
 import { loadWasmBackend, type WasmBackend } from "./wasm-backend.ts";
-import { helperLoop, JOB_PARAMS, runJob, SLOTS, TAG_MASK } from "./wasm-parts.ts";
+import { chunkSpan, gemmChunk, helperLoop, JOB_PARAMS, runJob, SLOTS, TAG_MASK } from "./wasm-parts.ts";
 
 /** The helper's state: "not started" (it starts with the first product large enough to split),
  *  "starting", "ready", "failed" (products stay on the calling thread), "unavailable" (one thread only). */
@@ -195,6 +195,8 @@ function nodeHelperSource(): string {
   return `
 var __name = function (f) { return f; }; // esbuild's keepNames helper, in case the sources mention it
 const { workerData, parentPort } = require("node:worker_threads");
+const chunkSpan = (${chunkSpan.toString()});
+const gemmChunk = (${gemmChunk.toString()});
 const runJob = (${runJob.toString()});
 const helperLoop = (${helperLoop.toString()});
 const { module, memory, control, config, slots, params } = workerData;
@@ -310,7 +312,7 @@ export function postJob(ctl: Int32Array, params: ArrayLike<number>, chunks: numb
   for (let i = 0; i < JOB_PARAMS.COUNT; i++) ctl[SLOTS.PARAMS + i] = params[i];
   Atomics.store(ctl, SLOTS.DONE, 0);
   const seq = (Atomics.load(ctl, SLOTS.SEQ) + 1) | 0;
-  Atomics.store(ctl, SLOTS.CLAIM, ((seq & TAG_MASK) << 12) | chunks);
+  Atomics.store(ctl, SLOTS.CLAIM, ((seq & TAG_MASK) << 24) | chunks);
   Atomics.store(ctl, SLOTS.SEQ, seq);
   if (Atomics.load(ctl, SLOTS.ASLEEP) === 1) {
     Atomics.add(ctl, SLOTS.WAKES, 1);

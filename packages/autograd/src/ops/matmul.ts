@@ -1,6 +1,7 @@
 /** Matrix products. One primitive, mm(a, b, transA, transB), whose backward is mm again with other flags. */
 import { ShapeError, fmtShape } from "../errors.ts";
 import * as K from "../kernels/index.ts";
+import { POOL_MIN_BYTES } from "../memory.ts";
 import { kindInfo, type OpInfo } from "../opinfo.ts";
 import { broadcastShapes, sizeOf } from "../shape.ts";
 import { declareOp, record, type Node } from "../tape.ts";
@@ -8,7 +9,7 @@ import type { Tensor } from "../tensor-class.ts";
 import { cast } from "./cast.ts";
 import { sum } from "./reduce.ts";
 import { reshape } from "./shape.ts";
-import { empty, unfilled } from "./util.ts";
+import { empty, unfilled, unfilledPinned } from "./util.ts";
 
 const MATMUL = declareOp("matmul", { output: false });
 const LINEAR = declareOp("linear", { output: false });
@@ -48,9 +49,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
  * op(a) @ op(b) where op transposes the last two axes when its flag is set; batch axes broadcast.
  * NOTE: the backward of C = op_a(A)·op_b(B) is closed under the flags:
  *   dA = ta ? op_b(B)·Gᵀ : G·op_b(B)ᵀ      dB = tb ? Gᵀ·op_a(A) : op_a(A)ᵀ·G
- * so no transposed copy is ever made.
+ * so no transposed copy is ever made. The gradient of a pinned operand (a weight pinned with pinMemory) is
+ * pinned too (`pinResult`), so that the WebAssembly gemm writes it in place and a pinned SGD step reads it
+ * there.
  */
-export function mm(a: Tensor, b: Tensor, ta: boolean, tb: boolean, what?: string): Tensor {
+export function mm(a: Tensor, b: Tensor, ta: boolean, tb: boolean, what?: string, pinResult = false): Tensor {
   if (a.ndim < 2 || b.ndim < 2) throw new ShapeError(`mm: operands must be at least 2-D, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
   const ar = a.shape[a.ndim - 2], ac = a.shape[a.ndim - 1];
   const br = b.shape[b.ndim - 2], bc = b.shape[b.ndim - 1];
@@ -63,7 +66,7 @@ export function mm(a: Tensor, b: Tensor, ta: boolean, tb: boolean, what?: string
   const batchB = b.shape.slice(0, -2);
   const batch = broadcastShapes("matmul", batchA, batchB);
   // an empty inner dimension leaves the zeros of a filled buffer as the product
-  const out = (k === 0 ? empty : unfilled)(a.dtype, [...batch, m, n]);
+  const out = (k === 0 ? empty : pinResult ? unfilledPinned : unfilled)(a.dtype, [...batch, m, n]);
   const nb = sizeOf(batch);
   if (nb > 0 && m > 0 && n > 0) {
     if (k === 0) {
@@ -91,8 +94,8 @@ export function mm(a: Tensor, b: Tensor, ta: boolean, tb: boolean, what?: string
     }
   }
   return record(MATMUL, [a, b], out, (g) => [
-    a.requiresGrad ? (ta ? mm(b, g, tb, true) : mm(g, b, false, !tb)) : null,
-    b.requiresGrad ? (tb ? mm(g, a, true, ta) : mm(a, g, !ta, false)) : null,
+    a.requiresGrad ? (ta ? mm(b, g, tb, true, undefined, pinned(a)) : mm(g, b, false, !tb, undefined, pinned(a))) : null,
+    b.requiresGrad ? (tb ? mm(g, a, true, ta, undefined, pinned(b)) : mm(a, g, !ta, false, undefined, pinned(b))) : null,
   ]);
 }
 
@@ -132,9 +135,15 @@ function linearBackward(g: Tensor, node: Node): (Tensor | null)[] {
   const gx = x.requiresGrad ? mm(g2, w, false, false) : null;
   return [
     gx && x.ndim !== 2 ? reshape(gx, x.shape) : gx,
-    w.requiresGrad ? mm(g2, x2, true, false) : null,
+    w.requiresGrad ? mm(g2, x2, true, false, undefined, pinned(w)) : null,
     b && b.requiresGrad ? sum(g2, 0) : null,
   ];
+}
+
+/** Whether a leaf's storage is pinned (K.isPinned), checked only for arrays the pinned pool would take
+ *  (reading `.buffer` of a small typed array moves it off V8's heap). */
+function pinned(t: Tensor): boolean {
+  return t.isLeaf && t.data.byteLength >= POOL_MIN_BYTES && K.isPinned(t.data);
 }
 
 export const matmulOpInfo: readonly OpInfo[] = [

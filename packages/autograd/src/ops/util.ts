@@ -1,7 +1,7 @@
 import type { DType } from "../dtype.ts";
 import { promoteTypes } from "../dtype.ts";
 import { ValueError } from "../errors.ts";
-import { allocate, allocateUnfilled } from "../memory.ts";
+import { allocate, allocatePinnedUnfilled, allocateUnfilled } from "../memory.ts";
 import { sizeOf } from "../shape.ts";
 import { isTensor, makeTensor, type Tensor } from "../tensor-class.ts";
 import type { TensorLikeInput } from "../tensor.ts";
@@ -15,6 +15,11 @@ export function empty(dtype: DType, shape: readonly number[]): Tensor {
 /** A tensor for a result the op writes entirely: large ones skip the zero fill (see allocateUnfilled). */
 export function unfilled(dtype: DType, shape: readonly number[]): Tensor {
   return makeTensor(allocateUnfilled(dtype, sizeOf(shape)), shape);
+}
+
+/** Like unfilled, in pinned memory where it can be had (allocatePinnedUnfilled): a pinned weight's gradient. */
+export function unfilledPinned(dtype: DType, shape: readonly number[]): Tensor {
+  return makeTensor(allocatePinnedUnfilled(dtype, sizeOf(shape)), shape);
 }
 
 /** A number becomes a 0-d tensor of `like`'s dtype (a plain number does not promote, as in PyTorch). */

@@ -1,3 +1,4 @@
+import { axpyF32 } from "./loops-module.ts";
 import { encodeModule, op, simdOp, valType, type FunctionDef, type ValType } from "./encoder.ts";
 
 /**
@@ -189,11 +190,12 @@ function gatherKernel(t: ElementType, w: number): FunctionDef {
   return { name: `gather${t.suffix}x${w}`, params: i32s(5), locals: i32s(4 + w - 1), body };
 }
 
-/** Bytes of the module exporting `memory`, the block kernels and the Bᵀ packers. */
+/** Bytes of the module exporting `memory`, the block kernels, the Bᵀ packers and loops-module.ts's axpy
+ *  (for SGD steps on pinned arrays, split between the threads). */
 export function gemmModuleBytes(shared?: { maxPages: number }): Uint8Array {
   const functions = [
     blockKernel(f32, f32Kernel), blockKernel(f64, f64Kernel), blockKernel(f32, f32Kernel, true), blockKernel(f64, f64Kernel, true),
-    gatherKernel(f32, f32Kernel.nr), gatherKernel(f64, f64Kernel.nr),
+    gatherKernel(f32, f32Kernel.nr), gatherKernel(f64, f64Kernel.nr), axpyF32(),
   ];
   return encodeModule(functions, 1, shared);
 }

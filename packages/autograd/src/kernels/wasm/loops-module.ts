@@ -48,7 +48,7 @@ const countDown = (local: number): number[] => [
   ...op.localGet(local), ...op.i32Const(1), ...op.i32Sub(), ...op.localTee(local), ...op.brIf(0),
 ];
 
-function axpyF32(): FunctionDef {
+export function axpyF32(): FunctionDef {
   const [alpha, x, y, pairs, alphas] = [0, 1, 2, 3, 4];
   const body = [
     ...op.localGet(alpha), ...simd.f64x2Splat(), ...op.localSet(alphas),
