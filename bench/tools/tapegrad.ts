@@ -64,19 +64,21 @@ async function tinyAdd(api: Autograd, w: TinyAddWorkload): Promise<Timing> {
 export async function epochTrainer(api: Autograd, w: EpochWorkload): Promise<(first?: number, end?: number) => void> {
   const { optim } = await import("../../packages/nn/src/index.ts");
   const { x, y, features } = synthetic(w.samples, w.layers[0], w.layers[w.layers.length - 1]);
-  const params = w.layers.slice(1).flatMap((fanOut, i) => [
+  // The data set and the weights pinned where the WebAssembly backend runs (under the native backend
+  // pinMemory returns the tensor itself): its gemm reads the batches and weights in place, writes the
+  // weights' gradients in place, and SGD updates them there. TAPEGRAD_BENCH_PIN=0 pins neither.
+  const pin = process.env.TAPEGRAD_BENCH_PIN !== "0";
+  const params = w.layers.slice(1).flatMap((fanOut, i) => {
     // the same numbers as the references' [in, out] matrices, laid out [out, in]
-    api.tensor(heWeights(w.layers[i], fanOut, 10 + i), { shape: [w.layers[i], fanOut] }).transpose().detach().requiresGrad_(),
-    api.tensor(new Float32Array(fanOut), { shape: [fanOut], requiresGrad: true }),
-  ]);
+    const weight = api.tensor(heWeights(w.layers[i], fanOut, 10 + i), { shape: [w.layers[i], fanOut] }).transpose();
+    return [(pin ? weight.pinMemory() : weight).detach().requiresGrad_(), api.tensor(new Float32Array(fanOut), { shape: [fanOut], requiresGrad: true })];
+  });
   // the references update with `weight -= lr * weight.grad`; a tapegrad user calls the optimizer
   const optimizer = new optim.SGD(params, { lr: w.lr });
   // the data set as one tensor over the same memory (as torch.from_numpy); each batch is a zero-copy
-  // narrow of it, as the references slice theirs. Pinned where the WebAssembly backend runs, so that its
-  // gemm reads the batches in place (under the native backend pinMemory returns the tensor itself);
-  // TAPEGRAD_BENCH_PIN=0 leaves it unpinned.
+  // narrow of it, as the references slice theirs
   const data = new api.Tensor(x, [w.samples, features]);
-  const inputs = process.env.TAPEGRAD_BENCH_PIN === "0" ? data : data.pinMemory();
+  const inputs = pin ? data.pinMemory() : data;
   return (first = 0, end = w.samples): void => {
     for (let start = first; start < end; start += w.batch) {
       const stop = Math.min(end, start + w.batch);

@@ -75,7 +75,9 @@ function makeOptimizer(model: nn.Module, settings: TrainSettings): optim.Optimiz
 
 function newSession(settings: TrainSettings, loaded?: { id: ModelId; model: nn.Module }): Session {
   if (!train) throw new Error("the data set is not loaded yet");
-  const model = loaded?.model ?? createModel(settings.model, settings.seed);
+  // parameters in the WebAssembly kernels' memory (where it is shared): the gemm reads the weights and
+  // writes their gradients in place, each half on the thread whose share of the products uses it
+  const model = (loaded?.model ?? createModel(settings.model, settings.seed)).pinMemory();
   const modelId = loaded?.id ?? settings.model;
   const loader = new DataLoader(train, { batchSize: settings.batchSize, shuffle: true, seed: settings.seed });
   return {
