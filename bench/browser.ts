@@ -10,7 +10,9 @@
  *
  * Alone: `tsx bench/browser.ts [--quick] [--rounds=N] [--epochs=N] [--no-isolation] [--no-pin] [--tools=tapegrad] [--profile]`
  * prints the results as JSON; `--profile` adds tapegrad's per-epoch gemm profile and phase times (forward,
- * backward, step) to its result, `--tools` times only the tools named.
+ * backward, step) to its result, `--tools` times only the tools named (also `products`, the two large
+ * products alone, and `pin-weights`, tapegrad with its weights pinned against not pinned, epochs
+ * alternating in one page; `--tools=pin-weights --epochs=12` prints the pairs).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -122,7 +124,7 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
       const rounds = options.rounds ?? 1;
       for (let round = 1; round <= rounds; round++) {
         // one page per tool and round: each starts from a fresh worker and heap, as the Node bench's child processes do
-        const tools = ([["tapegrad", options.epochs], ["tfjs-wasm", 1], ["products", 1]] as const).filter(([tool]) => (options.tools ?? ["tapegrad", "tfjs-wasm"]).includes(tool));
+        const tools = ([["tapegrad", options.epochs], ["tfjs-wasm", 1], ["products", 1], ["pin-weights", options.epochs]] as const).filter(([tool]) => (options.tools ?? ["tapegrad", "tfjs-wasm"]).includes(tool));
         for (const [tool, epochs] of tools) {
           log(`round ${round} of ${rounds}: ${tool} in ${executable}`);
           const cpuBefore = descendantsCpu();
@@ -205,4 +207,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   const [ours, tfjs] = ["tapegrad", "tfjs-wasm"].map((tool) => result.results.find((r) => r.tool === tool));
   if (ours && tfjs) process.stderr.write(`tapegrad ${ours.medianMs.toFixed(0)} ms, TF.js wasm ${tfjs.medianMs.toFixed(0)} ms: tapegrad is ${(tfjs.medianMs / ours.medianMs).toFixed(1)}× faster\n`);
+  const [pinned, unpinned] = ["tapegrad, weights pinned", "tapegrad, weights not pinned"].map((tool) => result.results.find((r) => r.tool === tool));
+  if (pinned && unpinned) {
+    const gaps = pinned.epochsMs.map((t, i) => t - unpinned.epochsMs[i]).sort((a, b) => a - b);
+    process.stderr.write(`weights pinned ${pinned.medianMs.toFixed(0)} ms, not pinned ${unpinned.medianMs.toFixed(0)} ms (medians); pinned faster in `
+      + `${gaps.filter((g) => g < 0).length} of ${gaps.length} pairs, by ${(-gaps[gaps.length >> 1]).toFixed(0)} ms (median of the pairs)\n`);
+  }
 }

@@ -296,8 +296,8 @@ function copyOut(c: FloatArray, cOffset: number, ldc: number, m: number, n: numb
 
 /** Pinned axpys of at least this many elements are split with the helper (about 25 µs of one core). */
 const AXPY_SPLIT_MIN = 2 ** 16;
-/** Chunks of a split axpy (at most 16: SLOTS.AXPY_DONE): halves, the helper's from the back. More chunks
- *  only add claims, each a cache line handed between the cores (bench/NOTES.md, "Owner computes"). */
+/** Chunks of a split axpy (at most 16: SLOTS.AXPY_DONE): halves, the helper's from the back; eight were no
+ *  faster (bench/NOTES.md, "Owner computes"). */
 const AXPY_CHUNKS = 2;
 const alphaBits = new Int32Array(2);
 const alphaF64 = new Float64Array(alphaBits.buffer);

@@ -21,12 +21,13 @@ export interface EpochRunner {
 }
 
 /** `timed`: also sums the time of each step's forward, backward and optimizer phases into `phases`; `pin`
- *  (default true): the data set in pinned memory, as the Node bench's tapegrad epoch keeps it. */
+ *  (default true): the data set and the weights in pinned memory, as the Node bench's tapegrad epoch keeps
+ *  them (`pinWeights: false` leaves the weights unpinned, for the pin-weights comparison). */
 export function tapegradEpoch(w: EpochWorkload, { timed = false, pin = true, pinWeights = pin }: { timed?: boolean; pin?: boolean; pinWeights?: boolean } = {}): EpochRunner {
   const { x, y, features } = synthetic(w.samples, w.layers[0], w.layers[w.layers.length - 1]);
   const params = w.layers.slice(1).flatMap((fanOut, i) => [
     // weights pinned as the data set is (TF.js keeps both in its heap): their gradients and SGD steps then
-    // stay in the kernels' memory, each half on the thread that uses it (pin=0: neither pinned)
+    // stay in the kernels' memory, each half on the thread that uses it
     (pinWeights ? ag.tensor(heWeights(w.layers[i], fanOut, 10 + i), { shape: [w.layers[i], fanOut] }).transpose().pinMemory()
       : ag.tensor(heWeights(w.layers[i], fanOut, 10 + i), { shape: [w.layers[i], fanOut] }).transpose()).detach().requiresGrad_(),
     ag.tensor(new Float32Array(fanOut), { shape: [fanOut], requiresGrad: true }),

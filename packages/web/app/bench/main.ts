@@ -4,7 +4,8 @@
  * (bench/browser.ts) and reads the JSON it leaves in #result.
  * Query: `tools=tapegrad,tfjs-wasm`, `samples=60000`, `batch=128`, `warmup=1`, `epochs=3` (timed, per tool),
  * `tfjsThreads=N` (default: every core, as tapegrad uses), `profile=1` (tapegrad's gemm profile per timed epoch),
- * `pin=0` (tapegrad's data set not in pinned memory).
+ * `pin=0` (tapegrad's data set and weights not in pinned memory); `tools=pin-weights` times tapegrad with its
+ * weights pinned against not pinned, epochs alternating.
  */
 import type { BenchMessage, BenchRequest, ToolResult } from "./protocol.ts";
 

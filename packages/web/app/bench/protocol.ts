@@ -1,7 +1,8 @@
 /** Messages between the bench page and its worker. */
 
 export interface BenchRequest {
-  /** Tools to time, in this order: "tapegrad", "tfjs-wasm". */
+  /** Tools to time, in this order: "tapegrad", "tfjs-wasm", "products" (the two large products alone),
+   *  "pin-weights" (tapegrad with the weights pinned against not pinned, epochs alternating). */
   tools: string[];
   /** Samples in the synthetic data set (the Node bench's 60,000 unless a smoke run asks for fewer). */
   samples: number;
@@ -16,8 +17,8 @@ export interface BenchRequest {
   baseUrl: string;
   /** Collect tapegrad's WebAssembly gemm profile (wasmGemmProfile) for each timed epoch. */
   profile?: boolean;
-  /** tapegrad's data set in pinned memory (Tensor.pinMemory), which its WebAssembly gemm reads in place
-   *  (default true; false copies each batch in, for comparison). */
+  /** tapegrad's data set and weights in pinned memory (Tensor.pinMemory), which its WebAssembly gemm reads
+   *  in place (default true; false copies each batch and weight in, for comparison). */
   pin?: boolean;
 }
 

@@ -78,13 +78,41 @@ function products(): ToolResult {
   return { tool: "products", medianMs: best[0], epochsMs: best, backend: "x@W1, xᵀ@g on 1 thread, then on 2 (best ms)", finalLoss: NaN };
 }
 
+/**
+ * tapegrad's epoch with the weights pinned and not pinned (the data set pinned in both), two runners in this
+ * worker whose timed epochs alternate in the order A B, B A, A B, ... so that neither always runs first (the
+ * first of a pair was favoured by ~30 ms in this VM); `epochsMs[i]` of the two results are pair i.
+ */
+async function pinWeightsAB(workload: ReturnType<typeof mlpEpochWorkload>, request: BenchRequest): Promise<ToolResult[]> {
+  const runners = [tapegradEpoch(workload, { pin: true }), tapegradEpoch(workload, { pin: true, pinWeights: false })];
+  const times: number[][] = [[], []];
+  const losses = [NaN, NaN];
+  for (let i = 0; i < request.warmup; i++) for (const r of runners) r.run();
+  for (let i = 0; i < request.epochs; i++) {
+    post({ type: "progress", text: `pin-weights: timed pair ${i + 1} of ${request.epochs}` });
+    for (const which of i % 2 === 0 ? [0, 1] : [1, 0]) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      const started = performance.now();
+      losses[which] = runners[which].run();
+      times[which].push(performance.now() - started);
+    }
+  }
+  const median = (t: number[]): number => [...t].sort((a, b) => a - b)[t.length >> 1];
+  return ["tapegrad, weights pinned", "tapegrad, weights not pinned"].map((tool, i) => ({
+    tool, medianMs: median(times[i]), epochsMs: times[i], backend: `tapegrad ${wasmGemmThreads()} threads · data pinned`, finalLoss: losses[i],
+  }));
+}
+
 async function run(request: BenchRequest): Promise<void> {
   const workload = { ...mlpEpochWorkload(request.batch), samples: request.samples };
   for (const tool of request.tools) {
     if (tool === "tapegrad") {
       const backend = await startBackend();
       const runner = tapegradEpoch(workload, { timed: request.profile === true, pin: request.pin !== false });
-      post({ type: "result", result: await time(tool, `tapegrad ${backend.label}${runner.pinned ? " · data pinned" : ""}`, runner, request) });
+      post({ type: "result", result: await time(tool, `tapegrad ${backend.label}${runner.pinned ? " · data and weights pinned" : ""}`, runner, request) });
+    } else if (tool === "pin-weights") {
+      await startBackend();
+      for (const result of await pinWeightsAB(workload, request)) post({ type: "result", result });
     } else if (tool === "products") {
       await startBackend();
       post({ type: "result", result: products() });
@@ -92,7 +120,7 @@ async function run(request: BenchRequest): Promise<void> {
       const { tf, backend } = await tfjs(request.baseUrl, request.tfjsThreads);
       post({ type: "result", result: await time(tool, backend, tfjsEpoch(tf, workload), request) });
     } else {
-      throw new Error(`bench: unknown tool "${tool}" (tools: tapegrad, tfjs-wasm)`);
+      throw new Error(`bench: unknown tool "${tool}" (tools: tapegrad, tfjs-wasm, products, pin-weights)`);
     }
   }
   const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
