@@ -274,10 +274,19 @@ function overlaps(at: number, span: number, other: number, otherSpan: number): b
   return other >= 0 && at < other + otherSpan && other < at + span;
 }
 
-/** The padded C block = C (for beta 1). */
+/** The padded C block = C (for beta 1). Short rows are copied element by element: a view per row costs an
+ *  object each (the logits' 128 rows of 10, every step). */
 function copyIn(c: FloatArray, cOffset: number, ldc: number, m: number, n: number, nPad: number, cBase: number, view: FloatArray): void {
-  if (nPad === n && ldc === n) view.set(c.subarray(cOffset, cOffset + m * n), cBase);
-  else for (let i = 0; i < m; i++) view.set(c.subarray(cOffset + i * ldc, cOffset + i * ldc + n), cBase + i * nPad);
+  if (nPad === n && ldc === n) {
+    view.set(c.subarray(cOffset, cOffset + m * n), cBase);
+    return;
+  }
+  for (let i = 0; i < m; i++) {
+    const src = cOffset + i * ldc;
+    const dst = cBase + i * nPad;
+    if (n >= 64) view.set(c.subarray(src, src + n), dst);
+    else for (let j = 0; j < n; j++) view[dst + j] = c[src + j];
+  }
 }
 
 /** C = the padded C block's valid region. */

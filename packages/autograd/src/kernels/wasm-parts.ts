@@ -171,39 +171,42 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
   return computed;
 }
 
+/** Runs the block kernel on rows [r0, r0 + rows) (whole strips) of C, columns [col0, col0 + cols), for the
+ *  depth block of kc steps from p0, with B's strips at byte address bAt (a plain function, not a closure
+ *  per chunk: the collector's work in a training step). */
+export function gemmBlock(wasm: Record<string, unknown>, cfg: JobConfig, p: ArrayLike<number>, P: typeof JOB_PARAMS, r0: number, rows: number,
+  p0: number, kc: number, bAt: number, bRow: number, bStrip: number, col0: number, cols: number): void {
+  const type = p[P.f64];
+  const { mr, nr, bytes } = cfg.shapes[type];
+  const lda = p[P.lda], rawA = p[P.rawA], cBase = p[P.cBase];
+  const nPad = Math.ceil(p[P.n] / nr) * nr;
+  const mcBlock = Math.floor(cfg.mc / mr) * mr;
+  const add = p0 > 0 || p[P.accumulate] === 1 ? 1 : 0;
+  for (let r = r0; r < r0 + rows; r += mcBlock) {
+    const mc = Math.min(mcBlock, r0 + rows - r);
+    const cAt = (cBase + r * nPad + col0) * bytes;
+    if (p[P.transA] === 1) {
+      (wasm[cfg.names[type].kernel] as BlockKernel)(mc / mr, cols / nr, kc, (rawA + r + p0 * lda) * bytes, lda * bytes, mr * bytes, bAt, bRow, bStrip, cAt, nPad * bytes, add);
+    } else {
+      (wasm[cfg.names[type].kernelRows] as RowsKernel)(mc / mr, cols / nr, kc, (rawA + r * lda + p0) * bytes, bytes, mr * lda * bytes, bAt, bRow, bStrip, cAt, nPad * bytes, add, lda * bytes);
+    }
+  }
+}
+
 /** Computes the product's rows or columns [start, start + size) (clipped to C) into the padded C; returns
  *  whether this thread's region holds all of Bᵀ packed (row chunks pack it once per job: `fullPacked`). */
 export function gemmChunk(wasm: Record<string, unknown>, cfg: JobConfig, p: ArrayLike<number>, P: typeof JOB_PARAMS,
   thread: number, start: number, size: number, fullPacked: boolean): boolean {
   const type = p[P.f64];
-  const names = cfg.names[type];
   const { mr, nr, bytes } = cfg.shapes[type];
-  const transA = p[P.transA] === 1, transB = p[P.transB] === 1;
-  const m = p[P.m], n = p[P.n], k = p[P.k], lda = p[P.lda], ldb = p[P.ldb];
-  const rawA = p[P.rawA], rawB = p[P.rawB];
-  const cBase = p[P.cBase], accumulate = p[P.accumulate];
+  const transB = p[P.transB] === 1;
+  const m = p[P.m], n = p[P.n], k = p[P.k], ldb = p[P.ldb], rawB = p[P.rawB];
   const full = thread === 0 ? p[P.full0] : p[P.full1];
   const part = thread === 0 ? p[P.part0] : p[P.part1];
-  const kernel = wasm[names.kernel] as BlockKernel;
-  const kernelRows = wasm[names.kernelRows] as RowsKernel;
-  const packBT = wasm[names.packBT] as Packer;
+  const packBT = wasm[cfg.names[type].packBT] as Packer;
   const kcMax = cfg.kc;
-  const mcBlock = Math.floor(cfg.mc / mr) * mr;
   const mPad = Math.ceil(m / mr) * mr;
   const nPad = Math.ceil(n / nr) * nr;
-  /** Runs the kernel on rows [r0, r0 + rows) (whole strips) of a depth block from p0, B's strips at bAt. */
-  const block = (r0: number, rows: number, p0: number, kc: number, bAt: number, bRow: number, bStrip: number, col0: number, cols: number): void => {
-    const add = p0 > 0 || accumulate === 1 ? 1 : 0;
-    for (let r = r0; r < r0 + rows; r += mcBlock) {
-      const mc = Math.min(mcBlock, r0 + rows - r);
-      const cAt = (cBase + r * nPad + col0) * bytes;
-      if (transA) {
-        kernel(mc / mr, cols / nr, kc, (rawA + r + p0 * lda) * bytes, lda * bytes, mr * bytes, bAt, bRow, bStrip, cAt, nPad * bytes, add);
-      } else {
-        kernelRows(mc / mr, cols / nr, kc, (rawA + r * lda + p0) * bytes, bytes, mr * lda * bytes, bAt, bRow, bStrip, cAt, nPad * bytes, add, lda * bytes);
-      }
-    }
-  };
   if (p[P.byRows] === 1) {
     if (transB && !fullPacked) {
       // every chunk needs all of Bᵀ: packed once, all depth blocks, into this thread's region
@@ -212,8 +215,8 @@ export function gemmChunk(wasm: Record<string, unknown>, cfg: JobConfig, p: Arra
     const rowsPad = Math.ceil(Math.min(size, m - start) / mr) * mr;
     for (let p0 = 0; p0 < k; p0 += kcMax) {
       const kc = Math.min(kcMax, k - p0);
-      if (transB) block(start, rowsPad, p0, kc, (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, 0, nPad);
-      else block(start, rowsPad, p0, kc, (rawB + p0 * ldb) * bytes, ldb * bytes, nr * bytes, 0, nPad);
+      if (transB) gemmBlock(wasm, cfg, p, P, start, rowsPad, p0, kc, (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, 0, nPad);
+      else gemmBlock(wasm, cfg, p, P, start, rowsPad, p0, kc, (rawB + p0 * ldb) * bytes, ldb * bytes, nr * bytes, 0, nPad);
     }
     return transB;
   }
@@ -222,8 +225,8 @@ export function gemmChunk(wasm: Record<string, unknown>, cfg: JobConfig, p: Arra
     const kc = Math.min(kcMax, k - p0);
     if (transB) {
       packBT((rawB + start * ldb + p0) * bytes, ldb * bytes, colsPad / nr, kc, part * bytes);
-      block(0, mPad, p0, kc, part * bytes, nr * bytes, nr * kc * bytes, start, colsPad);
-    } else block(0, mPad, p0, kc, (rawB + start + p0 * ldb) * bytes, ldb * bytes, nr * bytes, start, colsPad);
+      gemmBlock(wasm, cfg, p, P, 0, mPad, p0, kc, part * bytes, nr * bytes, nr * kc * bytes, start, colsPad);
+    } else gemmBlock(wasm, cfg, p, P, 0, mPad, p0, kc, (rawB + start + p0 * ldb) * bytes, ldb * bytes, nr * bytes, start, colsPad);
   }
   return fullPacked;
 }

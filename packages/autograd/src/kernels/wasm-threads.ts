@@ -10,7 +10,7 @@
  * or wants to show the thread count, awaits initWasmThreads() first.
  */
 import { loadWasmBackend, type WasmBackend } from "./wasm-backend.ts";
-import { chunkSpan, gemmChunk, helperLoop, JOB_PARAMS, runJob, SLOTS, TAG_MASK } from "./wasm-parts.ts";
+import { chunkSpan, gemmBlock, gemmChunk, helperLoop, JOB_PARAMS, runJob, SLOTS, TAG_MASK } from "./wasm-parts.ts";
 
 /** The helper's state: "not started" (it starts with the first product large enough to split),
  *  "starting", "ready", "failed" (products stay on the calling thread), "unavailable" (one thread only). */
@@ -196,6 +196,7 @@ function nodeHelperSource(): string {
 var __name = function (f) { return f; }; // esbuild's keepNames helper, in case the sources mention it
 const { workerData, parentPort } = require("node:worker_threads");
 const chunkSpan = (${chunkSpan.toString()});
+const gemmBlock = (${gemmBlock.toString()});
 const gemmChunk = (${gemmChunk.toString()});
 const runJob = (${runJob.toString()});
 const helperLoop = (${helperLoop.toString()});
