@@ -267,6 +267,63 @@ describe("pinMemory", () => {
     if (out.threads === 2) expect(out.posted).toBeGreaterThanOrEqual(6 * 3);
   });
 
+  it.skipIf(!canPin)("a helper that throws in the middle of a split product or pinned SGD step: the caller redoes only what is missing, with the same bits", () => {
+    // the helper's kernels replaced by ones that throw (its source text patched where the Worker is made):
+    // the first chunk it claims fails, after which every product runs on the calling thread
+    const source = (mode: "axpy" | "gemm"): string => `
+      const realGet = process.getBuiltinModule.bind(process);
+      const threads = realGet("node:worker_threads");
+      class FailingWorker extends threads.Worker {
+        constructor(text, options) {
+          const patched = text.replace("helperLoop(ctl, instance.exports,",
+            "helperLoop(ctl, new Proxy(instance.exports, { get: (t, k) => typeof t[k] === 'function' ? () => { throw new Error('injected'); } : t[k] }),");
+          if (patched === text) throw new Error("the helper's source changed: update this test");
+          super(patched, options);
+        }
+      }
+      process.getBuiltinModule = (id) => id === "node:worker_threads" ? { ...threads, Worker: FailingWorker } : realGet(id);
+      const { axpyPinned, gemmWasm, initWasmThreads, wasmThreadingInfo } = await import(${url("../packages/autograd/src/kernels/gemm-wasm.ts")});
+      const { pinArray } = await import(${url("../packages/autograd/src/kernels/wasm-heap.ts")});
+      const out = { threads: (await initWasmThreads()).threads, wrong: 0, rounds: 0 };
+      const n = 100_352;
+      const x = pinArray("float32", n), y = pinArray("float32", n);
+      for (let i = 0; i < n; i++) { x[i] = Math.sin(i); y[i] = Math.cos(i); }
+      const expected = Float32Array.from(y);
+      // a product writing a pinned C in place, accumulating (beta 1): gᵀ @ x with x pinned
+      const g = Float32Array.from({ length: 128 * 128 }, (_, i) => Math.sin(i / 7));
+      const xs = pinArray("float32", 128 * 784);
+      for (let i = 0; i < xs.length; i++) xs[i] = Math.cos(i / 3);
+      const c = pinArray("float32", 128 * 784);
+      const plain = new Float32Array(128 * 784), xPlain = Float32Array.from(xs);
+      for (let round = 0; round < 50 && wasmThreadingInfo().helper !== "failed"; round++) {
+        out.rounds++;
+        if (${JSON.stringify(mode)} === "axpy") {
+          axpyPinned(-0.01, x, 0, y, 0, n);
+          for (let i = 0; i < n; i++) expected[i] += -0.01 * x[i];
+        } else {
+          gemmWasm(true, false, 128, 784, 128, g, 0, 128, xs, 0, 784, c, 0, 784, 1);
+          gemmWasm(true, false, 128, 784, 128, g, 0, 128, xPlain, 0, 784, plain, 0, 784, 1);
+        }
+      }
+      for (let i = 0; i < n; i++) if (!Object.is(y[i], expected[i])) out.wrong++;
+      for (let i = 0; i < plain.length; i++) if (!Object.is(c[i], plain[i])) out.wrong++;
+      out.helper = wasmThreadingInfo().helper;
+      out.reason = wasmThreadingInfo().reason;
+      process.stdout.write(JSON.stringify(out));
+      process.exit(0);
+    `;
+    for (const mode of ["axpy", "gemm"] as const) {
+      const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", source(mode)], {
+        encoding: "utf8", env: { ...process.env, TAPEGRAD_BACKEND: "wasm", TAPEGRAD_WASM_THREADS: "2" },
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const out = JSON.parse(run.stdout);
+      if (out.threads < 2) return; // no helper here
+      expect(out, mode).toMatchObject({ helper: "failed", wrong: 0 });
+      expect(out.reason).toMatch(/^1 thread: the helper worker threw/);
+    }
+  });
+
   it.skipIf(!canPin)("pinMemory: a pinned block returns to the heap once no view of it is left", () => {
     const source = `
       import * as ag from ${url("../packages/autograd/src/index.ts")};
