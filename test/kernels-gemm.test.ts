@@ -160,10 +160,10 @@ describe.skipIf(!wasmGemmAvailable())("gemmWasm on two threads", () => {
           const a = filled(Float32Array, m * k, m + k) as Float32Array;
           const bValues = filled(Float32Array, k * n, n + k) as Float32Array;
           const start = filled(Float32Array, m * n, m + n) as Float32Array;
-          const b = pinB ? pinArray("float32", k * n)! : new Float32Array(k * n);
-          b.set(bValues);
+          const b = pinB ? pinArray("float32", k * n) : new Float32Array(k * n);
           const c = pinArray("float32", m * n);
           if (!c || !b) return; // no shared WebAssembly memory here
+          b.set(bValues);
           c.set(start);
           const [lda, ldb] = [transA ? m : k, transB ? k : n];
           wasmGemmThreads(2);

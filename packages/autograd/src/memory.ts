@@ -14,8 +14,9 @@
  *   gradient that backward allocated back to the pool.
  *
  * Rules: only arrays this module can prove unreachable go to the pool; views, shared memory (but whole
- * pinned arrays, which go to a pool of their own: allocatePinnedUnfilled) and buffers below the pool's floor (`POOL_MIN_BYTES`, or `POOL_MIN_BYTES_NO_BUFFER` without Node's Buffer) are left
- * to the garbage collector. A pooled buffer is warm in cache, where a new one is first-touched memory and a
+ * pinned arrays, which go to a pool of their own: allocatePinnedUnfilled) and buffers below the pool's
+ * floor (`POOL_MIN_BYTES`, or `POOL_MIN_BYTES_NO_BUFFER` without Node's Buffer) are left to the garbage
+ * collector. A pooled buffer is warm in cache, where a new one is first-touched memory and a
  * dropped one waits for the collector.
  */
 import type { DType, FloatArray } from "./dtype.ts";

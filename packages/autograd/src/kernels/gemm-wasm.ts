@@ -2,7 +2,7 @@ import type { FloatArray } from "./gemm-reference.ts";
 import { gemmJs } from "./gemm-js.ts";
 import { KC, loadWasmBackend, MAX_BYTES, type WasmBackend } from "./wasm-backend.ts";
 import { growMemory, isPinned, scratchBlock } from "./wasm-heap.ts";
-import { JOB_PARAMS as P, MAX_CHUNKS, runJob, SLOTS } from "./wasm-parts.ts";
+import { chunkSpan, JOB_PARAMS as P, MAX_CHUNKS, runJob, SLOTS } from "./wasm-parts.ts";
 import { finishJob, postJob, readyHelper } from "./wasm-threads.ts";
 
 export {
@@ -236,7 +236,7 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
   // C in place keeps its values for beta 1; a helper that fails halfway leaves them changed, so its copy
   // is kept for the redo
   const cKept = cInPlace && beta === 1 && split ? c.slice(cOffset, cOffset + m * n) : null;
-  if (beta === 1 && !cInPlace) copyIn(c, cOffset, ldc, m, n, nPad, base + cBase, view);
+  if (beta === 1 && !cInPlace) copyRows(m, n, c, cOffset, ldc, view, base + cBase, nPad);
   const tIn = prof ? performance.now() : 0;
   let tComputed = tIn;
   if (split && ctl) {
@@ -245,7 +245,7 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
     if (!done) {
       // the helper failed: compute the whole product here
       if (cKept) c.set(cKept, cOffset);
-      else if (beta === 1) copyIn(c, cOffset, ldc, m, n, nPad, base + cBase, view);
+      else if (beta === 1) copyRows(m, n, c, cOffset, ldc, view, base + cBase, nPad);
       computeAlone(be, chunks);
     }
   } else {
@@ -253,7 +253,7 @@ export function gemmWasm(transA: boolean, transB: boolean, m: number, n: number,
     if (prof) tComputed = performance.now();
   }
   const tWaited = prof ? performance.now() : 0;
-  if (!cInPlace) copyOut(c, cOffset, ldc, m, n, nPad, base + cBase, view);
+  if (!cInPlace) copyRows(m, n, view, base + cBase, nPad, c, cOffset, ldc);
   if (prof) {
     const tEnd = performance.now();
     prof.products++;
@@ -274,32 +274,19 @@ function overlaps(at: number, span: number, other: number, otherSpan: number): b
   return other >= 0 && at < other + otherSpan && other < at + span;
 }
 
-/** The padded C block = C (for beta 1). Short rows are copied element by element: a view per row costs an
- *  object each (the logits' 128 rows of 10, every step). */
-function copyIn(c: FloatArray, cOffset: number, ldc: number, m: number, n: number, nPad: number, cBase: number, view: FloatArray): void {
-  if (nPad === n && ldc === n) {
-    view.set(c.subarray(cOffset, cOffset + m * n), cBase);
+/** m rows of n elements from `src` (rows `srcStride` apart) to `dst` (rows `dstStride` apart): C into the
+ *  padded C block (beta 1) and its valid region back. Short rows are copied element by element: a view per
+ *  row costs an object each (the logits' 128 rows of 10, every step). */
+function copyRows(m: number, n: number, src: FloatArray, srcAt: number, srcStride: number, dst: FloatArray, dstAt: number, dstStride: number): void {
+  if (srcStride === n && dstStride === n) {
+    dst.set(src.subarray(srcAt, srcAt + m * n), dstAt);
     return;
   }
   for (let i = 0; i < m; i++) {
-    const src = cOffset + i * ldc;
-    const dst = cBase + i * nPad;
-    if (n >= 64) view.set(c.subarray(src, src + n), dst);
-    else for (let j = 0; j < n; j++) view[dst + j] = c[src + j];
-  }
-}
-
-/** C = the padded C block's valid region. */
-function copyOut(c: FloatArray, cOffset: number, ldc: number, m: number, n: number, nPad: number, cBase: number, view: FloatArray): void {
-  if (nPad === n && ldc === n) {
-    c.set(view.subarray(cBase, cBase + m * n), cOffset);
-    return;
-  }
-  for (let i = 0; i < m; i++) {
-    const src = cBase + i * nPad;
-    const dst = cOffset + i * ldc;
-    if (n >= 64) c.set(view.subarray(src, src + n), dst);
-    else for (let j = 0; j < n; j++) c[dst + j] = view[src + j];
+    const from = srcAt + i * srcStride;
+    const to = dstAt + i * dstStride;
+    if (n >= 64) dst.set(src.subarray(from, from + n), to);
+    else for (let j = 0; j < n; j++) dst[to + j] = src[from + j];
   }
 }
 
@@ -343,8 +330,8 @@ export function axpyPinned(alpha: number, x: FloatArray, xOffset: number, y: Flo
       const axpy = be.exports.axpyF32 as (alpha: number, x: number, y: number, pairs: number) => void;
       for (let i = 0; i < chunks; i++) {
         if (Atomics.load(ctl, SLOTS.AXPY_DONE + i) === 1) continue;
-        const at = i * chunkSize, size = Math.min(chunkSize, 2 * pairs - at);
-        axpy(alpha, (xAt + at) * 4, (yAt + at) * 4, size >> 1);
+        const [at, size] = chunkSpan(i, chunks, chunkSize, 0, 0, 2 * pairs, chunkSize);
+        axpy(alpha, (xAt + at) * 4, (yAt + at) * 4, Math.min(size, 2 * pairs - at) >> 1);
       }
     }
   }
