@@ -8,7 +8,7 @@
  * bench's epoch rounds do, so that a busy minute on a shared machine falls on both; a tool's time is the
  * median of its per-round medians.
  *
- * Alone: `tsx bench/browser.ts [--quick] [--rounds=N] [--epochs=N] [--no-isolation] [--no-pin] [--tools=tapegrad] [--profile]`
+ * Alone: `tsx bench/browser.ts [--quick] [--rounds=N] [--epochs=N] [--warmup=N] [--no-isolation] [--no-pin] [--tools=tapegrad] [--profile]`
  * prints the results as JSON; `--profile` adds tapegrad's per-epoch gemm profile and phase times (forward,
  * backward, step) to its result, `--tools` times only the tools named (also `products`, the two large
  * products alone, and `pin-weights`, tapegrad with its weights pinned against not pinned, epochs
@@ -199,7 +199,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const epochs = Number(args.find((a) => a.startsWith("--epochs="))?.split("=")[1] ?? (quick ? 1 : 3));
   const rounds = Number(args.find((a) => a.startsWith("--rounds="))?.split("=")[1] ?? 1);
   const result = await runBrowserBench({
-    samples: quick ? 6000 : 60000, warmup: 1, epochs, rounds, isolation: !args.includes("--no-isolation"), pin: !args.includes("--no-pin"),
+    samples: quick ? 6000 : 60000, warmup: Number(args.find((a) => a.startsWith("--warmup="))?.split("=")[1] ?? 1), epochs, rounds, isolation: !args.includes("--no-isolation"), pin: !args.includes("--no-pin"),
     tools: args.find((a) => a.startsWith("--tools="))?.split("=")[1].split(","), profile: args.includes("--profile"),
     chromiumArgs: args.filter((a) => a.startsWith("--chromium-arg=")).map((a) => a.slice("--chromium-arg=".length)),
     log: (line) => process.stderr.write(`${line}\n`),

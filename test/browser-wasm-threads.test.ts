@@ -4,8 +4,10 @@
  * the cross-origin isolation headers (COOP same-origin + COEP require-corp), and a page bundled by Vite,
  * which must pick up the helper's `new Worker(new URL(..., import.meta.url))` by itself. Each page runs
  * initWasmThreads(), a 512×512 float32 product on two threads and again on one, and reports the thread
- * count, the reason and the bits (hashed), which must equal this Node process's one-thread product, and the
- * same product on pinned operands (isolated pages only).
+ * count, the reason and the bits (hashed), and the same product on pinned operands (isolated pages only).
+ * Chromium's WebAssembly has relaxed SIMD, so its kernels fuse multiply-adds by default: the bits must equal
+ * the in-order fused loop (test/helpers/gemm-sequential.ts); with wasmGemmFma(false) they must equal this
+ * Node process's own (unfused) product.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -14,6 +16,7 @@ import { extname, join, normalize, sep } from "node:path";
 import { build as esbuild } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gemmWasm, wasmGemmAvailable, wasmGemmThreads } from "../packages/autograd/src/kernels/gemm.ts";
+import { fusedF32, gemmSequential } from "./helpers/gemm-sequential.ts";
 
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const repo = join(import.meta.dirname, "..");
@@ -22,7 +25,7 @@ const N = 512;
 
 /** The page: the same operands as `operands()` below, written out so that the bundlers see plain code. */
 const pageSource = `
-import { gemmBackend, gemmWasm, initWasmThreads, isPinned, pinArray, wasmGemmThreads, wasmHelperStats } from ${JSON.stringify(kernelsEntry)};
+import { gemmBackend, gemmWasm, initWasmThreads, isPinned, pinArray, wasmGemmFma, wasmGemmThreads, wasmHelperStats } from ${JSON.stringify(kernelsEntry)};
 
 function filled(length: number, seed: number): Float32Array {
   const out = new Float32Array(length);
@@ -41,7 +44,9 @@ function fnv1a(bytes: Uint8Array): string {
 }
 
 async function main(): Promise<unknown> {
-  const worker = new URLSearchParams(location.search).get("worker");
+  const query = new URLSearchParams(location.search);
+  const worker = query.get("worker");
+  if (query.get("fma") === "0") wasmGemmFma(false);
   const info = await initWasmThreads(worker ? { workerUrl: new URL(worker, location.href) } : {});
   const n = ${N};
   const a = filled(n * n, 1), b = filled(n * n, 2);
@@ -68,7 +73,7 @@ async function main(): Promise<unknown> {
   return {
     pinned,
     isolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
-    backend: gemmBackend(), threads, info, helperParts,
+    backend: gemmBackend(), threads, info, helperParts, fma: wasmGemmFma(),
     sameBits: bytesOne.every((v, i) => v === bytesTwo[i]),
     hash: fnv1a(bytesOne),
   };
@@ -127,6 +132,7 @@ interface PageResult {
   helperParts: number;
   sameBits: boolean;
   hash: string;
+  fma: boolean;
 }
 
 const missing = !existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`
@@ -137,7 +143,9 @@ describe.skipIf(missing !== undefined)("WebAssembly threads in Chromium", () => 
   let work = "";
   const servers: Server[] = [];
   let context: import("playwright-core").BrowserContext;
+  /** The product's hash unfused (this Node's kernels) and fused (the in-order fused loop). */
   let expectedHash = "";
+  let fusedHash = "";
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), "tapegrad-browser-"));
@@ -171,6 +179,8 @@ describe.skipIf(missing !== undefined)("WebAssembly threads in Chromium", () => 
     gemmWasm(false, false, N, N, N, filled(N * N, 1), 0, N, filled(N * N, 2), 0, N, c, 0, N, 0);
     wasmGemmThreads(previous);
     expectedHash = fnv1a(new Uint8Array(c.buffer));
+    const fused = Float32Array.from(gemmSequential({ transA: false, transB: false, m: N, n: N, k: N, beta: 0, a: filled(N * N, 1), b: filled(N * N, 2), c }, fusedF32));
+    fusedHash = fnv1a(new Uint8Array(fused.buffer));
   }, 60_000);
 
   afterAll(async () => {
@@ -195,10 +205,10 @@ describe.skipIf(missing !== undefined)("WebAssembly threads in Chromium", () => 
     return { result, errors };
   }
 
-  it("browser: a cross-origin-isolated page runs the gemm on two threads, with the same bits as one thread and as Node", async () => {
+  it("browser: a cross-origin-isolated page runs the gemm on two threads, fused, with the same bits as one thread and as the fused loop", async () => {
     const { result, errors } = await visit(0, "?worker=./wasm-helper.worker.js");
     expect(result.error).toBeUndefined();
-    expect(result).toMatchObject({ isolated: true, backend: "wasm", threads: 2, sameBits: true, hash: expectedHash });
+    expect(result).toMatchObject({ isolated: true, backend: "wasm", threads: 2, fma: true, sameBits: true, hash: fusedHash });
     expect(result.pinned).toEqual({ isPinned: true, ownBuffers: true, sameBits: true });
     expect(result.info).toEqual({ threads: 2, helper: "ready", workerKind: "web-worker",
       reason: "2 threads: the caller and a helper Web Worker over shared WebAssembly memory" });
@@ -206,10 +216,19 @@ describe.skipIf(missing !== undefined)("WebAssembly threads in Chromium", () => 
     expect(errors).toEqual([]);
   }, 30_000);
 
+  it("browser: wasmGemmFma(false) before the first product gives Node's unfused bits, on two threads and on one", async () => {
+    const { result, errors } = await visit(0, "?worker=./wasm-helper.worker.js&fma=0");
+    expect(result.error).toBeUndefined();
+    expect(result).toMatchObject({ isolated: true, threads: 2, fma: false, sameBits: true, hash: expectedHash });
+    expect(result.pinned).toEqual({ isPinned: true, ownBuffers: true, sameBits: true });
+    expect(result.helperParts).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+  }, 30_000);
+
   it("browser: without the isolation headers the gemm stays on one thread, says why, and gives the same bits", async () => {
     const { result, errors } = await visit(1, "?worker=./wasm-helper.worker.js");
     expect(result.error).toBeUndefined();
-    expect(result).toMatchObject({ isolated: false, backend: "wasm", threads: 1, helperParts: 0, sameBits: true, hash: expectedHash });
+    expect(result).toMatchObject({ isolated: false, backend: "wasm", threads: 1, helperParts: 0, fma: true, sameBits: true, hash: fusedHash });
     // no shared memory, no pinning
     expect(result.pinned).toBeNull();
     expect(result.info.threads).toBe(1);
@@ -221,7 +240,7 @@ describe.skipIf(missing !== undefined)("WebAssembly threads in Chromium", () => 
   it("browser: a Vite build bundles the helper worker from the sources' new Worker(new URL(...)) by itself", async () => {
     const { result, errors } = await visit(2);
     expect(result.error).toBeUndefined();
-    expect(result).toMatchObject({ isolated: true, threads: 2, sameBits: true, hash: expectedHash });
+    expect(result).toMatchObject({ isolated: true, threads: 2, sameBits: true, hash: fusedHash });
     expect(result.info.helper).toBe("ready");
     expect(result.helperParts).toBeGreaterThan(0);
     expect(errors).toEqual([]);

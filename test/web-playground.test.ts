@@ -157,7 +157,7 @@ describe.skipIf(!chromium)(`web playground in headless Chromium${chromium ? "" :
     expect(await attr("#backend", "data-gemm")).toBe("wasm");
     expect(await attr("#backend", "data-threads")).toBe("2");
     expect(await attr("#backend", "data-isolated")).toBe("true");
-    expect(await page.textContent("#backend")).toBe("wasm SIMD · 2 threads");
+    expect(await page.textContent("#backend")).toBe("wasm SIMD + FMA · 2 threads");
     expect(await page.isHidden("#backend-note")).toBe(true);
     expect(await attr("#data-source", "data-source")).toBe("sample");
     expect(await page.inputValue("#model")).toBe("mlp");
@@ -331,7 +331,7 @@ describe.skipIf(!chromium)(`web playground in headless Chromium${chromium ? "" :
     await waitFor(single, "!document.querySelector('#start').disabled");
     expect(await single.getAttribute("#backend", "data-threads")).toBe("1");
     expect(await single.getAttribute("#backend", "data-isolated")).toBe("false");
-    expect(await single.textContent("#backend")).toBe("wasm SIMD · 1 thread");
+    expect(await single.textContent("#backend")).toBe("wasm SIMD + FMA · 1 thread");
     expect(await single.isVisible("#backend-note")).toBe(true);
     expect(await single.textContent("#backend-note")).toMatch(/not cross-origin isolated.*Cross-Origin-Opener-Policy: same-origin.*Cross-Origin-Embedder-Policy: require-corp/);
     await single.click("#start");

@@ -17,10 +17,12 @@ export interface TrainSettings {
 }
 
 export interface BackendInfo {
-  /** What the page shows, e.g. "wasm SIMD · 2 threads". */
+  /** What the page shows, e.g. "wasm SIMD + FMA · 2 threads". */
   label: string;
   gemm: "native" | "wasm" | "js";
   threads: number;
+  /** Whether the WebAssembly gemm fuses multiply-adds (relaxed SIMD; wasmGemmFma). */
+  fma: boolean;
   crossOriginIsolated: boolean;
   /** Why it runs on one thread, where it does. */
   note?: string;

@@ -4,6 +4,7 @@ import { KC, loadWasmBackend, MAX_BYTES, type WasmBackend } from "./wasm-backend
 import { growMemory, isPinned, scratchBlock } from "./wasm-heap.ts";
 import { chunkSpan, JOB_PARAMS as P, MAX_CHUNKS, runJob, SLOTS } from "./wasm-parts.ts";
 import { finishJob, postJob, readyHelper } from "./wasm-threads.ts";
+export { wasmGemmFma } from "./wasm-backend.ts";
 
 export {
   initWasmThreads, wasmGemmThreads, wasmHelperStats, wasmThreadingInfo,

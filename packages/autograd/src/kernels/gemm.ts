@@ -7,7 +7,7 @@ export type { FloatArray } from "./gemm-reference.ts";
 export { gemmReference } from "./gemm-reference.ts";
 export { gemmJs } from "./gemm-js.ts";
 export {
-  gemmWasm, initWasmThreads, wasmGemmAvailable, wasmGemmProfile, wasmGemmThreads, wasmHelperStats, wasmThreadingInfo,
+  gemmWasm, initWasmThreads, wasmGemmAvailable, wasmGemmFma, wasmGemmProfile, wasmGemmThreads, wasmHelperStats, wasmThreadingInfo,
   type HelperWorker, type WasmGemmProfile, type InitWasmThreadsOptions, type WasmHelperState, type WasmThreadingInfo,
 } from "./gemm-wasm.ts";
 export { gemmNative, nativeGemmAvailable, nativeGemmInfo, nativeGemmThreads, nativeGemmTiles, nativeGemmTilesInfo, nativeHelperStats, type HelperStats } from "./gemm-native.ts";

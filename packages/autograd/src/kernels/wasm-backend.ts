@@ -1,4 +1,4 @@
-import { f32Kernel, f64Kernel, gemmModuleBytes, type KernelShape } from "./wasm/gemm-module.ts";
+import { f32Kernel, f64Kernel, gemmModuleBytes, relaxedSimdProbe, type KernelShape } from "./wasm/gemm-module.ts";
 import type { JobConfig, KernelNames } from "./wasm-parts.ts";
 
 /**
@@ -48,6 +48,8 @@ export interface WasmBackend {
   shared: boolean;
   /** Why the memory is not shared, when it is not. */
   unsharedReason?: string;
+  /** Whether the block kernels use fused multiply-add (wasmGemmFma). */
+  fma: boolean;
 }
 
 let backend: WasmBackend | null | undefined;
@@ -75,6 +77,64 @@ function sharedMemoryBlocker(): string | undefined {
   return undefined;
 }
 
+/** wasmGemmFma's setting before the kernels are compiled (undefined: the default). */
+let fmaAllowed: boolean | undefined;
+
+/** Whether this runtime's WebAssembly has relaxed SIMD (f32x4.relaxed_madd). */
+function relaxedSimd(api: WasmApi): boolean {
+  try {
+    return api.validate(relaxedSimdProbe());
+  } catch {
+    return false;
+  }
+}
+
+/** TAPEGRAD_WASM_FMA in Node: "1" allows fused multiply-add, "0" forbids it, unset leaves the default. */
+function fmaFromEnv(): boolean | undefined {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.TAPEGRAD_WASM_FMA;
+  if (env === undefined || env === "") return undefined;
+  if (env !== "0" && env !== "1") throw new RangeError(`TAPEGRAD_WASM_FMA=${env}: expected 1 (allow fused multiply-add) or 0`);
+  return env === "1";
+}
+
+/** Whether the kernels about to be compiled may fuse: wasmGemmFma's setting, else TAPEGRAD_WASM_FMA, else
+ *  yes in browsers and no in Node (whose V8 ran the fused tile slower: bench/NOTES.md, "Fused multiply-add"). */
+function fmaWanted(): boolean {
+  if (fmaAllowed !== undefined) return fmaAllowed;
+  const env = fmaFromEnv();
+  if (env !== undefined) return env;
+  return (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === undefined;
+}
+
+/**
+ * Whether the WebAssembly gemm's block kernels use fused multiply-add (relaxed SIMD's relaxed_madd: one
+ * rounding per multiply-add, as native BLAS does on hardware with FMA, instead of a rounded product and a
+ * rounded sum). By default they do in browsers whose engine has relaxed SIMD (Chromium's V8 runs the fused
+ * tile ~5–15% faster) and do not in Node (set TAPEGRAD_WASM_FMA=1 to allow it where Node's WebAssembly has
+ * relaxed SIMD). Fused or not, the depth is summed in the same order, so the thread count never changes the
+ * bits; products from a fused and an unfused runtime differ in the last bits.
+ * `allow` sets it before the kernels are compiled (the first product, pinArray or initWasmThreads); after
+ * that a different value throws. An allowed FMA that the runtime lacks leaves the kernels unfused.
+ * @example wasmGemmFma(false) // before the first product: the same bits as Node's unfused kernels
+ */
+export function wasmGemmFma(allow?: boolean): boolean {
+  if (allow !== undefined) {
+    if (typeof allow !== "boolean") throw new TypeError(`wasmGemmFma: expected true or false, got ${String(allow)}`);
+    if (backend) {
+      // allowing what the runtime lacks changes nothing
+      const unavailable = allow && !relaxedSimd(wasmApi()!);
+      if (allow !== backend.fma && !unavailable) {
+        throw new Error(`wasmGemmFma(${allow}): the WebAssembly kernels are already compiled ${backend.fma ? "with" : "without"} fused multiply-add; call it before the first product, pinArray or initWasmThreads`);
+      }
+    } else {
+      fmaAllowed = allow;
+    }
+  }
+  if (backend) return backend.fma;
+  const api = wasmApi();
+  return fmaWanted() && api !== undefined && relaxedSimd(api);
+}
+
 /** Instantiates the kernel once; null where WebAssembly or its SIMD extension is missing. Prefers a
  *  shared memory (for the helper worker) and falls back to the module's own. */
 export function loadWasmBackend(): WasmBackend | null {
@@ -90,16 +150,17 @@ export function loadWasmBackend(): WasmBackend | null {
     mc: MC,
     spinUs: helperSpinUs(),
   };
+  const fma = fmaWanted() && relaxedSimd(api);
   let unsharedReason = sharedMemoryBlocker();
   if (unsharedReason === undefined) {
     try {
       const maxPages = MAX_BYTES / PAGE_BYTES;
-      const bytes = gemmModuleBytes({ maxPages });
+      const bytes = gemmModuleBytes({ shared: { maxPages }, fma });
       if (api.validate(bytes)) {
         const memory = new api.Memory({ initial: 1, maximum: maxPages, shared: true });
         const module = new api.Module(bytes);
         const { exports } = new api.Instance(module, { env: { memory } });
-        backend = { memory, exports, config, shapes, module, shared: true };
+        backend = { memory, exports, config, shapes, module, shared: true, fma };
         return backend;
       }
       unsharedReason = "this runtime's WebAssembly has no threads (shared memory)";
@@ -108,11 +169,11 @@ export function loadWasmBackend(): WasmBackend | null {
     }
   }
   try {
-    const bytes = gemmModuleBytes();
+    const bytes = gemmModuleBytes({ fma });
     if (!api.validate(bytes)) return backend;
     const module = new api.Module(bytes);
     const { exports } = new api.Instance(module, {});
-    backend = { memory: exports.memory as WasmMemory, exports, config, shapes, module, shared: false, unsharedReason };
+    backend = { memory: exports.memory as WasmMemory, exports, config, shapes, module, shared: false, unsharedReason, fma };
   } catch {
     backend = null;
   }

@@ -28,7 +28,7 @@ export interface ToolResult {
   medianMs: number;
   /** Every timed epoch, in milliseconds. */
   epochsMs: number[];
-  /** Backend and threads, e.g. "wasm SIMD · 2 threads" or "wasm (threaded SIMD) · 2 threads". */
+  /** Backend and threads, e.g. "wasm SIMD + FMA · 2 threads" or "wasm (threaded SIMD) · 2 threads". */
   backend: string;
   /** Mean training loss of the last timed epoch's last batch (a sanity check that both train the same net). */
   finalLoss: number;

@@ -70,7 +70,7 @@ export const op = {
   memarg: (alignLog2: number, offset: number): number[] => [...uleb(alignLog2), ...uleb(offset)],
 };
 
-/** SIMD opcodes used by the kernel (WebAssembly SIMD proposal, standardised in 2.0). */
+/** SIMD opcodes used by the kernel (WebAssembly SIMD, standardised in 2.0; relaxed SIMD, in 3.0). */
 export const simdOp = {
   v128Load: 0x00,
   v128Load32Splat: 0x09,
@@ -80,6 +80,9 @@ export const simdOp = {
   f32x4Mul: 0xe6,
   f64x2Add: 0xf0,
   f64x2Mul: 0xf2,
+  /** Relaxed SIMD: a * b + c, fused where the hardware has FMA (one rounding), else a multiply and an add. */
+  f32x4RelaxedMadd: 0x105,
+  f64x2RelaxedMadd: 0x107,
 } as const;
 
 export interface FunctionDef {

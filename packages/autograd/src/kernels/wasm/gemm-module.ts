@@ -36,17 +36,19 @@ interface ElementType {
   lanes: number;
   add: number;
   mul: number;
+  /** relaxed_madd: a * b + c */
+  madd: number;
   splat: number;
   load: (offset: number) => number[];
   store: (offset: number) => number[];
 }
 
 const f32: ElementType = {
-  suffix: "F32", bytes: 4, lanes: 4, add: simdOp.f32x4Add, mul: simdOp.f32x4Mul, splat: simdOp.v128Load32Splat,
+  suffix: "F32", bytes: 4, lanes: 4, add: simdOp.f32x4Add, mul: simdOp.f32x4Mul, madd: simdOp.f32x4RelaxedMadd, splat: simdOp.v128Load32Splat,
   load: (offset) => op.i32Load(2, offset), store: (offset) => op.i32Store(2, offset),
 };
 const f64: ElementType = {
-  suffix: "F64", bytes: 8, lanes: 2, add: simdOp.f64x2Add, mul: simdOp.f64x2Mul, splat: simdOp.v128Load64Splat,
+  suffix: "F64", bytes: 8, lanes: 2, add: simdOp.f64x2Add, mul: simdOp.f64x2Mul, madd: simdOp.f64x2RelaxedMadd, splat: simdOp.v128Load64Splat,
   load: (offset) => op.i64Load(3, offset), store: (offset) => op.i64Store(3, offset),
 };
 
@@ -66,9 +68,10 @@ const i32s = (count: number): ValType[] => new Array<ValType>(count).fill(valTyp
 /**
  * The block kernel. With `aRows`, A is read in place from its row-major storage (m×k, row stride lda):
  * the MR values of a depth step lie `aLane` bytes apart (an extra parameter) instead of side by side, so
- * A needs no packing.
+ * A needs no packing. With `fma`, each depth step is one relaxed multiply-add per accumulator (fused, one
+ * rounding, on hardware with FMA) instead of a multiply and an add; the order over the depth is the same.
  */
-function blockKernel(t: ElementType, shape: KernelShape, aRows = false): FunctionDef {
+function blockKernel(t: ElementType, shape: KernelShape, aRows = false, fma = false): FunctionDef {
   const mr = shape.mr;
   const nv = shape.nr / t.lanes;
   const [mStrips, nStrips, kc, a, aRow, aStrip, b, bRow, bStrip, c, ldc, accumulate, aLane] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
@@ -111,10 +114,10 @@ function blockKernel(t: ElementType, shape: KernelShape, aRows = false): Functio
       depthStep.push(...op.localGet(ap), ...op.simd(t.splat, ...op.memarg(Math.log2(t.bytes), r * t.bytes)), ...op.localSet(av));
     }
     for (let v = 0; v < nv; v++) {
-      depthStep.push(
-        ...op.localGet(acc(r, v)), ...op.localGet(av), ...op.localGet(bv(v)),
-        ...op.simd(t.mul), ...op.simd(t.add), ...op.localSet(acc(r, v)),
-      );
+      depthStep.push(...(fma
+        ? [...op.localGet(av), ...op.localGet(bv(v)), ...op.localGet(acc(r, v)), ...op.simd(t.madd)]
+        : [...op.localGet(acc(r, v)), ...op.localGet(av), ...op.localGet(bv(v)), ...op.simd(t.mul), ...op.simd(t.add)]),
+      ...op.localSet(acc(r, v)));
     }
   }
 
@@ -190,12 +193,26 @@ function gatherKernel(t: ElementType, w: number): FunctionDef {
   return { name: `gather${t.suffix}x${w}`, params: i32s(5), locals: i32s(4 + w - 1), body };
 }
 
+export interface GemmModuleOptions {
+  /** Import a shared memory of at most maxPages pages (env.memory) instead of exporting its own. */
+  shared?: { maxPages: number };
+  /** Block kernels with relaxed SIMD's fused multiply-add (the runtime must support relaxed SIMD). */
+  fma?: boolean;
+}
+
 /** Bytes of the module exporting `memory`, the block kernels, the Bᵀ packers and loops-module.ts's axpy
  *  (for SGD steps on pinned arrays, split between the threads). */
-export function gemmModuleBytes(shared?: { maxPages: number }): Uint8Array {
+export function gemmModuleBytes({ shared, fma = false }: GemmModuleOptions = {}): Uint8Array {
   const functions = [
-    blockKernel(f32, f32Kernel), blockKernel(f64, f64Kernel), blockKernel(f32, f32Kernel, true), blockKernel(f64, f64Kernel, true),
+    blockKernel(f32, f32Kernel, false, fma), blockKernel(f64, f64Kernel, false, fma),
+    blockKernel(f32, f32Kernel, true, fma), blockKernel(f64, f64Kernel, true, fma),
     gatherKernel(f32, f32Kernel.nr), gatherKernel(f64, f64Kernel.nr), axpyF32(),
   ];
   return encodeModule(functions, 1, shared);
+}
+
+/** A module whose only function uses f32x4.relaxed_madd: it validates where the runtime has relaxed SIMD. */
+export function relaxedSimdProbe(): Uint8Array {
+  const body = [...op.localGet(0), ...op.localGet(0), ...op.localGet(0), ...op.simd(simdOp.f32x4RelaxedMadd), 0x1a /* drop */];
+  return encodeModule([{ name: "probe", params: [], locals: [valType.v128], body }], 1);
 }
