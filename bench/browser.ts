@@ -4,15 +4,17 @@
  * (packages/web/bench.html), served on 127.0.0.1 with the cross-origin isolation headers so both may use
  * threads. Skipped, with the reason, where there is no Chromium.
  *
- * Rounds interleave the tools (tapegrad, TF.js, tapegrad, TF.js, ...), each in a fresh page, as the Node
+ * Rounds interleave the tools (tapegrad, TF.js, then TF.js, tapegrad, ...), each in a fresh page, as the Node
  * bench's epoch rounds do, so that a busy minute on a shared machine falls on both; a tool's time is the
  * median of its per-round medians.
  *
  * Alone: `tsx bench/browser.ts [--quick] [--rounds=N] [--epochs=N] [--warmup=N] [--no-isolation] [--no-pin] [--tools=tapegrad] [--profile]`
  * prints the results as JSON; `--profile` adds tapegrad's per-epoch gemm profile and phase times (forward,
  * backward, step) to its result, `--tools` times only the tools named (also `products`, the two large
- * products alone, and `pin-weights`, tapegrad with its weights pinned against not pinned, epochs
- * alternating in one page; `--tools=pin-weights --epochs=12` prints the pairs).
+ * products alone, `pin-weights`, tapegrad with its weights pinned against not pinned, epochs
+ * alternating in one page, `--tools=pin-weights --epochs=12` prints the pairs; and `tapegrad-unfused`,
+ * tapegrad's page with its gemm's fused multiply-add off: `--tools=tapegrad,tapegrad-unfused --rounds=6`
+ * alternates the two pages and prints the rounds' pairs).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -117,14 +119,18 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
       const page = await browser.context.newPage();
       const errors: string[] = [];
       page.on("pageerror", (error) => errors.push(error.message));
-      const timing = (tools: string, epochs: number): string =>
-        `bench.html?tools=${tools}&samples=${options.samples}&warmup=${options.warmup}&epochs=${epochs}${options.profile ? "&profile=1" : ""}${options.pin === false ? "&pin=0" : ""}`;
+      // "tapegrad-unfused", "products-unfused": the tool's page with tapegrad's fused multiply-add off
+      const timing = (tool: string, epochs: number): string =>
+        `bench.html?tools=${tool.endsWith("-unfused") ? `${tool.slice(0, -"-unfused".length)}&fma=0` : tool}&samples=${options.samples}&warmup=${options.warmup}&epochs=${epochs}`
+        + `${options.profile ? "&profile=1" : ""}${options.pin === false ? "&pin=0" : ""}`;
       const byTool = new Map<string, BrowserToolResult[]>();
       let environment: BrowserBenchResult["environment"] | undefined;
       const rounds = options.rounds ?? 1;
       for (let round = 1; round <= rounds; round++) {
         // one page per tool and round: each starts from a fresh worker and heap, as the Node bench's child processes do
-        const tools = ([["tapegrad", options.epochs], ["tfjs-wasm", 1], ["products", 1], ["pin-weights", options.epochs]] as const).filter(([tool]) => (options.tools ?? ["tapegrad", "tfjs-wasm"]).includes(tool));
+        const tools = ([["tapegrad", options.epochs], ["tapegrad-unfused", options.epochs], ["tfjs-wasm", 1], ["products", 1], ["products-unfused", 1], ["pin-weights", options.epochs]] as const).filter(([tool]) => (options.tools ?? ["tapegrad", "tfjs-wasm"]).includes(tool));
+        // every other round in the reverse order (A B, B A, ...), so that neither tool always goes first
+        if (round % 2 === 0) tools.reverse();
         for (const [tool, epochs] of tools) {
           log(`round ${round} of ${rounds}: ${tool} in ${executable}`);
           const cpuBefore = descendantsCpu();
@@ -135,7 +141,10 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
           if (error || errors.length) throw new Error(`the bench page failed: ${error ?? errors.join("; ")}`);
           const parsed = JSON.parse((await page.textContent("#result")) ?? "") as { environment: BrowserBenchResult["environment"]; results: BrowserToolResult[] };
           const cpuMs = cpuBefore.size > 0 ? cpuSince(cpuBefore) : undefined;
-          for (const r of parsed.results) byTool.set(r.tool, [...(byTool.get(r.tool) ?? []), { ...r, roundsCpuMs: cpuMs === undefined ? undefined : [cpuMs] }]);
+          for (const r of parsed.results) {
+            const name = tool.endsWith("-unfused") ? tool : r.tool;
+            byTool.set(name, [...(byTool.get(name) ?? []), { ...r, tool: name, roundsCpuMs: cpuMs === undefined ? undefined : [cpuMs] }]);
+          }
           environment = parsed.environment;
         }
       }
@@ -207,6 +216,12 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   const [ours, tfjs] = ["tapegrad", "tfjs-wasm"].map((tool) => result.results.find((r) => r.tool === tool));
   if (ours && tfjs) process.stderr.write(`tapegrad ${ours.medianMs.toFixed(0)} ms, TF.js wasm ${tfjs.medianMs.toFixed(0)} ms: tapegrad is ${(tfjs.medianMs / ours.medianMs).toFixed(1)}× faster\n`);
+  const [fused, unfused] = ["tapegrad", "tapegrad-unfused"].map((tool) => result.results.find((r) => r.tool === tool));
+  if (fused && unfused) {
+    const gaps = fused.roundsMs.map((t, i) => t - unfused.roundsMs[i]);
+    process.stderr.write(`tapegrad fused ${fused.medianMs.toFixed(0)} ms, unfused ${unfused.medianMs.toFixed(0)} ms (medians of the rounds); fused faster in `
+      + `${gaps.filter((g) => g < 0).length} of ${gaps.length} rounds, by ${gaps.map((g) => (-g).toFixed(0)).join(" / ")} ms\n`);
+  }
   const [pinned, unpinned] = ["tapegrad, weights pinned", "tapegrad, weights not pinned"].map((tool) => result.results.find((r) => r.tool === tool));
   if (pinned && unpinned) {
     const gaps = pinned.epochsMs.map((t, i) => t - unpinned.epochsMs[i]).sort((a, b) => a - b);

@@ -4,7 +4,7 @@
  * (bench/browser.ts) and reads the JSON it leaves in #result.
  * Query: `tools=tapegrad,tfjs-wasm`, `samples=60000`, `batch=128`, `warmup=1`, `epochs=3` (timed, per tool),
  * `tfjsThreads=N` (default: every core, as tapegrad uses), `profile=1` (tapegrad's gemm profile per timed epoch),
- * `pin=0` (tapegrad's data set and weights not in pinned memory); `tools=pin-weights` times tapegrad with its
+ * `pin=0` (tapegrad's data set and weights not in pinned memory), `fma=0` (tapegrad's gemm without fused multiply-add); `tools=pin-weights` times tapegrad with its
  * weights pinned against not pinned, epochs alternating.
  */
 import type { BenchMessage, BenchRequest, ToolResult } from "./protocol.ts";
@@ -44,6 +44,7 @@ try {
     baseUrl: new URL(".", location.href).href,
     profile: query.get("profile") === "1",
     pin: query.get("pin") !== "0",
+    fma: query.get("fma") !== "0",
   };
   document.getElementById("workload")!.textContent = `MLP 784-128-10, one SGD epoch (lr 0.1) over ${request.samples.toLocaleString("en-US")}×784 synthetic samples, batch ${request.batch}; `
     + `${request.warmup} warm-up and ${request.epochs} timed epoch${request.epochs === 1 ? "" : "s"} per tool`;

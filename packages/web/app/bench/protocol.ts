@@ -20,6 +20,8 @@ export interface BenchRequest {
   /** tapegrad's data set and weights in pinned memory (Tensor.pinMemory), which its WebAssembly gemm reads
    *  in place (default true; false copies each batch and weight in, for comparison). */
   pin?: boolean;
+  /** false: tapegrad's WebAssembly gemm without fused multiply-add (wasmGemmFma(false)), for comparison. */
+  fma?: boolean;
 }
 
 export interface ToolResult {

@@ -1,5 +1,5 @@
 /** Times the bench's MLP epoch with tapegrad and with TF.js's wasm backend, one tool after the other. */
-import { gemm, wasmGemmProfile, wasmGemmThreads, wasmHelperStats } from "@tapegrad/autograd/kernels";
+import { gemm, wasmGemmFma, wasmGemmProfile, wasmGemmThreads, wasmHelperStats } from "@tapegrad/autograd/kernels";
 import type * as Tf from "@tensorflow/tfjs-core";
 import { mlpEpochWorkload } from "../../../../bench/workloads.ts";
 import { startBackend } from "../backend.ts";
@@ -105,6 +105,8 @@ async function pinWeightsAB(workload: ReturnType<typeof mlpEpochWorkload>, reque
 
 async function run(request: BenchRequest): Promise<void> {
   const workload = { ...mlpEpochWorkload(request.batch), samples: request.samples };
+  // before the first product compiles the kernels
+  if (request.fma === false) wasmGemmFma(false);
   for (const tool of request.tools) {
     if (tool === "tapegrad") {
       const backend = await startBackend();
