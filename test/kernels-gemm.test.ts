@@ -230,7 +230,7 @@ describe.skipIf(!wasmGemmAvailable())("gemmWasm on two threads", () => {
     // the helper read job 2's parameters (a product) and claims from job 130, whose tag is the same
     const stale = new Array<number>(JOB_PARAMS.COUNT).fill(0);
     stale[JOB_PARAMS.m] = 1 << 20;
-    expect(runJob(be.exports, be.config, ctl, stale, 1, 2, SLOTS, JOB_PARAMS)).toBe(2);
+    expect(runJob(be.kernels, be.config, ctl, stale, 1, 2, SLOTS, JOB_PARAMS)).toBe(2);
     expect(Array.from(y)).toEqual(Array.from(expected));
     expect(ctl[SLOTS.DONE]).toBe(2);
   });

@@ -143,14 +143,14 @@ function roundUp(x: number, multiple: number): number {
 function computeAlone(be: WasmBackend, chunks: number): void {
   Atomics.store(aloneControl, SLOTS.DONE, 0);
   Atomics.store(aloneControl, SLOTS.CLAIM, chunks);
-  runJob(be.exports, be.config, aloneControl, params, 0, 0, SLOTS, P);
+  runJob(be.kernels, be.config, aloneControl, params, 0, 0, SLOTS, P);
 }
 
 /** Posts the job in `params` to the helper and takes its part of the chunks; false when the helper failed
  *  (the job's chunks may be half done: the caller redoes the job alone). */
 function computeSplit(be: WasmBackend, ctl: Int32Array, chunks: number): boolean {
   const seq = postJob(ctl, params, chunks);
-  runJob(be.exports, be.config, ctl, params, 0, seq, SLOTS, P);
+  runJob(be.kernels, be.config, ctl, params, 0, seq, SLOTS, P);
   if (profile) callerDoneAt = performance.now();
   return finishJob(ctl, chunks);
 }
@@ -328,7 +328,7 @@ export function axpyPinned(alpha: number, x: FloatArray, xOffset: number, y: Flo
     for (let i = 0; i < chunks; i++) Atomics.store(ctl, SLOTS.AXPY_DONE + i, 0);
     if (!computeSplit(be, ctl, chunks)) {
       // the helper failed: the chunks it did not finish, and only those (an axpy cannot run twice), here
-      const axpy = be.exports.axpyF32 as (alpha: number, x: number, y: number, pairs: number) => void;
+      const axpy = be.kernels.axpy;
       for (let i = 0; i < chunks; i++) {
         if (Atomics.load(ctl, SLOTS.AXPY_DONE + i) === 1) continue;
         const [at, size] = chunkSpan(i, chunks, chunkSize, 0, 0, 2 * pairs, chunkSize);

@@ -1,5 +1,5 @@
 import { f32Kernel, f64Kernel, gemmModuleBytes, relaxedSimdProbe, type KernelShape } from "./wasm/gemm-module.ts";
-import type { JobConfig, KernelNames } from "./wasm-parts.ts";
+import { threadKernels, type JobConfig, type KernelNames, type ThreadKernels } from "./wasm-parts.ts";
 
 /**
  * The WebAssembly kernel module, instantiated once per thread: its memory (shared where the runtime allows,
@@ -41,6 +41,8 @@ export interface WasmApi {
 export interface WasmBackend {
   memory: WasmMemory;
   exports: Record<string, unknown>;
+  /** The kernels of `exports`, looked up once (wasm-parts.ts, threadKernels). */
+  kernels: ThreadKernels;
   config: JobConfig;
   shapes: { f32: KernelShape; f64: KernelShape };
   /** The compiled module and whether its memory is shared (then a helper worker can instantiate it). */
@@ -160,7 +162,7 @@ export function loadWasmBackend(): WasmBackend | null {
         const memory = new api.Memory({ initial: 1, maximum: maxPages, shared: true });
         const module = new api.Module(bytes);
         const { exports } = new api.Instance(module, { env: { memory } });
-        backend = { memory, exports, config, shapes, module, shared: true, fma };
+        backend = { memory, exports, kernels: threadKernels(exports, config), config, shapes, module, shared: true, fma };
         return backend;
       }
       unsharedReason = "this runtime's WebAssembly has no threads (shared memory)";
@@ -173,7 +175,7 @@ export function loadWasmBackend(): WasmBackend | null {
     if (!api.validate(bytes)) return backend;
     const module = new api.Module(bytes);
     const { exports } = new api.Instance(module, {});
-    backend = { memory: exports.memory as WasmMemory, exports, config, shapes, module, shared: false, unsharedReason, fma };
+    backend = { memory: exports.memory as WasmMemory, exports, kernels: threadKernels(exports, config), config, shapes, module, shared: false, unsharedReason, fma };
   } catch {
     backend = null;
   }

@@ -4,7 +4,7 @@
  * instantiates the module over that memory, answers { ready: true } and then serves jobs until the page
  * closes (Atomics.wait blocks this worker's event loop, which it no longer needs).
  */
-import { helperLoop, JOB_PARAMS, runJob, SLOTS, type JobConfig } from "./wasm-parts.ts";
+import { helperLoop, JOB_PARAMS, runJob, SLOTS, threadKernels, type JobConfig } from "./wasm-parts.ts";
 
 interface WorkerScope {
   addEventListener(type: "message", listener: (event: { data: unknown }) => void, options?: { once?: boolean }): void;
@@ -29,5 +29,5 @@ scope.addEventListener("message", (event) => {
   }
   Atomics.store(ctl, SLOTS.READY, 1);
   scope.postMessage({ ready: true });
-  helperLoop(ctl, instance.exports, config, SLOTS, JOB_PARAMS, runJob);
+  helperLoop(ctl, threadKernels(instance.exports, config), config, SLOTS, JOB_PARAMS, runJob);
 }, { once: true });

@@ -120,6 +120,21 @@ type RowsKernel = (mStrips: number, nStrips: number, kc: number, a: number, aRow
 type Packer = (src: number, ld: number, strips: number, kc: number, dst: number) => void;
 type Axpy = (alpha: number, x: number, y: number, pairs: number) => void;
 
+/** One element type's kernels. */
+export interface TypeKernels { kernel: BlockKernel; kernelRows: RowsKernel; packBT: Packer }
+
+/** A thread's kernels as functions ([float32, float64], and the axpy), looked up in its instance's exports
+ *  once: loading an export by a name that changes from call to call (kernel, kernelRows; F32, F64) sent
+ *  Chromium's optimizing compilers back to the interpreter at every change. */
+export interface ThreadKernels { types: [TypeKernels, TypeKernels]; axpy: Axpy }
+
+export function threadKernels(wasm: Record<string, unknown>, cfg: JobConfig): ThreadKernels {
+  const of = (names: KernelNames): TypeKernels => ({
+    kernel: wasm[names.kernel] as BlockKernel, kernelRows: wasm[names.kernelRows] as RowsKernel, packBT: wasm[names.packBT] as Packer,
+  });
+  return { types: [of(cfg.names[0]), of(cfg.names[1])], axpy: wasm.axpyF32 as Axpy };
+}
+
 /**
  * Claims and computes chunks of the job posted as `seq` until none is left; returns how many this thread
  * computed. Thread 0 (the caller) claims from the front, thread 1 (the helper) from the back. Every claimed
@@ -127,7 +142,7 @@ type Axpy = (alpha: number, x: number, y: number, pairs: number) => void;
  * parameters; the helper reloads them when its claim turns out to belong to a later job than `seq` (the
  * tag has 7 bits), which cannot be posted before that chunk is done.
  */
-export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32Array, p: number[],
+export function runJob(kernels: ThreadKernels, cfg: JobConfig, ctl: Int32Array, p: number[],
   thread: number, seq: number, S: typeof SLOTS, P: typeof JOB_PARAMS): number {
   let fullPacked = false;
   /** An axpy job's alpha, decoded from its parameters at its first chunk. */
@@ -157,10 +172,10 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
           alpha = new Float64Array(bits.buffer)[0];
         }
         const pairs = Math.min(size, p[P.n] - start) >> 1;
-        if (pairs > 0) (wasm.axpyF32 as Axpy)(alpha, (p[P.rawA] + start) * 4, (p[P.rawB] + start) * 4, pairs);
+        if (pairs > 0) kernels.axpy(alpha, (p[P.rawA] + start) * 4, (p[P.rawB] + start) * 4, pairs);
         Atomics.store(ctl, S.AXPY_DONE + chunk, 1);
       } else {
-        fullPacked = gemmChunk(wasm, cfg, p, P, thread, start, size, fullPacked);
+        fullPacked = gemmChunk(kernels, cfg, p, P, thread, start, size, fullPacked);
       }
       computed++;
     } finally {
@@ -174,7 +189,7 @@ export function runJob(wasm: Record<string, unknown>, cfg: JobConfig, ctl: Int32
 /** Runs the block kernel on rows [r0, r0 + rows) (whole strips) of C, columns [col0, col0 + cols), for the
  *  depth block of kc steps from p0, with B's strips at byte address bAt (a plain function, not a closure
  *  per chunk: the collector's work in a training step). */
-export function gemmBlock(wasm: Record<string, unknown>, cfg: JobConfig, p: ArrayLike<number>, P: typeof JOB_PARAMS, r0: number, rows: number,
+export function gemmBlock(kernels: ThreadKernels, cfg: JobConfig, p: ArrayLike<number>, P: typeof JOB_PARAMS, r0: number, rows: number,
   p0: number, kc: number, bAt: number, bRow: number, bStrip: number, col0: number, cols: number): void {
   const type = p[P.f64];
   const { mr, nr, bytes } = cfg.shapes[type];
@@ -186,16 +201,16 @@ export function gemmBlock(wasm: Record<string, unknown>, cfg: JobConfig, p: Arra
     const mc = Math.min(mcBlock, r0 + rows - r);
     const cAt = (cBase + r * nPad + col0) * bytes;
     if (p[P.transA] === 1) {
-      (wasm[cfg.names[type].kernel] as BlockKernel)(mc / mr, cols / nr, kc, (rawA + r + p0 * lda) * bytes, lda * bytes, mr * bytes, bAt, bRow, bStrip, cAt, nPad * bytes, add);
+      kernels.types[type].kernel(mc / mr, cols / nr, kc, (rawA + r + p0 * lda) * bytes, lda * bytes, mr * bytes, bAt, bRow, bStrip, cAt, nPad * bytes, add);
     } else {
-      (wasm[cfg.names[type].kernelRows] as RowsKernel)(mc / mr, cols / nr, kc, (rawA + r * lda + p0) * bytes, bytes, mr * lda * bytes, bAt, bRow, bStrip, cAt, nPad * bytes, add, lda * bytes);
+      kernels.types[type].kernelRows(mc / mr, cols / nr, kc, (rawA + r * lda + p0) * bytes, bytes, mr * lda * bytes, bAt, bRow, bStrip, cAt, nPad * bytes, add, lda * bytes);
     }
   }
 }
 
 /** Computes the product's rows or columns [start, start + size) (clipped to C) into the padded C; returns
  *  whether this thread's region holds all of Bᵀ packed (row chunks pack it once per job: `fullPacked`). */
-export function gemmChunk(wasm: Record<string, unknown>, cfg: JobConfig, p: ArrayLike<number>, P: typeof JOB_PARAMS,
+export function gemmChunk(kernels: ThreadKernels, cfg: JobConfig, p: ArrayLike<number>, P: typeof JOB_PARAMS,
   thread: number, start: number, size: number, fullPacked: boolean): boolean {
   const type = p[P.f64];
   const { mr, nr, bytes } = cfg.shapes[type];
@@ -203,7 +218,7 @@ export function gemmChunk(wasm: Record<string, unknown>, cfg: JobConfig, p: Arra
   const m = p[P.m], n = p[P.n], k = p[P.k], ldb = p[P.ldb], rawB = p[P.rawB];
   const full = thread === 0 ? p[P.full0] : p[P.full1];
   const part = thread === 0 ? p[P.part0] : p[P.part1];
-  const packBT = wasm[cfg.names[type].packBT] as Packer;
+  const packBT = kernels.types[type].packBT;
   const kcMax = cfg.kc;
   const mPad = Math.ceil(m / mr) * mr;
   const nPad = Math.ceil(n / nr) * nr;
@@ -215,8 +230,8 @@ export function gemmChunk(wasm: Record<string, unknown>, cfg: JobConfig, p: Arra
     const rowsPad = Math.ceil(Math.min(size, m - start) / mr) * mr;
     for (let p0 = 0; p0 < k; p0 += kcMax) {
       const kc = Math.min(kcMax, k - p0);
-      if (transB) gemmBlock(wasm, cfg, p, P, start, rowsPad, p0, kc, (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, 0, nPad);
-      else gemmBlock(wasm, cfg, p, P, start, rowsPad, p0, kc, (rawB + p0 * ldb) * bytes, ldb * bytes, nr * bytes, 0, nPad);
+      if (transB) gemmBlock(kernels, cfg, p, P, start, rowsPad, p0, kc, (full + p0 * nPad) * bytes, nr * bytes, nr * kc * bytes, 0, nPad);
+      else gemmBlock(kernels, cfg, p, P, start, rowsPad, p0, kc, (rawB + p0 * ldb) * bytes, ldb * bytes, nr * bytes, 0, nPad);
     }
     return transB;
   }
@@ -225,8 +240,8 @@ export function gemmChunk(wasm: Record<string, unknown>, cfg: JobConfig, p: Arra
     const kc = Math.min(kcMax, k - p0);
     if (transB) {
       packBT((rawB + start * ldb + p0) * bytes, ldb * bytes, colsPad / nr, kc, part * bytes);
-      gemmBlock(wasm, cfg, p, P, 0, mPad, p0, kc, part * bytes, nr * bytes, nr * kc * bytes, start, colsPad);
-    } else gemmBlock(wasm, cfg, p, P, 0, mPad, p0, kc, (rawB + start + p0 * ldb) * bytes, ldb * bytes, nr * bytes, start, colsPad);
+      gemmBlock(kernels, cfg, p, P, 0, mPad, p0, kc, part * bytes, nr * bytes, nr * kc * bytes, start, colsPad);
+    } else gemmBlock(kernels, cfg, p, P, 0, mPad, p0, kc, (rawB + start + p0 * ldb) * bytes, ldb * bytes, nr * bytes, start, colsPad);
   }
   return fullPacked;
 }
@@ -236,7 +251,7 @@ export function gemmChunk(wasm: Record<string, unknown>, cfg: JobConfig, p: Arra
  * as thread 1, and sleeps again. Never returns; on an error it flags FAILED and rethrows (the caller then
  * computes alone).
  */
-export function helperLoop(ctl: Int32Array, wasm: Record<string, unknown>, cfg: JobConfig,
+export function helperLoop(ctl: Int32Array, kernels: ThreadKernels, cfg: JobConfig,
   S: typeof SLOTS, P: typeof JOB_PARAMS, run: typeof runJob): never {
   const params = new Array<number>(P.COUNT).fill(0);
   let seen = Atomics.load(ctl, S.SEQ);
@@ -264,7 +279,7 @@ export function helperLoop(ctl: Int32Array, wasm: Record<string, unknown>, cfg: 
     // are in memory and these are this job's parameters.
     for (let i = 0; i < P.COUNT; i++) params[i] = Atomics.load(ctl, S.PARAMS + i);
     try {
-      const computed = run(wasm, cfg, ctl, params, 1, seq, S, P);
+      const computed = run(kernels, cfg, ctl, params, 1, seq, S, P);
       if (computed > 0) {
         Atomics.add(ctl, S.HELPER_CHUNKS, computed);
         Atomics.add(ctl, S.HELPER_JOBS, 1);

@@ -10,7 +10,7 @@
  * or wants to show the thread count, awaits initWasmThreads() first.
  */
 import { loadWasmBackend, type WasmBackend } from "./wasm-backend.ts";
-import { chunkSpan, gemmBlock, gemmChunk, helperLoop, JOB_PARAMS, runJob, SLOTS, TAG_MASK } from "./wasm-parts.ts";
+import { chunkSpan, gemmBlock, gemmChunk, helperLoop, JOB_PARAMS, runJob, SLOTS, TAG_MASK, threadKernels } from "./wasm-parts.ts";
 
 /** The helper's state: "not started" (it starts with the first product large enough to split),
  *  "starting", "ready", "failed" (products stay on the calling thread), "unavailable" (one thread only). */
@@ -199,6 +199,7 @@ const chunkSpan = (${chunkSpan.toString()});
 const gemmBlock = (${gemmBlock.toString()});
 const gemmChunk = (${gemmChunk.toString()});
 const runJob = (${runJob.toString()});
+const threadKernels = (${threadKernels.toString()});
 const helperLoop = (${helperLoop.toString()});
 const { module, memory, control, config, slots, params } = workerData;
 const ctl = new Int32Array(control);
@@ -211,7 +212,7 @@ try {
 }
 Atomics.store(ctl, slots.READY, 1);
 parentPort.postMessage("ready");
-helperLoop(ctl, instance.exports, config, slots, params, runJob);
+helperLoop(ctl, threadKernels(instance.exports, config), config, slots, params, runJob);
 `;
 }
 
