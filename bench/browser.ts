@@ -12,9 +12,9 @@
  * prints the results as JSON; `--profile` adds tapegrad's per-epoch gemm profile and phase times (forward,
  * backward, step) to its result, `--tools` times only the tools named (also `products`, the two large
  * products alone, `pin-weights`, tapegrad with its weights pinned against not pinned, epochs
- * alternating in one page, `--tools=pin-weights --epochs=12` prints the pairs; and `tapegrad-unfused`,
- * tapegrad's page with its gemm's fused multiply-add off: `--tools=tapegrad,tapegrad-unfused --rounds=6`
- * alternates the two pages and prints the rounds' pairs).
+ * alternating in one page, `--tools=pin-weights --epochs=12` prints the pairs; and `tapegrad-unfused` and
+ * `products-unfused`, those pages with tapegrad's fused multiply-add off: `--tools=tapegrad,tapegrad-unfused
+ * --rounds=6` alternates the two pages and prints the rounds' pairs).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -120,8 +120,9 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
       const errors: string[] = [];
       page.on("pageerror", (error) => errors.push(error.message));
       // "tapegrad-unfused", "products-unfused": the tool's page with tapegrad's fused multiply-add off
+      const unfused = (tool: string): boolean => tool.endsWith("-unfused");
       const timing = (tool: string, epochs: number): string =>
-        `bench.html?tools=${tool.endsWith("-unfused") ? `${tool.slice(0, -"-unfused".length)}&fma=0` : tool}&samples=${options.samples}&warmup=${options.warmup}&epochs=${epochs}`
+        `bench.html?tools=${unfused(tool) ? `${tool.slice(0, -"-unfused".length)}&fma=0` : tool}&samples=${options.samples}&warmup=${options.warmup}&epochs=${epochs}`
         + `${options.profile ? "&profile=1" : ""}${options.pin === false ? "&pin=0" : ""}`;
       const byTool = new Map<string, BrowserToolResult[]>();
       let environment: BrowserBenchResult["environment"] | undefined;
@@ -142,7 +143,7 @@ export async function runBrowserBench(options: BrowserBenchOptions): Promise<Bro
           const parsed = JSON.parse((await page.textContent("#result")) ?? "") as { environment: BrowserBenchResult["environment"]; results: BrowserToolResult[] };
           const cpuMs = cpuBefore.size > 0 ? cpuSince(cpuBefore) : undefined;
           for (const r of parsed.results) {
-            const name = tool.endsWith("-unfused") ? tool : r.tool;
+            const name = unfused(tool) ? tool : r.tool;
             byTool.set(name, [...(byTool.get(name) ?? []), { ...r, tool: name, roundsCpuMs: cpuMs === undefined ? undefined : [cpuMs] }]);
           }
           environment = parsed.environment;

@@ -19,11 +19,17 @@ export const MC = 128;
  *  training step's split products (bench/NOTES.md, "The helper polls"). */
 export const HELPER_SPIN_US = 1000;
 
+/** Node's environment variable `name`, or undefined where it is unset or empty (and in browsers). */
+function nodeEnv(name: string): string | undefined {
+  const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
+  return value === "" ? undefined : value;
+}
+
 /** HELPER_SPIN_US, or TAPEGRAD_HELPER_SPIN_US in Node (microseconds, 0 = sleep at once; the native
  *  helper reads the same variable). */
 function helperSpinUs(): number {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.TAPEGRAD_HELPER_SPIN_US;
-  if (env === undefined || env === "") return HELPER_SPIN_US;
+  const env = nodeEnv("TAPEGRAD_HELPER_SPIN_US");
+  if (env === undefined) return HELPER_SPIN_US;
   const us = Number(env);
   if (!(us >= 0)) throw new RangeError(`TAPEGRAD_HELPER_SPIN_US=${env}: expected a number of microseconds >= 0`);
   return us;
@@ -93,14 +99,14 @@ function relaxedSimd(api: WasmApi): boolean {
 
 /** TAPEGRAD_WASM_FMA in Node: "1" allows fused multiply-add, "0" forbids it, unset leaves the default. */
 function fmaFromEnv(): boolean | undefined {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.TAPEGRAD_WASM_FMA;
-  if (env === undefined || env === "") return undefined;
+  const env = nodeEnv("TAPEGRAD_WASM_FMA");
+  if (env === undefined) return undefined;
   if (env !== "0" && env !== "1") throw new RangeError(`TAPEGRAD_WASM_FMA=${env}: expected 1 (allow fused multiply-add) or 0`);
   return env === "1";
 }
 
 /** Whether the kernels about to be compiled may fuse: wasmGemmFma's setting, else TAPEGRAD_WASM_FMA, else
- *  yes in browsers and no in Node (whose V8 ran the fused tile slower: bench/NOTES.md, "Fused multiply-add"). */
+ *  yes in browsers and no in Node (whose V8 ran the fused tile slower: bench/NOTES.md, "The helper polls"). */
 function fmaWanted(): boolean {
   if (fmaAllowed !== undefined) return fmaAllowed;
   const env = fmaFromEnv();
@@ -111,8 +117,8 @@ function fmaWanted(): boolean {
 /**
  * Whether the WebAssembly gemm's block kernels use fused multiply-add (relaxed SIMD's relaxed_madd: one
  * rounding per multiply-add, as native BLAS does on hardware with FMA, instead of a rounded product and a
- * rounded sum). By default they do in browsers whose engine has relaxed SIMD (Chromium's V8 runs the fused
- * tile ~5–15% faster) and do not in Node (set TAPEGRAD_WASM_FMA=1 to allow it where Node's WebAssembly has
+ * rounded sum). By default they do in browsers whose engine has relaxed SIMD (Chromium's V8 runs the MLP's
+ * products 2–4% faster fused) and do not in Node (set TAPEGRAD_WASM_FMA=1 to allow it where Node's WebAssembly has
  * relaxed SIMD). Fused or not, the depth is summed in the same order, so the thread count never changes the
  * bits; products from a fused and an unfused runtime differ in the last bits.
  * `allow` sets it before the kernels are compiled (the first product, pinArray or initWasmThreads); after
